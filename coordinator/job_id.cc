@@ -1,0 +1,47 @@
+#include "coordinator/job_id.h"
+
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+
+namespace slipstream {
+
+bool IsJobId(std::string_view text) {
+  if (text.size() != 32) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(checkpoints_dir, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("state.checkpoints.dir: cannot create ", checkpoints_dir, ": ", ec.message()));
+  }
+  std::string newest;
+  fs::file_time_type newest_time;
+  for (const fs::directory_entry& entry : fs::directory_iterator(checkpoints_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || !IsJobId(name)) continue;
+    const fs::file_time_type t = entry.last_write_time(ec);
+    if (newest.empty() || t > newest_time) newest = name, newest_time = t;
+  }
+  if (ec) return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot list ", checkpoints_dir, ": ", ec.message()));
+  if (!newest.empty()) return newest;
+
+  std::random_device device;
+  std::mt19937_64 rng((static_cast<uint64_t>(device()) << 32) ^ device());
+  std::string id;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) id.push_back(kHex[rng() & 15]);
+  fs::create_directories(fs::path(checkpoints_dir) / id, ec);
+  if (ec) return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot create job directory: ", ec.message()));
+  return id;
+}
+
+}  // namespace slipstream

@@ -1,0 +1,101 @@
+// slipstream-coordinator: the JobManager process. Finds or creates the job id
+// in state.checkpoints.dir, learns the input topic's partitions, and serves
+// the Coordinator gRPC API on jobmanager.rpc.port until SIGTERM/SIGINT.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "common/absl_compat.h"
+#include "common/config.h"
+#include "common/dynamic_properties.h"
+#include "common/logging.h"
+#include "coordinator/coordinator_server.h"
+#include "coordinator/job_id.h"
+#include "coordinator/kafka_metadata.h"
+#include "spdlog/spdlog.h"
+
+namespace slipstream {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnSignal(int) { g_stop.store(true); }
+
+int Fail(absl::string_view message) {
+  std::cerr << "slipstream-coordinator: " << message << "\n";
+  return 1;
+}
+
+int RunCoordinator(int argc, char** argv) {
+  absl::StatusOr<SplitArgs> split = ExtractDynamicProperties(argc, argv);
+  if (!split.ok()) return Fail(split.status().message());
+  CLI::App app{
+      "slipstream-coordinator: the Slipstream JobManager. Owns the job (id, assignment of Kafka partitions "
+      "and key groups to workers) and serves gRPC on jobmanager.rpc.port."};
+  std::string config_path;
+  app.add_option("--config", config_path, "application.properties to load");
+  app.add_option("-D", [](const CLI::results_t&) { return true; },
+                 "-Dkey=value overrides a configuration key (repeatable)");
+  app.footer("Configuration keys (set in --config or with -Dkey=value):\n\n" + ConfigHelpText());
+  std::vector<const char*> args;
+  for (const std::string& a : split->remaining) args.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(args.size()), args.data());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  absl::StatusOr<Config> config = Config::Load(config_path, split->overrides);
+  if (!config.ok()) return Fail(config.status().message());
+
+  absl::Status first_error;
+  auto take = [&first_error](auto value) {
+    if (!value.ok() && first_error.ok()) first_error = value.status();
+    using T = std::decay_t<decltype(*value)>;
+    return value.ok() ? T(*value) : T{};
+  };
+  const std::string log_level = take(config->GetString("log.level"));
+  const std::string rpc_address = take(config->GetString("jobmanager.rpc.address"));
+  const int64_t rpc_port = take(config->GetInt("jobmanager.rpc.port"));
+  const std::string topic = take(config->GetString("kafka.topic"));
+  const int64_t max_parallelism = take(config->GetInt("pipeline.max-parallelism"));
+  const int64_t heartbeat_timeout_ms = take(config->GetDurationMs("heartbeat.timeout"));
+  const std::string checkpoints_uri = take(config->GetString("state.checkpoints.dir"));
+  if (!first_error.ok()) return Fail(first_error.message());
+  absl::StatusOr<std::string> checkpoints_dir = LocalPathFromUri("state.checkpoints.dir", checkpoints_uri);
+  if (!checkpoints_dir.ok()) return Fail(checkpoints_dir.status().message());
+  if (absl::Status s = SetUpLogging("coordinator", log_level); !s.ok()) return Fail(s.message());
+
+  absl::StatusOr<std::string> job_id = LoadOrCreateJobId(*checkpoints_dir);
+  if (!job_id.ok()) return Fail(job_id.status().message());
+
+  CoordinatorOptions options;
+  // Flink's JobManager binds on all interfaces; the address key is what
+  // workers use to reach it.
+  options.listen_address = absl::StrCat("0.0.0.0:", rpc_port);
+  options.job_id = *job_id;
+  options.topic = topic;
+  options.max_parallelism = static_cast<int>(max_parallelism);
+  options.heartbeat_timeout_ms = heartbeat_timeout_ms;
+  const auto kafka_properties = config->KafkaClientProperties();
+  options.partition_count = [kafka_properties, topic]() { return FetchPartitionCount(kafka_properties, topic, 5000); };
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(std::move(options));
+  if (!server.ok()) return Fail(server.status().message());
+  spdlog::info("job {} on topic {}: serving gRPC on {}:{} (max parallelism {})", *job_id, topic, rpc_address,
+               (*server)->port(), max_parallelism);
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  spdlog::info("shutting down");
+  (*server)->Shutdown();
+  return 0;
+}
+
+}  // namespace
+}  // namespace slipstream
+
+int main(int argc, char** argv) {
+  std::signal(SIGTERM, slipstream::OnSignal);
+  std::signal(SIGINT, slipstream::OnSignal);
+  return slipstream::RunCoordinator(argc, argv);
+}

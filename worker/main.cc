@@ -1,0 +1,248 @@
+// slipstream-worker: the TaskManager process. Registers with the coordinator,
+// receives its Kafka partitions and key-group range, and runs the feature
+// task until SIGTERM/SIGINT, reporting progress in heartbeats.
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "common/absl_compat.h"
+#include "common/config.h"
+#include "common/dynamic_properties.h"
+#include "common/logging.h"
+#include "proto/slipstream.grpc.pb.h"
+#include "spdlog/spdlog.h"
+#include "worker/pipeline/feature_task.h"
+#include "worker/sink/dead_letter_producer.h"
+#include "worker/sink/redis_sink.h"
+#include "worker/source/kafka_source.h"
+#include "worker/state/state_store.h"
+
+namespace slipstream {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnSignal(int) { g_stop.store(true); }
+
+int Fail(absl::string_view message) {
+  std::cerr << "slipstream-worker: " << message << "\n";
+  return 1;
+}
+
+// Reads typed settings, remembering the first error (which names its key).
+struct SettingsReader {
+  const Config& config;
+  absl::Status error;
+  std::string String(std::string_view key) {
+    auto v = config.GetString(key);
+    if (!v.ok() && error.ok()) error = v.status();
+    return v.ok() ? *v : "";
+  }
+  int64_t Int(std::string_view key) {
+    auto v = config.GetInt(key);
+    if (!v.ok() && error.ok()) error = v.status();
+    return v.ok() ? *v : 0;
+  }
+  int64_t DurationMs(std::string_view key) {
+    auto v = config.GetDurationMs(key);
+    if (!v.ok() && error.ok()) error = v.status();
+    return v.ok() ? *v : 0;
+  }
+};
+
+void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
+  out->set_records_in(c.records_in);
+  out->set_events_valid(c.events_valid);
+  out->set_records_invalid(c.records_invalid);
+  out->set_records_late(c.records_late);
+  out->set_dlq_delivery_failures(c.dlq_delivery_failures);
+  out->set_features_emitted(c.features_emitted);
+  out->set_redis_features_written(c.redis_features_written);
+  out->set_redis_errors(c.redis_errors);
+  out->set_watermark_ms(c.watermark_ms);
+  out->set_sliding_windows_fired(c.sliding_windows_fired);
+  out->set_sessions_fired(c.sessions_fired);
+  for (const PartitionSnapshot& p : c.partitions) {
+    v1::PartitionProgress* pp = out->add_partitions();
+    pp->set_partition(p.partition);
+    pp->set_next_offset(p.next_offset);
+    pp->set_high_watermark(p.high_watermark);
+    pp->set_watermark_ms(p.watermark_ms);
+    pp->set_idle(p.idle);
+  }
+}
+
+int RunWorker(int argc, char** argv) {
+  absl::StatusOr<SplitArgs> split = ExtractDynamicProperties(argc, argv);
+  if (!split.ok()) return Fail(split.status().message());
+
+  CLI::App app{
+      "slipstream-worker: a Slipstream TaskManager. Registers with the coordinator "
+      "(jobmanager.rpc.address:jobmanager.rpc.port), reads its Kafka partitions, computes the "
+      "window features of its key groups in RocksDB and writes them to Redis."};
+  std::string config_path;
+  app.add_option("--config", config_path, "application.properties to load");
+  app.add_option("-D", [](const CLI::results_t&) { return true; },
+                 "-Dkey=value overrides a configuration key (repeatable)");
+  app.footer("Configuration keys (set in --config or with -Dkey=value):\n\n" + ConfigHelpText());
+  std::vector<const char*> args;
+  for (const std::string& a : split->remaining) args.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(args.size()), args.data());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  absl::StatusOr<Config> config = Config::Load(config_path, split->overrides);
+  if (!config.ok()) return Fail(config.status().message());
+  SettingsReader settings{*config, absl::OkStatus()};
+  const std::string log_level = settings.String("log.level");
+  const std::string coordinator_address =
+      absl::StrCat(settings.String("jobmanager.rpc.address"), ":", settings.Int("jobmanager.rpc.port"));
+  const std::string topic = settings.String("kafka.topic");
+  const std::string dlq_topic = settings.String("kafka.dlq.topic");
+  const std::string starting_offsets_text = settings.String("kafka.starting-offsets");
+  const std::string state_dir = settings.String("state.dir");
+  const int64_t idle_timeout_ms = settings.DurationMs("source.idle-timeout");
+  const int64_t heartbeat_interval_ms = settings.DurationMs("heartbeat.interval");
+  std::string advertised_host = settings.String("taskmanager.host");
+  RedisSinkOptions redis;
+  redis.host = settings.String("redis.host");
+  redis.port = static_cast<int>(settings.Int("redis.port"));
+  redis.password = settings.String("redis.password");
+  redis.db = static_cast<int>(settings.Int("redis.db"));
+  redis.batch_size = static_cast<int>(settings.Int("redis.batch-size"));
+  redis.timeout_ms = settings.DurationMs("redis.timeout");
+  if (!settings.error.ok()) return Fail(settings.error.message());
+  absl::StatusOr<StartingOffsets> starting_offsets = ParseStartingOffsets(starting_offsets_text);
+  if (!starting_offsets.ok()) return Fail(starting_offsets.status().message());
+  if (advertised_host.empty()) advertised_host = "127.0.0.1";
+  if (absl::Status s = SetUpLogging("worker", log_level); !s.ok()) return Fail(s.message());
+
+  // Register with the coordinator; it may start after us, so retry.
+  auto channel = grpc::CreateChannel(coordinator_address, grpc::InsecureChannelCredentials());
+  auto stub = v1::Coordinator::NewStub(channel);
+  v1::RegisterWorkerRequest register_request;
+  register_request.set_host(advertised_host);
+  register_request.set_pid(getpid());
+  register_request.set_version("0.1.0");
+  v1::RegisterWorkerResponse registration;
+  const auto register_deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  for (int attempt = 0;; ++attempt) {
+    if (g_stop.load()) return 0;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Status status = stub->RegisterWorker(&ctx, register_request, &registration);
+    if (status.ok()) break;
+    if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      return Fail(absl::StrCat("the coordinator at ", coordinator_address, " refused this worker: ",
+                               status.error_message()));
+    }
+    if (std::chrono::steady_clock::now() > register_deadline) {
+      return Fail(absl::StrCat("jobmanager.rpc.address: no coordinator reachable at ", coordinator_address,
+                               " after 5 min: ", status.error_message()));
+    }
+    if (attempt % 10 == 0) {
+      spdlog::info("waiting for the coordinator at {}: {}", coordinator_address, status.error_message());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const v1::Assignment& assignment = registration.assignment();
+  if (assignment.key_groups_size() != 1) return Fail("the coordinator sent an assignment without one key-group range");
+  const KeyGroupRange owned{assignment.key_groups(0).first(), assignment.key_groups(0).last()};
+  std::vector<int> partitions(assignment.partitions().begin(), assignment.partitions().end());
+  std::string partition_text;
+  for (int p : partitions) absl::StrAppend(&partition_text, partition_text.empty() ? "" : ",", p);
+  spdlog::info("registered as {} for job {}: topic {} partitions [{}], key groups {} of {}", registration.worker_id(),
+               assignment.job_id(), assignment.topic(), partition_text, owned.ToString(),
+               assignment.max_parallelism());
+
+  // State is local to this attempt until checkpoints exist: start empty.
+  const std::string worker_state_dir =
+      (std::filesystem::path(state_dir) / assignment.job_id() / registration.worker_id()).string();
+  absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, StateStoreOptions{});
+  if (!state.ok()) return Fail(state.status().message());
+  const auto kafka_properties = config->KafkaClientProperties();
+  absl::StatusOr<std::unique_ptr<KafkaSource>> source =
+      KafkaSource::Create(kafka_properties, assignment.topic(), partitions, *starting_offsets);
+  if (!source.ok()) return Fail(source.status().message());
+  absl::StatusOr<std::unique_ptr<DeadLetterProducer>> dead_letters =
+      DeadLetterProducer::Create(kafka_properties, dlq_topic);
+  if (!dead_letters.ok()) return Fail(dead_letters.status().message());
+  absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(redis);
+  if (!sink.ok()) return Fail(sink.status().message());
+  spdlog::info("writing features to redis {}:{} db {}; dead letters to {}", redis.host, redis.port, redis.db,
+               dlq_topic);
+
+  FeatureTaskOptions task_options;
+  task_options.max_parallelism = assignment.max_parallelism();
+  task_options.owned_key_groups = owned;
+  task_options.idle_timeout_ms = idle_timeout_ms;
+  absl::StatusOr<std::unique_ptr<FeatureTask>> task = FeatureTask::Create(
+      task_options, std::move(*source), std::move(*dead_letters), std::move(*sink), std::move(*state));
+  if (!task.ok()) return Fail(task.status().message());
+
+  // Heartbeats on their own thread so a busy task never looks dead.
+  std::mutex heartbeat_mu;
+  std::condition_variable heartbeat_cv;
+  bool heartbeat_stop = false;
+  std::thread heartbeats([&] {
+    int64_t failures = 0;
+    std::unique_lock lock(heartbeat_mu);
+    while (!heartbeat_cv.wait_for(lock, std::chrono::milliseconds(heartbeat_interval_ms),
+                                  [&] { return heartbeat_stop; })) {
+      lock.unlock();
+      v1::HeartbeatRequest request;
+      request.set_worker_id(registration.worker_id());
+      FillCounters((*task)->counters(), request.mutable_counters());
+      v1::HeartbeatResponse response;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(heartbeat_interval_ms));
+      grpc::Status status = stub->Heartbeat(&ctx, request, &response);
+      if (!status.ok()) {
+        if (failures++ % 10 == 0) spdlog::warn("heartbeat to {} failed: {}", coordinator_address, status.error_message());
+      } else if (!response.known()) {
+        // The coordinator lost track of us (restart or timeout); stop so the
+        // process supervisor restarts a fresh attempt that registers again.
+        spdlog::error("the coordinator no longer knows worker {}; stopping", registration.worker_id());
+        g_stop.store(true);
+      } else {
+        if (failures > 0) spdlog::info("heartbeats to {} are back", coordinator_address);
+        failures = 0;
+      }
+      lock.lock();
+    }
+  });
+
+  absl::Status run_status = (*task)->Run(g_stop);
+  {
+    std::lock_guard lock(heartbeat_mu);
+    heartbeat_stop = true;
+  }
+  heartbeat_cv.notify_all();
+  heartbeats.join();
+  const TaskCounters final_counters = (*task)->counters();
+  spdlog::info("stopped: {} records in, {} invalid, {} late, {} features written", final_counters.records_in,
+               final_counters.records_invalid, final_counters.records_late, final_counters.redis_features_written);
+  if (!run_status.ok()) return Fail(run_status.message());
+  return 0;
+}
+
+}  // namespace
+}  // namespace slipstream
+
+int main(int argc, char** argv) {
+  std::signal(SIGTERM, slipstream::OnSignal);
+  std::signal(SIGINT, slipstream::OnSignal);
+  return slipstream::RunWorker(argc, argv);
+}

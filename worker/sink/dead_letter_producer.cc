@@ -1,0 +1,116 @@
+#include "worker/sink/dead_letter_producer.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "common/absl_compat.h"
+#include "spdlog/spdlog.h"
+
+namespace slipstream {
+
+namespace {
+struct ProducerDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
+};
+}  // namespace
+
+struct DeadLetterProducer::Impl {
+  std::unique_ptr<rd_kafka_t, ProducerDeleter> producer;
+  std::string topic;
+  std::atomic<int64_t> sent{0};
+  std::atomic<int64_t> failures{0};
+
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (m->err) {
+      self->failures.fetch_add(1);
+      spdlog::error("dead-letter topic {}: delivery failed: {}", self->topic, rd_kafka_err2str(m->err));
+    }
+  }
+};
+
+DeadLetterProducer::DeadLetterProducer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+DeadLetterProducer::~DeadLetterProducer() {
+  if (absl::Status s = Flush(30000); !s.ok()) spdlog::error("dead-letter producer: {}", s.message());
+}
+
+absl::StatusOr<std::unique_ptr<DeadLetterProducer>> DeadLetterProducer::Create(
+    const std::map<std::string, std::string>& client_properties, const std::string& dlq_topic) {
+  auto impl = std::make_unique<Impl>();
+  impl->topic = dlq_topic;
+  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  char err[512];
+  const std::map<std::string, std::string> defaults = {
+      {"linger.ms", "20"}, {"acks", "all"}, {"enable.idempotence", "true"}, {"client.id", "slipstream-dlq"}};
+  std::map<std::string, std::string> props = defaults;
+  for (const auto& [k, v] : client_properties) {
+    // Consumer-only settings would make the producer complain.
+    if (k == "group.id" || k.rfind("enable.auto", 0) == 0 || k == "auto.offset.reset") continue;
+    props[k] = v;
+  }
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      return absl::InvalidArgumentError(absl::StrCat("kafka.", k, ": ", err));
+    }
+  }
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::OnDelivery);
+  rd_kafka_conf_set_opaque(conf.get(), impl.get());
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof(err));
+  if (rk == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka dead-letter producer: ", err));
+  conf.release();
+  impl->producer.reset(rk);
+  return std::unique_ptr<DeadLetterProducer>(new DeadLetterProducer(std::move(impl)));
+}
+
+void DeadLetterProducer::Send(std::string_view key, std::string_view value, std::string_view reason,
+                              std::string_view source_topic, int source_partition, int64_t source_offset) {
+  const std::string partition_text = absl::StrCat(source_partition);
+  const std::string offset_text = absl::StrCat(source_offset);
+  for (;;) {
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        impl_->producer.get(), RD_KAFKA_V_TOPIC(impl_->topic.c_str()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_HEADER("dlq.reason", reason.data(), static_cast<ssize_t>(reason.size())),
+        RD_KAFKA_V_HEADER("dlq.source.topic", source_topic.data(), static_cast<ssize_t>(source_topic.size())),
+        RD_KAFKA_V_HEADER("dlq.source.partition", partition_text.data(), static_cast<ssize_t>(partition_text.size())),
+        RD_KAFKA_V_HEADER("dlq.source.offset", offset_text.data(), static_cast<ssize_t>(offset_text.size())),
+        RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      impl_->sent.fetch_add(1);
+      return;
+    }
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(impl_->producer.get(), 100);  // backpressure: wait for deliveries
+      continue;
+    }
+    impl_->failures.fetch_add(1);
+    spdlog::error("dead-letter topic {}: cannot enqueue record from partition {} offset {}: {}", impl_->topic,
+                  source_partition, source_offset, rd_kafka_err2str(e));
+    return;
+  }
+}
+
+void DeadLetterProducer::Poll() { rd_kafka_poll(impl_->producer.get(), 0); }
+
+absl::Status DeadLetterProducer::Flush(int timeout_ms) {
+  rd_kafka_resp_err_t e = rd_kafka_flush(impl_->producer.get(), timeout_ms);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::DeadlineExceededError(absl::StrCat("dead-letter topic ", impl_->topic, ": ",
+                                                    rd_kafka_outq_len(impl_->producer.get()),
+                                                    " records not delivered: ", rd_kafka_err2str(e)));
+  }
+  return absl::OkStatus();
+}
+
+int64_t DeadLetterProducer::sent() const { return impl_->sent.load(); }
+int64_t DeadLetterProducer::delivery_failures() const { return impl_->failures.load(); }
+
+}  // namespace slipstream

@@ -1,0 +1,228 @@
+#include "worker/sink/redis_sink.h"
+
+#include <hiredis/hiredis.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/absl_compat.h"
+#include "spdlog/spdlog.h"
+
+namespace slipstream {
+
+namespace {
+
+struct RedisContextDeleter {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using RedisContextPtr = std::unique_ptr<redisContext, RedisContextDeleter>;
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+absl::StatusOr<RedisContextPtr> Connect(const RedisSinkOptions& o) {
+  timeval tv{o.timeout_ms / 1000, static_cast<suseconds_t>((o.timeout_ms % 1000) * 1000)};
+  RedisContextPtr ctx(redisConnectWithTimeout(o.host.c_str(), o.port, tv));
+  if (!ctx) return absl::UnavailableError("redis: out of memory creating a connection");
+  if (ctx->err) {
+    return absl::UnavailableError(
+        absl::StrCat("redis.host/redis.port: cannot connect to ", o.host, ":", o.port, ": ", ctx->errstr));
+  }
+  redisSetTimeout(ctx.get(), tv);
+  auto command = [&](std::vector<std::string> args) -> absl::Status {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) argv.push_back(a.data()), lens.push_back(a.size());
+    ReplyPtr reply(static_cast<redisReply*>(redisCommandArgv(ctx.get(), argv.size(), argv.data(), lens.data())));
+    if (!reply) return absl::UnavailableError(absl::StrCat("redis: ", ctx->errstr));
+    if (reply->type == REDIS_REPLY_ERROR) return absl::InvalidArgumentError(std::string(reply->str, reply->len));
+    return absl::OkStatus();
+  };
+  if (!o.password.empty()) {
+    if (absl::Status s = command({"AUTH", o.password}); !s.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat("redis.password: AUTH failed: ", s.message()));
+    }
+  }
+  if (o.db != 0) {
+    if (absl::Status s = command({"SELECT", absl::StrCat(o.db)}); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("redis.db: SELECT ", o.db, " failed: ", s.message()));
+    }
+  }
+  return ctx;
+}
+
+}  // namespace
+
+struct RedisSink::Impl {
+  RedisSinkOptions options;
+  RedisContextPtr connection;
+
+  mutable std::mutex mu;
+  std::condition_variable not_full;
+  std::condition_variable not_empty;
+  std::condition_variable progressed;
+  std::deque<FeatureWrite> queue;
+  uint64_t enqueued = 0;  // total features ever queued
+  uint64_t acked = 0;     // total features acknowledged by Redis
+  bool stopping = false;
+
+  std::atomic<int64_t> command_errors{0};
+  std::atomic<int64_t> connection_errors{0};
+  std::thread writer;
+
+  void Run();
+  // Sends one batch until Redis acknowledges it; false if stopping gave up.
+  bool SendBatch(const std::vector<FeatureWrite>& batch);
+};
+
+bool RedisSink::Impl::SendBatch(const std::vector<FeatureWrite>& batch) {
+  int64_t backoff_ms = 100;
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (int attempt = 0;; ++attempt) {
+    if (!connection) {
+      absl::StatusOr<RedisContextPtr> c = Connect(options);
+      if (!c.ok()) {
+        connection_errors.fetch_add(1);
+        spdlog::warn("redis sink: {} (retrying in {} ms, {} features waiting)", c.status().message(), backoff_ms,
+                     batch.size());
+        {
+          std::unique_lock lock(mu);
+          // Give up only when stopping and Redis stays away for long.
+          if (stopping && attempt > 20) return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+        backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
+        continue;
+      }
+      connection = std::move(*c);
+      if (attempt > 0) spdlog::info("redis sink: reconnected to {}:{}", options.host, options.port);
+    }
+    redisContext* ctx = connection.get();
+    const std::string expire = "EXPIRE";
+    std::vector<std::string> ttl_texts;
+    ttl_texts.reserve(batch.size());
+    for (const FeatureWrite& f : batch) {
+      argv.clear();
+      lens.clear();
+      argv.push_back("HSET");
+      lens.push_back(4);
+      argv.push_back(f.key.data());
+      lens.push_back(f.key.size());
+      for (const std::string& field : f.fields) argv.push_back(field.data()), lens.push_back(field.size());
+      redisAppendCommandArgv(ctx, argv.size(), argv.data(), lens.data());
+      ttl_texts.push_back(absl::StrCat(f.ttl_seconds));
+      const char* expire_argv[] = {expire.data(), f.key.data(), ttl_texts.back().data()};
+      const size_t expire_lens[] = {expire.size(), f.key.size(), ttl_texts.back().size()};
+      redisAppendCommandArgv(ctx, 3, expire_argv, expire_lens);
+    }
+    bool io_error = false;
+    for (size_t i = 0; i < batch.size() * 2; ++i) {
+      void* raw = nullptr;
+      if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
+        io_error = true;
+        break;
+      }
+      ReplyPtr reply(static_cast<redisReply*>(raw));
+      if (reply->type == REDIS_REPLY_ERROR) {
+        command_errors.fetch_add(1);
+        spdlog::error("redis sink: command for key {} rejected: {}", batch[i / 2].key,
+                      std::string(reply->str, reply->len));
+      }
+    }
+    if (!io_error) return true;
+    connection_errors.fetch_add(1);
+    spdlog::warn("redis sink: connection lost ({}); resending {} features", ctx->errstr, batch.size());
+    connection.reset();
+  }
+}
+
+void RedisSink::Impl::Run() {
+  std::vector<FeatureWrite> batch;
+  for (;;) {
+    batch.clear();
+    {
+      std::unique_lock lock(mu);
+      not_empty.wait(lock, [&] { return stopping || !queue.empty(); });
+      if (queue.empty() && stopping) return;
+      const size_t n = std::min<size_t>(queue.size(), options.batch_size);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue.front()));
+        queue.pop_front();
+      }
+    }
+    not_full.notify_all();
+    if (!SendBatch(batch)) {
+      spdlog::error("redis sink: stopping with {} features not written: Redis unreachable", batch.size());
+      return;
+    }
+    {
+      std::lock_guard lock(mu);
+      acked += batch.size();
+    }
+    progressed.notify_all();
+  }
+}
+
+RedisSink::RedisSink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<RedisSink>> RedisSink::Start(const RedisSinkOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  absl::StatusOr<RedisContextPtr> c = Connect(options);
+  if (!c.ok()) return c.status();
+  impl->connection = std::move(*c);
+  Impl* raw = impl.get();
+  impl->writer = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<RedisSink>(new RedisSink(std::move(impl)));
+}
+
+RedisSink::~RedisSink() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->not_empty.notify_all();
+  if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+void RedisSink::Write(std::vector<FeatureWrite>* features) {
+  if (features->empty()) return;
+  {
+    std::unique_lock lock(impl_->mu);
+    for (FeatureWrite& f : *features) {
+      if (impl_->queue.size() >= impl_->options.max_queued) {
+        impl_->not_empty.notify_one();  // the writer may be asleep on an empty queue
+        impl_->not_full.wait(lock, [&] { return impl_->queue.size() < impl_->options.max_queued; });
+      }
+      impl_->queue.push_back(std::move(f));
+      ++impl_->enqueued;
+    }
+  }
+  features->clear();
+  impl_->not_empty.notify_one();
+}
+
+void RedisSink::Flush() {
+  std::unique_lock lock(impl_->mu);
+  const uint64_t target = impl_->enqueued;
+  impl_->progressed.wait(lock, [&] { return impl_->acked >= target; });
+}
+
+RedisSinkStats RedisSink::stats() const {
+  RedisSinkStats s;
+  std::lock_guard lock(impl_->mu);
+  s.features_written = static_cast<int64_t>(impl_->acked);
+  s.queued = static_cast<int64_t>(impl_->queue.size());
+  s.command_errors = impl_->command_errors.load();
+  s.connection_errors = impl_->connection_errors.load();
+  return s;
+}
+
+}  // namespace slipstream

@@ -1,0 +1,62 @@
+// RedisSink: writes features to Redis from its own thread, each as one HSET
+// with all fields followed by EXPIRE, pipelined in batches of
+// `redis.batch-size` commands pairs per round trip.
+//
+// Backpressure: Write() blocks while `max_queued` features are waiting, so a
+// slow or unreachable Redis slows the task down instead of growing memory.
+// When Redis is unreachable the sink reconnects with exponential backoff
+// (100 ms .. 5 s) and resends the whole unacknowledged batch: HSET + EXPIRE
+// are idempotent upserts, so a resend never changes the result. Features are
+// never dropped; a command that Redis rejects (e.g. WRONGTYPE because some
+// other program owns the key) is logged and counted as an error.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "worker/window/feature_write.h"
+
+namespace slipstream {
+
+struct RedisSinkOptions {
+  std::string host = "localhost";
+  int port = 6379;
+  std::string password;  // empty: no AUTH
+  int db = 0;
+  int batch_size = 1000;
+  int64_t timeout_ms = 5000;
+  size_t max_queued = 100000;
+};
+
+struct RedisSinkStats {
+  int64_t features_written = 0;
+  int64_t command_errors = 0;
+  int64_t connection_errors = 0;
+  int64_t queued = 0;
+};
+
+class RedisSink {
+ public:
+  // Connects once to validate the settings (a clear error if Redis is
+  // unreachable at start), then starts the writer thread.
+  static absl::StatusOr<std::unique_ptr<RedisSink>> Start(const RedisSinkOptions& options);
+  ~RedisSink();  // drains what is queued (bounded by retries), then stops
+
+  // Queues features; blocks while the queue is full (backpressure).
+  void Write(std::vector<FeatureWrite>* features);
+  // Blocks until everything queued before the call is acknowledged by Redis.
+  void Flush();
+
+  RedisSinkStats stats() const;
+
+ private:
+  struct Impl;
+  explicit RedisSink(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace slipstream

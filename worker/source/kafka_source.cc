@@ -1,0 +1,181 @@
+#include "worker/source/kafka_source.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/absl_compat.h"
+#include "spdlog/spdlog.h"
+
+namespace slipstream {
+
+namespace {
+struct KafkaDeleter {
+  void operator()(rd_kafka_t* rk) const {
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+  }
+};
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+};
+struct MessageDeleter {
+  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
+};
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
+};
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+absl::StatusOr<StartingOffsets> ParseStartingOffsets(std::string_view text) {
+  if (text == "committed") return StartingOffsets::kCommitted;
+  if (text == "earliest") return StartingOffsets::kEarliest;
+  if (text == "latest") return StartingOffsets::kLatest;
+  return absl::InvalidArgumentError(
+      absl::StrCat("kafka.starting-offsets: \"", ToAbsl(text), "\" must be one of committed, earliest, latest"));
+}
+
+struct KafkaSource::Impl {
+  std::unique_ptr<rd_kafka_t, KafkaDeleter> consumer;
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue;
+  std::vector<std::unique_ptr<rd_kafka_message_t, MessageDeleter>> batch;
+  std::vector<rd_kafka_message_t*> raw_batch;
+  std::string topic;
+  std::vector<int> partitions;
+  struct Progress {
+    int64_t next_offset = -1;
+    bool at_end = false;  // end of partition reported since the last record
+  };
+  std::map<int, Progress> progress;
+  int64_t last_error_log_ms = 0;
+};
+
+KafkaSource::KafkaSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaSource::~KafkaSource() {
+  impl_->batch.clear();  // messages must go before the handle
+  impl_->queue.reset();
+}
+
+absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
+    const std::map<std::string, std::string>& client_properties, const std::string& topic,
+    const std::vector<int>& partitions, StartingOffsets starting_offsets) {
+  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  char err[512];
+  auto set = [&](const std::string& k, const std::string& v) -> absl::Status {
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      return absl::InvalidArgumentError(absl::StrCat("kafka.", k, ": ", err));
+    }
+    return absl::OkStatus();
+  };
+  // Our defaults first; user pass-through properties override them.
+  const std::map<std::string, std::string> defaults = {
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"enable.partition.eof", "true"},
+      {"auto.offset.reset", starting_offsets == StartingOffsets::kLatest ? "latest" : "earliest"},
+      {"fetch.wait.max.ms", "100"},
+      {"queued.max.messages.kbytes", "65536"},
+      {"client.id", "slipstream-worker"},
+  };
+  for (const auto& [k, v] : defaults) {
+    if (!client_properties.count(k)) {
+      if (absl::Status s = set(k, v); !s.ok()) return s;
+    }
+  }
+  for (const auto& [k, v] : client_properties) {
+    if (absl::Status s = set(k, v); !s.ok()) return s;
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err));
+  if (rk == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka consumer: ", err));
+  conf.release();  // owned by rk now
+
+  auto impl = std::make_unique<Impl>();
+  impl->consumer.reset(rk);
+  impl->topic = topic;
+  impl->partitions = partitions;
+
+  std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter> list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  const int64_t start = starting_offsets == StartingOffsets::kCommitted ? RD_KAFKA_OFFSET_STORED
+                        : starting_offsets == StartingOffsets::kEarliest ? RD_KAFKA_OFFSET_BEGINNING
+                                                                         : RD_KAFKA_OFFSET_END;
+  for (int p : partitions) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = start;
+    impl->progress[p] = {};
+  }
+  if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::InternalError(absl::StrCat("kafka: cannot assign partitions of ", topic, ": ", rd_kafka_err2str(e)));
+  }
+  impl->queue.reset(rd_kafka_queue_get_consumer(rk));
+  return std::unique_ptr<KafkaSource>(new KafkaSource(std::move(impl)));
+}
+
+absl::Status KafkaSource::Poll(int max_records, int timeout_ms, std::vector<SourceRecord>* out) {
+  out->clear();
+  impl_->batch.clear();
+  impl_->raw_batch.resize(max_records);
+  const ssize_t n = rd_kafka_consume_batch_queue(impl_->queue.get(), timeout_ms, impl_->raw_batch.data(), max_records);
+  if (n < 0) return absl::InternalError(absl::StrCat("kafka: consume failed: ", rd_kafka_err2str(rd_kafka_last_error())));
+  for (ssize_t i = 0; i < n; ++i) {
+    rd_kafka_message_t* m = impl_->raw_batch[i];
+    impl_->batch.emplace_back(m);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      auto it = impl_->progress.find(m->partition);
+      if (it != impl_->progress.end()) it->second.at_end = true;
+      continue;
+    }
+    if (m->err) {
+      const int64_t now = NowMs();
+      if (now - impl_->last_error_log_ms > 5000) {
+        impl_->last_error_log_ms = now;
+        spdlog::warn("kafka source: {} (partition {}): {}", impl_->topic, m->partition, rd_kafka_message_errstr(m));
+      }
+      continue;
+    }
+    Impl::Progress& p = impl_->progress[m->partition];
+    p.next_offset = m->offset + 1;
+    p.at_end = false;
+    out->push_back(SourceRecord{
+        m->partition, m->offset,
+        std::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0),
+        std::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0)});
+  }
+  return absl::OkStatus();
+}
+
+int64_t KafkaSource::HighWatermark(int partition) const {
+  int64_t low = -1, high = -1;
+  if (rd_kafka_get_watermark_offsets(impl_->consumer.get(), impl_->topic.c_str(), partition, &low, &high) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      high < 0) {
+    return -1;
+  }
+  return high;
+}
+
+int64_t KafkaSource::NextOffset(int partition) const {
+  auto it = impl_->progress.find(partition);
+  return it == impl_->progress.end() ? -1 : it->second.next_offset;
+}
+
+bool KafkaSource::CaughtUp(int partition) const {
+  auto it = impl_->progress.find(partition);
+  if (it == impl_->progress.end()) return false;
+  if (it->second.at_end) return true;
+  const int64_t high = HighWatermark(partition);
+  return high >= 0 && it->second.next_offset >= high;
+}
+
+const std::string& KafkaSource::topic() const { return impl_->topic; }
+const std::vector<int>& KafkaSource::partitions() const { return impl_->partitions; }
+
+}  // namespace slipstream

@@ -1,0 +1,57 @@
+// KafkaSource: reads the Kafka partitions assigned to this worker (explicit
+// assignment by the coordinator; no consumer-group rebalancing) with
+// librdkafka, in batches. It also tells whether each partition is caught up
+// (position at the broker's end), which idleness detection needs.
+// Used from the task thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace slipstream {
+
+enum class StartingOffsets { kCommitted, kEarliest, kLatest };
+absl::StatusOr<StartingOffsets> ParseStartingOffsets(std::string_view text);
+
+struct SourceRecord {
+  int partition;
+  int64_t offset;
+  std::string_view key;    // valid until the next Poll
+  std::string_view value;  // valid until the next Poll
+};
+
+class KafkaSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<KafkaSource>> Create(
+      const std::map<std::string, std::string>& client_properties, const std::string& topic,
+      const std::vector<int>& partitions, StartingOffsets starting_offsets);
+  ~KafkaSource();
+
+  // Fills `out` with up to `max_records` records, waiting at most
+  // `timeout_ms` for the first. Transient broker errors are logged, not
+  // returned: the consumer keeps retrying, like Flink's source.
+  [[nodiscard]] absl::Status Poll(int max_records, int timeout_ms, std::vector<SourceRecord>* out);
+
+  // True when the partition's position has reached the broker's high
+  // watermark as last seen (or librdkafka reported end of partition since the
+  // last record).
+  bool CaughtUp(int partition) const;
+  int64_t NextOffset(int partition) const;     // -1 before the first record
+  int64_t HighWatermark(int partition) const;  // -1 when unknown
+  const std::string& topic() const;
+  const std::vector<int>& partitions() const;
+
+ private:
+  struct Impl;
+  explicit KafkaSource(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace slipstream

@@ -1,0 +1,112 @@
+#include "worker/state/state_store.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/absl_compat.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/write_batch_with_index.h"
+
+namespace slipstream {
+
+struct StateStore::Impl {
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::WriteBatchWithIndex batch{rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true};
+  rocksdb::ReadOptions read_options;
+  rocksdb::WriteOptions write_options;
+
+  ~Impl() {
+    // Debian's RocksDB asserts that nothing outlives the DB; the batch holds
+    // no DB references, and iterators are scoped to Scan().
+    if (db) db->Close().PermitUncheckedError();
+  }
+};
+
+namespace {
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("rocksdb ", ToAbsl(what), ": ", s.ToString()));
+}
+}  // namespace
+
+StateStore::StateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StateStore::~StateStore() = default;
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir,
+                                                             const StateStoreOptions& options) {
+  std::error_code ec;
+  if (options.wipe_existing) std::filesystem::remove_all(dir, ec);
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("state.dir: cannot create ", dir, ": ", ec.message()));
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.write_buffer_size = options.write_buffer_bytes;
+  db_options.max_background_jobs = 2;
+  db_options.compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  auto impl = std::make_unique<Impl>();
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, &raw);
+  if (!s.ok()) return absl::InternalError(absl::StrCat("state.dir: cannot open RocksDB at ", dir, ": ", s.ToString()));
+  impl->db.reset(raw);
+  impl->write_options.disableWAL = true;
+  return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+}
+
+absl::StatusOr<bool> StateStore::Get(std::string_view key, std::string* value) {
+  rocksdb::Status s = impl_->batch.GetFromBatchAndDB(impl_->db.get(), impl_->read_options,
+                                                     rocksdb::Slice(key.data(), key.size()), value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return FromRocks(s, "get");
+  return true;
+}
+
+void StateStore::Put(std::string_view key, std::string_view value) {
+  impl_->batch.Put(rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()))
+      .PermitUncheckedError();
+}
+
+void StateStore::Delete(std::string_view key) {
+  impl_->batch.Delete(rocksdb::Slice(key.data(), key.size())).PermitUncheckedError();
+}
+
+absl::Status StateStore::Scan(std::string_view lower, std::string_view upper, const Visitor& visitor) {
+  rocksdb::Slice upper_slice(upper.data(), upper.size());
+  rocksdb::ReadOptions options = impl_->read_options;
+  options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> base(impl_->db->NewIterator(options));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->batch.NewIteratorWithBase(base.release()));
+  for (it->Seek(rocksdb::Slice(lower.data(), lower.size())); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    // The batch part of the merged iterator ignores iterate_upper_bound.
+    if (k.compare(upper_slice) >= 0) break;
+    const rocksdb::Slice v = it->value();
+    if (!visitor(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) break;
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+absl::Status StateStore::Commit() {
+  if (impl_->batch.GetWriteBatch()->Count() == 0) return absl::OkStatus();
+  absl::Status status = FromRocks(impl_->db->Write(impl_->write_options, impl_->batch.GetWriteBatch()), "write");
+  impl_->batch.Clear();
+  return status;
+}
+
+size_t StateStore::pending_bytes() const { return impl_->batch.GetWriteBatch()->GetDataSize(); }
+
+uint64_t StateStore::ApproximateSizeBytes() {
+  uint64_t live = 0, mem = 0;
+  impl_->db->GetIntProperty("rocksdb.estimate-live-data-size", &live);
+  impl_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  return live + mem;
+}
+
+}  // namespace slipstream

@@ -1,0 +1,59 @@
+// StateStore: the worker's keyed state in one local RocksDB instance.
+//
+// Every key starts with its key group (2 bytes, big-endian; see
+// common/key_groups.h) so key-group ranges can be cut out for rescaling and
+// snapshotting. Writes go into a pending batch (RocksDB WriteBatchWithIndex)
+// that reads see immediately; Commit() applies the batch atomically. The WAL
+// is off: durability comes from checkpoints, as with Flink's RocksDB backend.
+// Owned and used by the single task thread; not thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace slipstream {
+
+struct StateStoreOptions {
+  size_t block_cache_bytes = 64 << 20;
+  size_t write_buffer_bytes = 32 << 20;
+  bool wipe_existing = true;  // start from empty state (until restore exists)
+};
+
+class StateStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& dir,
+                                                          const StateStoreOptions& options);
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  // Reads through the pending batch. Returns false when the key is absent.
+  [[nodiscard]] absl::StatusOr<bool> Get(std::string_view key, std::string* value);
+  void Put(std::string_view key, std::string_view value);
+  void Delete(std::string_view key);
+
+  // Visits keys in [lower, upper) in order (pending batch included) until the
+  // visitor returns false.
+  using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
+  [[nodiscard]] absl::Status Scan(std::string_view lower, std::string_view upper,
+                                  const Visitor& visitor);
+
+  // Applies the pending batch atomically.
+  [[nodiscard]] absl::Status Commit();
+  size_t pending_bytes() const;
+
+  // Approximate size of the live state, for metrics.
+  uint64_t ApproximateSizeBytes();
+
+ private:
+  struct Impl;
+  explicit StateStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace slipstream

@@ -1,0 +1,60 @@
+#include "worker/time/watermark_tracker.h"
+
+#include <algorithm>
+
+namespace slipstream {
+
+WatermarkTracker::WatermarkTracker(int64_t out_of_orderness_ms, int64_t idle_timeout_ms)
+    : out_of_orderness_ms_(out_of_orderness_ms), idle_timeout_ms_(idle_timeout_ms) {}
+
+void WatermarkTracker::AddPartition(int partition, int64_t now_ms) {
+  PartitionState& p = partitions_[partition];
+  p.last_activity_ms = now_ms;
+}
+
+void WatermarkTracker::OnRecord(int partition, int64_t now_ms) {
+  PartitionState& p = partitions_[partition];
+  p.last_activity_ms = now_ms;
+  p.idle = false;
+}
+
+void WatermarkTracker::OnEventTime(int partition, int64_t event_time_ms) {
+  PartitionState& p = partitions_[partition];
+  p.max_event_time = std::max(p.max_event_time, event_time_ms);
+}
+
+void WatermarkTracker::SetCaughtUp(int partition, bool caught_up) { partitions_[partition].caught_up = caught_up; }
+
+int64_t WatermarkTracker::PartitionWatermarkOf(const PartitionState& p) const {
+  if (p.max_event_time == kMinWatermark) return kMinWatermark;
+  // Flink: maxTimestamp - outOfOrdernessMillis - 1, saturating at MIN.
+  if (p.max_event_time < kMinWatermark + out_of_orderness_ms_ + 1) return kMinWatermark;
+  return p.max_event_time - out_of_orderness_ms_ - 1;
+}
+
+int64_t WatermarkTracker::Update(int64_t now_ms) {
+  bool any_active = false;
+  int64_t combined = std::numeric_limits<int64_t>::max();
+  for (auto& [partition, p] : partitions_) {
+    // Not sticky: a partition that falls behind again (new data on the
+    // broker, not yet fetched) holds the watermark back again.
+    p.idle = idle_timeout_ms_ > 0 && p.caught_up && now_ms - p.last_activity_ms >= idle_timeout_ms_;
+    if (p.idle) continue;
+    any_active = true;
+    combined = std::min(combined, PartitionWatermarkOf(p));
+  }
+  if (any_active) watermark_ = std::max(watermark_, combined);
+  return watermark_;
+}
+
+int64_t WatermarkTracker::PartitionWatermark(int partition) const {
+  auto it = partitions_.find(partition);
+  return it == partitions_.end() ? kMinWatermark : PartitionWatermarkOf(it->second);
+}
+
+bool WatermarkTracker::IsIdle(int partition) const {
+  auto it = partitions_.find(partition);
+  return it != partitions_.end() && it->second.idle;
+}
+
+}  // namespace slipstream
