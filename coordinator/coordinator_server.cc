@@ -113,6 +113,16 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status DeregisterWorker(grpc::ServerContext*, const v1::DeregisterWorkerRequest* request,
+                                v1::DeregisterWorkerResponse*) override {
+    std::lock_guard lock(mu_);
+    if (workers_.erase(request->worker_id()) > 0) {
+      spdlog::info("worker {} left: {} records in, {} features written", request->worker_id(),
+                   request->counters().records_in(), request->counters().redis_features_written());
+    }
+    return grpc::Status::OK;
+  }
+
   grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest*, v1::JobStatus* response) override {
     std::lock_guard lock(mu_);
     const int64_t now = NowMs();

@@ -15,7 +15,7 @@
 #include "common/logging.h"
 #include "coordinator/coordinator_server.h"
 #include "coordinator/job_id.h"
-#include "coordinator/kafka_metadata.h"
+#include "common/kafka_admin.h"
 #include "spdlog/spdlog.h"
 
 namespace slipstream {
@@ -80,7 +80,16 @@ int RunCoordinator(int argc, char** argv) {
   options.max_parallelism = static_cast<int>(max_parallelism);
   options.heartbeat_timeout_ms = heartbeat_timeout_ms;
   const auto kafka_properties = config->KafkaClientProperties();
-  options.partition_count = [kafka_properties, topic]() { return FetchPartitionCount(kafka_properties, topic, 5000); };
+  const std::string dlq_topic = config->GetString("kafka.dlq.topic").value_or("ecommerce-events-dlq");
+  // Once the input topic exists, make sure the dead-letter topic does too
+  // (same partition count, broker's default replication), so workers never
+  // block on a missing topic.
+  options.partition_count = [kafka_properties, topic, dlq_topic]() -> absl::StatusOr<int> {
+    absl::StatusOr<int> partitions = FetchPartitionCount(kafka_properties, topic, 5000);
+    if (!partitions.ok()) return partitions;
+    if (absl::Status s = EnsureTopic(kafka_properties, dlq_topic, *partitions, -1, 10000); !s.ok()) return s;
+    return partitions;
+  };
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(std::move(options));
   if (!server.ok()) return Fail(server.status().message());
   spdlog::info("job {} on topic {}: serving gRPC on {}:{} (max parallelism {})", *job_id, topic, rpc_address,

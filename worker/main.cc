@@ -18,6 +18,7 @@
 #include "common/absl_compat.h"
 #include "common/config.h"
 #include "common/dynamic_properties.h"
+#include "common/kafka_admin.h"
 #include "common/logging.h"
 #include "proto/slipstream.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -176,6 +177,11 @@ int RunWorker(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<KafkaSource>> source =
       KafkaSource::Create(kafka_properties, assignment.topic(), partitions, *starting_offsets);
   if (!source.ok()) return Fail(source.status().message());
+  // The coordinator creates the dead-letter topic; without it every invalid
+  // record would wait in the producer, so refuse to start.
+  if (absl::StatusOr<int> dlq = FetchPartitionCount(kafka_properties, dlq_topic, 10000); !dlq.ok()) {
+    return Fail(absl::StrCat("kafka.dlq.topic: ", dlq.status().message()));
+  }
   absl::StatusOr<std::unique_ptr<DeadLetterProducer>> dead_letters =
       DeadLetterProducer::Create(kafka_properties, dlq_topic);
   if (!dead_letters.ok()) return Fail(dead_letters.status().message());
@@ -232,6 +238,16 @@ int RunWorker(int argc, char** argv) {
   heartbeat_cv.notify_all();
   heartbeats.join();
   const TaskCounters final_counters = (*task)->counters();
+  {
+    v1::DeregisterWorkerRequest request;
+    request.set_worker_id(registration.worker_id());
+    FillCounters(final_counters, request.mutable_counters());
+    v1::DeregisterWorkerResponse response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::Status status = stub->DeregisterWorker(&ctx, request, &response);
+    if (!status.ok()) spdlog::warn("could not deregister from {}: {}", coordinator_address, status.error_message());
+  }
   spdlog::info("stopped: {} records in, {} invalid, {} late, {} features written", final_counters.records_in,
                final_counters.records_invalid, final_counters.records_late, final_counters.redis_features_written);
   if (!run_status.ok()) return Fail(run_status.message());

@@ -11,7 +11,7 @@
 #include "common/event.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tools/gen/dynamic_properties.h"
+#include "common/dynamic_properties.h"
 
 namespace slipstream {
 namespace {

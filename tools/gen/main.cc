@@ -23,7 +23,7 @@
 #include "absl/strings/strip.h"
 #include "common/config.h"
 #include "common/event.h"
-#include "tools/gen/dynamic_properties.h"
+#include "common/dynamic_properties.h"
 #include "tools/gen/event_generator.h"
 #include "tools/gen/kafka_producer.h"
 
@@ -264,6 +264,10 @@ int Run(int argc, char** argv) {
       {"compression.codec", "none"},
       {"queue.buffering.max.messages", "1000000"},
       {"acks", "all"},
+      // Retries (e.g. right after the topic is created, before its leader is
+      // known) must not reorder records within a partition: the stream's
+      // out-of-orderness bound is part of what the generator promises.
+      {"enable.idempotence", "true"},
       // Same partition for a key as the Java client's default partitioner.
       {"partitioner", "murmur2_random"},
       // A missing topic is reported (or created with --partitions), never

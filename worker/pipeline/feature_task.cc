@@ -134,6 +134,8 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   std::vector<SourceRecord> records;
   std::vector<FeatureWrite> features;
   int64_t last_publish_ms = 0;
+  int64_t last_report_ms = SteadyNowMs();
+  int64_t last_report_records = 0;
   absl::Status result;
   while (!stop.load(std::memory_order_relaxed)) {
     if (absl::Status polled = s.source->Poll(s.options.poll_batch, s.options.poll_timeout_ms, &records);
@@ -152,7 +154,17 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
       s.PublishCounters();
       last_publish_ms = now;
     }
+    if (now - last_report_ms >= 10000) {
+      const TaskCounters& c = s.local;
+      spdlog::info("{} records in ({:.0f}/s), {} invalid, {} late, {} features written, watermark {}", c.records_in,
+                   (c.records_in - last_report_records) * 1000.0 / (now - last_report_ms), c.records_invalid,
+                   c.records_late, c.redis_features_written,
+                   c.watermark_ms == INT64_MIN ? std::string("none") : FormatIso8601Millis(c.watermark_ms));
+      last_report_ms = now;
+      last_report_records = c.records_in;
+    }
   }
+  if (absl::Status flushed = s.engine->Flush(); !flushed.ok() && result.ok()) result = flushed;
   s.sink->Flush();
   if (absl::Status flushed = s.dead_letters->Flush(30000); !flushed.ok()) spdlog::error("{}", std::string(flushed.message()));
   s.PublishCounters();

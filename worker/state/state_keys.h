@@ -2,9 +2,8 @@
 //   [key group: 2 bytes BE][kind: 1 byte][...]
 // so one key group's state is one contiguous key range, and within it each
 // kind of state is contiguous too:
-//   'p' pane      [kg]['p'][user][pane_start:8]        -> PaneAggregate
-//   's' sessions  [kg]['s'][user]                      -> SessionList
-//   't' timer     [kg]['t'][time:8][timer kind][user]  -> ""  (ordered by time)
+//   't' timer       [kg]['t'][time:8][timer kind][user]  -> ""  (ordered by time)
+//   'u' user state  [kg]['u'][user]                      -> UserWindowState
 // [user] is a varint length followed by the bytes (user ids may hold any
 // byte, including 0). Times are int64 with the sign bit flipped, big-endian,
 // so byte order equals numeric order also for negative (pre-1970) times.
@@ -18,9 +17,8 @@
 
 namespace slipstream::state_keys {
 
-inline constexpr char kPane = 'p';
-inline constexpr char kSessions = 's';
 inline constexpr char kTimer = 't';
+inline constexpr char kUser = 'u';
 
 inline void AppendTime(int64_t t, std::string* out) {
   const uint64_t u = static_cast<uint64_t>(t) ^ (uint64_t{1} << 63);
@@ -72,16 +70,6 @@ inline std::string UserPrefix(int key_group, char kind, std::string_view user) {
   std::string key = Prefix(key_group, kind);
   AppendUser(user, &key);
   return key;
-}
-
-inline std::string PaneKey(int key_group, std::string_view user, int64_t pane_start_ms) {
-  std::string key = UserPrefix(key_group, kPane, user);
-  AppendTime(pane_start_ms, &key);
-  return key;
-}
-
-inline std::string SessionsKey(int key_group, std::string_view user) {
-  return UserPrefix(key_group, kSessions, user);
 }
 
 }  // namespace slipstream::state_keys

@@ -2,9 +2,10 @@
 //
 // Every key starts with its key group (2 bytes, big-endian; see
 // common/key_groups.h) so key-group ranges can be cut out for rescaling and
-// snapshotting. Writes go into a pending batch (RocksDB WriteBatchWithIndex)
-// that reads see immediately; Commit() applies the batch atomically. The WAL
-// is off: durability comes from checkpoints, as with Flink's RocksDB backend.
+// snapshotting. Writes go into a pending batch that Commit() applies
+// atomically; reads see committed data only (the window engine reads state
+// back only when restoring). The WAL is off: durability comes from
+// checkpoints, as with Flink's RocksDB backend.
 // Owned and used by the single task thread; not thread-safe.
 #pragma once
 
@@ -32,12 +33,12 @@ class StateStore {
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
-  // Reads through the pending batch. Returns false when the key is absent.
+  // Reads committed data. Returns false when the key is absent.
   [[nodiscard]] absl::StatusOr<bool> Get(std::string_view key, std::string* value);
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
 
-  // Visits keys in [lower, upper) in order (pending batch included) until the
+  // Visits committed keys in [lower, upper) in order until the
   // visitor returns false.
   using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
   [[nodiscard]] absl::Status Scan(std::string_view lower, std::string_view upper,

@@ -1,52 +1,245 @@
 #include "worker/window/window_engine.h"
 
+#include <chrono>
 #include <limits>
+#include <string>
 
-#include "worker/window/session_window_operator.h"
-#include "worker/window/sliding_window_operator.h"
-#include "worker/window/timer_service.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "common/absl_compat.h"
+#include "worker/state/state_keys.h"
+#include "worker/window/user_window_state.h"
 
 namespace slipstream {
 
-struct WindowEngine::Impl {
-  Impl(StateStore* s, KeyGroupRange owned) : store(s), timers(s, owned), sliding(s, &timers), sessions(s, &timers) {}
-  StateStore* store;
-  TimerService timers;
-  SlidingWindowOperator sliding;
-  SessionWindowOperator sessions;
+namespace sk = state_keys;
+
+namespace {
+
+enum class TimerKind : char { kSlidingWindow = 'w', kSession = 's' };
+
+struct UserEntry {
+  uint64_t id = 0;  // orders timers of the same time deterministically
+  int key_group = 0;
+  UserWindowState state;
+  int timer_count = 0;
+  bool dirty = false;
+  // End of the last sliding window emitted in watermark step `emitted_step`.
+  int64_t emitted_until = std::numeric_limits<int64_t>::min();
+  uint64_t emitted_step = 0;
 };
 
-WindowEngine::WindowEngine(StateStore* store, KeyGroupRange owned)
-    : impl_(std::make_unique<Impl>(store, owned)), watermark_(std::numeric_limits<int64_t>::min()) {}
+using UserMap = absl::node_hash_map<std::string, UserEntry>;
+using UserNode = UserMap::value_type;  // stable address until erased
+
+// A timer points at its user's map node. Ordered by time, then kind, then
+// user id (integer compares only: this set is on the per-event path).
+struct Timer {
+  int64_t time_ms;
+  TimerKind kind;
+  UserNode* user;
+  bool operator<(const Timer& o) const {
+    if (time_ms != o.time_ms) return time_ms < o.time_ms;
+    if (kind != o.kind) return kind < o.kind;
+    return user->second.id < o.user->second.id;
+  }
+  bool operator==(const Timer& o) const { return time_ms == o.time_ms && kind == o.kind && user == o.user; }
+  template <typename H>
+  friend H AbslHashValue(H h, const Timer& t) {
+    return H::combine(std::move(h), t.time_ms, static_cast<char>(t.kind), t.user);
+  }
+};
+
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string TimerKey(int key_group, int64_t time_ms, TimerKind kind, std::string_view user) {
+  std::string key = sk::Prefix(key_group, sk::kTimer);
+  sk::AppendTime(time_ms, &key);
+  key.push_back(static_cast<char>(kind));
+  sk::AppendUser(user, &key);
+  return key;
+}
+
+}  // namespace
+
+struct WindowEngine::Impl {
+  StateStore* store;
+  KeyGroupRange owned;
+  WindowEngineOptions options;
+  int64_t watermark = std::numeric_limits<int64_t>::min();
+  uint64_t step = 0;
+
+  UserMap users;
+  uint64_t next_user_id = 0;
+  absl::btree_set<Timer> timers;
+  std::vector<UserNode*> dirty_users;
+  // Net timer changes since the last flush (true: registered, false:
+  // deleted). A timer added and removed within one interval cancels out, so
+  // a session growing event by event costs RocksDB two writes per flush, not
+  // two per event.
+  absl::flat_hash_map<Timer, bool> timer_changes;
+  int64_t last_flush_ms = SteadyNowMs();
+  int64_t sliding_windows_fired = 0;
+  int64_t sessions_fired = 0;
+  std::vector<int64_t> removed_timers;  // scratch
+  std::string scratch;
+
+  void MarkDirty(UserNode* user) {
+    if (!user->second.dirty) {
+      user->second.dirty = true;
+      dirty_users.push_back(user);
+    }
+  }
+
+  void RecordTimerChange(const Timer& timer, bool registered) {
+    auto [it, inserted] = timer_changes.try_emplace(timer, registered);
+    if (!inserted && it->second != registered) timer_changes.erase(it);  // cancels out
+  }
+
+  void AddTimer(UserNode* user, int64_t time_ms, TimerKind kind) {
+    const Timer timer{time_ms, kind, user};
+    if (timers.insert(timer).second) {
+      ++user->second.timer_count;
+      RecordTimerChange(timer, true);
+    }
+  }
+
+  void RemoveTimer(UserNode* user, int64_t time_ms, TimerKind kind) {
+    const Timer timer{time_ms, kind, user};
+    if (timers.erase(timer) > 0) {
+      --user->second.timer_count;
+      RecordTimerChange(timer, false);
+    }
+  }
+
+  absl::Status Flush();
+};
+
+WindowEngine::WindowEngine(StateStore* store, KeyGroupRange owned, WindowEngineOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->store = store;
+  impl_->owned = owned;
+  impl_->options = options;
+}
+
 WindowEngine::~WindowEngine() = default;
 
+int64_t WindowEngine::watermark() const { return impl_->watermark; }
+
 absl::StatusOr<bool> WindowEngine::ProcessEvent(int key_group, const Event& event) {
-  absl::StatusOr<bool> in_sliding = impl_->sliding.ProcessEvent(key_group, event, watermark_);
-  if (!in_sliding.ok()) return in_sliding.status();
-  absl::StatusOr<bool> in_session = impl_->sessions.ProcessEvent(key_group, event, watermark_);
-  if (!in_session.ok()) return in_session.status();
-  return *in_sliding || *in_session;
+  Impl& s = *impl_;
+  if (!s.owned.contains(key_group)) {
+    return absl::InternalError(absl::StrCat("key group ", key_group, " is not owned (owns ", s.owned.ToString(), ")"));
+  }
+  auto [it, inserted] = s.users.try_emplace(event.user_id);
+  UserNode* user = &*it;
+  UserEntry& entry = it->second;
+  if (inserted) {
+    entry.key_group = key_group;
+    entry.id = s.next_user_id++;
+  }
+
+  bool accepted = false;
+  const size_t panes_before = entry.state.panes.size();
+  if (std::optional<int64_t> timer = entry.state.AddToSlidingWindows(event, s.watermark)) {
+    // Only a new pane needs a timer: an existing pane's timer is either still
+    // pending (and the same) or has fired and chained to the next window.
+    if (entry.state.panes.size() != panes_before) s.AddTimer(user, *timer, TimerKind::kSlidingWindow);
+    accepted = true;
+  }
+  int64_t session_timer = 0;
+  if (entry.state.AddToSession(event, s.watermark, &s.removed_timers, &session_timer)) {
+    for (int64_t old : s.removed_timers) {
+      if (old != session_timer) s.RemoveTimer(user, old, TimerKind::kSession);
+    }
+    s.AddTimer(user, session_timer, TimerKind::kSession);
+    accepted = true;
+  }
+  if (accepted) {
+    s.MarkDirty(user);
+  } else if (inserted) {
+    s.users.erase(it);  // a late event must not leave an empty entry behind
+  }
+  return accepted;
 }
 
 absl::Status WindowEngine::AdvanceWatermark(int64_t watermark_ms, std::vector<FeatureWrite>* out) {
-  if (watermark_ms <= watermark_) return absl::OkStatus();
-  watermark_ = watermark_ms;
-  impl_->sliding.BeginWatermark();
-  return impl_->timers.FireDue(watermark_ms, [&](const Timer& timer) -> absl::Status {
-    switch (timer.kind) {
-      case TimerKind::kSlidingWindow:
-        return impl_->sliding.OnTimer(timer, watermark_ms, out);
-      case TimerKind::kSession:
-        return impl_->sessions.OnTimer(timer, out);
+  Impl& s = *impl_;
+  if (watermark_ms <= s.watermark) return absl::OkStatus();
+  s.watermark = watermark_ms;
+  ++s.step;
+  while (!s.timers.empty() && s.timers.begin()->time_ms <= watermark_ms) {
+    const Timer timer = *s.timers.begin();
+    s.timers.erase(s.timers.begin());
+    UserNode* user = timer.user;
+    UserEntry& entry = user->second;
+    --entry.timer_count;
+    s.RecordTimerChange(timer, false);
+    if (timer.kind == TimerKind::kSlidingWindow) {
+      if (entry.emitted_step != s.step) {
+        entry.emitted_step = s.step;
+        entry.emitted_until = std::numeric_limits<int64_t>::min();
+      }
+      const size_t before = out->size();
+      std::optional<int64_t> next =
+          entry.state.FireSlidingWindows(user->first, timer.time_ms, watermark_ms, &entry.emitted_until, out);
+      s.sliding_windows_fired += static_cast<int64_t>(out->size() - before);
+      if (next) s.AddTimer(user, *next, TimerKind::kSlidingWindow);
+    } else {
+      if (entry.state.FireSession(user->first, timer.time_ms, out)) ++s.sessions_fired;
     }
-    return absl::OkStatus();
-  });
+    s.MarkDirty(user);
+  }
+  return absl::OkStatus();
 }
 
-absl::Status WindowEngine::Commit() { return impl_->store->Commit(); }
+absl::Status WindowEngine::Impl::Flush() {
+  // Timers first: they point at user nodes that may be erased below.
+  for (const auto& [timer, registered] : timer_changes) {
+    const std::string key = TimerKey(timer.user->second.key_group, timer.time_ms, timer.kind, timer.user->first);
+    if (registered) {
+      store->Put(key, "");
+    } else {
+      store->Delete(key);
+    }
+  }
+  timer_changes.clear();
+  for (UserNode* user : dirty_users) {
+    UserEntry& entry = user->second;
+    entry.dirty = false;
+    const std::string key = sk::UserPrefix(entry.key_group, sk::kUser, user->first);
+    if (entry.state.empty() && entry.timer_count == 0) {
+      store->Delete(key);
+      users.erase(user->first);  // no timer points at it any more
+    } else {
+      entry.state.SerializeTo(&scratch);
+      store->Put(key, scratch);
+    }
+  }
+  dirty_users.clear();
+  last_flush_ms = SteadyNowMs();
+  return store->Commit();
+}
+
+absl::Status WindowEngine::Commit() {
+  Impl& s = *impl_;
+  if (s.dirty_users.size() + s.timer_changes.size() < s.options.max_pending &&
+      SteadyNowMs() - s.last_flush_ms < s.options.flush_interval_ms) {
+    return absl::OkStatus();
+  }
+  return s.Flush();
+}
+
+absl::Status WindowEngine::Flush() { return impl_->Flush(); }
 
 WindowEngineStats WindowEngine::stats() const {
-  return {impl_->sliding.windows_fired(), impl_->sessions.sessions_fired()};
+  return {impl_->sliding_windows_fired, impl_->sessions_fired, static_cast<int64_t>(impl_->users.size()),
+          static_cast<int64_t>(impl_->timers.size())};
 }
 
 }  // namespace slipstream

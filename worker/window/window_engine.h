@@ -1,7 +1,21 @@
-// WindowEngine: the keyed part of the job for the key groups one worker owns:
-// the sliding-window and session-window operators over one StateStore and one
-// TimerService, driven by events and watermarks. It knows nothing about Kafka
-// or Redis, so tests can drive it directly. Used from the task thread only.
+// WindowEngine: the keyed part of the job for the key groups one worker owns —
+// 1 h/10 min sliding windows and 10 min-gap sessions per user (logic in
+// user_window_state.h) plus their event-time timers.
+//
+// State layout: the working copy of every user's windows and all timers live
+// in memory, so the per-event path does no I/O (that is what makes hundreds
+// of thousands of events per second possible); every change is written
+// behind into RocksDB (StateStore) in batches — at the latest after
+// `flush_interval_ms` or `max_pending` changes, and on Flush() — under keys
+// prefixed with the key group:
+//   [kg:2]['u'][user]                        -> serialized UserWindowState
+//   [kg:2]['t'][time:8][kind:1][user]        -> ""   (timers, ordered by time)
+// (user = varint length + bytes; see worker/state/state_keys.h). RocksDB is
+// therefore always a consistent copy as of the last Flush(), which is what a
+// snapshot (checkpoint) takes.
+//
+// It knows nothing about Kafka or Redis, so tests drive it directly. Used
+// from the task thread only.
 #pragma once
 
 #include <cstdint>
@@ -20,11 +34,18 @@ namespace slipstream {
 struct WindowEngineStats {
   int64_t sliding_windows_fired = 0;
   int64_t sessions_fired = 0;
+  int64_t users = 0;   // users with state in memory
+  int64_t timers = 0;  // registered timers
+};
+
+struct WindowEngineOptions {
+  int64_t flush_interval_ms = 10000;
+  size_t max_pending = 1000000;  // changed users + timer changes before a flush
 };
 
 class WindowEngine {
  public:
-  WindowEngine(StateStore* store, KeyGroupRange owned);
+  WindowEngine(StateStore* store, KeyGroupRange owned, WindowEngineOptions options = {});
   ~WindowEngine();
 
   // Adds the event to every window of both operators that has not fired yet,
@@ -33,19 +54,22 @@ class WindowEngine {
   [[nodiscard]] absl::StatusOr<bool> ProcessEvent(int key_group, const Event& event);
 
   // Moves event time forward (never backwards) and appends the results of
-  // every window and session that fires, in firing order.
+  // every window and session that fires, in timer order (per user: in window
+  // end order).
   [[nodiscard]] absl::Status AdvanceWatermark(int64_t watermark_ms, std::vector<FeatureWrite>* out);
 
-  // Makes the state changes since the last call durable in RocksDB.
+  // Writes pending changes to RocksDB if the flush interval has passed or
+  // enough changes are pending.
   [[nodiscard]] absl::Status Commit();
+  // Writes all pending changes to RocksDB now.
+  [[nodiscard]] absl::Status Flush();
 
-  int64_t watermark() const { return watermark_; }
+  int64_t watermark() const;
   WindowEngineStats stats() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  int64_t watermark_;
 };
 
 }  // namespace slipstream

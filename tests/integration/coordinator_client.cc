@@ -1,0 +1,42 @@
+#include "tests/integration/coordinator_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace slipstream::it {
+
+CoordinatorClient::CoordinatorClient(const std::string& address)
+    : stub_(v1::Coordinator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+
+absl::StatusOr<v1::JobStatus> CoordinatorClient::GetJob() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::GetJobRequest request;
+  v1::JobStatus response;
+  grpc::Status status = stub_->GetJob(&ctx, request, &response);
+  if (!status.ok()) {
+    return absl::UnavailableError(absl::StrCat("GetJob: ", status.error_code(), " ", status.error_message()));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::WorkerCounters> OnlyWorkerCounters(const v1::JobStatus& job) {
+  if (job.workers_size() != 1) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", job.job_id(), " (", job.state(), ") has ",
+                                                      job.workers_size(), " workers, expected 1"));
+  }
+  return job.workers(0).counters();
+}
+
+std::string Summarize(const v1::WorkerCounters& c) {
+  return absl::StrCat("records_in=", c.records_in(), " valid=", c.events_valid(), " invalid=", c.records_invalid(),
+                      " late=", c.records_late(), " sliding_fired=", c.sliding_windows_fired(),
+                      " sessions_fired=", c.sessions_fired(), " emitted=", c.features_emitted(),
+                      " redis_written=", c.redis_features_written(), " redis_errors=", c.redis_errors(),
+                      " dlq_failures=", c.dlq_delivery_failures(), " watermark_ms=", c.watermark_ms());
+}
+
+}  // namespace slipstream::it

@@ -1,0 +1,28 @@
+// GetJob against the coordinator's gRPC API (slipstream.v1.Coordinator).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/slipstream.grpc.pb.h"
+
+namespace slipstream::it {
+
+class CoordinatorClient {
+ public:
+  explicit CoordinatorClient(const std::string& address);  // host:port
+  // One GetJob call with a 2 s deadline.
+  absl::StatusOr<v1::JobStatus> GetJob();
+
+ private:
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+};
+
+// Counters of the job's only worker, or an error when there is not exactly one.
+absl::StatusOr<v1::WorkerCounters> OnlyWorkerCounters(const v1::JobStatus& job);
+
+// One line summary of counters for progress logs.
+std::string Summarize(const v1::WorkerCounters& c);
+
+}  // namespace slipstream::it

@@ -1,0 +1,835 @@
+// End-to-end tests of the real binaries against a real Kafka broker and a
+// real Redis server (both started by scripts/test.sh):
+//
+//  PipelineEndToEnd.MatchesReferenceModelWithOneWorker
+//    ~110k valid events (5.5 h of event time, 500 users, 4 partitions) plus
+//    ~0.5 % invalid records go through coordinator + one worker; late events
+//    and a far-future watermark push follow. Redis, the worker's counters and
+//    the dead-letter topic must match an independent reference model
+//    (tests/integration/workload.h) exactly.
+//  PipelineEndToEnd.SecondWorkerIsRefusedWithClearMessage
+//  Binaries.InvalidConfigFailsNamingTheKey
+//
+// Each test uses its own topics, consumer group, Redis database, RPC port and
+// temporary directory, so they can run in parallel with other tests. A
+// failing test keeps its temporary directory (process logs, state) and
+// prints the tails of every process's stdout/stderr.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "tests/integration/coordinator_client.h"
+#include "tests/integration/it_env.h"
+#include "tests/integration/kafka_client.h"
+#include "tests/integration/process_runner.h"
+#include "tests/integration/redis_client.h"
+#include "tests/integration/workload.h"
+
+namespace slipstream::it {
+namespace {
+
+constexpr int kPartitions = 4;
+// Redis databases owned by these tests (nothing else in the suite uses them).
+constexpr int kRedisDbReferenceModel = 13;
+constexpr int kRedisDbSecondWorker = 14;
+// The watermark trails the largest event time by the out-of-orderness bound
+// (10 s) plus 1 ms.
+constexpr int64_t kWatermarkLagMs = 10 * kSecondMs + 1;
+constexpr int kLateEvents = 200;
+const char* const kWatermarkUser = "__watermark__";
+
+std::string Printable(std::string_view s, size_t max = 200) {
+  std::string out;
+  for (unsigned char c : s.substr(0, max)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (s.size() > max) out += "...(" + std::to_string(s.size()) + " bytes)";
+  return out;
+}
+
+std::optional<int64_t> ParseInt(const std::string& s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// Collects mismatches and reports the count plus the first few, instead of
+// thousands of separate gtest failures.
+class Mismatches {
+ public:
+  explicit Mismatches(std::string what) : what_(std::move(what)) {}
+  void Add(const std::string& message) {
+    if (count_++ < kShown) shown_ << "\n  " << message;
+  }
+  int64_t count() const { return count_; }
+  void Report() const {
+    if (count_ == 0) return;
+    ADD_FAILURE() << count_ << " mismatches in " << what_ << " (first " << std::min<int64_t>(count_, kShown)
+                  << "):" << shown_.str();
+  }
+
+ private:
+  static constexpr int64_t kShown = 25;
+  std::string what_;
+  int64_t count_ = 0;
+  std::ostringstream shown_;
+};
+
+const std::string kUserPrefix = "user_features:";
+const std::string kSessionPrefix = "session_features:";
+
+std::string FieldsText(const std::map<std::string, std::string>& h) {
+  std::string out;
+  for (const auto& [k, v] : h) out += " " + k + "=" + Printable(v, 40);
+  return out;
+}
+
+void ExpectField(const std::map<std::string, std::string>& h, const std::string& name, const std::string& value,
+                 std::vector<std::string>* problems) {
+  auto it = h.find(name);
+  if (it == h.end()) {
+    problems->push_back(name + " is missing (should be " + Printable(value) + ")");
+  } else if (it->second != value) {
+    problems->push_back(name + " is " + Printable(it->second) + ", should be " + Printable(value));
+  }
+}
+
+void ExpectExactFields(const std::map<std::string, std::string>& h, const std::set<std::string>& names,
+                       std::vector<std::string>* problems) {
+  std::set<std::string> actual;
+  for (const auto& [k, v] : h) actual.insert(k);
+  if (actual != names) problems->push_back("fields are not exactly " + absl::StrJoin(names, ","));
+}
+
+// What is wrong with a user_features hash that should hold `win`.
+std::vector<std::string> UserFeatureProblems(const std::string& user, const ExpectedWindow& win,
+                                             const std::map<std::string, std::string>& h) {
+  std::vector<std::string> problems;
+  ExpectExactFields(h,
+                    {"user_id", "view_count_1h", "cart_count_1h", "purchase_count_1h", "avg_viewed_price_1h",
+                     "window_start", "window_end"},
+                    &problems);
+  ExpectField(h, "user_id", user, &problems);
+  ExpectField(h, "window_start", std::to_string(win.start), &problems);
+  ExpectField(h, "window_end", std::to_string(win.end()), &problems);
+  ExpectField(h, "view_count_1h", std::to_string(win.views), &problems);
+  ExpectField(h, "cart_count_1h", std::to_string(win.carts), &problems);
+  ExpectField(h, "purchase_count_1h", std::to_string(win.purchases), &problems);
+  if (auto it = h.find("avg_viewed_price_1h"); it != h.end()) {
+    const std::string& text = it->second;
+    const long double expected = win.AvgViewedPrice();
+    double value = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    char shortest[64];
+    auto [q, ec2] = std::to_chars(shortest, shortest + sizeof(shortest), value);
+    char expected_text[64];
+    std::snprintf(expected_text, sizeof(expected_text), "%.17Lg", expected);
+    if (ec != std::errc() || p != text.data() + text.size()) {
+      problems.push_back("avg_viewed_price_1h " + Printable(text) + " is not a number");
+    } else if (ec2 != std::errc() || std::string(shortest, q) != text) {
+      problems.push_back("avg_viewed_price_1h " + text + " is not in shortest round-trip form (" +
+                         std::string(shortest, q) + ")");
+    } else if (win.views == 0 ? text != "0"
+                              : std::fabs(static_cast<long double>(value) - expected) > 1e-12L * std::fabs(expected)) {
+      problems.push_back("avg_viewed_price_1h is " + text + ", should be ~" + expected_text);
+    }
+  }
+  return problems;
+}
+
+std::vector<std::string> SessionProblems(const ExpectedSession& s, const std::map<std::string, std::string>& h) {
+  std::vector<std::string> problems;
+  ExpectExactFields(h, {"user_id", "event_count", "duration_seconds", "session_start", "session_end"}, &problems);
+  ExpectField(h, "user_id", s.user, &problems);
+  ExpectField(h, "event_count", std::to_string(s.count), &problems);
+  ExpectField(h, "duration_seconds", std::to_string((s.last_ms - s.first_ms) / 1000), &problems);
+  ExpectField(h, "session_start", std::to_string(s.first_ms), &problems);
+  ExpectField(h, "session_end", std::to_string(s.last_ms), &problems);
+  return problems;
+}
+
+std::string Upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Every HSET/EXPIRE the job sent to its database, against the model: each
+// non-empty window of each user written exactly once, in window order, with
+// the right content; each session written exactly once; EXPIRE 7200 / 3600
+// after every write; nothing else written.
+void CheckFeatureWrites(const ReferenceModel& model, const std::vector<RedisMonitor::Command>& commands) {
+  std::map<std::string, std::vector<std::map<std::string, std::string>>> writes;
+  std::map<std::string, std::vector<std::string>> expires;
+  Mismatches other("commands other than HSET/EXPIRE on the job's database");
+  // Commands the test itself sends (reads).
+  const std::set<std::string> ignored = {"SELECT", "PING", "ECHO", "DBSIZE", "SCAN", "HGETALL", "TTL", "INFO",
+                                         "CLIENT", "COMMAND", "HELLO", "AUTH", "MULTI", "EXEC"};
+  int64_t hsets = 0;
+  for (const RedisMonitor::Command& c : commands) {
+    const std::string name = Upper(c.args[0]);
+    if ((name == "HSET" || name == "HMSET") && c.args.size() >= 4 && c.args.size() % 2 == 0) {
+      std::map<std::string, std::string> fields;
+      for (size_t i = 2; i + 1 < c.args.size(); i += 2) fields[c.args[i]] = c.args[i + 1];
+      writes[c.args[1]].push_back(std::move(fields));
+      ++hsets;
+    } else if (name == "EXPIRE" && c.args.size() == 3) {
+      expires[c.args[1]].push_back(c.args[2]);
+    } else if (!ignored.count(name)) {
+      std::vector<std::string> printable;
+      for (const std::string& a : c.args) printable.push_back(Printable(a, 60));
+      other.Add(absl::StrJoin(printable, " "));
+    }
+  }
+  other.Report();
+
+  Mismatches windows("sliding-window writes (MONITOR)");
+  for (const auto& [user, expected] : model.windows()) {
+    const std::string key = kUserPrefix + user;
+    const auto it = writes.find(key);
+    const size_t written = it == writes.end() ? 0 : it->second.size();
+    if (written != expected.size()) {
+      windows.Add(absl::StrCat(Printable(key), ": ", written, " windows written, expected ", expected.size()));
+    }
+    for (size_t i = 0; i < std::min(written, expected.size()); ++i) {
+      std::vector<std::string> problems = UserFeatureProblems(user, expected[i], it->second[i]);
+      if (!problems.empty()) {
+        windows.Add(absl::StrCat(Printable(key), " write #", i + 1, " (expected window [", expected[i].start, ", ",
+                                 expected[i].end(), ")): ", absl::StrJoin(problems, "; "),
+                                 " | actual:", FieldsText(it->second[i])));
+        break;  // one per user: later ones are usually shifted copies
+      }
+    }
+  }
+  windows.Report();
+
+  Mismatches sessions("session writes (MONITOR)");
+  for (const auto& [key, expected] : model.sessions()) {
+    const auto it = writes.find(key);
+    const size_t written = it == writes.end() ? 0 : it->second.size();
+    if (written != 1) {
+      sessions.Add(absl::StrCat(Printable(key), " written ", written, " times, expected once"));
+      if (written == 0) continue;
+    }
+    std::vector<std::string> problems = SessionProblems(expected, it->second[0]);
+    if (!problems.empty()) {
+      sessions.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(it->second[0]));
+    }
+  }
+  sessions.Report();
+
+  Mismatches stray("writes to keys the model does not expect (MONITOR)");
+  Mismatches ttl("EXPIRE after each write (MONITOR)");
+  for (const auto& [key, list] : writes) {
+    const bool user = key.rfind(kUserPrefix, 0) == 0;
+    const bool known = user ? model.windows().count(key.substr(kUserPrefix.size())) > 0 : model.sessions().count(key) > 0;
+    if (!known) {
+      stray.Add(absl::StrCat(Printable(key), " written ", list.size(), " times; first:", FieldsText(list.front())));
+    }
+    const std::vector<std::string>& e = expires[key];
+    const std::string want = user ? "7200" : "3600";
+    const bool all_right = std::all_of(e.begin(), e.end(), [&](const std::string& v) { return v == want; });
+    if (e.size() != list.size() || !all_right) {
+      ttl.Add(absl::StrCat(Printable(key), ": ", list.size(), " HSETs, ", e.size(), " EXPIREs (",
+                           absl::StrJoin(e, ","), "), expected EXPIRE ", want, " after each"));
+    }
+  }
+  for (const auto& [key, e] : expires) {
+    if (!writes.count(key)) ttl.Add(absl::StrCat(Printable(key), ": EXPIRE without HSET"));
+  }
+  stray.Report();
+  ttl.Report();
+  std::cout << "[it] MONITOR saw " << commands.size() << " commands, " << hsets << " feature writes" << std::endl;
+}
+
+// Fixture: environment, a temporary directory, and the processes it starts
+// (stopped in TearDown; their logs printed when the test failed).
+class PipelineEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    env_ok_ = LoadTestEnv(&env_);
+    tmp_ = std::make_unique<TempDir>(std::string("slipstream-it-") + info->name());
+    topic_ = UniqueName(info->name());
+    dlq_topic_ = topic_ + "-dlq";
+    rpc_port_ = FreeTcpPort();
+  }
+
+  void TearDown() override {
+    // Workers first, then the coordinator (reverse start order).
+    for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) {
+      Process& p = **it;
+      if (!p.Running()) {
+        clock_.Log(absl::StrCat(p.name(), " had already exited (status ", p.exit_status().value_or(-1), ")"));
+        continue;
+      }
+      const int64_t begin = SteadyNowMs();
+      const int status = p.Stop();
+      clock_.Log(absl::StrCat("stopped ", p.name(), " (exit status ", status, ") in ", SteadyNowMs() - begin, " ms"));
+      if (expect_clean_exit_) {
+        EXPECT_EQ(status, 0) << p.name() << " did not shut down cleanly on SIGTERM";
+      }
+    }
+    if (HasFailure()) {
+      for (const auto& p : processes_) std::cout << p->Tail(80);
+      tmp_->Keep();
+    }
+  }
+
+  std::vector<std::string> CommonOverrides(int redis_db) const {
+    return {
+        "--config",
+        env_.source_dir + "/conf/application.properties",
+        "-Dkafka.bootstrap.servers=" + env_.kafka,
+        "-Dkafka.topic=" + topic_,
+        "-Dkafka.dlq.topic=" + dlq_topic_,
+        "-Dkafka.group.id=" + topic_ + "-group",
+        "-Dkafka.starting-offsets=earliest",
+        "-Dredis.host=" + env_.redis_host,
+        "-Dredis.port=" + std::to_string(env_.redis_port),
+        "-Dredis.db=" + std::to_string(redis_db),
+        "-Djobmanager.rpc.address=127.0.0.1",
+        "-Djobmanager.rpc.port=" + std::to_string(rpc_port_),
+        "-Drest.port=" + std::to_string(FreeTcpPort()),
+        "-Dstate.dir=" + tmp_->path() + "/state",
+        "-Dstate.checkpoints.dir=file://" + tmp_->path() + "/checkpoints",
+        "-Dstate.savepoints.dir=file://" + tmp_->path() + "/savepoints",
+        "-Dheartbeat.interval=200 ms",
+        "-Dlog.level=info",
+    };
+  }
+
+  Process& Start(const std::string& name, const std::string& binary, int redis_db) {
+    std::vector<std::string> argv = {BinaryPath(env_, binary)};
+    for (std::string& a : CommonOverrides(redis_db)) argv.push_back(std::move(a));
+    processes_.push_back(std::make_unique<Process>(name, std::move(argv), tmp_->path()));
+    clock_.Log(absl::StrCat("started ", name, " (pid ", processes_.back()->pid(), ")"));
+    return *processes_.back();
+  }
+
+  // Starts the coordinator and waits until it answers GetJob, so the worker
+  // registers at its first attempt (instead of in gRPC's reconnect backoff).
+  void StartCoordinator(CoordinatorClient& client, int redis_db) {
+    Process& p = Start("coordinator", "slipstream-coordinator", redis_db);
+    const int64_t deadline = SteadyNowMs() + 30000;
+    absl::StatusOr<v1::JobStatus> job = client.GetJob();
+    while (!job.ok() && p.Running() && SteadyNowMs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      job = client.GetJob();
+    }
+    ASSERT_TRUE(job.ok()) << "the coordinator does not answer GetJob on " << CoordinatorAddress() << ": "
+                          << job.status();
+    clock_.Log("coordinator answers: job " + job->job_id() + " " + job->state());
+  }
+
+  // Fails (returns a message) when any started process has exited.
+  std::optional<std::string> ExitedProcess() {
+    for (const auto& p : processes_) {
+      if (!p->Running()) {
+        const int status = p->exit_status().value_or(-1);
+        return absl::StrCat(p->name(), " exited unexpectedly with status ", status,
+                            status == 0 ? " (the binaries exit 0 only on SIGTERM/SIGINT: did something else on this "
+                                          "machine signal it?)"
+                                        : "");
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::string CoordinatorAddress() const { return absl::StrCat("127.0.0.1:", rpc_port_); }
+
+  bool env_ok_ = false;
+  TestEnv env_;
+  std::unique_ptr<TempDir> tmp_;
+  std::string topic_;
+  std::string dlq_topic_;
+  int rpc_port_ = 0;
+  bool expect_clean_exit_ = true;
+  Stopwatch clock_;
+  std::vector<std::unique_ptr<Process>> processes_;
+};
+
+// ---------------------------------------------------------------------------
+
+TEST_F(PipelineEndToEnd, MatchesReferenceModelWithOneWorker) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_GT(rpc_port_, 0);
+  clock_.Log("topic " + topic_ + ", dead-letter topic " + dlq_topic_ + ", redis db " +
+             std::to_string(kRedisDbReferenceModel) + ", tmp " + tmp_->path());
+
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis =
+      RedisClient::Connect(env_.redis_host, env_.redis_port, kRedisDbReferenceModel);
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  ASSERT_TRUE((*redis)->FlushDb().ok());
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor =
+      RedisMonitor::Start(env_.redis_host, env_.redis_port, kRedisDbReferenceModel);
+  ASSERT_TRUE(monitor.ok()) << monitor.status();
+
+  // --- Workload and reference model inputs -------------------------------
+  Workload w = GenerateWorkload(WorkloadOptions{});
+  clock_.Log(absl::StrCat("generated ", w.valid.size(), " valid events for ", w.users.size(), " users over ",
+                          (w.max_time_ms - w.start_ms) / 1000, " s of event time, ", w.malformed,
+                          " invalid records"));
+  ASSERT_GE(w.valid.size(), 100000u);
+  ASSERT_GE(w.max_time_ms - w.start_ms, 5 * kHourMs);
+  clock_.EndPhase("generate");
+
+  // Everything produced, in order, with what must happen to it.
+  std::vector<RecordSpec> produced_specs;
+  std::vector<size_t> produced_index;  // producer index of produced_specs[i]
+
+  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());
+  absl::StatusOr<std::unique_ptr<TestProducer>> producer_or = TestProducer::Create(env_.kafka);
+  ASSERT_TRUE(producer_or.ok()) << producer_or.status();
+  TestProducer& producer = **producer_or;
+  auto produce = [&](RecordSpec spec, int32_t partition = -1) {
+    produced_index.push_back(producer.Produce(topic_, spec.key, spec.value, partition));
+    produced_specs.push_back(std::move(spec));
+  };
+
+  // --- Phase 1: the main stream -------------------------------------------
+  for (const RecordSpec& r : w.records) produce(r);
+  {
+    absl::Status flushed = producer.Flush(120000);
+    ASSERT_TRUE(flushed.ok()) << flushed;
+  }
+  // Close phase 1 with one event at the largest event time in every
+  // partition (for a user already living there), so every partition's
+  // watermark reaches max - 10 s - 1 ms and the wait below is well defined.
+  std::map<int32_t, std::string> user_in_partition;
+  std::map<std::string, std::set<int32_t>> partitions_of_user;
+  for (size_t i = 0; i < produced_specs.size(); ++i) {
+    const RecordSpec& s = produced_specs[i];
+    if (s.event_index < 0) continue;
+    const int32_t p = producer.delivery(produced_index[i]).partition;
+    partitions_of_user[w.valid[s.event_index].user].insert(p);
+    user_in_partition.emplace(p, w.valid[s.event_index].user);
+  }
+  for (const auto& [user, parts] : partitions_of_user) {
+    ASSERT_EQ(parts.size(), 1u) << "user " << user << " was spread over several partitions: the producer "
+                                   "must partition by key";
+  }
+  ASSERT_EQ(user_in_partition.size(), static_cast<size_t>(kPartitions)) << "some partition got no users";
+  for (const auto& [partition, user] : user_in_partition) {
+    ValidEvent e{user, w.max_time_ms, EventKind::kView, 4200};
+    RecordSpec spec;
+    spec.key = user;
+    spec.value = CanonicalEventJson(user, e.time_ms, e.kind, e.price_cents);
+    spec.event_index = static_cast<int>(w.valid.size());
+    w.valid.push_back(e);
+    produce(spec);
+  }
+  {
+    absl::Status flushed = producer.Flush(30000);
+    ASSERT_TRUE(flushed.ok()) << flushed;
+  }
+  const int64_t phase1_records = static_cast<int64_t>(produced_specs.size());
+  clock_.Log(absl::StrCat("produced ", phase1_records, " phase-1 records"));
+  clock_.EndPhase("produce phase 1");
+
+  // --- Start the job --------------------------------------------------------
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, kRedisDbReferenceModel));
+  Start("worker", "slipstream-worker", kRedisDbReferenceModel);
+
+  // Polls GetJob until `done(counters)` or the timeout; logs progress.
+  auto wait_for = [&](const std::string& what, int64_t timeout_ms,
+                      const std::function<bool(const v1::WorkerCounters&)>& done) -> std::optional<v1::WorkerCounters> {
+    const int64_t deadline = SteadyNowMs() + timeout_ms;
+    int64_t next_log = SteadyNowMs() + 5000;
+    std::string last_problem = "no answer yet";
+    while (SteadyNowMs() < deadline) {
+      if (std::optional<std::string> exited = ExitedProcess()) {
+        ADD_FAILURE() << *exited << " while waiting for " << what;
+        return std::nullopt;
+      }
+      absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+      if (job.ok()) {
+        absl::StatusOr<v1::WorkerCounters> c = OnlyWorkerCounters(*job);
+        if (c.ok()) {
+          if (done(*c)) return *c;
+          last_problem = Summarize(*c);
+        } else {
+          last_problem = std::string(c.status().message());
+        }
+      } else {
+        last_problem = std::string(job.status().message());
+      }
+      if (SteadyNowMs() >= next_log) {
+        clock_.Log("waiting for " + what + ": " + last_problem);
+        next_log += 5000;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "timed out after " << timeout_ms / 1000 << " s waiting for " << what
+                  << "; last state: " << last_problem;
+    return std::nullopt;
+  };
+
+  const int64_t phase1_watermark = w.max_time_ms - kWatermarkLagMs;
+  std::optional<v1::WorkerCounters> after_phase1 =
+      wait_for("the watermark to reach the end of phase 1", 150000,
+               [&](const v1::WorkerCounters& c) { return c.watermark_ms() >= phase1_watermark; });
+  ASSERT_TRUE(after_phase1.has_value());
+  clock_.Log("phase 1 consumed: " + Summarize(*after_phase1));
+  EXPECT_EQ(after_phase1->watermark_ms(), phase1_watermark)
+      << "the watermark must be max event time - 10 s - 1 ms while no later event exists";
+  clock_.EndPhase("process phase 1");
+
+  // --- Phase 2: late events, then a far-future event per partition ---------
+  int64_t late = 0;
+  {
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < kLateEvents; ++i) {
+      // Mostly known users, some never seen before (they must get no keys).
+      const std::string user = i % 10 == 9 ? "late-only-" + std::to_string(i)
+                                           : w.users[rng() % w.users.size()];
+      const int64_t t = w.start_ms - 2 * kHourMs + static_cast<int64_t>(rng() % (30 * kMinuteMs));
+      RecordSpec spec;
+      spec.key = user;
+      spec.value = CanonicalEventJson(user, t, static_cast<EventKind>("vcp"[i % 3]), 1000 + i);
+      spec.dlq_code = "late";
+      produce(spec);
+      ++late;
+    }
+    absl::Status flushed = producer.Flush(30000);
+    ASSERT_TRUE(flushed.ok()) << flushed;
+  }
+  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    RecordSpec spec;
+    spec.key = kWatermarkUser;
+    spec.value = CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100);
+    produce(spec, p);
+  }
+  {
+    absl::Status flushed = producer.Flush(30000);
+    ASSERT_TRUE(flushed.ok()) << flushed;
+  }
+  const int64_t total_records = static_cast<int64_t>(produced_specs.size());
+  clock_.Log(absl::StrCat("produced ", late, " late events and ", kPartitions, " far-future events"));
+
+  // --- Reference model ------------------------------------------------------
+  const ReferenceModel model(w.valid);
+  const int64_t expected_sessions = static_cast<int64_t>(model.sessions().size());
+  const int64_t expected_keys = static_cast<int64_t>(model.user_features().size()) + expected_sessions;
+  clock_.Log(absl::StrCat("reference model: ", model.sliding_windows(), " sliding windows, ", expected_sessions,
+                          " sessions, ", model.user_features().size(), " users"));
+
+  const int64_t final_watermark = future_ms - kWatermarkLagMs;
+  v1::WorkerCounters previous;
+  bool have_previous = false;
+  std::optional<v1::WorkerCounters> final_counters = wait_for(
+      "all windows to fire and reach Redis", 120000, [&](const v1::WorkerCounters& c) {
+        // Not waiting for the model's key count here: when the job writes
+        // fewer keys, the comparisons below say which ones are missing.
+        const bool done = c.records_in() >= total_records && c.watermark_ms() >= final_watermark &&
+                          c.features_emitted() == c.redis_features_written();
+        // Stable: the same counters in two polls a heartbeat apart or more.
+        const bool stable = done && have_previous && previous.SerializeAsString() == c.SerializeAsString();
+        previous = c;
+        have_previous = done;
+        if (done && !stable) std::this_thread::sleep_for(std::chrono::milliseconds(400));
+        return stable;
+      });
+  ASSERT_TRUE(final_counters.has_value());
+  const v1::WorkerCounters& c = *final_counters;
+  clock_.Log("final counters: " + Summarize(c));
+  {
+    // Every write is acknowledged (redis_features_written), so the key count
+    // should be final; allow a moment in case the counters run ahead.
+    const int64_t deadline = SteadyNowMs() + 10000;
+    absl::StatusOr<int64_t> size = (*redis)->DbSize();
+    while (size.ok() && *size != expected_keys && SteadyNowMs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      size = (*redis)->DbSize();
+    }
+    ASSERT_TRUE(size.ok()) << size.status();
+    clock_.Log(absl::StrCat("redis db ", kRedisDbReferenceModel, " holds ", *size, " keys, the model expects ",
+                            expected_keys));
+  }
+  clock_.EndPhase("process phase 2");
+
+  // --- Counters ---------------------------------------------------------------
+  const int64_t valid_total = static_cast<int64_t>(w.valid.size()) + late + kPartitions;
+  EXPECT_EQ(c.records_in(), total_records);
+  EXPECT_EQ(c.events_valid(), valid_total);
+  EXPECT_EQ(c.records_invalid(), w.malformed);
+  EXPECT_EQ(c.records_late(), late);
+  EXPECT_EQ(c.sliding_windows_fired(), model.sliding_windows());
+  EXPECT_EQ(c.sessions_fired(), expected_sessions);
+  EXPECT_EQ(c.features_emitted(), model.sliding_windows() + expected_sessions);
+  EXPECT_EQ(c.redis_features_written(), c.features_emitted());
+  EXPECT_EQ(c.redis_errors(), 0);
+  EXPECT_EQ(c.dlq_delivery_failures(), 0);
+  EXPECT_EQ(c.watermark_ms(), final_watermark);
+  {
+    std::map<int32_t, int64_t> end_offsets;
+    for (size_t i = 0; i < produced_specs.size(); ++i) {
+      const Delivery& d = producer.delivery(produced_index[i]);
+      end_offsets[d.partition] = std::max(end_offsets[d.partition], d.offset + 1);
+    }
+    ASSERT_EQ(c.partitions_size(), kPartitions);
+    for (const v1::PartitionProgress& p : c.partitions()) {
+      EXPECT_EQ(p.next_offset(), end_offsets[p.partition()]) << "partition " << p.partition();
+      EXPECT_EQ(p.watermark_ms(), final_watermark) << "partition " << p.partition();
+    }
+  }
+
+  // --- Redis --------------------------------------------------------------------
+  {
+    absl::StatusOr<std::vector<std::string>> keys = (*redis)->Keys("*");
+    ASSERT_TRUE(keys.ok()) << keys.status();
+    std::set<std::string> actual(keys->begin(), keys->end());
+    std::set<std::string> expected;
+    for (const auto& [user, f] : model.user_features()) expected.insert(kUserPrefix + user);
+    for (const auto& [key, s] : model.sessions()) expected.insert(key);
+    Mismatches key_set("the set of Redis keys");
+    for (const std::string& k : expected) {
+      if (!actual.count(k)) key_set.Add("missing key " + Printable(k));
+    }
+    for (const std::string& k : actual) {
+      if (!expected.count(k)) key_set.Add("unexpected key " + Printable(k));
+    }
+    key_set.Report();
+    EXPECT_EQ(static_cast<int64_t>(actual.size()), expected_keys);
+
+    // Contents and TTLs of every expected key.
+    std::vector<std::string> ordered(expected.begin(), expected.end());
+    std::vector<std::map<std::string, std::string>> hashes;
+    std::vector<int64_t> ttls;
+    ASSERT_TRUE((*redis)->HGetAllMany(ordered, &hashes, &ttls).ok());
+    Mismatches user_mismatches("user_features hashes (final state)");
+    Mismatches session_mismatches("session_features hashes (final state)");
+    for (size_t i = 0; i < ordered.size(); ++i) {
+      const std::string& key = ordered[i];
+      const std::map<std::string, std::string>& h = hashes[i];
+      if (h.empty()) continue;  // reported as missing above
+      if (key.rfind(kUserPrefix, 0) == 0) {
+        const std::string user = key.substr(kUserPrefix.size());
+        std::vector<std::string> problems = UserFeatureProblems(user, model.user_features().at(user), h);
+        if (!(ttls[i] > 3600 && ttls[i] <= 7200)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (3600, 7200]");
+        if (!problems.empty()) user_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
+      } else {
+        std::vector<std::string> problems = SessionProblems(model.sessions().at(key), h);
+        if (!(ttls[i] > 0 && ttls[i] <= 3600)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (0, 3600]");
+        if (!problems.empty()) session_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
+      }
+    }
+    user_mismatches.Report();
+    session_mismatches.Report();
+  }
+
+  // --- Every feature write (Redis MONITOR) ----------------------------------
+  // The final state only shows each user's newest window; the write log
+  // shows every window and session the job fired.
+  {
+    absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+    ASSERT_TRUE(commands.ok()) << commands.status();
+    CheckFeatureWrites(model, *commands);
+  }
+  clock_.EndPhase("check redis");
+
+  // --- Dead-letter topic ------------------------------------------------------
+  {
+    const int64_t expected_dlq = w.malformed + late;
+    absl::StatusOr<std::vector<ConsumedRecord>> dlq =
+        ReadWholeTopic(env_.kafka, dlq_topic_, static_cast<size_t>(expected_dlq), 60000);
+    ASSERT_TRUE(dlq.ok()) << dlq.status();
+    absl::StatusOr<int64_t> dlq_end = TopicEndOffsetSum(env_.kafka, dlq_topic_);
+    ASSERT_TRUE(dlq_end.ok()) << dlq_end.status();
+    EXPECT_EQ(static_cast<int64_t>(dlq->size()), expected_dlq)
+        << "dead-letter records read (" << w.malformed << " invalid + " << late << " late expected)";
+    EXPECT_EQ(*dlq_end, expected_dlq) << "records in the dead-letter topic (sum of end offsets)";
+
+    std::map<std::pair<int32_t, int64_t>, size_t> by_source;  // (partition, offset) -> produced_specs index
+    for (size_t i = 0; i < produced_specs.size(); ++i) {
+      const Delivery& d = producer.delivery(produced_index[i]);
+      by_source[{d.partition, d.offset}] = i;
+    }
+    Mismatches dlq_mismatches("dead-letter records");
+    std::set<size_t> seen;
+    std::map<std::string, int64_t> by_code;
+    for (const ConsumedRecord& r : *dlq) {
+      const std::string where = absl::StrCat("dlq ", r.partition, "@", r.offset);
+      const std::optional<std::string> reason = r.Header("dlq.reason");
+      const std::optional<std::string> source_topic = r.Header("dlq.source.topic");
+      const std::optional<std::string> source_partition = r.Header("dlq.source.partition");
+      const std::optional<std::string> source_offset = r.Header("dlq.source.offset");
+      if (!reason || !source_topic || !source_partition || !source_offset) {
+        dlq_mismatches.Add(where + ": missing one of the headers dlq.reason, dlq.source.topic, "
+                                   "dlq.source.partition, dlq.source.offset");
+        continue;
+      }
+      if (*source_topic != topic_) dlq_mismatches.Add(where + ": dlq.source.topic " + Printable(*source_topic));
+      const std::optional<int64_t> sp = ParseInt(*source_partition);
+      const std::optional<int64_t> so = ParseInt(*source_offset);
+      if (!sp || !so) {
+        dlq_mismatches.Add(where + ": unparsable source partition/offset " + Printable(*source_partition) + "/" +
+                           Printable(*source_offset));
+        continue;
+      }
+      auto it = by_source.find({static_cast<int32_t>(*sp), *so});
+      if (it == by_source.end()) {
+        dlq_mismatches.Add(where + ": source " + *source_partition + "@" + *source_offset + " was never produced");
+        continue;
+      }
+      const RecordSpec& spec = produced_specs[it->second];
+      if (!seen.insert(it->second).second) {
+        dlq_mismatches.Add(where + ": duplicate dead letter for source " + *source_partition + "@" + *source_offset);
+        continue;
+      }
+      if (spec.dlq_code.empty()) {
+        dlq_mismatches.Add(where + ": valid record dead-lettered with reason " + Printable(*reason) +
+                           "; value " + Printable(spec.value));
+        continue;
+      }
+      const std::string code = reason->substr(0, reason->find(':'));
+      ++by_code[code];
+      if (reason->rfind(spec.dlq_code + ": ", 0) != 0 || reason->size() <= spec.dlq_code.size() + 2) {
+        dlq_mismatches.Add(where + ": reason " + Printable(*reason) + " should be \"" + spec.dlq_code +
+                           ": <detail>\" for value " + Printable(spec.value));
+      }
+      if (r.value.value_or("") != spec.value) {
+        dlq_mismatches.Add(where + ": value " + Printable(r.value.value_or("<null>")) + " differs from the source " +
+                           Printable(spec.value));
+      }
+      if (r.key.value_or("") != spec.key.value_or("")) {
+        dlq_mismatches.Add(where + ": key " + Printable(r.key.value_or("<null>")) + " differs from the source " +
+                           Printable(spec.key.value_or("<null>")));
+      }
+    }
+    for (size_t i = 0; i < produced_specs.size(); ++i) {
+      if (!produced_specs[i].dlq_code.empty() && !seen.count(i)) {
+        const Delivery& d = producer.delivery(produced_index[i]);
+        dlq_mismatches.Add(absl::StrCat("no dead letter for source ", d.partition, "@", d.offset, " (expected ",
+                                        produced_specs[i].dlq_code, "): ", Printable(produced_specs[i].value)));
+      }
+    }
+    dlq_mismatches.Report();
+    std::string codes;
+    for (const auto& [code, n] : by_code) absl::StrAppend(&codes, " ", code, "=", n);
+    clock_.Log("dead letters by reason:" + codes);
+  }
+  clock_.EndPhase("check dead-letter topic");
+}
+
+// ---------------------------------------------------------------------------
+
+TEST_F(PipelineEndToEnd, SecondWorkerIsRefusedWithClearMessage) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_GT(rpc_port_, 0);
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis =
+      RedisClient::Connect(env_.redis_host, env_.redis_port, kRedisDbSecondWorker);
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  ASSERT_TRUE((*redis)->FlushDb().ok());
+  {
+    absl::Status created = CreateTopic(env_.kafka, topic_, kPartitions);
+    ASSERT_TRUE(created.ok()) << created;
+  }
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, kRedisDbSecondWorker));
+  Process& first = Start("worker-1", "slipstream-worker", kRedisDbSecondWorker);
+
+  // Wait until the first worker is registered and heartbeating.
+  std::string first_id;
+  const int64_t deadline = SteadyNowMs() + 60000;
+  while (SteadyNowMs() < deadline && first_id.empty()) {
+    if (std::optional<std::string> exited = ExitedProcess()) FAIL() << *exited;
+    absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+    if (job.ok() && job->state() == "RUNNING" && job->workers_size() == 1 &&
+        job->workers(0).counters().partitions_size() == kPartitions) {
+      first_id = job->workers(0).worker_id();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_FALSE(first_id.empty()) << "the first worker never showed up in GetJob with its " << kPartitions
+                                 << " partitions";
+  clock_.Log("first worker " + first_id + " is running");
+
+  Process& second = Start("worker-2", "slipstream-worker", kRedisDbSecondWorker);
+  const int64_t begin = SteadyNowMs();
+  std::optional<int> status = second.WaitForExit(15000);
+  ASSERT_TRUE(status.has_value()) << "the second worker was still running after 15 s; it must be refused";
+  clock_.Log(absl::StrCat("second worker exited with status ", *status, " after ", SteadyNowMs() - begin, " ms"));
+  EXPECT_NE(*status, 0);
+  const std::string err = second.ReadStderr();
+  EXPECT_NE(err.find("one worker per job"), std::string::npos) << "stderr of the second worker:\n" << err;
+  EXPECT_NE(err.find("refused"), std::string::npos) << "stderr of the second worker:\n" << err;
+
+  // The first worker is unaffected.
+  EXPECT_TRUE(first.Running());
+  absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->workers_size(), 1);
+  EXPECT_EQ(job->workers(0).worker_id(), first_id);
+}
+
+// ---------------------------------------------------------------------------
+
+TEST(Binaries, InvalidConfigFailsNamingTheKey) {
+  TestEnv env;
+  ASSERT_TRUE(LoadTestEnv(&env, /*need_services=*/false));
+  TempDir tmp("slipstream-it-binaries");
+  bool failed = false;
+  auto run = [&](const std::string& binary, const std::vector<std::string>& args, const std::string& label)
+      -> std::unique_ptr<Process> {
+    std::vector<std::string> argv = {BinaryPath(env, binary)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto p = std::make_unique<Process>(binary + "-" + label, argv, tmp.path());
+    if (!p->WaitForExit(15000)) {
+      ADD_FAILURE() << p->CommandLine() << " still runs after 15 s";
+      p->Stop(2000);
+    }
+    return p;
+  };
+  for (const std::string binary : {"slipstream-coordinator", "slipstream-worker", "slipstream-gen"}) {
+    SCOPED_TRACE(binary);
+    {
+      auto p = run(binary, {"-Dredis.port=abc"}, "bad-value");
+      EXPECT_NE(p->exit_status().value_or(0), 0) << p->CommandLine();
+      const std::string err = p->ReadStderr();
+      EXPECT_NE(err.find("redis.port"), std::string::npos) << p->CommandLine() << " stderr:\n" << err;
+      EXPECT_NE(err.find("abc"), std::string::npos) << p->CommandLine() << " stderr:\n" << err;
+    }
+    {
+      auto p = run(binary, {"-Dredis.prot=1"}, "unknown-key");
+      EXPECT_NE(p->exit_status().value_or(0), 0) << p->CommandLine();
+      const std::string err = p->ReadStderr();
+      EXPECT_NE(err.find("redis.prot"), std::string::npos) << p->CommandLine() << " stderr:\n" << err;
+    }
+    {
+      auto p = run(binary, {"--help"}, "help");
+      EXPECT_EQ(p->exit_status().value_or(-1), 0) << p->CommandLine() << " stderr:\n" << p->ReadStderr();
+      EXPECT_NE(p->ReadStdout().find("kafka.bootstrap.servers"), std::string::npos)
+          << p->CommandLine() << " stdout:\n" << p->ReadStdout();
+    }
+  }
+  failed = ::testing::Test::HasFailure();
+  if (failed) tmp.Keep();
+}
+
+}  // namespace
+}  // namespace slipstream::it

@@ -1,0 +1,65 @@
+// A tiny synchronous hiredis client for checking what the pipeline wrote.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct redisContext;
+
+namespace slipstream::it {
+
+class RedisClient {
+ public:
+  // Connects and SELECTs `db`.
+  static absl::StatusOr<std::unique_ptr<RedisClient>> Connect(const std::string& host, int port, int db);
+  ~RedisClient();
+
+  absl::Status FlushDb();
+  absl::StatusOr<int64_t> DbSize();
+  // Every key matching `pattern` (SCAN, so it is safe on a shared server).
+  absl::StatusOr<std::vector<std::string>> Keys(const std::string& pattern);
+  absl::StatusOr<std::map<std::string, std::string>> HGetAll(const std::string& key);
+  // TTL in seconds (-1 no expiry, -2 no key).
+  absl::StatusOr<int64_t> Ttl(const std::string& key);
+  // HGETALL and TTL of many keys in one pipelined round trip each.
+  // ECHO `text` (a marker for RedisMonitor).
+  absl::Status Echo(const std::string& text);
+  absl::Status HGetAllMany(const std::vector<std::string>& keys,
+                           std::vector<std::map<std::string, std::string>>* hashes, std::vector<int64_t>* ttls);
+
+ private:
+  explicit RedisClient(redisContext* ctx) : ctx_(ctx) {}
+  redisContext* ctx_;
+};
+
+// Records every command Redis executes on one database (MONITOR), so a test
+// can check each feature write, not only the final state. Finish() sends a
+// unique ECHO through a normal client and returns what was seen before it:
+// MONITOR output is in execution order, so every command acknowledged before
+// the ECHO is included.
+class RedisMonitor {
+ public:
+  struct Command {
+    std::vector<std::string> args;  // args[0] is the command name as sent
+  };
+  static absl::StatusOr<std::unique_ptr<RedisMonitor>> Start(const std::string& host, int port, int db);
+  ~RedisMonitor();
+  absl::StatusOr<std::vector<Command>> Finish(RedisClient& client, int timeout_ms);
+
+ private:
+  struct State;
+  explicit RedisMonitor(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// Parses one MONITOR line: `<time> [<db> <client>] "arg" "arg" ...` (args in
+// Redis' sdscatrepr quoting). False when the line is not in that form.
+bool ParseMonitorLine(const std::string& line, int* db, std::vector<std::string>* args);
+
+}  // namespace slipstream::it
