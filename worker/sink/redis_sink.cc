@@ -176,8 +176,15 @@ absl::StatusOr<std::unique_ptr<RedisSink>> RedisSink::Start(const RedisSinkOptio
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   absl::StatusOr<RedisContextPtr> c = Connect(options);
-  if (!c.ok()) return c.status();
-  impl->connection = std::move(*c);
+  if (c.ok()) {
+    impl->connection = std::move(*c);
+  } else if (absl::IsUnavailable(c.status())) {
+    // Redis may come up after us: the writer keeps retrying and holds the
+    // pipeline back meanwhile, exactly as after a connection loss.
+    spdlog::warn("redis sink: {}; retrying in the background", c.status().message());
+  } else {
+    return c.status();  // AUTH or SELECT refused: a configuration error
+  }
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->Run(); });
   return std::unique_ptr<RedisSink>(new RedisSink(std::move(impl)));

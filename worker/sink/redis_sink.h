@@ -41,8 +41,8 @@ struct RedisSinkStats {
 
 class RedisSink {
  public:
-  // Connects once to validate the settings (a clear error if Redis is
-  // unreachable at start), then starts the writer thread.
+  // Starts the writer thread. Fails only on settings Redis rejects (AUTH,
+  // SELECT); an unreachable Redis is retried in the background.
   static absl::StatusOr<std::unique_ptr<RedisSink>> Start(const RedisSinkOptions& options);
   ~RedisSink();  // drains what is queued (bounded by retries), then stops
 
