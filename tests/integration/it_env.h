@@ -47,6 +47,9 @@ class TempDir {
 // A TCP port that was free a moment ago on 127.0.0.1 (bind to port 0).
 int FreeTcpPort();
 
+// True when something accepts TCP connections on 127.0.0.1:port.
+bool TcpPortAcceptsConnections(int port);
+
 // "it-<test>-<random hex>": unique topic / group names per run.
 std::string UniqueName(std::string_view test_name);
 

@@ -160,7 +160,7 @@ std::string MalformedJson(int kind, int64_t time_ms, const std::string& user, Rn
       *code = "invalid_user_id";
       return "{\"event_time\": \"" + t + "\", \"event_type\": \"view\", \"user_id\": \"\", \"price\": 1.25}";
     case 14:
-      *code = "invalid_pricex";
+      *code = "invalid_price";
       return "{\"event_time\": \"" + t + "\", \"event_type\": \"view\", \"user_id\": \"" + u + "\", \"price\": -1.5}";
     case 15:
       *code = "wrong_type";
@@ -383,6 +383,45 @@ Workload GenerateWorkload(const WorkloadOptions& options) {
   return w;
 }
 
+std::vector<ValidEvent> BehindWatermarkEvents(const std::vector<ValidEvent>& events, int64_t watermark, int count,
+                                              uint64_t seed) {
+  Rng rng(seed);
+  std::map<std::string, std::vector<int64_t>> times;
+  for (const ValidEvent& e : events) times[e.user].push_back(e.time_ms);
+  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> candidates;  // user, [lo, hi] for t
+  for (auto& [user, list] : times) {
+    std::sort(list.begin(), list.end());
+    const int64_t last = list.back();
+    size_t i = list.size() - 1;
+    while (i > 0 && list[i] - list[i - 1] <= kGapMs) --i;
+    const int64_t first = list[i];  // start of the user's last session
+    // Open at `watermark` (with a margin), and started before it.
+    if (last + kGapMs - 1 <= watermark + kMinuteMs || first > watermark) continue;
+    const int64_t lo = std::max(first, watermark - 90 * kMinuteMs);
+    const int64_t hi = std::min(last, watermark);
+    if (lo <= hi) candidates.push_back({user, {lo, hi}});
+  }
+  std::vector<ValidEvent> out;
+  for (size_t k = 0; k < candidates.size() && static_cast<int>(out.size()) < count; ++k) {
+    // Spread the picks over the candidate list deterministically.
+    const size_t j = k + static_cast<size_t>(rng.Uniform(0, static_cast<int64_t>(candidates.size() - k) - 1));
+    std::swap(candidates[k], candidates[j]);
+    const auto& [user, range] = candidates[k];
+    ValidEvent e;
+    e.user = user;
+    // Half of them on exactly the watermark or a pane boundary behind it.
+    e.time_ms = rng.Uniform(range.first, range.second);
+    if (k % 4 == 0) e.time_ms = range.second;
+    if (k % 4 == 1 && FloorTo(range.second, kSlideMs) >= range.first) e.time_ms = FloorTo(range.second, kSlideMs);
+    const int64_t r = rng.Uniform(0, 2);
+    e.kind = r == 0 ? EventKind::kView : r == 1 ? EventKind::kCart : EventKind::kPurchase;
+    e.price_cents = rng.Uniform(1, 99999);
+    e.arrival_watermark = watermark;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 ReferenceModel::ReferenceModel(const std::vector<ValidEvent>& events) {
   std::map<std::string, std::vector<const ValidEvent*>> by_user;
   for (const ValidEvent& e : events) by_user[e.user].push_back(&e);
@@ -394,8 +433,9 @@ ReferenceModel::ReferenceModel(const std::vector<ValidEvent>& events) {
     std::map<int64_t, ExpectedWindow> windows;
     for (const ValidEvent* e : list) {
       const int64_t pane = FloorTo(e->time_ms, kSlideMs);
-      for (int k = 0; k < kWindowMs / kSlideMs - (e->price_cents == 777 ? 1 : 0); ++k) {
+      for (int k = 0; k < kWindowMs / kSlideMs; ++k) {
         const int64_t start = pane - k * kSlideMs;
+        if (start + kWindowMs - 1 <= e->arrival_watermark) continue;  // fired before the event arrived
         ExpectedWindow& win = windows[start];
         win.start = start;
         switch (e->kind) {
@@ -421,7 +461,7 @@ ReferenceModel::ReferenceModel(const std::vector<ValidEvent>& events) {
     ExpectedSession current{user, list.front()->time_ms, list.front()->time_ms, 0};
     auto flush = [&] { sessions_["session_features:" + user + ":" + std::to_string(current.first_ms)] = current; };
     for (const ValidEvent* e : list) {
-      if (e->time_ms - current.last_ms >= kGapMs) {
+      if (e->time_ms - current.last_ms > kGapMs) {
         flush();
         current = ExpectedSession{user, e->time_ms, e->time_ms, 0};
       }

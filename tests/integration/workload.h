@@ -12,13 +12,15 @@
 // ReferenceModel: computes from the valid events alone, written from the
 // output contract and not from engine code:
 //  - sliding windows [s, s + 1 h), s a multiple of 10 min: every window that
-//    contains at least one event of the user fires exactly once; the Redis
-//    hash of the user holds the window with the largest end;
+//    contains at least one event of the user fires exactly once, with the
+//    events that arrived before it fired; the Redis hash of the user holds
+//    the window with the largest end;
 //  - sessions: a user's events sorted by time, split where two consecutive
 //    events are more than 10 min apart (exactly 10 min still joins).
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,6 +61,9 @@ struct ValidEvent {
   int64_t time_ms = 0;
   EventKind kind = EventKind::kView;
   int64_t price_cents = 0;  // the JSON price is exactly price_cents / 100
+  // The job's watermark when the event arrives, when known and relevant:
+  // windows that fired before (end - 1 <= watermark) do not contain it.
+  int64_t arrival_watermark = INT64_MIN;
 };
 
 // One record as produced: key, value and what the pipeline must do with it.
@@ -93,6 +98,15 @@ Workload GenerateWorkload(const WorkloadOptions& options);
 
 // The canonical JSON of an event (used for the closing and late events).
 std::string CanonicalEventJson(const std::string& user, int64_t time_ms, EventKind kind, int64_t price_cents);
+
+// Events behind `watermark` that are nevertheless not late: each lies inside
+// the still-open last session of its user (that session fires only at
+// last + 10 min - 1 > watermark), so the session takes it, and so does every
+// sliding window ending after the watermark; windows that already fired do
+// not. Some are more than an hour behind (no sliding window left, only the
+// session). At most one per user; `arrival_watermark` is set.
+std::vector<ValidEvent> BehindWatermarkEvents(const std::vector<ValidEvent>& events, int64_t watermark, int count,
+                                              uint64_t seed);
 
 struct ExpectedSession {
   std::string user;

@@ -111,10 +111,10 @@ TEST(WatermarkTracker, CombinedNeverGoesBackwards) {
 }
 
 // Partition 0 is busy with events; partition 1 is the one that may go idle.
-class IdleTest : public ::testing::Test {
+class WatermarkTrackerIdleness : public ::testing::Test {
  protected:
   static constexpr int64_t kTimeout = 5'000;
-  IdleTest() : t_(kOoo, kTimeout) {
+  WatermarkTrackerIdleness() : t_(kOoo, kTimeout) {
     t_.AddPartition(0, 1'000);
     t_.AddPartition(1, 1'000);
     Event0(1'000, 100'000);  // partition 0 at 89'999
@@ -130,7 +130,7 @@ class IdleTest : public ::testing::Test {
   WatermarkTracker t_;
 };
 
-TEST_F(IdleTest, CaughtUpSilentPartitionBecomesIdleAtTheTimeout) {
+TEST_F(WatermarkTrackerIdleness, CaughtUpSilentPartitionBecomesIdleAtTheTimeout) {
   t_.SetCaughtUp(1, true);
   EXPECT_EQ(t_.Update(1'000 + kTimeout - 1), kMinWatermark);
   EXPECT_FALSE(t_.IsIdle(1));
@@ -139,7 +139,7 @@ TEST_F(IdleTest, CaughtUpSilentPartitionBecomesIdleAtTheTimeout) {
   EXPECT_FALSE(t_.IsIdle(0)) << "partition 0 is not caught up";
 }
 
-TEST_F(IdleTest, BackpressuredPartitionIsNeverIdle) {
+TEST_F(WatermarkTrackerIdleness, BackpressuredPartitionIsNeverIdle) {
   // Not caught up (the default): however long it is silent, it holds the watermark.
   EXPECT_EQ(t_.Update(1'000 + kTimeout), kMinWatermark);
   EXPECT_EQ(t_.Update(1'000'000'000'000), kMinWatermark);
@@ -149,7 +149,7 @@ TEST_F(IdleTest, BackpressuredPartitionIsNeverIdle) {
   EXPECT_FALSE(t_.IsIdle(1));
 }
 
-TEST_F(IdleTest, BackpressuredPartitionWithEventsHoldsTheWatermark) {
+TEST_F(WatermarkTrackerIdleness, BackpressuredPartitionWithEventsHoldsTheWatermark) {
   Event1(1'000, 40'000);
   EXPECT_EQ(t_.Update(1'000), 29'999);
   Event0(2'000, 500'000);
@@ -168,7 +168,7 @@ TEST(WatermarkTracker, ZeroIdleTimeoutDisablesIdleness) {
   EXPECT_FALSE(t.IsIdle(1));
 }
 
-TEST_F(IdleTest, AddPartitionTimeCountsAsActivity) {
+TEST_F(WatermarkTrackerIdleness, AddPartitionTimeCountsAsActivity) {
   t_.AddPartition(2, 50'000);
   t_.SetCaughtUp(1, true);
   t_.SetCaughtUp(2, true);
@@ -179,7 +179,7 @@ TEST_F(IdleTest, AddPartitionTimeCountsAsActivity) {
   EXPECT_TRUE(t_.IsIdle(2));
 }
 
-TEST_F(IdleTest, RecordWithoutEventTimeCountsAsActivity) {
+TEST_F(WatermarkTrackerIdleness, RecordWithoutEventTimeCountsAsActivity) {
   t_.SetCaughtUp(1, true);
   t_.OnRecord(1, 20'000);  // an invalid record: activity, no timestamp
   EXPECT_EQ(t_.Update(20'000 + kTimeout - 1), kMinWatermark);
@@ -188,7 +188,7 @@ TEST_F(IdleTest, RecordWithoutEventTimeCountsAsActivity) {
   EXPECT_TRUE(t_.IsIdle(1));
 }
 
-TEST_F(IdleTest, IdlenessEndsWithANewRecord) {
+TEST_F(WatermarkTrackerIdleness, IdlenessEndsWithANewRecord) {
   t_.SetCaughtUp(1, true);
   EXPECT_EQ(t_.Update(10'000), 89'999);
   ASSERT_TRUE(t_.IsIdle(1));
@@ -208,7 +208,7 @@ TEST_F(IdleTest, IdlenessEndsWithANewRecord) {
   EXPECT_FALSE(t_.IsIdle(1));
 }
 
-TEST_F(IdleTest, IdlenessEndsWhenThePartitionFallsBehind) {
+TEST_F(WatermarkTrackerIdleness, IdlenessEndsWhenThePartitionFallsBehind) {
   t_.SetCaughtUp(1, true);
   EXPECT_EQ(t_.Update(10'000), 89'999);
   ASSERT_TRUE(t_.IsIdle(1));
@@ -223,7 +223,7 @@ TEST_F(IdleTest, IdlenessEndsWhenThePartitionFallsBehind) {
   EXPECT_TRUE(t_.IsIdle(1));
 }
 
-TEST_F(IdleTest, AllPartitionsIdleHoldsTheWatermark) {
+TEST_F(WatermarkTrackerIdleness, AllPartitionsIdleHoldsTheWatermark) {
   Event1(1'000, 60'000);
   EXPECT_EQ(t_.Update(1'000), 49'999);
   t_.SetCaughtUp(0, true);
@@ -240,7 +240,7 @@ TEST_F(IdleTest, AllPartitionsIdleHoldsTheWatermark) {
   EXPECT_TRUE(t_.IsIdle(1));
 }
 
-TEST_F(IdleTest, IdlenessDoesNotChangeAPartitionsOwnWatermark) {
+TEST_F(WatermarkTrackerIdleness, IdlenessDoesNotChangeAPartitionsOwnWatermark) {
   Event1(1'000, 60'000);
   t_.SetCaughtUp(1, true);
   EXPECT_EQ(t_.Update(1'000 + kTimeout), 89'999);

@@ -7,6 +7,9 @@ namespace slipstream {
 namespace {
 constexpr int kFractionBits = 60;
 constexpr double kFixedLimit = 1099511627776.0;  // 2^40
+// Below 2^-8 a price has significant bits under 2^-60 that the fixed-point
+// sum would drop; such prices (and 0) go to the double term instead.
+constexpr double kFixedFloor = 1.0 / 256;
 constexpr size_t kSerializedSize = 3 * 8 + 16 + 8;
 }  // namespace
 
@@ -14,7 +17,7 @@ void PaneAggregate::Add(const Event& event) {
   switch (event.type) {
     case EventType::kView:
       ++view_count;
-      if (event.price < kFixedLimit) {
+      if (event.price >= kFixedFloor && event.price < kFixedLimit) {
         // ldexp is exact; the conversion drops bits below 2^-60 only.
         view_price_fixed += static_cast<__int128>(std::ldexp(event.price, kFractionBits));
       } else {

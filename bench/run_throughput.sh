@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# Throughput benchmark: how fast does one worker catch up on a preloaded topic,
+# next to the ceiling (a bare librdkafka consumer reading the same topic).
+#
+# Usage: bench/run_throughput.sh [--events N] [--users N] [--step DURATION]
+#                                [--ceiling-runs N] [--perf] [--build] [--keep-logs]
+#
+#   --events N        events to preload (default 2000000; 4 flush records follow)
+#   --users N         distinct users (default 100000)
+#   --step DURATION   event-time advance per event (default "1 ms"); a larger step
+#                     spans more windows, so more features per event
+#   --ceiling-runs N  bare-consumer runs; the best is the ceiling (default 2)
+#   --perf            also `perf record -g` the worker for $BENCH_PERF_SECONDS
+#                     (default 5) once it consumes, and print its top 10 symbols
+#                     by self time and its busiest threads (perf slows the run:
+#                     use it for profiles, not for the numbers)
+#   --build           run scripts/build.sh first (default: only if a binary is missing)
+#   --keep-logs       keep the run directory (logs; state is always deleted)
+#
+# It starts its own Kafka (KRaft) and Redis on dedicated ports so it never
+# touches the instances of ./start.sh or the tests, preloads a fresh topic with
+# slipstream-gen, measures the ceiling, then starts slipstream-coordinator and
+# slipstream-worker (kafka.starting-offsets=earliest) and polls the
+# coordinator's GetJob every 100 ms until the worker has consumed every record
+# and Redis has acknowledged every feature. It stops everything it started and
+# prints a Markdown block for bench/RESULTS.md.
+#
+# pipeline events/s = N / (time of the first poll that sees records_in > 0 ..
+# time of the first poll that sees records_in = N + 4 and
+# redis_features_written = features_emitted).
+#
+# Environment (defaults): BENCH_KAFKA_PORT=29092 BENCH_CONTROLLER_PORT=29093
+#   BENCH_REDIS_PORT=26379 BENCH_COORDINATOR_PORT=26123
+#   BENCH_TIMEOUT=600 (give up when the worker makes no progress for this many s)
+#   BENCH_PERF_SECONDS=5 (with --perf; recording stops early when caught up)
+#   SLIPSTREAM_RUN_DIR=/tmp/slipstream-run (Kafka data in bench-kafka, Redis in
+#   bench-redis, each run in bench-<time>-<pid>)
+set -euo pipefail
+# shellcheck disable=SC2034  # read by scripts/lib.sh
+SLIPSTREAM_TAG="bench"
+# shellcheck disable=SC1091 source=SCRIPTDIR/../scripts/lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../scripts/lib.sh"
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+EVENTS=2000000
+USERS=100000
+STEP="1 ms"
+CEILING_RUNS=2
+PERF=0
+BUILD=0
+KEEP_LOGS=0
+need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --events) need_value "$@"; EVENTS="$2"; shift 2 ;;
+    --users) need_value "$@"; USERS="$2"; shift 2 ;;
+    --step) need_value "$@"; STEP="$2"; shift 2 ;;
+    --ceiling-runs) need_value "$@"; CEILING_RUNS="$2"; shift 2 ;;
+    --perf) PERF=1; shift ;;
+    --build) BUILD=1; shift ;;
+    --keep-logs) KEEP_LOGS=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+[[ "$EVENTS" =~ ^[1-9][0-9]*$ ]] || die "--events must be a positive integer, got '$EVENTS'"
+[[ "$USERS" =~ ^[1-9][0-9]*$ ]] || die "--users must be a positive integer, got '$USERS'"
+[[ "$CEILING_RUNS" =~ ^[1-9][0-9]*$ ]] || die "--ceiling-runs must be a positive integer, got '$CEILING_RUNS'"
+
+PARTITIONS=4
+export KAFKA_PORT="${BENCH_KAFKA_PORT:-29092}"
+export CONTROLLER_PORT="${BENCH_CONTROLLER_PORT:-29093}"
+export KAFKA_DATA_DIR="$SLIPSTREAM_RUN_DIR/bench-kafka"
+export REDIS_PORT="${BENCH_REDIS_PORT:-26379}"
+export REDIS_DIR="$SLIPSTREAM_RUN_DIR/bench-redis"
+COORDINATOR_PORT="${BENCH_COORDINATOR_PORT:-26123}"
+TIMEOUT="${BENCH_TIMEOUT:-600}"
+PERF_SECONDS="${BENCH_PERF_SECONDS:-5}"
+[[ "$TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_TIMEOUT must be a positive integer, got '$TIMEOUT'"
+[[ "$PERF_SECONDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_PERF_SECONDS must be a positive integer, got '$PERF_SECONDS'"
+BIN="$SLIPSTREAM_BUILD_DIR/bin"
+KAFKA_SH="$SLIPSTREAM_SCRIPTS/kafka.sh"
+REDIS_SH="$SLIPSTREAM_SCRIPTS/redis.sh"
+
+# ------------------------------------------------------------------ build
+BINARIES=(slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-consumer slipstream-bench-status)
+missing=0
+for b in "${BINARIES[@]}"; do
+  [[ -x "$BIN/$b" ]] || missing=1
+done
+if [[ "$BUILD" -eq 1 || "$missing" -eq 1 ]]; then
+  log "building (scripts/build.sh)"
+  "$SLIPSTREAM_SCRIPTS/build.sh"
+fi
+for b in "${BINARIES[@]}"; do
+  [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing after the build"
+done
+BUILD_TYPE="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$SLIPSTREAM_BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
+SANITIZE="$(sed -n 's/^SLIPSTREAM_SANITIZE:BOOL=//p' "$SLIPSTREAM_BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
+if [[ "$SANITIZE" == "ON" || "$BUILD_TYPE" == "Debug" ]]; then
+  warn "the build in $SLIPSTREAM_BUILD_DIR is $BUILD_TYPE with SLIPSTREAM_SANITIZE=$SANITIZE: numbers will be low"
+fi
+for tool in redis-cli awk; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup.sh first"
+done
+if [[ "$PERF" -eq 1 ]]; then
+  command -v perf >/dev/null 2>&1 || die "--perf needs perf (apt-get install linux-perf)"
+fi
+
+# ------------------------------------------------------------------ run dir, cleanup
+mkdir -p "$SLIPSTREAM_RUN_DIR"
+RUN="$(mktemp -d "$SLIPSTREAM_RUN_DIR/bench-$(date +%Y%m%d-%H%M%S)-XXXX")"
+TOPIC="bench-events-$(date +%s)-$$"
+DLQ_TOPIC="$TOPIC-dlq"
+
+STARTED_KAFKA=0
+STARTED_REDIS=0
+COORDINATOR_PID=""
+WORKER_PID=""
+PERF_PID=""
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  set +e
+  if [[ -n "$PERF_PID" ]] && pid_alive "$PERF_PID"; then
+    kill -INT "$PERF_PID" 2>/dev/null
+    wait "$PERF_PID" 2>/dev/null
+  fi
+  if [[ -n "$WORKER_PID" ]]; then stop_pid "$WORKER_PID" "slipstream-worker" 60; fi
+  if [[ -n "$COORDINATOR_PID" ]]; then stop_pid "$COORDINATOR_PID" "slipstream-coordinator" 20; fi
+  # Kafka's data (this run's topic) goes with it; nothing else uses that dir.
+  if [[ "$STARTED_KAFKA" -eq 1 ]]; then "$KAFKA_SH" clean >/dev/null; fi
+  if [[ "$STARTED_REDIS" -eq 1 ]]; then "$REDIS_SH" stop >/dev/null; fi
+  rm -rf "$RUN/state" "$RUN/checkpoints" "$RUN/savepoints"
+  if [[ "$status" -ne 0 ]]; then
+    for f in "$RUN"/*.log; do
+      [[ -f "$f" ]] || continue
+      printf -- '----- last 15 lines of %s -----\n' "$f" >&2
+      tail -n 15 "$f" >&2
+    done
+    warn "failed (exit $status); logs kept in $RUN"
+  elif [[ "$KEEP_LOGS" -eq 1 ]]; then
+    log "logs kept in $RUN"
+  else
+    rm -rf "$RUN"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------------ machine
+LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+NPROC="$(nproc)"
+CPU_MODEL="$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)"
+MEM_GIB="$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)"
+COMMIT="$(git -C "$SLIPSTREAM_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$SLIPSTREAM_ROOT" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null || true)" ]]; then
+  COMMIT="$COMMIT + local changes"
+fi
+log "run dir $RUN; load average at start $LOADAVG_START ($NPROC CPUs)"
+
+# ------------------------------------------------------------------ Kafka, Redis
+if "$KAFKA_SH" status >/dev/null 2>&1; then
+  warn "a bench Kafka already runs on port $KAFKA_PORT (left over?); using it and leaving it running"
+else
+  STARTED_KAFKA=1
+  # A stale data dir from an interrupted run: start from a fresh broker.
+  "$KAFKA_SH" clean >/dev/null
+  "$KAFKA_SH" start
+fi
+KAFKA_PID="$(read_pid "$KAFKA_DATA_DIR/kafka.pid" || true)"
+if [[ "$(timeout 2 redis-cli -p "$REDIS_PORT" ping 2>/dev/null || true)" == "PONG" ]]; then
+  pid="$(read_pid "$REDIS_DIR/redis.pid" || true)"
+  if [[ -n "$pid" ]] && pid_alive "$pid" && pid_cmdline_has "$pid" "redis-server"; then
+    warn "a bench Redis already runs on port $REDIS_PORT (left over?); using it and leaving it running"
+  else
+    die "a Redis not started by this script answers on port $REDIS_PORT; set BENCH_REDIS_PORT"
+  fi
+else
+  STARTED_REDIS=1
+  "$REDIS_SH" start
+fi
+REDIS_PID="$(read_pid "$REDIS_DIR/redis.pid" || true)"
+if port_open 127.0.0.1 "$COORDINATOR_PORT"; then
+  die "port $COORDINATOR_PORT is in use (see: ss -ltnp 'sport = :$COORDINATOR_PORT'); set BENCH_COORDINATOR_PORT"
+fi
+BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+
+# ------------------------------------------------------------------ preload
+log "preloading $EVENTS events ($USERS users, event-time step $STEP) into $TOPIC ($PARTITIONS partitions)"
+gen_start="$(now_s)"
+"$BIN/slipstream-gen" "-Dkafka.bootstrap.servers=$BOOTSTRAP" --topic "$TOPIC" \
+  --partitions "$PARTITIONS" --count "$EVENTS" --users "$USERS" --event-time-step "$STEP" \
+  --flush-watermark +1d --quiet >"$RUN/gen.log" 2>&1 || die "slipstream-gen failed (log: $RUN/gen.log)"
+log "$(cat "$RUN/gen.log") [$(elapsed_since "$gen_start")]"
+EXPECTED=$((EVENTS + PARTITIONS))
+
+# ------------------------------------------------------------------ ceiling
+kv() { # kv KEY LINE: the value of KEY in a line of key=value pairs (no fork: polled often)
+  local re="(^| )$1=([^ ]*)"
+  if [[ "$2" =~ $re ]]; then printf '%s\n' "${BASH_REMATCH[2]}"; fi
+}
+ms_to_s() { awk -v ms="$1" 'BEGIN { printf "%.3f", ms / 1000 }'; }
+CEILING=0
+CEILING_ALL=()
+for ((r = 1; r <= CEILING_RUNS; r++)); do
+  line="$("$BIN/slipstream-bench-consumer" --bootstrap "$BOOTSTRAP" --topic "$TOPIC" 2>>"$RUN/consumer.log")" ||
+    die "slipstream-bench-consumer failed (log: $RUN/consumer.log)"
+  echo "$line" >>"$RUN/consumer.log"
+  records="$(kv records "$line")"
+  TOPIC_BYTES="$(kv bytes "$line")"
+  rate="$(kv records_per_s "$line")"
+  [[ "$records" -eq "$EXPECTED" ]] || die "the bare consumer read $records records, expected $EXPECTED"
+  log "ceiling run $r: $line"
+  CEILING_ALL+=("$rate")
+  if ((rate > CEILING)); then CEILING="$rate"; fi
+done
+
+# ------------------------------------------------------------------ pipeline
+COMMON=(--config "$SLIPSTREAM_ROOT/conf/application.properties"
+  "-Dkafka.bootstrap.servers=$BOOTSTRAP" "-Dkafka.topic=$TOPIC" "-Dkafka.dlq.topic=$DLQ_TOPIC"
+  "-Dredis.host=127.0.0.1" "-Dredis.port=$REDIS_PORT"
+  "-Djobmanager.rpc.address=127.0.0.1" "-Djobmanager.rpc.port=$COORDINATOR_PORT"
+  "-Dstate.dir=$RUN/state" "-Dstate.checkpoints.dir=file://$RUN/checkpoints"
+  "-Dstate.savepoints.dir=file://$RUN/savepoints"
+  "-Dheartbeat.interval=200 ms" "-Dlog.level=info")
+status_line() { "$BIN/slipstream-bench-status" --coordinator "127.0.0.1:$COORDINATOR_PORT" --timeout-ms 1000 2>/dev/null; }
+
+log "starting slipstream-coordinator on :$COORDINATOR_PORT"
+"$BIN/slipstream-coordinator" "${COMMON[@]}" >"$RUN/coordinator.log" 2>&1 &
+COORDINATOR_PID=$!
+for ((i = 0; ; i++)); do
+  pid_alive "$COORDINATOR_PID" || die "slipstream-coordinator exited (log: $RUN/coordinator.log)"
+  status_line >/dev/null && break
+  ((i < 300)) || die "the coordinator did not answer GetJob within 30 s (log: $RUN/coordinator.log)"
+  sleep 0.1
+done
+
+# The polling loop forks only the status tool (and sleep), so it keeps its
+# 100 ms rhythm on a loaded machine: times are integer ms from $EPOCHREALTIME.
+clock_ms() { # sets NOW_MS
+  local t="${EPOCHREALTIME/[.,]/}"
+  NOW_MS=$((t / 1000))
+}
+running() { # like pid_alive, without forking
+  local stat
+  [[ -r "/proc/$1/stat" ]] && read -r stat <"/proc/$1/stat" 2>/dev/null && [[ "$stat" != *") Z "* ]]
+}
+cpu_ticks() { # cpu_ticks STATFILE: prints utime + stime (clock ticks) of a process or thread
+  local stat fields
+  read -r stat <"$1" || return 1
+  read -r -a fields <<<"${stat##*) }"
+  echo $((fields[11] + fields[12]))
+}
+CLK_TCK="$(getconf CLK_TCK)"
+TASK_SCHEDSTAT_OK=1
+task_sched() { # sets TASK_ON_NS, TASK_WAIT_NS: the task thread's on-CPU and runqueue-wait time
+  local rest
+  if ! read -r TASK_ON_NS TASK_WAIT_NS rest <"/proc/$WORKER_PID/task/$WORKER_PID/schedstat" 2>/dev/null; then
+    TASK_SCHEDSTAT_OK=0
+    TASK_ON_NS=0
+    TASK_WAIT_NS=0
+  fi
+}
+
+log "starting slipstream-worker (kafka.starting-offsets=earliest)"
+clock_ms
+WORKER_START_MS=$NOW_MS
+"$BIN/slipstream-worker" "${COMMON[@]}" -Dkafka.starting-offsets=earliest >"$RUN/worker.log" 2>&1 &
+WORKER_PID=$!
+
+FIRST_MS=""
+FIRST_RECORDS=0
+DONE_MS=""
+DONE_LINE=""
+last=""
+last_change_ms=$NOW_MS
+progress_ms=$NOW_MS
+records_in=0
+emitted=0
+written=0
+: >"$RUN/status.log"
+while :; do
+  running "$WORKER_PID" || die "slipstream-worker exited (log: $RUN/worker.log)"
+  running "$COORDINATOR_PID" || die "slipstream-coordinator exited (log: $RUN/coordinator.log)"
+  if line="$(status_line)" && [[ "$line" == *records_in=* ]]; then
+    clock_ms # when the answer arrived
+    records_in="$(kv records_in "$line")"
+    emitted="$(kv features_emitted "$line")"
+    written="$(kv redis_features_written "$line")"
+    if [[ -z "$FIRST_MS" && "$records_in" -gt 0 ]]; then
+      FIRST_MS=$NOW_MS
+      FIRST_RECORDS="$records_in"
+      FIRST_CPU="$(cpu_ticks "/proc/$WORKER_PID/stat")"
+      task_sched
+      FIRST_TASK_ON=$TASK_ON_NS
+      FIRST_TASK_WAIT=$TASK_WAIT_NS
+      log "first records consumed ($records_in seen $(ms_to_s $((NOW_MS - WORKER_START_MS))) s after the worker started)"
+      if [[ "$PERF" -eq 1 ]]; then
+        perf record -g -o "$RUN/perf.data" -p "$WORKER_PID" -- sleep "$PERF_SECONDS" >"$RUN/perf.log" 2>&1 &
+        PERF_PID=$!
+      fi
+    fi
+    if [[ "$records_in" -ge "$EXPECTED" && "$written" -eq "$emitted" ]]; then
+      DONE_MS=$NOW_MS
+      DONE_LINE="$line"
+      DONE_CPU="$(cpu_ticks "/proc/$WORKER_PID/stat")"
+      task_sched
+      DONE_TASK_ON=$TASK_ON_NS
+      DONE_TASK_WAIT=$TASK_WAIT_NS
+      echo "$NOW_MS $line" >>"$RUN/status.log"
+      break
+    fi
+    if [[ "$line" != "$last" ]]; then
+      echo "$NOW_MS $line" >>"$RUN/status.log"
+      last="$line"
+      last_change_ms=$NOW_MS
+    fi
+  fi
+  clock_ms
+  if ((NOW_MS - progress_ms >= 5000)); then
+    progress_ms=$NOW_MS
+    log "  $records_in / $EXPECTED records, $written / $emitted features written"
+  fi
+  if ((NOW_MS - last_change_ms >= TIMEOUT * 1000)); then
+    die "no progress for ${TIMEOUT}s: ${last:-no status} (logs: $RUN)"
+  fi
+  sleep 0.1
+done
+PIPELINE_S="$(ms_to_s $((DONE_MS - FIRST_MS)))"
+TOTAL_S="$(ms_to_s $((DONE_MS - WORKER_START_MS)))"
+PIPELINE_RATE="$(awk -v n="$EVENTS" -v s="$PIPELINE_S" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')"
+INTERVAL_RATE="$(awk -v n="$EXPECTED" -v f="$FIRST_RECORDS" -v s="$PIPELINE_S" 'BEGIN { printf "%.0f", (s > 0 ? (n - f) / s : 0) }')"
+RATIO="$(awk -v p="$PIPELINE_RATE" -v c="$CEILING" 'BEGIN { printf "%.2f", (c > 0 ? p / c : 0) }')"
+# CPU the worker got over the same interval: on a shared machine this says how
+# much of the wall time it actually ran (all threads, and the task thread).
+CPU_S="$(awk -v a="$FIRST_CPU" -v b="$DONE_CPU" -v t="$CLK_TCK" 'BEGIN { printf "%.1f", (b - a) / t }')"
+# The task thread (tid = pid) does Kafka polling, parsing, windows and RocksDB;
+# schedstat splits its wall time into running, waiting for a CPU (the machine
+# is busy) and blocked (sink backpressure, empty polls).
+TASK_ON_S="$(awk -v a="$FIRST_TASK_ON" -v b="$DONE_TASK_ON" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')"
+TASK_WAIT_S="$(awk -v a="$FIRST_TASK_WAIT" -v b="$DONE_TASK_WAIT" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')"
+TASK_BLOCKED_S="$(awk -v w="$PIPELINE_S" -v on="$TASK_ON_S" -v q="$TASK_WAIT_S" 'BEGIN { b = w - on - q; printf "%.1f", (b > 0 ? b : 0) }')"
+TASK_RATE="$(awk -v n="$EVENTS" -v c="$TASK_ON_S" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')"
+log "caught up: $DONE_LINE"
+log "pipeline: $EVENTS events in ${PIPELINE_S}s = $PIPELINE_RATE events/s (worker start to caught up ${TOTAL_S}s)"
+
+if [[ -n "$PERF_PID" ]]; then
+  # Caught up before the recording ended: stop it now (perf writes its data on SIGINT).
+  if running "$PERF_PID"; then kill -INT "$PERF_PID" 2>/dev/null || true; fi
+  wait "$PERF_PID" || true
+  PERF_PID=""
+  [[ -s "$RUN/perf.data" ]] || warn "perf record wrote no data (log: $RUN/perf.log)"
+fi
+
+# ------------------------------------------------------------------ peak RSS, then stop
+hwm_mib() { # VmHWM of a pid in MiB, or "?"
+  local kb
+  kb="$(awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true)"
+  if [[ -n "$kb" ]]; then awk -v k="$kb" 'BEGIN { printf "%.0f", k / 1024 }'; else echo "?"; fi
+}
+RSS_WORKER="$(hwm_mib "$WORKER_PID")"
+RSS_COORDINATOR="$(hwm_mib "$COORDINATOR_PID")"
+RSS_KAFKA="$(hwm_mib "${KAFKA_PID:-0}")"
+RSS_REDIS="$(hwm_mib "${REDIS_PID:-0}")"
+LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+PERF_TOP=""
+PERF_THREADS=""
+if [[ "$PERF" -eq 1 && -s "$RUN/perf.data" ]]; then
+  perf_top() { # perf_top SORT N: the first N rows of perf report sorted by SORT
+    perf report -i "$RUN/perf.data" --no-children --sort "$1" --stdio -g none 2>/dev/null |
+      grep -v '^#' | grep -v '^[[:space:]]*$' | head -n "$2" |
+      sed -E 's/([[:space:]]+-)*[[:space:]]*$//' || true
+  }
+  PERF_TOP="$(perf_top symbol 10)"
+  PERF_THREADS="$(perf_top pid 5)"
+  printf '%s\n\n%s\n' "$PERF_TOP" "$PERF_THREADS" >"$RUN/perf-top.txt"
+fi
+
+TASK_TID="$WORKER_PID"
+stop_pid "$WORKER_PID" "slipstream-worker" 60
+WORKER_PID=""
+stop_pid "$COORDINATOR_PID" "slipstream-coordinator" 20
+COORDINATOR_PID=""
+
+# ------------------------------------------------------------------ report
+fmt() { LC_ALL=C awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
+met() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b ? "met" : "**not met**") }'; }
+HALF_CEILING=$((CEILING / 2))
+ceiling_list=""
+for r in "${CEILING_ALL[@]}"; do ceiling_list+="${ceiling_list:+, }$(fmt "$r")"; done
+
+cat <<EOF
+
+### $(date -u '+%Y-%m-%d %H:%M UTC'): --events $EVENTS --users $USERS --step "$STEP"
+
+| | |
+|---|---|
+| machine | $NPROC × $CPU_MODEL, $MEM_GIB GiB RAM; Kafka and Redis on the same machine |
+| load average (1/5/15 min) | at start $LOADAVG_START, at end $LOADAVG_END |
+| build | $BUILD_TYPE, sanitizers ${SANITIZE:-OFF}, commit $COMMIT |
+| topic | $(fmt "$EXPECTED") records ($EVENTS events + $PARTITIONS flush records), $PARTITIONS partitions, $(awk -v b="${TOPIC_BYTES:-0}" 'BEGIN { printf "%.1f", b / 1048576 }') MiB of payload |
+| ceiling: bare librdkafka consumer | **$(fmt "$CEILING") events/s** (best of $CEILING_RUNS: $ceiling_list) |
+| pipeline: one worker | **$(fmt "$PIPELINE_RATE") events/s** ($EVENTS events in $PIPELINE_S s, first record seen → caught up and sink drained; worker start → caught up $TOTAL_S s) |
+| pipeline / ceiling | **$RATIO** |
+| worker CPU over that interval | $CPU_S s, all threads |
+| task thread over that interval | $(if [[ "$TASK_SCHEDSTAT_OK" -eq 1 ]]; then echo "on a CPU $TASK_ON_S s, waiting for a CPU $TASK_WAIT_S s, blocked $TASK_BLOCKED_S s: $(fmt "$TASK_RATE") events per second of its CPU time"; else echo "(no /proc schedstat)"; fi) |
+| features written to Redis | $(fmt "$(kv redis_features_written "$DONE_LINE")") ($(kv sliding_windows_fired "$DONE_LINE") sliding windows, $(kv sessions_fired "$DONE_LINE") sessions; redis errors $(kv redis_errors "$DONE_LINE"); late $(kv records_late "$DONE_LINE"), invalid $(kv records_invalid "$DONE_LINE")) |
+| peak RSS (VmHWM) | worker $RSS_WORKER MiB, coordinator $RSS_COORDINATOR MiB, Kafka $RSS_KAFKA MiB, Redis $RSS_REDIS MiB |
+| target ≥ 250,000 events/s | $(met "$PIPELINE_RATE" 250000) |
+| target ≥ ½ ceiling ($(fmt "$HALF_CEILING") events/s) | $(met "$PIPELINE_RATE" "$HALF_CEILING") |
+EOF
+echo
+echo "(records_in was $FIRST_RECORDS at the first poll; rate over the polled interval $(fmt "$INTERVAL_RATE") events/s)"
+if [[ -n "$PERF_TOP" ]]; then
+  echo
+  echo "perf record -g on the worker from the first record, up to ${PERF_SECONDS} s; top 10 symbols by self time"
+  echo "(perf report --no-children --sort symbol --stdio -g none), then the busiest threads (--sort pid;"
+  echo "tid $TASK_TID is the task thread: parse, windows, RocksDB; the busiest other slipstream-work is normally the Redis sink):"
+  echo '```'
+  echo "$PERF_TOP"
+  echo
+  echo "$PERF_THREADS"
+  echo '```'
+fi
