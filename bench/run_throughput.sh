@@ -333,6 +333,9 @@ while :; do
   sleep 0.1
 done
 PIPELINE_S="$(ms_to_s $((DONE_MS - FIRST_MS)))"
+if ((DONE_MS - FIRST_MS < 2000)); then
+  warn "caught up ${PIPELINE_S}s after the first record: too short to measure well (polls are 100 ms apart, counters up to 400 ms old); use more --events"
+fi
 TOTAL_S="$(ms_to_s $((DONE_MS - WORKER_START_MS)))"
 PIPELINE_RATE="$(awk -v n="$EVENTS" -v s="$PIPELINE_S" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')"
 INTERVAL_RATE="$(awk -v n="$EXPECTED" -v f="$FIRST_RECORDS" -v s="$PIPELINE_S" 'BEGIN { printf "%.0f", (s > 0 ? (n - f) / s : 0) }')"
@@ -376,7 +379,7 @@ if [[ "$PERF" -eq 1 && -s "$RUN/perf.data" ]]; then
   perf_top() { # perf_top SORT N: the first N rows of perf report sorted by SORT
     perf report -i "$RUN/perf.data" --no-children --sort "$1" --stdio -g none 2>/dev/null |
       grep -v '^#' | grep -v '^[[:space:]]*$' | head -n "$2" |
-      sed -E 's/([[:space:]]+-)*[[:space:]]*$//' || true
+      sed -E 's/([[:space:]]+-)*[[:space:]]*$//' | cut -c1-160 || true
   }
   PERF_TOP="$(perf_top symbol 10)"
   PERF_THREADS="$(perf_top pid 5)"
@@ -411,7 +414,7 @@ cat <<EOF
 | pipeline / ceiling | **$RATIO** |
 | worker CPU over that interval | $CPU_S s, all threads |
 | task thread over that interval | $(if [[ "$TASK_SCHEDSTAT_OK" -eq 1 ]]; then echo "on a CPU $TASK_ON_S s, waiting for a CPU $TASK_WAIT_S s, blocked $TASK_BLOCKED_S s: $(fmt "$TASK_RATE") events per second of its CPU time"; else echo "(no /proc schedstat)"; fi) |
-| features written to Redis | $(fmt "$(kv redis_features_written "$DONE_LINE")") ($(kv sliding_windows_fired "$DONE_LINE") sliding windows, $(kv sessions_fired "$DONE_LINE") sessions; redis errors $(kv redis_errors "$DONE_LINE"); late $(kv records_late "$DONE_LINE"), invalid $(kv records_invalid "$DONE_LINE")) |
+| features written to Redis | $(fmt "$(kv redis_features_written "$DONE_LINE")") ($(fmt "$(kv sliding_windows_fired "$DONE_LINE")") sliding windows, $(fmt "$(kv sessions_fired "$DONE_LINE")") sessions; redis errors $(kv redis_errors "$DONE_LINE"); late $(kv records_late "$DONE_LINE"), invalid $(kv records_invalid "$DONE_LINE")) |
 | peak RSS (VmHWM) | worker $RSS_WORKER MiB, coordinator $RSS_COORDINATOR MiB, Kafka $RSS_KAFKA MiB, Redis $RSS_REDIS MiB |
 | target ≥ 250,000 events/s | $(met "$PIPELINE_RATE" 250000) |
 | target ≥ ½ ceiling ($(fmt "$HALF_CEILING") events/s) | $(met "$PIPELINE_RATE" "$HALF_CEILING") |

@@ -1,6 +1,6 @@
 #include "common/kafka_admin.h"
 
-#include <librdkafka/rdkafka.h>
+#include "common/kafka_handles.h"
 
 #include <memory>
 
@@ -9,29 +9,11 @@
 namespace slipstream {
 
 namespace {
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-struct TopicDeleter {
-  void operator()(rd_kafka_topic_t* t) const { rd_kafka_topic_destroy(t); }
-};
-struct ConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-struct QueueDeleter {
-  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
-};
-struct EventDeleter {
-  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
-};
-struct NewTopicDeleter {
-  void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
-};
 
 // A producer handle is the lightest client for metadata and admin calls.
-absl::StatusOr<std::unique_ptr<rd_kafka_t, KafkaDeleter>> NewAdminClient(
+absl::StatusOr<KafkaClientPtr> NewAdminClient(
     const std::map<std::string, std::string>& client_properties) {
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  KafkaConfPtr conf(rd_kafka_conf_new());
   char err[512];
   for (const auto& [k, v] : client_properties) {
     if (k == "group.id" || k.rfind("enable.auto", 0) == 0 || k == "auto.offset.reset") continue;
@@ -40,7 +22,7 @@ absl::StatusOr<std::unique_ptr<rd_kafka_t, KafkaDeleter>> NewAdminClient(
     }
   }
   rd_kafka_conf_set(conf.get(), "allow.auto.create.topics", "false", err, sizeof(err));
-  std::unique_ptr<rd_kafka_t, KafkaDeleter> rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof(err)));
+  KafkaClientPtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof(err)));
   if (!rk) return absl::InvalidArgumentError(absl::StrCat("kafka: ", err));
   conf.release();
   return rk;
@@ -49,9 +31,9 @@ absl::StatusOr<std::unique_ptr<rd_kafka_t, KafkaDeleter>> NewAdminClient(
 
 absl::StatusOr<int> FetchPartitionCount(const std::map<std::string, std::string>& client_properties,
                                         const std::string& topic, int timeout_ms) {
-  absl::StatusOr<std::unique_ptr<rd_kafka_t, KafkaDeleter>> rk = NewAdminClient(client_properties);
+  absl::StatusOr<KafkaClientPtr> rk = NewAdminClient(client_properties);
   if (!rk.ok()) return rk.status();
-  std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk->get(), topic.c_str(), nullptr));
+  KafkaTopicPtr rkt(rd_kafka_topic_new(rk->get(), topic.c_str(), nullptr));
   const rd_kafka_metadata_t* metadata = nullptr;
   rd_kafka_resp_err_t e = rd_kafka_metadata(rk->get(), 0, rkt.get(), &metadata, timeout_ms);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -78,16 +60,16 @@ absl::Status EnsureTopic(const std::map<std::string, std::string>& client_proper
   absl::StatusOr<int> existing = FetchPartitionCount(client_properties, topic, timeout_ms);
   if (existing.ok()) return absl::OkStatus();
   if (!absl::IsNotFound(existing.status())) return existing.status();
-  absl::StatusOr<std::unique_ptr<rd_kafka_t, KafkaDeleter>> rk = NewAdminClient(client_properties);
+  absl::StatusOr<KafkaClientPtr> rk = NewAdminClient(client_properties);
   if (!rk.ok()) return rk.status();
   char err[512];
-  std::unique_ptr<rd_kafka_NewTopic_t, NewTopicDeleter> new_topic(
+  KafkaNewTopicPtr new_topic(
       rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, err, sizeof(err)));
   if (!new_topic) return absl::InvalidArgumentError(absl::StrCat("kafka: cannot describe topic ", topic, ": ", err));
-  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(rk->get()));
+  KafkaQueuePtr queue(rd_kafka_queue_new(rk->get()));
   rd_kafka_NewTopic_t* topics[] = {new_topic.get()};
   rd_kafka_CreateTopics(rk->get(), topics, 1, nullptr, queue.get());
-  std::unique_ptr<rd_kafka_event_t, EventDeleter> event(rd_kafka_queue_poll(queue.get(), timeout_ms));
+  KafkaEventPtr event(rd_kafka_queue_poll(queue.get(), timeout_ms));
   if (!event) return absl::DeadlineExceededError(absl::StrCat("kafka: creating topic ", topic, " timed out"));
   if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::UnavailableError(absl::StrCat("kafka: creating topic ", topic, ": ", rd_kafka_event_error_string(event.get())));

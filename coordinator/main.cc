@@ -7,11 +7,10 @@
 #include <iostream>
 #include <thread>
 
-#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "common/config.h"
-#include "common/dynamic_properties.h"
+#include "common/command_line.h"
 #include "common/logging.h"
 #include "coordinator/coordinator_server.h"
 #include "coordinator/job_id.h"
@@ -30,40 +29,22 @@ int Fail(absl::string_view message) {
 }
 
 int RunCoordinator(int argc, char** argv) {
-  absl::StatusOr<SplitArgs> split = ExtractDynamicProperties(argc, argv);
-  if (!split.ok()) return Fail(split.status().message());
-  CLI::App app{
+  LoadedCommandLine command_line = LoadCommandLine(
+      argc, argv, "slipstream-coordinator",
       "slipstream-coordinator: the Slipstream JobManager. Owns the job (id, assignment of Kafka partitions "
-      "and key groups to workers) and serves gRPC on jobmanager.rpc.port."};
-  std::string config_path;
-  app.add_option("--config", config_path, "application.properties to load");
-  app.add_option("-D", [](const CLI::results_t&) { return true; },
-                 "-Dkey=value overrides a configuration key (repeatable)");
-  app.footer("Configuration keys (set in --config or with -Dkey=value):\n\n" + ConfigHelpText());
-  std::vector<const char*> args;
-  for (const std::string& a : split->remaining) args.push_back(a.c_str());
-  try {
-    app.parse(static_cast<int>(args.size()), args.data());
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  absl::StatusOr<Config> config = Config::Load(config_path, split->overrides);
-  if (!config.ok()) return Fail(config.status().message());
-
-  absl::Status first_error;
-  auto take = [&first_error](auto value) {
-    if (!value.ok() && first_error.ok()) first_error = value.status();
-    using T = std::decay_t<decltype(*value)>;
-    return value.ok() ? T(*value) : T{};
-  };
-  const std::string log_level = take(config->GetString("log.level"));
-  const std::string rpc_address = take(config->GetString("jobmanager.rpc.address"));
-  const int64_t rpc_port = take(config->GetInt("jobmanager.rpc.port"));
-  const std::string topic = take(config->GetString("kafka.topic"));
-  const int64_t max_parallelism = take(config->GetInt("pipeline.max-parallelism"));
-  const int64_t heartbeat_timeout_ms = take(config->GetDurationMs("heartbeat.timeout"));
-  const std::string checkpoints_uri = take(config->GetString("state.checkpoints.dir"));
-  if (!first_error.ok()) return Fail(first_error.message());
+      "and key groups to workers) and serves gRPC on jobmanager.rpc.port.");
+  if (!command_line.config) return command_line.exit_code;
+  const Config& config = *command_line.config;
+  SettingsReader settings(config);
+  const std::string log_level = settings.String("log.level");
+  const std::string rpc_address = settings.String("jobmanager.rpc.address");
+  const int64_t rpc_port = settings.Int("jobmanager.rpc.port");
+  const std::string topic = settings.String("kafka.topic");
+  const std::string dlq_topic = settings.String("kafka.dlq.topic");
+  const int64_t max_parallelism = settings.Int("pipeline.max-parallelism");
+  const int64_t heartbeat_timeout_ms = settings.DurationMs("heartbeat.timeout");
+  const std::string checkpoints_uri = settings.String("state.checkpoints.dir");
+  if (!settings.status().ok()) return Fail(settings.status().message());
   absl::StatusOr<std::string> checkpoints_dir = LocalPathFromUri("state.checkpoints.dir", checkpoints_uri);
   if (!checkpoints_dir.ok()) return Fail(checkpoints_dir.status().message());
   if (absl::Status s = SetUpLogging("coordinator", log_level); !s.ok()) return Fail(s.message());
@@ -79,8 +60,7 @@ int RunCoordinator(int argc, char** argv) {
   options.topic = topic;
   options.max_parallelism = static_cast<int>(max_parallelism);
   options.heartbeat_timeout_ms = heartbeat_timeout_ms;
-  const auto kafka_properties = config->KafkaClientProperties();
-  const std::string dlq_topic = config->GetString("kafka.dlq.topic").value_or("ecommerce-events-dlq");
+  const auto kafka_properties = config.KafkaClientProperties();
   // Once the input topic exists, make sure the dead-letter topic does too
   // (same partition count, broker's default replication), so workers never
   // block on a missing topic.

@@ -13,11 +13,10 @@
 #include <mutex>
 #include <thread>
 
-#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "common/config.h"
-#include "common/dynamic_properties.h"
+#include "common/command_line.h"
 #include "common/kafka_admin.h"
 #include "common/logging.h"
 #include "proto/slipstream.grpc.pb.h"
@@ -38,27 +37,6 @@ int Fail(absl::string_view message) {
   std::cerr << "slipstream-worker: " << message << "\n";
   return 1;
 }
-
-// Reads typed settings, remembering the first error (which names its key).
-struct SettingsReader {
-  const Config& config;
-  absl::Status error;
-  std::string String(std::string_view key) {
-    auto v = config.GetString(key);
-    if (!v.ok() && error.ok()) error = v.status();
-    return v.ok() ? *v : "";
-  }
-  int64_t Int(std::string_view key) {
-    auto v = config.GetInt(key);
-    if (!v.ok() && error.ok()) error = v.status();
-    return v.ok() ? *v : 0;
-  }
-  int64_t DurationMs(std::string_view key) {
-    auto v = config.GetDurationMs(key);
-    if (!v.ok() && error.ok()) error = v.status();
-    return v.ok() ? *v : 0;
-  }
-};
 
 void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
   out->set_records_in(c.records_in);
@@ -83,29 +61,14 @@ void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
 }
 
 int RunWorker(int argc, char** argv) {
-  absl::StatusOr<SplitArgs> split = ExtractDynamicProperties(argc, argv);
-  if (!split.ok()) return Fail(split.status().message());
-
-  CLI::App app{
+  LoadedCommandLine command_line = LoadCommandLine(
+      argc, argv, "slipstream-worker",
       "slipstream-worker: a Slipstream TaskManager. Registers with the coordinator "
       "(jobmanager.rpc.address:jobmanager.rpc.port), reads its Kafka partitions, computes the "
-      "window features of its key groups in RocksDB and writes them to Redis."};
-  std::string config_path;
-  app.add_option("--config", config_path, "application.properties to load");
-  app.add_option("-D", [](const CLI::results_t&) { return true; },
-                 "-Dkey=value overrides a configuration key (repeatable)");
-  app.footer("Configuration keys (set in --config or with -Dkey=value):\n\n" + ConfigHelpText());
-  std::vector<const char*> args;
-  for (const std::string& a : split->remaining) args.push_back(a.c_str());
-  try {
-    app.parse(static_cast<int>(args.size()), args.data());
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-
-  absl::StatusOr<Config> config = Config::Load(config_path, split->overrides);
-  if (!config.ok()) return Fail(config.status().message());
-  SettingsReader settings{*config, absl::OkStatus()};
+      "window features of its key groups in RocksDB and writes them to Redis.");
+  if (!command_line.config) return command_line.exit_code;
+  const Config& config = *command_line.config;
+  SettingsReader settings(config);
   const std::string log_level = settings.String("log.level");
   const std::string coordinator_address =
       absl::StrCat(settings.String("jobmanager.rpc.address"), ":", settings.Int("jobmanager.rpc.port"));
@@ -123,7 +86,7 @@ int RunWorker(int argc, char** argv) {
   redis.db = static_cast<int>(settings.Int("redis.db"));
   redis.batch_size = static_cast<int>(settings.Int("redis.batch-size"));
   redis.timeout_ms = settings.DurationMs("redis.timeout");
-  if (!settings.error.ok()) return Fail(settings.error.message());
+  if (!settings.status().ok()) return Fail(settings.status().message());
   absl::StatusOr<StartingOffsets> starting_offsets = ParseStartingOffsets(starting_offsets_text);
   if (!starting_offsets.ok()) return Fail(starting_offsets.status().message());
   if (advertised_host.empty()) advertised_host = "127.0.0.1";
@@ -173,7 +136,7 @@ int RunWorker(int argc, char** argv) {
       (std::filesystem::path(state_dir) / assignment.job_id() / registration.worker_id()).string();
   absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, StateStoreOptions{});
   if (!state.ok()) return Fail(state.status().message());
-  const auto kafka_properties = config->KafkaClientProperties();
+  const auto kafka_properties = config.KafkaClientProperties();
   absl::StatusOr<std::unique_ptr<KafkaSource>> source =
       KafkaSource::Create(kafka_properties, assignment.topic(), partitions, *starting_offsets);
   if (!source.ok()) return Fail(source.status().message());

@@ -1,6 +1,6 @@
 #include "worker/sink/dead_letter_producer.h"
 
-#include <librdkafka/rdkafka.h>
+#include "common/kafka_handles.h"
 
 #include <atomic>
 
@@ -10,17 +10,9 @@
 
 namespace slipstream {
 
-namespace {
-struct ProducerDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-struct ConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-}  // namespace
 
 struct DeadLetterProducer::Impl {
-  std::unique_ptr<rd_kafka_t, ProducerDeleter> producer;
+  KafkaClientPtr producer;
   std::string topic;
   std::atomic<int64_t> sent{0};
   std::atomic<int64_t> failures{0};
@@ -44,7 +36,7 @@ absl::StatusOr<std::unique_ptr<DeadLetterProducer>> DeadLetterProducer::Create(
     const std::map<std::string, std::string>& client_properties, const std::string& dlq_topic) {
   auto impl = std::make_unique<Impl>();
   impl->topic = dlq_topic;
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  KafkaConfPtr conf(rd_kafka_conf_new());
   char err[512];
   const std::map<std::string, std::string> defaults = {
       {"linger.ms", "20"}, {"acks", "all"}, {"enable.idempotence", "true"}, {"client.id", "slipstream-dlq"}};

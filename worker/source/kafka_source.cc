@@ -1,6 +1,6 @@
 #include "worker/source/kafka_source.h"
 
-#include <librdkafka/rdkafka.h>
+#include "common/kafka_handles.h"
 
 #include <chrono>
 
@@ -11,25 +11,6 @@
 namespace slipstream {
 
 namespace {
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const {
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-  }
-};
-struct QueueDeleter {
-  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
-};
-struct MessageDeleter {
-  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
-};
-struct ConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -45,9 +26,9 @@ absl::StatusOr<StartingOffsets> ParseStartingOffsets(std::string_view text) {
 }
 
 struct KafkaSource::Impl {
-  std::unique_ptr<rd_kafka_t, KafkaDeleter> consumer;
-  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue;
-  std::vector<std::unique_ptr<rd_kafka_message_t, MessageDeleter>> batch;
+  KafkaConsumerPtr consumer;
+  KafkaQueuePtr queue;
+  std::vector<KafkaMessagePtr> batch;
   std::vector<rd_kafka_message_t*> raw_batch;
   std::string topic;
   std::vector<int> partitions;
@@ -68,7 +49,7 @@ KafkaSource::~KafkaSource() {
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
     const std::map<std::string, std::string>& client_properties, const std::string& topic,
     const std::vector<int>& partitions, StartingOffsets starting_offsets) {
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  KafkaConfPtr conf(rd_kafka_conf_new());
   char err[512];
   auto set = [&](const std::string& k, const std::string& v) -> absl::Status {
     if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
@@ -83,7 +64,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
       {"enable.partition.eof", "true"},
       {"auto.offset.reset", starting_offsets == StartingOffsets::kLatest ? "latest" : "earliest"},
       {"fetch.wait.max.ms", "100"},
-      {"queued.max.messages.kbytes", "65536"},
+      {"queued.max.messages.kbytes", "16384"},  // per partition: bounds memory
       {"client.id", "slipstream-worker"},
   };
   for (const auto& [k, v] : defaults) {
@@ -103,8 +84,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
   impl->topic = topic;
   impl->partitions = partitions;
 
-  std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter> list(
-      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  KafkaPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   const int64_t start = starting_offsets == StartingOffsets::kCommitted ? RD_KAFKA_OFFSET_STORED
                         : starting_offsets == StartingOffsets::kEarliest ? RD_KAFKA_OFFSET_BEGINNING
                                                                          : RD_KAFKA_OFFSET_END;
