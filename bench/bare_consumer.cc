@@ -86,7 +86,7 @@ int Run(int argc, char** argv) {
       {"enable.partition.eof", "true"},
       {"auto.offset.reset", "earliest"},
       {"fetch.wait.max.ms", "100"},
-      {"queued.max.messages.kbytes", "65536"},
+      {"queued.max.messages.kbytes", "16384"},  // per partition
       {"client.id", kProgram},
   };
   for (const auto& [k, v] : settings) {

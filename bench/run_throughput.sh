@@ -258,6 +258,17 @@ cpu_ticks() { # cpu_ticks STATFILE: prints utime + stime (clock ticks) of a proc
   echo $((fields[11] + fields[12]))
 }
 CLK_TCK="$(getconf CLK_TCK)"
+# cpu_snapshot NAME: remembers the CPU ticks of the worker, Redis, Kafka and the
+# whole machine (busy, idle) in SNAP_<NAME>_* (no forks but the $(...) below).
+cpu_snapshot() {
+  local user nice system idle iowait irq softirq steal rest
+  read -r _ user nice system idle iowait irq softirq steal rest </proc/stat
+  printf -v "SNAP_$1_BUSY" '%s' $((user + nice + system + irq + softirq + steal))
+  printf -v "SNAP_$1_IDLE" '%s' $((idle + iowait))
+  printf -v "SNAP_$1_WORKER" '%s' "$(cpu_ticks "/proc/$WORKER_PID/stat" || echo 0)"
+  printf -v "SNAP_$1_REDIS" '%s' "$(cpu_ticks "/proc/${REDIS_PID:-0}/stat" 2>/dev/null || echo 0)"
+  printf -v "SNAP_$1_KAFKA" '%s' "$(cpu_ticks "/proc/${KAFKA_PID:-0}/stat" 2>/dev/null || echo 0)"
+}
 TASK_SCHEDSTAT_OK=1
 task_sched() { # sets TASK_ON_NS, TASK_WAIT_NS: the task thread's on-CPU and runqueue-wait time
   local rest
@@ -276,6 +287,11 @@ WORKER_PID=$!
 
 FIRST_MS=""
 FIRST_RECORDS=0
+# 99% of the events consumed: splits the run into ingest and the final firing
+# (the flush records close every open window at once) plus the sink's drain.
+INGEST_MARK=$((EVENTS - EVENTS / 100))
+INGEST_MS=""
+INGEST_WRITTEN=0
 DONE_MS=""
 DONE_LINE=""
 last=""
@@ -296,7 +312,7 @@ while :; do
     if [[ -z "$FIRST_MS" && "$records_in" -gt 0 ]]; then
       FIRST_MS=$NOW_MS
       FIRST_RECORDS="$records_in"
-      FIRST_CPU="$(cpu_ticks "/proc/$WORKER_PID/stat")"
+      cpu_snapshot FIRST
       task_sched
       FIRST_TASK_ON=$TASK_ON_NS
       FIRST_TASK_WAIT=$TASK_WAIT_NS
@@ -306,10 +322,14 @@ while :; do
         PERF_PID=$!
       fi
     fi
+    if [[ -z "$INGEST_MS" && "$records_in" -ge "$INGEST_MARK" ]]; then
+      INGEST_MS=$NOW_MS
+      INGEST_WRITTEN="$written"
+    fi
     if [[ "$records_in" -ge "$EXPECTED" && "$written" -eq "$emitted" ]]; then
       DONE_MS=$NOW_MS
       DONE_LINE="$line"
-      DONE_CPU="$(cpu_ticks "/proc/$WORKER_PID/stat")"
+      cpu_snapshot DONE
       task_sched
       DONE_TASK_ON=$TASK_ON_NS
       DONE_TASK_WAIT=$TASK_WAIT_NS
@@ -337,12 +357,21 @@ if ((DONE_MS - FIRST_MS < 2000)); then
   warn "caught up ${PIPELINE_S}s after the first record: too short to measure well (polls are 100 ms apart, counters up to 400 ms old); use more --events"
 fi
 TOTAL_S="$(ms_to_s $((DONE_MS - WORKER_START_MS)))"
+INGEST_S="$(ms_to_s $((INGEST_MS - FIRST_MS)))"
+DRAIN_S="$(ms_to_s $((DONE_MS - INGEST_MS)))"
+INGEST_RATE="$(awk -v n="$INGEST_MARK" -v f="$FIRST_RECORDS" -v s="$INGEST_S" 'BEGIN { printf "%.0f", (s > 0 ? (n - f) / s : 0) }')"
 PIPELINE_RATE="$(awk -v n="$EVENTS" -v s="$PIPELINE_S" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')"
 INTERVAL_RATE="$(awk -v n="$EXPECTED" -v f="$FIRST_RECORDS" -v s="$PIPELINE_S" 'BEGIN { printf "%.0f", (s > 0 ? (n - f) / s : 0) }')"
 RATIO="$(awk -v p="$PIPELINE_RATE" -v c="$CEILING" 'BEGIN { printf "%.2f", (c > 0 ? p / c : 0) }')"
 # CPU the worker got over the same interval: on a shared machine this says how
 # much of the wall time it actually ran (all threads, and the task thread).
-CPU_S="$(awk -v a="$FIRST_CPU" -v b="$DONE_CPU" -v t="$CLK_TCK" 'BEGIN { printf "%.1f", (b - a) / t }')"
+ticks_s() { awk -v a="$1" -v b="$2" -v t="$CLK_TCK" 'BEGIN { printf "%.1f", (b - a) / t }'; }
+CPU_S="$(ticks_s "$SNAP_FIRST_WORKER" "$SNAP_DONE_WORKER")"
+CPU_REDIS_S="$(ticks_s "$SNAP_FIRST_REDIS" "$SNAP_DONE_REDIS")"
+CPU_KAFKA_S="$(ticks_s "$SNAP_FIRST_KAFKA" "$SNAP_DONE_KAFKA")"
+CPU_BUSY_S="$(ticks_s "$SNAP_FIRST_BUSY" "$SNAP_DONE_BUSY")"
+CPU_IDLE_S="$(ticks_s "$SNAP_FIRST_IDLE" "$SNAP_DONE_IDLE")"
+CPU_OTHER_S="$(awk -v b="$CPU_BUSY_S" -v w="$CPU_S" -v r="$CPU_REDIS_S" -v k="$CPU_KAFKA_S" 'BEGIN { o = b - w - r - k; printf "%.1f", (o > 0 ? o : 0) }')"
 # The task thread (tid = pid) does Kafka polling, parsing, windows and RocksDB;
 # schedstat splits its wall time into running, waiting for a CPU (the machine
 # is busy) and blocked (sink backpressure, empty polls).
@@ -412,7 +441,8 @@ cat <<EOF
 | ceiling: bare librdkafka consumer | **$(fmt "$CEILING") events/s** (best of $CEILING_RUNS: $ceiling_list) |
 | pipeline: one worker | **$(fmt "$PIPELINE_RATE") events/s** ($EVENTS events in $PIPELINE_S s, first record seen → caught up and sink drained; worker start → caught up $TOTAL_S s) |
 | pipeline / ceiling | **$RATIO** |
-| worker CPU over that interval | $CPU_S s, all threads |
+| phases | 99 % of the events consumed after $INGEST_S s ($(fmt "$INGEST_RATE") events/s, $(fmt "$INGEST_WRITTEN") features written by then); the rest, the final firing of every open window and the sink's drain took $DRAIN_S s |
+| CPU time over that interval | worker $CPU_S s, Redis $CPU_REDIS_S s, Kafka $CPU_KAFKA_S s, everything else on the machine $CPU_OTHER_S s, idle $CPU_IDLE_S s (of $NPROC × $PIPELINE_S s) |
 | task thread over that interval | $(if [[ "$TASK_SCHEDSTAT_OK" -eq 1 ]]; then echo "on a CPU $TASK_ON_S s, waiting for a CPU $TASK_WAIT_S s, blocked $TASK_BLOCKED_S s: $(fmt "$TASK_RATE") events per second of its CPU time"; else echo "(no /proc schedstat)"; fi) |
 | features written to Redis | $(fmt "$(kv redis_features_written "$DONE_LINE")") ($(fmt "$(kv sliding_windows_fired "$DONE_LINE")") sliding windows, $(fmt "$(kv sessions_fired "$DONE_LINE")") sessions; redis errors $(kv redis_errors "$DONE_LINE"); late $(kv records_late "$DONE_LINE"), invalid $(kv records_invalid "$DONE_LINE")) |
 | peak RSS (VmHWM) | worker $RSS_WORKER MiB, coordinator $RSS_COORDINATOR MiB, Kafka $RSS_KAFKA MiB, Redis $RSS_REDIS MiB |

@@ -2,7 +2,9 @@
 
 #include "common/kafka_handles.h"
 
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -44,13 +46,13 @@ absl::StatusOr<int> FetchPartitionCount(const std::map<std::string, std::string>
   }
   std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> holder(metadata,
                                                                                           &rd_kafka_metadata_destroy);
-  if (metadata->topic_cnt != 1) return absl::NotFoundError(absl::StrCat("kafka.topic: topic ", topic, " not found"));
+  if (metadata->topic_cnt != 1) return absl::NotFoundError(absl::StrCat("topic ", topic, " not found"));
   const rd_kafka_metadata_topic_t& t = metadata->topics[0];
   if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || t.partition_cnt == 0) {
-    return absl::NotFoundError(absl::StrCat("kafka.topic: topic ", topic, " does not exist"));
+    return absl::NotFoundError(absl::StrCat("topic ", topic, " does not exist"));
   }
   if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return absl::UnavailableError(absl::StrCat("kafka.topic: ", topic, ": ", rd_kafka_err2str(t.err)));
+    return absl::UnavailableError(absl::StrCat("topic ", topic, ": ", rd_kafka_err2str(t.err)));
   }
   return t.partition_cnt;
 }
@@ -84,7 +86,19 @@ absl::Status EnsureTopic(const std::map<std::string, std::string>& client_proper
                                                  " ", rd_kafka_topic_result_error_string(results[i]) ? rd_kafka_topic_result_error_string(results[i]) : ""));
     }
   }
-  return absl::OkStatus();
+  // Creation is acknowledged by the controller before every broker's
+  // metadata shows the topic; wait until it is visible so the next client
+  // (a worker) does not see it missing.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    absl::StatusOr<int> visible = FetchPartitionCount(client_properties, topic, timeout_ms);
+    if (visible.ok()) return absl::OkStatus();
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("kafka: topic ", topic, " created but not visible after ",
+                                                      timeout_ms, " ms: ", visible.status().message()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 }  // namespace slipstream

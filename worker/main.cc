@@ -141,9 +141,15 @@ int RunWorker(int argc, char** argv) {
       KafkaSource::Create(kafka_properties, assignment.topic(), partitions, *starting_offsets);
   if (!source.ok()) return Fail(source.status().message());
   // The coordinator creates the dead-letter topic; without it every invalid
-  // record would wait in the producer, so refuse to start.
-  if (absl::StatusOr<int> dlq = FetchPartitionCount(kafka_properties, dlq_topic, 10000); !dlq.ok()) {
-    return Fail(absl::StrCat("kafka.dlq.topic: ", dlq.status().message()));
+  // record would wait in the producer, so wait for it (briefly) or refuse to
+  // start.
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<int> dlq = FetchPartitionCount(kafka_properties, dlq_topic, 10000);
+    if (dlq.ok()) break;
+    if (attempt == 60 || g_stop.load()) {
+      return Fail(absl::StrCat("kafka.dlq.topic: ", dlq.status().message()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   absl::StatusOr<std::unique_ptr<DeadLetterProducer>> dead_letters =
       DeadLetterProducer::Create(kafka_properties, dlq_topic);
