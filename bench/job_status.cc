@@ -1,12 +1,12 @@
 // slipstream-bench-status: asks the coordinator for the job (GetJob) and
 // prints one line of key=value per worker, for bench/run_throughput.sh:
 //
-//   state=RUNNING workers=1 worker=<id> heartbeat_age_ms=120 records_in=... events_valid=...
+//   job=<id> topic=<topic> state=RUNNING workers=1 worker=<id> heartbeat_age_ms=120 records_in=...
 //   records_invalid=... records_late=... dlq_delivery_failures=... features_emitted=...
 //   redis_features_written=... redis_errors=... watermark_ms=... sliding_windows_fired=...
 //   sessions_fired=... lag=<sum over partitions of high_watermark - next_offset>
 //
-// With no worker registered it prints `state=CREATED workers=0`. Exit status:
+// With no worker registered it prints `job=<id> topic=<topic> state=CREATED workers=0`. Exit status:
 // 0 ok, 2 the coordinator did not answer (message on stderr), 1 bad usage.
 #include <grpcpp/grpcpp.h>
 
@@ -44,7 +44,8 @@ int Run(int argc, char** argv) {
     return 2;
   }
   if (job.workers_size() == 0) {
-    std::printf("state=%s workers=0\n", job.state().c_str());
+    std::printf("job=%s topic=%s state=%s workers=0\n", job.job_id().c_str(), job.topic().c_str(),
+                job.state().c_str());
     return 0;
   }
   for (const slipstream::v1::WorkerStatus& w : job.workers()) {
@@ -61,11 +62,11 @@ int Run(int argc, char** argv) {
       lag += p.high_watermark() - (p.next_offset() < 0 ? 0 : p.next_offset());
     }
     std::printf(
-        "state=%s workers=%d worker=%s heartbeat_age_ms=%lld records_in=%lld events_valid=%lld "
+        "job=%s topic=%s state=%s workers=%d worker=%s heartbeat_age_ms=%lld records_in=%lld events_valid=%lld "
         "records_invalid=%lld records_late=%lld dlq_delivery_failures=%lld features_emitted=%lld "
         "redis_features_written=%lld redis_errors=%lld watermark_ms=%lld sliding_windows_fired=%lld "
         "sessions_fired=%lld lag=%lld\n",
-        job.state().c_str(), job.workers_size(), w.worker_id().c_str(),
+        job.job_id().c_str(), job.topic().c_str(), job.state().c_str(), job.workers_size(), w.worker_id().c_str(),
         static_cast<long long>(w.heartbeat_age_ms()), static_cast<long long>(c.records_in()),
         static_cast<long long>(c.events_valid()), static_cast<long long>(c.records_invalid()),
         static_cast<long long>(c.records_late()), static_cast<long long>(c.dlq_delivery_failures()),

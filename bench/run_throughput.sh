@@ -4,6 +4,7 @@
 #
 # Usage: bench/run_throughput.sh [--events N] [--users N] [--step DURATION]
 #                                [--ceiling-runs N] [--perf] [--build] [--keep-logs]
+#                                [-Dkey=value ...]
 #
 #   --events N        events to preload (default 2000000; 4 flush records follow)
 #   --users N         distinct users (default 100000)
@@ -16,14 +17,19 @@
 #                     use it for profiles, not for the numbers)
 #   --build           run scripts/build.sh first (default: only if a binary is missing)
 #   --keep-logs       keep the run directory (logs; state is always deleted)
+#   -Dkey=value       extra configuration for the worker (repeatable), for tuning
+#                     experiments, e.g. -Dkafka.queued.min.messages=500000;
+#                     shown in the result block
 #
-# It starts its own Kafka (KRaft) and Redis on dedicated ports so it never
-# touches the instances of ./start.sh or the tests, preloads a fresh topic with
-# slipstream-gen, measures the ceiling, then starts slipstream-coordinator and
-# slipstream-worker (kafka.starting-offsets=earliest) and polls the
-# coordinator's GetJob every 100 ms until the worker has consumed every record
-# and Redis has acknowledged every feature. It stops everything it started and
-# prints a Markdown block for bench/RESULTS.md.
+# It starts its own Kafka (KRaft, fresh data dir) and Redis on dedicated ports,
+# so it never touches the instances of ./start.sh or the tests (it refuses to
+# run if anything listens on its ports, and only one run per port set runs at a
+# time), preloads a new topic with slipstream-gen, measures the ceiling, then
+# starts slipstream-coordinator and slipstream-worker
+# (kafka.starting-offsets=earliest) and polls the coordinator's GetJob every
+# 100 ms (bench/job_status.cc) until the worker has consumed every record and
+# Redis has acknowledged every feature. It stops everything it started and
+# prints a Markdown block for bench/RESULTS.md, which explains every row.
 #
 # pipeline events/s = N / (time of the first poll that sees records_in > 0 ..
 # time of the first poll that sees records_in = N + 4 and
@@ -34,7 +40,8 @@
 #   BENCH_TIMEOUT=600 (give up when the worker makes no progress for this many s)
 #   BENCH_PERF_SECONDS=5 (with --perf; recording stops early when caught up)
 #   SLIPSTREAM_RUN_DIR=/tmp/slipstream-run (Kafka data in bench-kafka, Redis in
-#   bench-redis, each run in bench-<time>-<pid>)
+#   bench-redis, logs of each run in bench-<date>-<time>-XXXX, deleted after a
+#   successful run unless --keep-logs)
 set -euo pipefail
 # shellcheck disable=SC2034  # read by scripts/lib.sh
 SLIPSTREAM_TAG="bench"
@@ -52,6 +59,7 @@ CEILING_RUNS=2
 PERF=0
 BUILD=0
 KEEP_LOGS=0
+WORKER_EXTRA=()
 need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -62,6 +70,7 @@ while [[ $# -gt 0 ]]; do
     --perf) PERF=1; shift ;;
     --build) BUILD=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
+    -D?*=*) WORKER_EXTRA+=("$1"); shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -109,6 +118,15 @@ done
 if [[ "$PERF" -eq 1 ]]; then
   command -v perf >/dev/null 2>&1 || die "--perf needs perf (apt-get install linux-perf)"
 fi
+
+# ------------------------------------------------------------------ one run at a time
+# Two runs would share the ports (gRPC even lets two coordinators listen on one
+# port with SO_REUSEPORT, so the status polls would alternate between them) and
+# would disturb each other's numbers; the lock is per port set, in /tmp so it
+# holds across SLIPSTREAM_RUN_DIRs.
+LOCK="${TMPDIR:-/tmp}/slipstream-bench-$KAFKA_PORT-$REDIS_PORT-$COORDINATOR_PORT.lock"
+exec 8>>"$LOCK"
+flock -n 8 || die "another bench/run_throughput.sh is running on these ports (lock $LOCK)"
 
 # ------------------------------------------------------------------ run dir, cleanup
 mkdir -p "$SLIPSTREAM_RUN_DIR"
@@ -165,30 +183,22 @@ fi
 log "run dir $RUN; load average at start $LOADAVG_START ($NPROC CPUs)"
 
 # ------------------------------------------------------------------ Kafka, Redis
-if "$KAFKA_SH" status >/dev/null 2>&1; then
-  warn "a bench Kafka already runs on port $KAFKA_PORT (left over?); using it and leaving it running"
-else
-  STARTED_KAFKA=1
-  # A stale data dir from an interrupted run: start from a fresh broker.
-  "$KAFKA_SH" clean >/dev/null
-  "$KAFKA_SH" start
-fi
-KAFKA_PID="$(read_pid "$KAFKA_DATA_DIR/kafka.pid" || true)"
-if [[ "$(timeout 2 redis-cli -p "$REDIS_PORT" ping 2>/dev/null || true)" == "PONG" ]]; then
-  pid="$(read_pid "$REDIS_DIR/redis.pid" || true)"
-  if [[ -n "$pid" ]] && pid_alive "$pid" && pid_cmdline_has "$pid" "redis-server"; then
-    warn "a bench Redis already runs on port $REDIS_PORT (left over?); using it and leaving it running"
-  else
-    die "a Redis not started by this script answers on port $REDIS_PORT; set BENCH_REDIS_PORT"
+# The benchmark needs its own, fresh Kafka and Redis: never reuse (and never
+# stop) something it did not start.
+for port in "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "$COORDINATOR_PORT"; do
+  if port_open 127.0.0.1 "$port"; then
+    die "port $port is in use (a benchmark run by an older script, or an interrupted one?" \
+      "see: ss -ltnp 'sport = :$port'); stop it, or choose other BENCH_*_PORT values"
   fi
-else
-  STARTED_REDIS=1
-  "$REDIS_SH" start
-fi
+done
+STARTED_KAFKA=1
+# A data dir left by an interrupted run: start from a fresh broker.
+"$KAFKA_SH" clean >/dev/null
+"$KAFKA_SH" start 8>&- # the broker and redis-server outlive a killed script: no lock for them
+KAFKA_PID="$(read_pid "$KAFKA_DATA_DIR/kafka.pid" || true)"
+STARTED_REDIS=1
+"$REDIS_SH" start 8>&-
 REDIS_PID="$(read_pid "$REDIS_DIR/redis.pid" || true)"
-if port_open 127.0.0.1 "$COORDINATOR_PORT"; then
-  die "port $COORDINATOR_PORT is in use (see: ss -ltnp 'sport = :$COORDINATOR_PORT'); set BENCH_COORDINATOR_PORT"
-fi
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
 # ------------------------------------------------------------------ preload
@@ -232,11 +242,15 @@ COMMON=(--config "$SLIPSTREAM_ROOT/conf/application.properties"
 status_line() { "$BIN/slipstream-bench-status" --coordinator "127.0.0.1:$COORDINATOR_PORT" --timeout-ms 1000 2>/dev/null; }
 
 log "starting slipstream-coordinator on :$COORDINATOR_PORT"
-"$BIN/slipstream-coordinator" "${COMMON[@]}" >"$RUN/coordinator.log" 2>&1 &
+"$BIN/slipstream-coordinator" "${COMMON[@]}" >"$RUN/coordinator.log" 2>&1 8>&- &
 COORDINATOR_PID=$!
 for ((i = 0; ; i++)); do
   pid_alive "$COORDINATOR_PID" || die "slipstream-coordinator exited (log: $RUN/coordinator.log)"
-  status_line >/dev/null && break
+  if line="$(status_line)"; then
+    [[ "$(kv topic "$line")" == "$TOPIC" ]] ||
+      die "the coordinator on :$COORDINATOR_PORT serves another job ($line): is another benchmark running?"
+    break
+  fi
   ((i < 300)) || die "the coordinator did not answer GetJob within 30 s (log: $RUN/coordinator.log)"
   sleep 0.1
 done
@@ -282,15 +296,22 @@ task_sched() { # sets TASK_ON_NS, TASK_WAIT_NS: the task thread's on-CPU and run
 log "starting slipstream-worker (kafka.starting-offsets=earliest)"
 clock_ms
 WORKER_START_MS=$NOW_MS
-"$BIN/slipstream-worker" "${COMMON[@]}" -Dkafka.starting-offsets=earliest >"$RUN/worker.log" 2>&1 &
+"$BIN/slipstream-worker" "${COMMON[@]}" -Dkafka.starting-offsets=earliest ${WORKER_EXTRA[@]+"${WORKER_EXTRA[@]}"} \
+  >"$RUN/worker.log" 2>&1 8>&- &
 WORKER_PID=$!
 
 FIRST_MS=""
 FIRST_RECORDS=0
-# 99% of the events consumed: splits the run into ingest and the final firing
-# (the flush records close every open window at once) plus the sink's drain.
-INGEST_MARK=$((EVENTS - EVENTS / 100))
+# The batch with the last flush record closes every open window at once; the
+# worker publishes no counters until it has handed those features to the sink,
+# so records_in stays at its last value before the total meanwhile. That value
+# and the poll that first saw it split the run into ingest and the final
+# firing + drain.
+prev_records=0
+prev_records_ms=""
+prev_written=0
 INGEST_MS=""
+INGEST_RECORDS=0
 INGEST_WRITTEN=0
 DONE_MS=""
 DONE_LINE=""
@@ -306,6 +327,9 @@ while :; do
   running "$COORDINATOR_PID" || die "slipstream-coordinator exited (log: $RUN/coordinator.log)"
   if line="$(status_line)" && [[ "$line" == *records_in=* ]]; then
     clock_ms # when the answer arrived
+    if [[ "$(kv topic "$line")" != "$TOPIC" || "$line" == *$'\n'* ]]; then
+      die "the coordinator on :$COORDINATOR_PORT answered for another job or several workers ($line): is another benchmark running?"
+    fi
     records_in="$(kv records_in "$line")"
     emitted="$(kv features_emitted "$line")"
     written="$(kv redis_features_written "$line")"
@@ -322,9 +346,14 @@ while :; do
         PERF_PID=$!
       fi
     fi
-    if [[ -z "$INGEST_MS" && "$records_in" -ge "$INGEST_MARK" ]]; then
-      INGEST_MS=$NOW_MS
-      INGEST_WRITTEN="$written"
+    if [[ -z "$INGEST_MS" && "$records_in" -ge "$EXPECTED" ]]; then
+      INGEST_MS="${prev_records_ms:-$NOW_MS}"
+      INGEST_RECORDS="$prev_records"
+      INGEST_WRITTEN="$prev_written"
+    elif [[ "$records_in" -ne "$prev_records" ]]; then
+      prev_records="$records_in"
+      prev_records_ms=$NOW_MS
+      prev_written="$written"
     fi
     if [[ "$records_in" -ge "$EXPECTED" && "$written" -eq "$emitted" ]]; then
       DONE_MS=$NOW_MS
@@ -359,7 +388,7 @@ fi
 TOTAL_S="$(ms_to_s $((DONE_MS - WORKER_START_MS)))"
 INGEST_S="$(ms_to_s $((INGEST_MS - FIRST_MS)))"
 DRAIN_S="$(ms_to_s $((DONE_MS - INGEST_MS)))"
-INGEST_RATE="$(awk -v n="$INGEST_MARK" -v f="$FIRST_RECORDS" -v s="$INGEST_S" 'BEGIN { printf "%.0f", (s > 0 ? (n - f) / s : 0) }')"
+INGEST_RATE="$(awk -v n="$INGEST_RECORDS" -v f="$FIRST_RECORDS" -v s="$INGEST_S" 'BEGIN { printf "%.0f", (s > 0 ? (n - f) / s : 0) }')"
 PIPELINE_RATE="$(awk -v n="$EVENTS" -v s="$PIPELINE_S" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')"
 INTERVAL_RATE="$(awk -v n="$EXPECTED" -v f="$FIRST_RECORDS" -v s="$PIPELINE_S" 'BEGIN { printf "%.0f", (s > 0 ? (n - f) / s : 0) }')"
 RATIO="$(awk -v p="$PIPELINE_RATE" -v c="$CEILING" 'BEGIN { printf "%.2f", (c > 0 ? p / c : 0) }')"
@@ -378,7 +407,7 @@ CPU_OTHER_S="$(awk -v b="$CPU_BUSY_S" -v w="$CPU_S" -v r="$CPU_REDIS_S" -v k="$C
 TASK_ON_S="$(awk -v a="$FIRST_TASK_ON" -v b="$DONE_TASK_ON" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')"
 TASK_WAIT_S="$(awk -v a="$FIRST_TASK_WAIT" -v b="$DONE_TASK_WAIT" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')"
 TASK_BLOCKED_S="$(awk -v w="$PIPELINE_S" -v on="$TASK_ON_S" -v q="$TASK_WAIT_S" 'BEGIN { b = w - on - q; printf "%.1f", (b > 0 ? b : 0) }')"
-TASK_RATE="$(awk -v n="$EVENTS" -v c="$TASK_ON_S" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')"
+TASK_RATE="$(awk -v n="$EVENTS" -v a="$FIRST_TASK_ON" -v b="$DONE_TASK_ON" 'BEGIN { c = (b - a) / 1e9; printf "%.0f", (c > 0 ? n / c : 0) }')"
 log "caught up: $DONE_LINE"
 log "pipeline: $EVENTS events in ${PIPELINE_S}s = $PIPELINE_RATE events/s (worker start to caught up ${TOTAL_S}s)"
 
@@ -430,7 +459,7 @@ for r in "${CEILING_ALL[@]}"; do ceiling_list+="${ceiling_list:+, }$(fmt "$r")";
 
 cat <<EOF
 
-### $(date -u '+%Y-%m-%d %H:%M UTC'): --events $EVENTS --users $USERS --step "$STEP"
+### $(date -u '+%Y-%m-%d %H:%M UTC'): --events $EVENTS --users $USERS --step "$STEP"${WORKER_EXTRA[@]+ ${WORKER_EXTRA[*]}}
 
 | | |
 |---|---|
@@ -441,7 +470,7 @@ cat <<EOF
 | ceiling: bare librdkafka consumer | **$(fmt "$CEILING") events/s** (best of $CEILING_RUNS: $ceiling_list) |
 | pipeline: one worker | **$(fmt "$PIPELINE_RATE") events/s** ($EVENTS events in $PIPELINE_S s, first record seen → caught up and sink drained; worker start → caught up $TOTAL_S s) |
 | pipeline / ceiling | **$RATIO** |
-| phases | 99 % of the events consumed after $INGEST_S s ($(fmt "$INGEST_RATE") events/s, $(fmt "$INGEST_WRITTEN") features written by then); the rest, the final firing of every open window and the sink's drain took $DRAIN_S s |
+| phases | ingest: $(fmt "$INGEST_RECORDS") records after $INGEST_S s ($(fmt "$INGEST_RATE") events/s, $(fmt "$INGEST_WRITTEN") features written by then); then the last batch, whose flush records fire every open window, and the sink's drain: $DRAIN_S s |
 | CPU time over that interval | worker $CPU_S s, Redis $CPU_REDIS_S s, Kafka $CPU_KAFKA_S s, everything else on the machine $CPU_OTHER_S s, idle $CPU_IDLE_S s (of $NPROC × $PIPELINE_S s) |
 | task thread over that interval | $(if [[ "$TASK_SCHEDSTAT_OK" -eq 1 ]]; then echo "on a CPU $TASK_ON_S s, waiting for a CPU $TASK_WAIT_S s, blocked $TASK_BLOCKED_S s: $(fmt "$TASK_RATE") events per second of its CPU time"; else echo "(no /proc schedstat)"; fi) |
 | features written to Redis | $(fmt "$(kv redis_features_written "$DONE_LINE")") ($(fmt "$(kv sliding_windows_fired "$DONE_LINE")") sliding windows, $(fmt "$(kv sessions_fired "$DONE_LINE")") sessions; redis errors $(kv redis_errors "$DONE_LINE"); late $(kv records_late "$DONE_LINE"), invalid $(kv records_invalid "$DONE_LINE")) |

@@ -4,7 +4,9 @@
 #
 # Usage: scripts/test.sh [--unit] [extra ctest args, e.g. -L unit or -R window]
 #
-#   --unit   only the tests labelled "unit" (ctest -L unit), no Kafka/Redis
+#   --unit       only the tests labelled "unit" (ctest -L unit), no Kafka/Redis
+#   --sanitize   build with AddressSanitizer + UndefinedBehaviorSanitizer into
+#                build-asan/ and run the suite there (slower; not part of CI)
 #
 # The tests find the services and binaries through:
 #   SLIPSTREAM_TEST_KAFKA=127.0.0.1:19092  SLIPSTREAM_TEST_REDIS=127.0.0.1:16379
@@ -22,9 +24,14 @@ source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 START="$(now_s)"
 UNIT_ONLY=0
 CTEST_ARGS=()
+SANITIZE_ARGS=()
 for arg in "$@"; do
   case "$arg" in
     --unit) UNIT_ONLY=1 ;;
+    --sanitize)
+      export SLIPSTREAM_BUILD_DIR="$SLIPSTREAM_ROOT/build-asan"
+      SANITIZE_ARGS=(-DSLIPSTREAM_SANITIZE=ON -DSLIPSTREAM_BUILD_BENCH=OFF)
+      ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
       exit 0
@@ -69,7 +76,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 "$SLIPSTREAM_SCRIPTS/setup.sh"
-SLIPSTREAM_SKIP_SETUP=1 "$SLIPSTREAM_SCRIPTS/build.sh"
+SLIPSTREAM_SKIP_SETUP=1 "$SLIPSTREAM_SCRIPTS/build.sh" "${SANITIZE_ARGS[@]}"
 
 export SLIPSTREAM_BIN_DIR="$SLIPSTREAM_BUILD_DIR/bin"
 export SLIPSTREAM_SOURCE_DIR="$SLIPSTREAM_ROOT"
