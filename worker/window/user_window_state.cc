@@ -100,46 +100,69 @@ std::optional<int64_t> UserWindowState::FireSlidingWindows(std::string_view user
 }
 
 bool UserWindowState::AddToSession(const Event& event, int64_t watermark_ms, std::vector<int64_t>* removed_timers,
-                                   int64_t* new_timer) {
+                                   std::optional<int64_t>* new_timer) {
   const int64_t t = event.event_time_ms;
-  Session merged{t, t, 1};
+  removed_timers->clear();
+  new_timer->reset();
   // Flink: [a, b) and [c, d) intersect iff a <= d && b >= c. The event's
   // window is [t, t + gap); a session's is [first, last + gap).
   auto intersects = [&](const Session& s) {
     return s.first_event_ms <= t + kSessionGapMs && s.last_event_ms + kSessionGapMs >= t;
   };
-  for (const Session& s : sessions) {
+  size_t first_hit = sessions.size();
+  size_t hits = 0;
+  Session merged{t, t, 1, 0};
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    const Session& s = sessions[i];
     if (!intersects(s)) continue;
+    if (hits++ == 0) {
+      first_hit = i;
+      merged.timer_ms = s.timer_ms;
+    }
     merged.first_event_ms = std::min(merged.first_event_ms, s.first_event_ms);
     merged.last_event_ms = std::max(merged.last_event_ms, s.last_event_ms);
     merged.event_count += s.event_count;
+    merged.timer_ms = std::min(merged.timer_ms, s.timer_ms);
   }
   // Open sessions have not fired, so a merge can never be late; a lone
   // window is late when its max timestamp is behind the watermark.
   if (SessionFireTime(merged) <= watermark_ms) return false;
 
-  removed_timers->clear();
-  std::vector<Session> kept;
-  kept.reserve(sessions.size() + 1);
-  for (const Session& s : sessions) {
-    if (intersects(s)) {
-      removed_timers->push_back(SessionFireTime(s));
-    } else {
-      kept.push_back(s);
+  if (hits == 0) {
+    merged.timer_ms = SessionFireTime(merged);
+    *new_timer = merged.timer_ms;
+    sessions.insert(std::lower_bound(sessions.begin(), sessions.end(), merged,
+                                     [](const Session& a, const Session& b) {
+                                       return a.first_event_ms < b.first_event_ms;
+                                     }),
+                    merged);
+  } else if (hits == 1) {
+    // The common case: the event extends one session. It intersects no other
+    // session, so the order is unchanged; the armed timer stays.
+    sessions[first_hit] = merged;
+  } else {
+    // The event bridges sessions: they collapse into the first one (sorted
+    // and disjoint, so the hits are contiguous), keeping the earliest timer.
+    for (size_t i = first_hit; i < first_hit + hits; ++i) {
+      if (sessions[i].timer_ms != merged.timer_ms) removed_timers->push_back(sessions[i].timer_ms);
     }
+    sessions[first_hit] = merged;
+    sessions.erase(sessions.begin() + static_cast<std::ptrdiff_t>(first_hit + 1),
+                   sessions.begin() + static_cast<std::ptrdiff_t>(first_hit + hits));
   }
-  kept.insert(std::lower_bound(kept.begin(), kept.end(), merged,
-                               [](const Session& a, const Session& b) { return a.first_event_ms < b.first_event_ms; }),
-              merged);
-  sessions = std::move(kept);
-  *new_timer = SessionFireTime(merged);
   return true;
 }
 
-bool UserWindowState::FireSession(std::string_view user_id, int64_t timer_ms, std::vector<FeatureWrite>* out) {
-  auto it = std::find_if(sessions.begin(), sessions.end(),
-                         [&](const Session& s) { return SessionFireTime(s) == timer_ms; });
+bool UserWindowState::FireSession(std::string_view user_id, int64_t timer_ms, std::vector<FeatureWrite>* out,
+                                  std::optional<int64_t>* rearm_at) {
+  rearm_at->reset();
+  auto it = std::find_if(sessions.begin(), sessions.end(), [&](const Session& s) { return s.timer_ms == timer_ms; });
   if (it == sessions.end()) return false;
+  if (SessionFireTime(*it) != timer_ms) {
+    it->timer_ms = SessionFireTime(*it);  // it grew after the timer was armed
+    *rearm_at = it->timer_ms;
+    return false;
+  }
   out->push_back(MakeSessionFeatures(user_id, *it));
   sessions.erase(it);
   return true;
@@ -147,13 +170,13 @@ bool UserWindowState::FireSession(std::string_view user_id, int64_t timer_ms, st
 
 namespace {
 constexpr size_t kPaneBytes = 8 + 48;
-constexpr size_t kSessionBytes = 24;
+constexpr size_t kSessionBytes = 32;
 
 void AppendU32(uint32_t v, std::string* out) { out->append(reinterpret_cast<const char*>(&v), 4); }
 }  // namespace
 
 // Layout (little-endian, this machine's): u32 pane count, per pane the start
-// and the PaneAggregate bytes; u32 session count, per session three int64.
+// and the PaneAggregate bytes; u32 session count, per session four int64.
 void UserWindowState::SerializeTo(std::string* out) const {
   out->clear();
   out->reserve(8 + panes.size() * kPaneBytes + sessions.size() * kSessionBytes);
@@ -169,6 +192,7 @@ void UserWindowState::SerializeTo(std::string* out) const {
     out->append(reinterpret_cast<const char*>(&s.first_event_ms), 8);
     out->append(reinterpret_cast<const char*>(&s.last_event_ms), 8);
     out->append(reinterpret_cast<const char*>(&s.event_count), 8);
+    out->append(reinterpret_cast<const char*>(&s.timer_ms), 8);
   }
 }
 
@@ -192,6 +216,7 @@ bool UserWindowState::Parse(std::string_view data, UserWindowState* out) {
     read(&s.first_event_ms, 8);
     read(&s.last_event_ms, 8);
     read(&s.event_count, 8);
+    read(&s.timer_ms, 8);
   }
   return true;
 }

@@ -29,6 +29,10 @@ struct Session {
   int64_t first_event_ms;
   int64_t last_event_ms;
   int64_t event_count;
+  // When its timer is armed: at most its fire time. A growing session keeps
+  // its timer; when the timer fires early it is re-armed at the real fire
+  // time. That saves two timer updates per event on the hot path.
+  int64_t timer_ms;
   bool operator==(const Session&) const = default;
 };
 
@@ -58,14 +62,16 @@ struct UserWindowState {
   // Sessions. Merges the event's window [t, t + gap) with every session it
   // intersects (touching counts, as Flink's TimeWindow.intersects). Returns
   // false when the merged window has already fired (late; nothing changes).
-  // Otherwise `removed_timers` gets the fire times of the sessions merged
-  // away and `*new_timer` the merged session's fire time.
+  // Otherwise `removed_timers` gets the timers no longer needed (sessions
+  // merged away) and `new_timer` the timer a brand-new session needs.
   bool AddToSession(const Event& event, int64_t watermark_ms, std::vector<int64_t>* removed_timers,
-                    int64_t* new_timer);
+                    std::optional<int64_t>* new_timer);
 
-  // Emits and removes the session whose fire time is `timer_ms`; false if
-  // there is none (its timer moved when it merged).
-  bool FireSession(std::string_view user_id, int64_t timer_ms, std::vector<FeatureWrite>* out);
+  // Handles the session timer `timer_ms`: emits and removes the session when
+  // this is its fire time (returns true); if the session has grown since,
+  // sets `rearm_at` to its real fire time instead.
+  bool FireSession(std::string_view user_id, int64_t timer_ms, std::vector<FeatureWrite>* out,
+                   std::optional<int64_t>* rearm_at);
 
   void SerializeTo(std::string* out) const;
   static bool Parse(std::string_view data, UserWindowState* out);

@@ -152,12 +152,10 @@ absl::StatusOr<bool> WindowEngine::ProcessEvent(int key_group, const Event& even
     if (entry.state.panes.size() != panes_before) s.AddTimer(user, *timer, TimerKind::kSlidingWindow);
     accepted = true;
   }
-  int64_t session_timer = 0;
+  std::optional<int64_t> session_timer;
   if (entry.state.AddToSession(event, s.watermark, &s.removed_timers, &session_timer)) {
-    for (int64_t old : s.removed_timers) {
-      if (old != session_timer) s.RemoveTimer(user, old, TimerKind::kSession);
-    }
-    s.AddTimer(user, session_timer, TimerKind::kSession);
+    for (int64_t old : s.removed_timers) s.RemoveTimer(user, old, TimerKind::kSession);
+    if (session_timer) s.AddTimer(user, *session_timer, TimerKind::kSession);
     accepted = true;
   }
   if (accepted) {
@@ -191,7 +189,11 @@ absl::Status WindowEngine::AdvanceWatermark(int64_t watermark_ms, std::vector<Fe
       s.sliding_windows_fired += static_cast<int64_t>(out->size() - before);
       if (next) s.AddTimer(user, *next, TimerKind::kSlidingWindow);
     } else {
-      if (entry.state.FireSession(user->first, timer.time_ms, out)) ++s.sessions_fired;
+      std::optional<int64_t> rearm_at;
+      if (entry.state.FireSession(user->first, timer.time_ms, out, &rearm_at)) ++s.sessions_fired;
+      // A grown session fires later; if that is already due, this loop
+      // reaches it in time order.
+      if (rearm_at) s.AddTimer(user, *rearm_at, TimerKind::kSession);
     }
     s.MarkDirty(user);
   }
