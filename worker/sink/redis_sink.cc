@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -85,98 +86,150 @@ struct RedisSink::Impl {
   std::thread writer;
 
   void Run();
-  // Sends one batch until Redis acknowledges it; false if stopping gave up.
-  bool SendBatch(const std::vector<FeatureWrite>& batch);
-  std::string resp;  // writer thread only
+  // Formats and writes one batch (no reply read); false on a connection error.
+  bool Send(const std::vector<FeatureWrite>& batch);
+  // Reads the 2 replies per feature of the oldest batch; false on a connection error.
+  bool ReadReplies(const std::vector<FeatureWrite>& batch);
+  // Reconnects with backoff and resends every batch in flight; false only
+  // when stopping and Redis stays away.
+  bool Recover();
+  void GiveUp();
+
+  // Writer thread only.
+  static constexpr size_t kMaxInFlight = 2;
+  std::deque<std::vector<FeatureWrite>> in_flight;  // sent, replies not read
+  std::string resp;
 };
 
-bool RedisSink::Impl::SendBatch(const std::vector<FeatureWrite>& batch) {
+bool RedisSink::Impl::Send(const std::vector<FeatureWrite>& batch) {
+  // One RESP buffer for the whole batch, formatted by hand: hiredis's
+  // generic formatter was half of this thread's time.
+  resp.clear();
+  for (const FeatureWrite& f : batch) {
+    AppendRespArrayHeader(2 + f.fields.size(), &resp);
+    AppendRespBulk("HSET", &resp);
+    AppendRespBulk(f.key, &resp);
+    for (const std::string& field : f.fields) AppendRespBulk(field, &resp);
+    AppendRespArrayHeader(3, &resp);
+    AppendRespBulk("EXPIRE", &resp);
+    AppendRespBulk(f.key, &resp);
+    AppendRespBulk(absl::StrCat(f.ttl_seconds), &resp);
+  }
+  redisContext* ctx = connection.get();
+  if (redisAppendFormattedCommand(ctx, resp.data(), resp.size()) != REDIS_OK) return false;
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(ctx, &done) != REDIS_OK) return false;
+  }
+  return true;
+}
+
+bool RedisSink::Impl::ReadReplies(const std::vector<FeatureWrite>& batch) {
+  redisContext* ctx = connection.get();
+  for (size_t i = 0; i < batch.size() * 2; ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) return false;
+    ReplyPtr reply(static_cast<redisReply*>(raw));
+    if (reply->type == REDIS_REPLY_ERROR) {
+      command_errors.fetch_add(1);
+      spdlog::error("redis sink: command for key {} rejected: {}", batch[i / 2].key,
+                    std::string(reply->str, reply->len));
+    }
+  }
+  return true;
+}
+
+bool RedisSink::Impl::Recover() {
+  if (connection) {
+    connection_errors.fetch_add(1);
+    spdlog::warn("redis sink: connection lost ({}); resending {} unacknowledged batches", connection->errstr,
+                 in_flight.size());
+    connection.reset();
+  }
   int64_t backoff_ms = 100;
   for (int attempt = 0;; ++attempt) {
-    if (!connection) {
-      absl::StatusOr<RedisContextPtr> c = Connect(options);
-      if (!c.ok()) {
-        connection_errors.fetch_add(1);
-        spdlog::warn("redis sink: {} (retrying in {} ms, {} features waiting)", c.status().message(), backoff_ms,
-                     batch.size());
-        {
-          std::unique_lock lock(mu);
-          // Give up only when stopping and Redis stays away for long.
-          if (stopping && attempt > 20) return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-        backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
-        continue;
-      }
+    absl::StatusOr<RedisContextPtr> c = Connect(options);
+    if (c.ok()) {
       connection = std::move(*c);
-      if (attempt > 0) spdlog::info("redis sink: reconnected to {}:{}", options.host, options.port);
-    }
-    redisContext* ctx = connection.get();
-    // One RESP buffer for the whole batch, formatted by hand: hiredis's
-    // generic formatter was half of this thread's time.
-    resp.clear();
-    for (const FeatureWrite& f : batch) {
-      AppendRespArrayHeader(2 + f.fields.size(), &resp);
-      AppendRespBulk("HSET", &resp);
-      AppendRespBulk(f.key, &resp);
-      for (const std::string& field : f.fields) AppendRespBulk(field, &resp);
-      AppendRespArrayHeader(3, &resp);
-      AppendRespBulk("EXPIRE", &resp);
-      AppendRespBulk(f.key, &resp);
-      AppendRespBulk(absl::StrCat(f.ttl_seconds), &resp);
-    }
-    redisAppendFormattedCommand(ctx, resp.data(), resp.size());
-    bool io_error = false;
-    for (size_t i = 0; i < batch.size() * 2; ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
-        io_error = true;
-        break;
+      bool sent = true;
+      for (const auto& batch : in_flight) {
+        if (!Send(batch)) {
+          sent = false;
+          break;
+        }
       }
-      ReplyPtr reply(static_cast<redisReply*>(raw));
-      if (reply->type == REDIS_REPLY_ERROR) {
-        command_errors.fetch_add(1);
-        spdlog::error("redis sink: command for key {} rejected: {}", batch[i / 2].key,
-                      std::string(reply->str, reply->len));
+      if (sent) {
+        if (attempt > 0) spdlog::info("redis sink: reconnected to {}:{}", options.host, options.port);
+        return true;
       }
+      connection.reset();
+    } else {
+      connection_errors.fetch_add(1);
+      spdlog::warn("redis sink: {} (retrying in {} ms)", c.status().message(), backoff_ms);
     }
-    if (!io_error) return true;
-    connection_errors.fetch_add(1);
-    spdlog::warn("redis sink: connection lost ({}); resending {} features", ctx->errstr, batch.size());
-    connection.reset();
+    {
+      std::unique_lock lock(mu);
+      // Give up only when stopping and Redis stays away for long.
+      if (stopping && attempt > 20) return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
   }
 }
 
 void RedisSink::Impl::Run() {
-  std::vector<FeatureWrite> batch;
   for (;;) {
-    batch.clear();
-    {
-      std::unique_lock lock(mu);
-      not_empty.wait(lock, [&] { return stopping || !queue.empty(); });
-      if (queue.empty() && stopping) return;
-      const size_t n = std::min<size_t>(queue.size(), options.batch_size);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue.front()));
-        queue.pop_front();
+    // Keep up to kMaxInFlight batches sent ahead of their replies, so Redis
+    // works on one batch while we format the next and read replies.
+    while (in_flight.size() < kMaxInFlight) {
+      std::vector<FeatureWrite> batch;
+      {
+        std::unique_lock lock(mu);
+        if (in_flight.empty()) not_empty.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) {
+          if (in_flight.empty() && stopping) return;
+          break;
+        }
+        const size_t n = std::min<size_t>(queue.size(), options.batch_size);
+        batch.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      not_full.notify_all();
+      in_flight.push_back(std::move(batch));
+      if (!connection || !Send(in_flight.back())) {
+        if (!Recover()) return GiveUp();
       }
     }
-    not_full.notify_all();
-    if (!SendBatch(batch)) {
-      spdlog::error("redis sink: stopping with {} features not written: Redis unreachable", batch.size());
-      return;
+    if (in_flight.empty()) continue;
+    if (!ReadReplies(in_flight.front())) {
+      if (!Recover()) return GiveUp();
+      continue;
     }
     {
       std::lock_guard lock(mu);
-      acked += batch.size();
+      acked += in_flight.front().size();
     }
+    in_flight.pop_front();
     progressed.notify_all();
   }
+}
+
+void RedisSink::Impl::GiveUp() {
+  size_t lost = 0;
+  for (const auto& batch : in_flight) lost += batch.size();
+  spdlog::error("redis sink: stopping with {} features not written: Redis unreachable", lost);
 }
 
 RedisSink::RedisSink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 absl::StatusOr<std::unique_ptr<RedisSink>> RedisSink::Start(const RedisSinkOptions& options) {
+  // hiredis writes with write(2), which raises SIGPIPE when Redis has gone
+  // away; the sink handles EPIPE as a lost connection, so the signal must
+  // not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   absl::StatusOr<RedisContextPtr> c = Connect(options);

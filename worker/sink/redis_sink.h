@@ -7,7 +7,8 @@
 // When Redis is unreachable the sink reconnects with exponential backoff
 // (100 ms .. 5 s) and resends the whole unacknowledged batch: HSET + EXPIRE
 // are idempotent upserts, so a resend never changes the result. Features are
-// never dropped; a command that Redis rejects (e.g. WRONGTYPE because some
+// never dropped (SIGPIPE is ignored process-wide so a vanished Redis is an
+// error to retry, not a crash); a command that Redis rejects (e.g. WRONGTYPE because some
 // other program owns the key) is logged and counted as an error.
 #pragma once
 
