@@ -14,6 +14,8 @@
 // start-up); first_record_s is the time from start to that first record.
 #include <librdkafka/rdkafka.h>
 
+#include "common/kafka_handles.h"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -27,6 +29,11 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using slipstream::KafkaConfPtr;
+using slipstream::KafkaConsumerPtr;
+using slipstream::KafkaPartitionListPtr;
+using slipstream::KafkaQueuePtr;
+using slipstream::KafkaTopicPtr;
 
 constexpr char kProgram[] = "slipstream-bench-consumer";
 
@@ -34,25 +41,6 @@ int Fail(const std::string& message) {
   std::fprintf(stderr, "%s: %s\n", kProgram, message.c_str());
   return 1;
 }
-
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const {
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-  }
-};
-struct QueueDeleter {
-  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
-};
-struct ConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-struct TopicDeleter {
-  void operator()(rd_kafka_topic_t* t) const { rd_kafka_topic_destroy(t); }
-};
 
 int Run(int argc, char** argv) {
   std::string bootstrap = "127.0.0.1:9092";
@@ -76,7 +64,7 @@ int Run(int argc, char** argv) {
 
   const Clock::time_point t_start = Clock::now();
   char err[512];
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  KafkaConfPtr conf(rd_kafka_conf_new());
   // The same fetch settings as the worker's KafkaSource (worker/source/kafka_source.cc).
   const std::vector<std::pair<std::string, std::string>> settings = {
       {"bootstrap.servers", bootstrap},
@@ -97,10 +85,10 @@ int Run(int argc, char** argv) {
   rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err));
   if (raw == nullptr) return Fail(std::string("rd_kafka_new: ") + err);
   conf.release();  // owned by the handle now
-  std::unique_ptr<rd_kafka_t, KafkaDeleter> rk(raw);
+  KafkaConsumerPtr rk(raw);
 
   // Learn the partitions.
-  std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr));
+  KafkaTopicPtr rkt(rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr));
   if (!rkt) return Fail("rd_kafka_topic_new: " + std::string(rd_kafka_err2str(rd_kafka_last_error())));
   const rd_kafka_metadata_t* metadata = nullptr;
   if (rd_kafka_resp_err_t e = rd_kafka_metadata(rk.get(), 0, rkt.get(), &metadata, 10000);
@@ -121,7 +109,7 @@ int Run(int argc, char** argv) {
   if (partitions.empty()) return Fail("topic " + topic + " has no partitions");
 
   // Empty partitions report EOF at once, so they need no special case.
-  std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter> list(
+  KafkaPartitionListPtr list(
       rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (int32_t p : partitions) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -129,7 +117,7 @@ int Run(int argc, char** argv) {
   if (rd_kafka_resp_err_t e = rd_kafka_assign(rk.get(), list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Fail(std::string("assign: ") + rd_kafka_err2str(e));
   }
-  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_get_consumer(rk.get()));
+  KafkaQueuePtr queue(rd_kafka_queue_get_consumer(rk.get()));
 
   std::set<int32_t> pending(partitions.begin(), partitions.end());
   std::vector<rd_kafka_message_t*> batch(batch_size);

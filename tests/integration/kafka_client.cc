@@ -8,33 +8,15 @@
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "common/kafka_admin.h"
+#include "common/kafka_handles.h"
 #include "tests/integration/it_env.h"
 
 namespace slipstream::it {
 
 namespace {
-struct ConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-struct ConsumerDeleter {
-  void operator()(rd_kafka_t* rk) const {
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-  }
-};
-struct ListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-struct MessageDeleter {
-  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
-};
-struct TopicDeleter {
-  void operator()(rd_kafka_topic_t* t) const { rd_kafka_topic_destroy(t); }
-};
-
-absl::StatusOr<std::unique_ptr<rd_kafka_conf_t, ConfDeleter>> MakeConf(
+absl::StatusOr<KafkaConfPtr> MakeConf(
     const std::vector<std::pair<std::string, std::string>>& props) {
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  KafkaConfPtr conf(rd_kafka_conf_new());
   char err[512];
   for (const auto& [k, v] : props) {
     if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
@@ -68,7 +50,7 @@ absl::Status CreateTopic(const std::string& bootstrap, const std::string& topic,
 }
 
 absl::StatusOr<std::unique_ptr<TestProducer>> TestProducer::Create(const std::string& bootstrap) {
-  absl::StatusOr<std::unique_ptr<rd_kafka_conf_t, ConfDeleter>> conf = MakeConf({
+  absl::StatusOr<KafkaConfPtr> conf = MakeConf({
       {"bootstrap.servers", bootstrap},
       {"partitioner", "murmur2_random"},
       {"enable.idempotence", "true"},
@@ -162,7 +144,7 @@ absl::StatusOr<std::vector<ConsumedRecord>> ReadWholeTopic(const std::string& bo
                                                            size_t min_records, int timeout_ms) {
   absl::StatusOr<int> partitions = PartitionCount(bootstrap, topic);
   if (!partitions.ok()) return partitions.status();
-  absl::StatusOr<std::unique_ptr<rd_kafka_conf_t, ConfDeleter>> conf = MakeConf({
+  absl::StatusOr<KafkaConfPtr> conf = MakeConf({
       {"bootstrap.servers", bootstrap},
       {"group.id", UniqueName("reader")},
       {"enable.auto.commit", "false"},
@@ -172,10 +154,10 @@ absl::StatusOr<std::vector<ConsumedRecord>> ReadWholeTopic(const std::string& bo
   });
   if (!conf.ok()) return conf.status();
   char err[512];
-  std::unique_ptr<rd_kafka_t, ConsumerDeleter> rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err, sizeof(err)));
+  KafkaConsumerPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err, sizeof(err)));
   if (!rk) return absl::InvalidArgumentError(absl::StrCat("kafka consumer: ", err));
   conf->release();
-  std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter> list(rd_kafka_topic_partition_list_new(*partitions));
+  KafkaPartitionListPtr list(rd_kafka_topic_partition_list_new(*partitions));
   for (int p = 0; p < *partitions; ++p) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   }
@@ -186,7 +168,7 @@ absl::StatusOr<std::vector<ConsumedRecord>> ReadWholeTopic(const std::string& bo
   std::vector<bool> at_end(*partitions, false);
   const int64_t deadline = SteadyNowMs() + timeout_ms;
   while (SteadyNowMs() < deadline) {
-    std::unique_ptr<rd_kafka_message_t, MessageDeleter> m(rd_kafka_consumer_poll(rk.get(), 100));
+    KafkaMessagePtr m(rd_kafka_consumer_poll(rk.get(), 100));
     if (!m) continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       if (m->partition >= 0 && m->partition < *partitions) at_end[m->partition] = true;
@@ -222,7 +204,7 @@ absl::StatusOr<std::vector<ConsumedRecord>> ReadWholeTopic(const std::string& bo
 absl::StatusOr<int64_t> TopicEndOffsetSum(const std::string& bootstrap, const std::string& topic) {
   absl::StatusOr<int> partitions = PartitionCount(bootstrap, topic);
   if (!partitions.ok()) return partitions.status();
-  absl::StatusOr<std::unique_ptr<rd_kafka_conf_t, ConfDeleter>> conf = MakeConf({{"bootstrap.servers", bootstrap}});
+  absl::StatusOr<KafkaConfPtr> conf = MakeConf({{"bootstrap.servers", bootstrap}});
   if (!conf.ok()) return conf.status();
   char err[512];
   rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof(err));
