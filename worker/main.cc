@@ -31,6 +31,9 @@ namespace slipstream {
 namespace {
 
 std::atomic<bool> g_stop{false};
+// Set when the coordinator disowned this worker: exit non-zero so a
+// supervisor (Kubernetes, systemd) starts a fresh attempt.
+std::atomic<bool> g_disowned{false};
 extern "C" void OnSignal(int) { g_stop.store(true); }
 
 int Fail(absl::string_view message) {
@@ -190,6 +193,7 @@ int RunWorker(int argc, char** argv) {
         // The coordinator lost track of us (restart or timeout); stop so the
         // process supervisor restarts a fresh attempt that registers again.
         spdlog::error("the coordinator no longer knows worker {}; stopping", registration.worker_id());
+        g_disowned.store(true);
         g_stop.store(true);
       } else {
         if (failures > 0) spdlog::info("heartbeats to {} are back", coordinator_address);
@@ -220,6 +224,10 @@ int RunWorker(int argc, char** argv) {
   spdlog::info("stopped: {} records in, {} invalid, {} late, {} features written", final_counters.records_in,
                final_counters.records_invalid, final_counters.records_late, final_counters.redis_features_written);
   if (!run_status.ok()) return Fail(run_status.message());
+  if (g_disowned.load()) {
+    return Fail(absl::StrCat("the coordinator at ", coordinator_address, " no longer knows worker ",
+                             registration.worker_id(), " (it restarted or timed us out); exiting so a new attempt can register"));
+  }
   return 0;
 }
 
