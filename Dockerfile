@@ -33,7 +33,7 @@ FROM debian:bookworm-slim
 
 # Shared libraries the binaries load (readelf NEEDED of build/bin/slipstream-*,
 # mapped to Debian bookworm packages with dpkg -S); apt pulls their own
-# dependencies (libgrpc29, libre2-9, libc-ares2, libssl3, libsasl2-2, ...).
+# dependencies (libre2-9, libc-ares2, libssl3, libsasl2-2, ...).
 # RocksDB and librdkafka++ are linked statically by the CMake build, so
 # librocksdb7.8 / librdkafka++1 are not needed. scripts/validate-deploy.sh
 # fails if a library the binaries link is missing from this list.
@@ -41,6 +41,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         libgrpc++1.51 \
+        libgrpc29 \
         libprotobuf32 \
         libabsl20220623 \
         librdkafka1 \
