@@ -78,14 +78,9 @@ absl::Status FeatureTask::Impl::ProcessBatch(const std::vector<SourceRecord>& re
       continue;
     }
     ++local.events_valid;
+    // With one worker every key group is owned; the engine rejects any other
+    // (an inconsistent assignment must not pass silently).
     const int key_group = KeyGroupForKey(event.user_id, options.max_parallelism);
-    if (!options.owned_key_groups.contains(key_group)) {
-      // One worker owns every key group until scale-out lands; an unowned key
-      // group means the assignment is inconsistent, which must not pass silently.
-      return absl::InternalError(absl::StrCat("key group ", key_group, " of user ", event.user_id,
-                                              " is not owned by this worker (owns ",
-                                              options.owned_key_groups.ToString(), ")"));
-    }
     absl::StatusOr<bool> accepted = engine->ProcessEvent(key_group, event);
     if (!accepted.ok()) return accepted.status();
     if (!*accepted) {

@@ -134,7 +134,8 @@ int64_t WindowEngine::watermark() const { return impl_->watermark; }
 absl::StatusOr<bool> WindowEngine::ProcessEvent(int key_group, const Event& event) {
   Impl& s = *impl_;
   if (!s.owned.contains(key_group)) {
-    return absl::InternalError(absl::StrCat("key group ", key_group, " is not owned (owns ", s.owned.ToString(), ")"));
+    return absl::InternalError(absl::StrCat("key group ", key_group, " of user ", event.user_id,
+                                            " is not owned by this worker (owns ", s.owned.ToString(), ")"));
   }
   auto [it, inserted] = s.users.try_emplace(event.user_id);
   UserNode* user = &*it;
