@@ -116,13 +116,18 @@ FeatureWrite MakeFeature(int i) {
   return f;
 }
 
+RedisSinkOptions LocalOptions(int port) {
+  RedisSinkOptions options;
+  options.host = "127.0.0.1";
+  options.port = port;
+  return options;
+}
+
 TEST(RedisSink, WritesEveryFeatureWithItsTtl) {
   const int port = FreePort();
   RedisProcess redis(port);
   redis.Start();
-  RedisSinkOptions options;
-  options.host = "127.0.0.1";
-  options.port = port;
+  RedisSinkOptions options = LocalOptions(port);
   auto sink = RedisSink::Start(options);
   ASSERT_TRUE(sink.ok()) << sink.status();
   std::vector<FeatureWrite> batch;
@@ -141,9 +146,7 @@ TEST(RedisSink, WritesEveryFeatureWithItsTtl) {
 TEST(RedisSink, LosesNothingWhenRedisStartsLateOrRestarts) {
   const int port = FreePort();
   RedisProcess redis(port);
-  RedisSinkOptions options;
-  options.host = "127.0.0.1";
-  options.port = port;
+  RedisSinkOptions options = LocalOptions(port);
   options.batch_size = 100;
   // Redis is not there yet: the sink must start anyway and retry.
   auto sink = RedisSink::Start(options);
@@ -177,9 +180,7 @@ TEST(RedisSink, FullQueueBlocksTheWriterUntilRedisDrainsIt) {
   const int port = FreePort();
   RedisProcess redis(port);
   redis.Start();
-  RedisSinkOptions options;
-  options.host = "127.0.0.1";
-  options.port = port;
+  RedisSinkOptions options = LocalOptions(port);
   options.batch_size = 10;
   options.max_queued = 50;
   options.timeout_ms = 200;
