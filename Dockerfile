@@ -38,6 +38,9 @@ FROM debian:bookworm-slim
 # librocksdb7.8 / librdkafka++1 are not needed. scripts/validate-deploy.sh
 # fails if a library the binaries link is missing from this list.
 # ca-certificates: for kafka.security.protocol=SSL/SASL_SSL clusters.
+# hostname: `hostname -i` in docker-compose.yml's worker entrypoint, which
+# advertises the container IP as taskmanager.host (Essential in Debian, so
+# already in the slim image; listed so that use is on record).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         libgrpc++1.51 \
@@ -57,6 +60,7 @@ RUN apt-get update \
         libstdc++6 \
         libgcc-s1 \
         ca-certificates \
+        hostname \
  && rm -rf /var/lib/apt/lists/*
 
 # Non-root user; /checkpoints is the mount point of the shared checkpoint

@@ -171,7 +171,11 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       // Cluster membership and failure detection.
       IntKey("cluster.min-workers", 1, 1, INT64_MAX,
              "Number of workers that must be registered before the coordinator deploys "
-             "the job."),
+             "the job (over every worker registered by then)."),
+      DurationKey("cluster.stabilization-timeout", "1 s",
+                  "Once cluster.min-workers are registered, the coordinator deploys when no "
+                  "further worker has registered for this long, so workers starting together "
+                  "join one deployment (like Flink's resource-stabilization-timeout)."),
       DurationKey("heartbeat.interval", "2 s",
                   "Interval at which workers send heartbeats to the coordinator."),
       DurationKey("heartbeat.timeout", "10 s",

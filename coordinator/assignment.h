@@ -13,6 +13,7 @@ namespace slipstream {
 struct WorkerAssignment {
   std::vector<int> partitions;
   KeyGroupRange key_groups;
+  bool operator==(const WorkerAssignment&) const = default;
 };
 
 // One entry per worker index (0..num_workers-1).

@@ -2,9 +2,20 @@
 // (proto/slipstream.proto): workers register and heartbeat, operators query
 // the job. It owns the job's identity and the assignment of Kafka partitions
 // and key groups to workers, and forgets workers whose heartbeats stop.
-// This release runs one worker per job: a second live worker is refused with
-// a message saying so. Thread-safe; gRPC calls run on gRPC's threads and a
-// reaper thread expires silent workers.
+//
+// Lifecycle: CREATED until `min_workers` workers are registered and none has
+// registered for `stabilization_ms`; then it deploys attempt 1 over every
+// registered worker (RUNNING): partitions round-robin, key groups in Flink's
+// contiguous ranges, and each worker learns every peer's data endpoint.
+// Workers registering later wait as standbys. When a worker of the running
+// attempt is lost (no heartbeat for `heartbeat_timeout_ms`), fails, or
+// leaves, the attempt is over (RESTARTING): the coordinator forgets that
+// attempt's workers, which then stop (their heartbeats are answered with
+// known=false and the cause), and deploys the next attempt once enough
+// workers are registered again. (Restoring state from checkpoints comes with
+// the checkpoint issue; until then a new attempt starts from the configured
+// starting offsets.) Thread-safe; gRPC calls run on gRPC's threads and a
+// reaper thread expires silent workers and deploys.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +33,8 @@ struct CoordinatorOptions {
   std::string topic;
   int max_parallelism = 128;
   int64_t heartbeat_timeout_ms = 10000;
+  int min_workers = 1;
+  int64_t stabilization_ms = 1000;
   // Returns the topic's partition count (NotFound while it does not exist).
   std::function<absl::StatusOr<int>()> partition_count;
 };

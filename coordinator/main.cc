@@ -1,6 +1,7 @@
 // slipstream-coordinator: the JobManager process. Finds or creates the job id
 // in state.checkpoints.dir, learns the input topic's partitions, and serves
 // the Coordinator gRPC API on jobmanager.rpc.port until SIGTERM/SIGINT.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -43,6 +44,8 @@ int RunCoordinator(int argc, char** argv) {
   const std::string dlq_topic = settings.String("kafka.dlq.topic");
   const int64_t max_parallelism = settings.Int("pipeline.max-parallelism");
   const int64_t heartbeat_timeout_ms = settings.DurationMs("heartbeat.timeout");
+  const int64_t min_workers = settings.Int("cluster.min-workers");
+  const int64_t stabilization_ms = settings.DurationMs("cluster.stabilization-timeout");
   const std::string checkpoints_uri = settings.String("state.checkpoints.dir");
   if (!settings.status().ok()) return Fail(settings.status().message());
   absl::StatusOr<std::string> checkpoints_dir = LocalPathFromUri("state.checkpoints.dir", checkpoints_uri);
@@ -60,6 +63,8 @@ int RunCoordinator(int argc, char** argv) {
   options.topic = topic;
   options.max_parallelism = static_cast<int>(max_parallelism);
   options.heartbeat_timeout_ms = heartbeat_timeout_ms;
+  options.min_workers = static_cast<int>(std::min<int64_t>(min_workers, max_parallelism));
+  options.stabilization_ms = stabilization_ms;
   const auto kafka_properties = config.KafkaClientProperties();
   // Once the input topic exists, make sure the dead-letter topic does too
   // (same partition count, broker's default replication), so workers never
@@ -72,8 +77,8 @@ int RunCoordinator(int argc, char** argv) {
   };
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(std::move(options));
   if (!server.ok()) return Fail(server.status().message());
-  spdlog::info("job {} on topic {}: serving gRPC on {}:{} (max parallelism {})", *job_id, topic, rpc_address,
-               (*server)->port(), max_parallelism);
+  spdlog::info("job {} on topic {}: serving gRPC on {}:{} (max parallelism {}); waiting for {} worker(s)", *job_id,
+               topic, rpc_address, (*server)->port(), max_parallelism, min_workers);
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("shutting down");
   (*server)->Shutdown();

@@ -4,11 +4,18 @@
 #             (`docker compose config`, else `docker-compose config`; installs
 #             Debian's docker-compose 1.29 with apt-get when neither exists),
 #             plus: worker scalable (no container_name, no host ports),
-#             generator only under the `tools` profile
+#             generator only under the `tools` profile, N workers wired up
+#             (the coordinator's -Dcluster.min-workers follows
+#             SLIPSTREAM_WORKERS, default 1; the worker listens on
+#             taskmanager.data.port 6121, exposes it, and its entrypoint, run
+#             here with /bin/sh, appends -Dtaskmanager.host=<container IP>)
 #   k8s       deploy/k8s/*.yaml with kubeconform -strict against the
 #             Kubernetes JSON schemas shipped in the PyPI package
-#             kubernetes-validate (no GitHub access needed), and a self-test
-#             that a manifest with an unknown field is rejected
+#             kubernetes-validate (no GitHub access needed), a self-test
+#             that a manifest with an unknown field is rejected, and the
+#             worker wiring: StatefulSet replicas == the ConfigMap's
+#             cluster.min-workers, pod IP advertised through the downward API
+#             (-Dtaskmanager.host=$(POD_IP)), data port 6121 as containerPort
 #   runtime   every shared library build/bin/slipstream-{coordinator,worker,gen}
 #             link is provided by the Dockerfile's runtime package list (direct
 #             NEEDED libraries listed explicitly, the rest through apt
@@ -85,17 +92,64 @@ check_compose() {
   version="$("${compose[@]}" version 2>/dev/null | sed -n 1p)"
   log "compose implementation: ${compose[*]} ($version)"
 
-  # Resolve with every profile active so the generator is checked too.
-  if ! "${compose[@]}" -f "$COMPOSE_FILE" --profile tools config >"$WORK/compose.yml" 2>"$WORK/compose.err"; then
+  # Resolve with every profile active so the generator is checked too; once
+  # with SLIPSTREAM_WORKERS unset (the default) and once set to 3.
+  if ! env -u SLIPSTREAM_WORKERS "${compose[@]}" -f "$COMPOSE_FILE" --profile tools config \
+    >"$WORK/compose.yml" 2>"$WORK/compose.err"; then
     fail compose "${compose[*]} config rejected docker-compose.yml:"
     sed 's/^/    /' "$WORK/compose.err"
     return
   fi
-  if "$SYS_PY" - "$WORK/compose.yml" <<'PY'; then
-import sys, yaml
+  if ! SLIPSTREAM_WORKERS=3 "${compose[@]}" -f "$COMPOSE_FILE" --profile tools config \
+    >"$WORK/compose3.yml" 2>"$WORK/compose.err"; then
+    fail compose "${compose[*]} config rejected docker-compose.yml with SLIPSTREAM_WORKERS=3:"
+    sed 's/^/    /' "$WORK/compose.err"
+    return
+  fi
+  if "$SYS_PY" - "$WORK/compose.yml" "$WORK/compose3.yml" <<'PY'; then
+import re, subprocess, sys, yaml
 cfg = yaml.safe_load(open(sys.argv[1]))
+cfg3 = yaml.safe_load(open(sys.argv[2]))
 services = cfg["services"]
 errors = []
+
+def args(service):
+    a = service.get("command") or []
+    return a.split() if isinstance(a, str) else [str(x) for x in a]
+
+def min_workers(c):
+    vals = [a.split("=", 1)[1] for a in args(c["services"].get("coordinator", {}))
+            if a.startswith("-Dcluster.min-workers=")]
+    return vals[-1] if vals else None
+
+# N workers: the coordinator waits for SLIPSTREAM_WORKERS (default 1) workers.
+if min_workers(cfg) != "1":
+    errors.append(f"coordinator: -Dcluster.min-workers is {min_workers(cfg)!r} without SLIPSTREAM_WORKERS, expected '1'")
+if min_workers(cfg3) != "3":
+    errors.append(f"coordinator: -Dcluster.min-workers is {min_workers(cfg3)!r} with SLIPSTREAM_WORKERS=3, expected '3'")
+# The worker listens on the fixed data port, exposes it to the network, and
+# its entrypoint advertises the container's address as taskmanager.host.
+w = services.get("worker", {})
+if "-Dtaskmanager.data.port=6121" not in args(w):
+    errors.append("worker: command lacks -Dtaskmanager.data.port=6121")
+if "6121" not in [str(p).split("/")[0] for p in w.get("expose", [])]:
+    errors.append("worker: port 6121 not in expose")
+entry = w.get("entrypoint") or []
+if isinstance(entry, str) or len(entry) < 3 or entry[:2] != ["sh", "-c"]:
+    errors.append(f"worker: entrypoint is not [sh, -c, script, ...]: {entry!r}")
+else:
+    # Run the entrypoint as the container would (the config output may keep
+    # Compose's $$ escapes), with `echo` standing in for the command.
+    script = entry[2].replace("$$", "$")
+    run = subprocess.run(["/bin/sh", "-c", script, *entry[3:], "echo", *args(w)],
+                         capture_output=True, text=True)
+    out = run.stdout.split()
+    host = [a.split("=", 1)[1] for a in out if a.startswith("-Dtaskmanager.host=")]
+    if run.returncode != 0 or out[:len(args(w))] != args(w) or not host or not host[-1]:
+        errors.append(f"worker: entrypoint does not run the command with -Dtaskmanager.host=<address> "
+                      f"(rc {run.returncode}, stdout {run.stdout.strip()!r}, stderr {run.stderr.strip()!r})")
+    else:
+        print(f"    worker entrypoint here: ... -Dtaskmanager.host={host[-1]}")
 for name in ("kafka", "kafka-ui", "redis", "coordinator", "worker", "generator"):
     if name not in services:
         errors.append(f"service {name} missing")
@@ -117,6 +171,8 @@ for name, s in services.items():
     cmd = s.get("command") or []
     if isinstance(cmd, list):
         cmd = " ".join(cmd)
+    if s.get("entrypoint"):
+        cmd = f"[entrypoint {' '.join(s['entrypoint'])!r}] {cmd}"
     ports = ",".join(f"{p['published']}->{p['target']}" if isinstance(p, dict) else str(p) for p in s.get("ports", [])) or "-"
     hc = "healthcheck" if "healthcheck" in s else "-"
     deps = ",".join(s.get("depends_on", {}) or []) or "-"
@@ -129,7 +185,7 @@ for e in errors:
     print(f"    problem: {e}")
 sys.exit(1 if errors else 0)
 PY
-    ok compose "docker-compose.yml accepted by $version; worker scalable; generator under profile tools"
+    ok compose "docker-compose.yml accepted by $version; worker scalable; cluster.min-workers follows SLIPSTREAM_WORKERS; worker advertises taskmanager.host, data port 6121; generator under profile tools"
   else
     fail compose "docker-compose.yml resolves but breaks a rule above"
   fi
@@ -238,7 +294,52 @@ EOF
     fail k8s "self-test: kubeconform did not reject an unknown field; the schemas are not applied"
     return
   fi
-  ok k8s "kubeconform $KUBECONFORM_VERSION -strict: deploy/k8s valid against Kubernetes v$K8S_VERSION schemas (kubernetes-validate $K8S_SCHEMA_PACKAGE_VERSION); unknown-field self-test rejected"
+  # N workers: replicas == cluster.min-workers, pod IP advertised, data port.
+  if ! "$SYS_PY" - "$K8S_DIR" <<'PY'; then
+import glob, os, re, sys, yaml
+docs = []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.yaml"))):
+    docs += [d for d in yaml.safe_load_all(open(f)) if d]
+def find(kind, name):
+    return next((d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == name), None)
+errors = []
+cm = find("ConfigMap", "slipstream-config")
+sts = find("StatefulSet", "slipstream-worker")
+coord = find("Deployment", "slipstream-coordinator")
+if not (cm and sts and coord):
+    sys.exit("    problem: ConfigMap slipstream-config, StatefulSet slipstream-worker or Deployment slipstream-coordinator missing")
+props = {}
+for line in cm["data"]["application.properties"].splitlines():
+    m = re.match(r"\s*([a-z][a-z0-9.-]*)\s*[=:]\s*(.*?)\s*$", line)
+    if m:
+        props[m.group(1)] = m.group(2)
+min_workers = props.get("cluster.min-workers", "1")
+for a in coord["spec"]["template"]["spec"]["containers"][0].get("args", []):
+    if a.startswith("-Dcluster.min-workers="):
+        min_workers = a.split("=", 1)[1]  # a coordinator override would win
+replicas = sts["spec"].get("replicas", 1)
+if str(replicas) != min_workers:
+    errors.append(f"StatefulSet replicas {replicas} != cluster.min-workers {min_workers} of the coordinator")
+c = sts["spec"]["template"]["spec"]["containers"][0]
+env = {e["name"]: e for e in c.get("env", [])}
+if env.get("POD_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.podIP":
+    errors.append("worker: env POD_IP is not the downward API's status.podIP")
+if "-Dtaskmanager.host=$(POD_IP)" not in c.get("args", []):
+    errors.append("worker: args lack -Dtaskmanager.host=$(POD_IP)")
+if "-Dtaskmanager.data.port=6121" not in c.get("args", []):
+    errors.append("worker: args lack -Dtaskmanager.data.port=6121")
+if 6121 not in [p.get("containerPort") for p in c.get("ports", [])]:
+    errors.append("worker: containerPort 6121 missing")
+for e in errors:
+    print(f"    problem: {e}")
+if not errors:
+    print(f"    workers: replicas {replicas} == cluster.min-workers {min_workers}; POD_IP advertised; data port 6121")
+sys.exit(1 if errors else 0)
+PY
+    fail k8s "deploy/k8s: the worker wiring breaks a rule above"
+    return
+  fi
+  ok k8s "kubeconform $KUBECONFORM_VERSION -strict: deploy/k8s valid against Kubernetes v$K8S_VERSION schemas (kubernetes-validate $K8S_SCHEMA_PACKAGE_VERSION); unknown-field self-test rejected; replicas == cluster.min-workers, pod IP advertised"
 }
 
 #------------------------------------------------------------------------------

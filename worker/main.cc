@@ -21,6 +21,7 @@
 #include "common/logging.h"
 #include "proto/slipstream.grpc.pb.h"
 #include "spdlog/spdlog.h"
+#include "worker/exchange/data_plane.h"
 #include "worker/pipeline/feature_task.h"
 #include "worker/sink/dead_letter_producer.h"
 #include "worker/sink/redis_sink.h"
@@ -53,6 +54,7 @@ void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
   out->set_watermark_ms(c.watermark_ms);
   out->set_sliding_windows_fired(c.sliding_windows_fired);
   out->set_sessions_fired(c.sessions_fired);
+  for (const v1::ChannelStatus& channel : c.channels) *out->add_channels() = channel;
   for (const PartitionSnapshot& p : c.partitions) {
     v1::PartitionProgress* pp = out->add_partitions();
     pp->set_partition(p.partition);
@@ -82,6 +84,7 @@ int RunWorker(int argc, char** argv) {
   const int64_t idle_timeout_ms = settings.DurationMs("source.idle-timeout");
   const int64_t heartbeat_interval_ms = settings.DurationMs("heartbeat.interval");
   std::string advertised_host = settings.String("taskmanager.host");
+  const int64_t data_port = settings.Int("taskmanager.data.port");
   RedisSinkOptions redis;
   redis.host = settings.String("redis.host");
   redis.port = static_cast<int>(settings.Int("redis.port"));
@@ -95,13 +98,18 @@ int RunWorker(int argc, char** argv) {
   if (advertised_host.empty()) advertised_host = "127.0.0.1";
   if (absl::Status s = SetUpLogging("worker", log_level); !s.ok()) return Fail(s.message());
 
+  // The data endpoint first: its port goes into the registration.
+  absl::StatusOr<std::unique_ptr<DataPlaneServer>> data_plane = DataPlaneServer::Start(static_cast<int>(data_port));
+  if (!data_plane.ok()) return Fail(data_plane.status().message());
+
   // Register with the coordinator; it may start after us, so retry.
   auto channel = grpc::CreateChannel(coordinator_address, grpc::InsecureChannelCredentials());
   auto stub = v1::Coordinator::NewStub(channel);
   v1::RegisterWorkerRequest register_request;
   register_request.set_host(advertised_host);
+  register_request.set_data_port((*data_plane)->port());
   register_request.set_pid(getpid());
-  register_request.set_version("0.1.0");
+  register_request.set_version("0.2.0");
   v1::RegisterWorkerResponse registration;
   const auto register_deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
   for (int attempt = 0;; ++attempt) {
@@ -124,19 +132,47 @@ int RunWorker(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  const v1::Assignment& assignment = registration.assignment();
+  const std::string worker_id = registration.worker_id();
+  spdlog::info("registered as {} (data endpoint {}:{})", worker_id, advertised_host, (*data_plane)->port());
+
+  // The assignment comes with the deployment: at once, or in a heartbeat
+  // answer once the coordinator has enough workers (a standby waits here).
+  v1::Assignment assignment = registration.assignment();
+  for (int64_t polls = 0; assignment.attempt() == 0; ++polls) {
+    if (g_stop.load()) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    v1::HeartbeatRequest request;
+    request.set_worker_id(worker_id);
+    v1::HeartbeatResponse response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::Status status = stub->Heartbeat(&ctx, request, &response);
+    if (!status.ok()) {
+      if (polls % 50 == 0) spdlog::warn("heartbeat to {} failed: {}", coordinator_address, status.error_message());
+      continue;
+    }
+    if (!response.known()) {
+      return Fail(absl::StrCat("the coordinator no longer knows worker ", worker_id, ": ", response.reason()));
+    }
+    assignment = response.assignment();
+    if (polls % 100 == 99) spdlog::info("waiting for the coordinator to deploy the job (standby or waiting for workers)");
+  }
   if (assignment.key_groups_size() != 1) return Fail("the coordinator sent an assignment without one key-group range");
+  if (assignment.workers_size() == 0 || assignment.worker_index() < 0 ||
+      assignment.worker_index() >= assignment.workers_size()) {
+    return Fail("the coordinator sent an assignment without this worker's index among its workers");
+  }
   const KeyGroupRange owned{assignment.key_groups(0).first(), assignment.key_groups(0).last()};
   std::vector<int> partitions(assignment.partitions().begin(), assignment.partitions().end());
   std::string partition_text;
   for (int p : partitions) absl::StrAppend(&partition_text, partition_text.empty() ? "" : ",", p);
-  spdlog::info("registered as {} for job {}: topic {} partitions [{}], key groups {} of {}", registration.worker_id(),
-               assignment.job_id(), assignment.topic(), partition_text, owned.ToString(),
-               assignment.max_parallelism());
+  spdlog::info("attempt {} of job {}: worker {} of {}: topic {} partitions [{}], key groups {} of {}",
+               assignment.attempt(), assignment.job_id(), assignment.worker_index(), assignment.workers_size(),
+               assignment.topic(), partition_text, owned.ToString(), assignment.max_parallelism());
 
   // State is local to this attempt until checkpoints exist: start empty.
   const std::string worker_state_dir =
-      (std::filesystem::path(state_dir) / assignment.job_id() / registration.worker_id()).string();
+      (std::filesystem::path(state_dir) / assignment.job_id() / worker_id).string();
   absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, StateStoreOptions{});
   if (!state.ok()) return Fail(state.status().message());
   const auto kafka_properties = config.KafkaClientProperties();
@@ -164,13 +200,22 @@ int RunWorker(int argc, char** argv) {
 
   FeatureTaskOptions task_options;
   task_options.max_parallelism = assignment.max_parallelism();
-  task_options.owned_key_groups = owned;
   task_options.idle_timeout_ms = idle_timeout_ms;
-  absl::StatusOr<std::unique_ptr<FeatureTask>> task = FeatureTask::Create(
-      task_options, std::move(*source), std::move(*dead_letters), std::move(*sink), std::move(*state));
+  task_options.job_id = assignment.job_id();
+  task_options.attempt = assignment.attempt();
+  task_options.worker_index = assignment.worker_index();
+  for (const v1::PeerEndpoint& peer : assignment.workers()) {
+    task_options.workers.push_back(TaskPeer{peer.worker_id(), absl::StrCat(peer.host(), ":", peer.data_port()),
+                                            KeyGroupRange{peer.key_groups().first(), peer.key_groups().last()}});
+  }
+  absl::StatusOr<std::unique_ptr<FeatureTask>> task =
+      FeatureTask::Create(task_options, std::move(*source), std::move(*dead_letters), std::move(*sink),
+                          std::move(*state), data_plane->get());
   if (!task.ok()) return Fail(task.status().message());
 
   // Heartbeats on their own thread so a busy task never looks dead.
+  std::mutex disowned_mu;
+  std::string disowned_reason;
   std::mutex heartbeat_mu;
   std::condition_variable heartbeat_cv;
   bool heartbeat_stop = false;
@@ -181,18 +226,26 @@ int RunWorker(int argc, char** argv) {
                                   [&] { return heartbeat_stop; })) {
       lock.unlock();
       v1::HeartbeatRequest request;
-      request.set_worker_id(registration.worker_id());
+      request.set_worker_id(worker_id);
       FillCounters((*task)->counters(), request.mutable_counters());
+      request.mutable_counters()->set_attempt(assignment.attempt());
       v1::HeartbeatResponse response;
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(heartbeat_interval_ms));
       grpc::Status status = stub->Heartbeat(&ctx, request, &response);
       if (!status.ok()) {
         if (failures++ % 10 == 0) spdlog::warn("heartbeat to {} failed: {}", coordinator_address, status.error_message());
-      } else if (!response.known()) {
-        // The coordinator lost track of us (restart or timeout); stop so the
-        // process supervisor restarts a fresh attempt that registers again.
-        spdlog::error("the coordinator no longer knows worker {}; stopping", registration.worker_id());
+      } else if ((!response.known() || response.assignment().attempt() != assignment.attempt()) &&
+                 !g_stop.load()) {
+        // The coordinator lost track of us (restart or timeout) or ended the
+        // attempt; stop so the process supervisor starts a fresh worker
+        // that registers again.
+        {
+          std::lock_guard reason_lock(disowned_mu);
+          disowned_reason = response.known() ? "the coordinator moved on to another attempt" : response.reason();
+        }
+        spdlog::error("the coordinator no longer runs worker {} in attempt {}: {}; stopping", worker_id,
+                      assignment.attempt(), response.reason());
         g_disowned.store(true);
         g_stop.store(true);
       } else {
@@ -213,8 +266,10 @@ int RunWorker(int argc, char** argv) {
   const TaskCounters final_counters = (*task)->counters();
   {
     v1::DeregisterWorkerRequest request;
-    request.set_worker_id(registration.worker_id());
+    request.set_worker_id(worker_id);
     FillCounters(final_counters, request.mutable_counters());
+    request.mutable_counters()->set_attempt(assignment.attempt());
+    if (!run_status.ok()) request.set_failure_cause(std::string(run_status.message()));
     v1::DeregisterWorkerResponse response;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -225,8 +280,9 @@ int RunWorker(int argc, char** argv) {
                final_counters.records_invalid, final_counters.records_late, final_counters.redis_features_written);
   if (!run_status.ok()) return Fail(run_status.message());
   if (g_disowned.load()) {
-    return Fail(absl::StrCat("the coordinator at ", coordinator_address, " no longer knows worker ",
-                             registration.worker_id(), " (it restarted or timed us out); exiting so a new attempt can register"));
+    std::lock_guard reason_lock(disowned_mu);
+    return Fail(absl::StrCat("the coordinator at ", coordinator_address, " no longer runs worker ", worker_id,
+                             " (", disowned_reason, "); exiting so a fresh worker can register"));
   }
   return 0;
 }

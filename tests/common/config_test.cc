@@ -156,6 +156,7 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "state.savepoints.dir",
       "execution.savepoint.path",
       "cluster.min-workers",
+      "cluster.stabilization-timeout",
       "heartbeat.interval",
       "heartbeat.timeout",
       "restart-strategy.type",

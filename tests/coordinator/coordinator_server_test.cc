@@ -1,12 +1,14 @@
 // The coordinator's gRPC service, in process on a free port, through a real
-// gRPC client: registration, refusal of a second worker, heartbeats,
-// deregistration and expiry of silent workers.
+// gRPC client: registration, waiting for cluster.min-workers, deployment over
+// several workers, standbys, heartbeats, deregistration, and failing the
+// attempt when one of its workers is lost.
 #include "coordinator/coordinator_server.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -17,13 +19,16 @@ namespace {
 
 class CoordinatorServerTest : public ::testing::Test {
  protected:
-  void StartServer(int64_t heartbeat_timeout_ms = 10000, absl::StatusOr<int> partitions = 4) {
+  void StartServer(int64_t heartbeat_timeout_ms = 10000, absl::StatusOr<int> partitions = 4, int min_workers = 1,
+                   int64_t stabilization_ms = 0) {
     CoordinatorOptions options;
     options.listen_address = "127.0.0.1:0";
     options.job_id = "0123456789abcdef0123456789abcdef";
     options.topic = "events";
     options.max_parallelism = 128;
     options.heartbeat_timeout_ms = heartbeat_timeout_ms;
+    options.min_workers = min_workers;
+    options.stabilization_ms = stabilization_ms;
     options.partition_count = [partitions] { return partitions; };
     auto server = CoordinatorServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -32,28 +37,57 @@ class CoordinatorServerTest : public ::testing::Test {
                                                          grpc::InsecureChannelCredentials()));
   }
 
-  grpc::Status Register(v1::RegisterWorkerResponse* response) {
+  grpc::Status Register(v1::RegisterWorkerResponse* response, int data_port = 7000) {
     grpc::ClientContext ctx;
     v1::RegisterWorkerRequest request;
     request.set_host("127.0.0.1");
+    request.set_data_port(data_port);
     request.set_pid(42);
     return stub_->RegisterWorker(&ctx, request, response);
   }
 
-  bool Heartbeat(const std::string& worker_id) {
+  std::string MustRegister(int data_port) {
+    v1::RegisterWorkerResponse response;
+    const grpc::Status status = Register(&response, data_port);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.worker_id();
+  }
+
+  v1::HeartbeatResponse Beat(const std::string& worker_id) {
     grpc::ClientContext ctx;
     v1::HeartbeatRequest request;
     request.set_worker_id(worker_id);
     request.mutable_counters()->set_records_in(7);
     v1::HeartbeatResponse response;
     EXPECT_TRUE(stub_->Heartbeat(&ctx, request, &response).ok());
-    return response.known();
+    return response;
+  }
+  bool Heartbeat(const std::string& worker_id) { return Beat(worker_id).known(); }
+
+  void Deregister(const std::string& worker_id, const std::string& failure_cause = "") {
+    grpc::ClientContext ctx;
+    v1::DeregisterWorkerRequest bye;
+    bye.set_worker_id(worker_id);
+    bye.set_failure_cause(failure_cause);
+    v1::DeregisterWorkerResponse ack;
+    ASSERT_TRUE(stub_->DeregisterWorker(&ctx, bye, &ack).ok());
   }
 
   v1::JobStatus GetJob() {
     grpc::ClientContext ctx;
     v1::JobStatus job;
     EXPECT_TRUE(stub_->GetJob(&ctx, v1::GetJobRequest(), &job).ok());
+    return job;
+  }
+
+  // Polls GetJob until `done` or 5 s.
+  v1::JobStatus WaitForJob(const std::function<bool(const v1::JobStatus&)>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    v1::JobStatus job = GetJob();
+    while (!done(job) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      job = GetJob();
+    }
     return job;
   }
 
@@ -68,33 +102,160 @@ TEST_F(CoordinatorServerTest, FirstWorkerGetsEveryPartitionAndKeyGroup) {
   const v1::Assignment& a = response.assignment();
   EXPECT_EQ(a.job_id(), "0123456789abcdef0123456789abcdef");
   EXPECT_EQ(a.topic(), "events");
+  EXPECT_EQ(a.attempt(), 1);
   EXPECT_EQ(std::vector<int>(a.partitions().begin(), a.partitions().end()), (std::vector<int>{0, 1, 2, 3}));
   ASSERT_EQ(a.key_groups_size(), 1);
   EXPECT_EQ(a.key_groups(0).first(), 0);
   EXPECT_EQ(a.key_groups(0).last(), 127);
+  EXPECT_EQ(a.worker_index(), 0);
+  ASSERT_EQ(a.workers_size(), 1);
+  EXPECT_EQ(a.workers(0).worker_id(), response.worker_id());
+  EXPECT_EQ(a.workers(0).data_port(), 7000);
   const v1::JobStatus job = GetJob();
   EXPECT_EQ(job.state(), "RUNNING");
+  EXPECT_EQ(job.attempt(), 1);
   ASSERT_EQ(job.workers_size(), 1);
   EXPECT_EQ(job.workers(0).worker_id(), response.worker_id());
+  EXPECT_FALSE(job.workers(0).standby());
 }
 
-TEST_F(CoordinatorServerTest, SecondWorkerIsRefusedUntilTheFirstLeaves) {
+TEST_F(CoordinatorServerTest, RegistrationWithoutDataPortIsRefused) {
   StartServer();
-  v1::RegisterWorkerResponse first;
-  ASSERT_TRUE(Register(&first).ok());
-  v1::RegisterWorkerResponse second;
-  const grpc::Status refused = Register(&second);
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(refused.error_message().find("one worker per job"), std::string::npos) << refused.error_message();
+  v1::RegisterWorkerResponse response;
+  const grpc::Status status = Register(&response, /*data_port=*/0);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("data port"), std::string::npos) << status.error_message();
+}
 
-  grpc::ClientContext ctx;
-  v1::DeregisterWorkerRequest bye;
-  bye.set_worker_id(first.worker_id());
-  v1::DeregisterWorkerResponse ack;
-  ASSERT_TRUE(stub_->DeregisterWorker(&ctx, bye, &ack).ok());
+// Three workers, cluster.min-workers=3: nothing is deployed before the
+// third registers; then every worker learns the same map, partitions are
+// dealt once each and key groups split into Flink's contiguous ranges.
+TEST_F(CoordinatorServerTest, WaitsForMinWorkersThenDeploysOverAll) {
+  StartServer(10000, 4, /*min_workers=*/3);
+  v1::RegisterWorkerResponse first, second, third;
+  ASSERT_TRUE(Register(&first, 7001).ok());
+  ASSERT_TRUE(Register(&second, 7002).ok());
+  EXPECT_EQ(first.assignment().attempt(), 0);
+  EXPECT_EQ(second.assignment().attempt(), 0);
   EXPECT_EQ(GetJob().state(), "CREATED");
-  EXPECT_TRUE(Register(&second).ok());
-  EXPECT_GT(second.assignment().attempt(), first.assignment().attempt());
+  EXPECT_EQ(Beat(first.worker_id()).assignment().attempt(), 0);
+  ASSERT_TRUE(Register(&third, 7003).ok());
+  ASSERT_EQ(third.assignment().attempt(), 1);
+
+  std::vector<v1::Assignment> assignments = {Beat(first.worker_id()).assignment(),
+                                             Beat(second.worker_id()).assignment(), third.assignment()};
+  std::vector<int> partition_owners(4, 0);
+  std::vector<int> key_group_owners(128, 0);
+  for (int i = 0; i < 3; ++i) {
+    const v1::Assignment& a = assignments[i];
+    EXPECT_EQ(a.attempt(), 1);
+    EXPECT_EQ(a.worker_index(), i) << "indices follow registration order";
+    ASSERT_EQ(a.workers_size(), 3);
+    EXPECT_EQ(a.workers(i).data_port(), 7001 + i);
+    for (int p : a.partitions()) ++partition_owners[p];
+    ASSERT_EQ(a.key_groups_size(), 1);
+    EXPECT_EQ(a.key_groups(0).first(), a.workers(i).key_groups().first());
+    EXPECT_EQ(a.key_groups(0).last(), a.workers(i).key_groups().last());
+    for (int kg = a.key_groups(0).first(); kg <= a.key_groups(0).last(); ++kg) ++key_group_owners[kg];
+    for (int j = 0; j < 3; ++j) {
+      EXPECT_EQ(a.workers(j).SerializeAsString(), assignments[0].workers(j).SerializeAsString())
+          << "workers disagree about worker " << j;
+    }
+  }
+  for (int p = 0; p < 4; ++p) EXPECT_EQ(partition_owners[p], 1) << "partition " << p;
+  for (int kg = 0; kg < 128; ++kg) EXPECT_EQ(key_group_owners[kg], 1) << "key group " << kg;
+  // Flink's KeyGroupRangeAssignment for 128 key groups over 3 operators.
+  EXPECT_EQ(assignments[0].key_groups(0).last(), 42);
+  EXPECT_EQ(assignments[1].key_groups(0).first(), 43);
+  EXPECT_EQ(assignments[1].key_groups(0).last(), 85);
+  EXPECT_EQ(assignments[2].key_groups(0).first(), 86);
+  const v1::JobStatus job = GetJob();
+  EXPECT_EQ(job.state(), "RUNNING");
+  EXPECT_EQ(job.min_workers(), 3);
+  ASSERT_EQ(job.workers_size(), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(job.workers(i).assignment().worker_index(), i);
+}
+
+// Workers that register within the stabilization timeout join one
+// deployment.
+TEST_F(CoordinatorServerTest, WorkersStartingTogetherAreDeployedTogether) {
+  StartServer(10000, 4, /*min_workers=*/1, /*stabilization_ms=*/400);
+  const std::string a = MustRegister(7001);
+  const std::string b = MustRegister(7002);
+  EXPECT_EQ(GetJob().state(), "CREATED");
+  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.state() == "RUNNING"; });
+  ASSERT_EQ(job.state(), "RUNNING");
+  ASSERT_EQ(job.workers_size(), 2);
+  EXPECT_EQ(Beat(a).assignment().workers_size(), 2);
+  EXPECT_EQ(Beat(b).assignment().worker_index(), 1);
+}
+
+TEST_F(CoordinatorServerTest, WorkerJoiningARunningJobIsAStandby) {
+  StartServer();
+  v1::RegisterWorkerResponse first, late;
+  ASSERT_TRUE(Register(&first, 7001).ok());
+  ASSERT_TRUE(Register(&late, 7002).ok());
+  EXPECT_EQ(late.assignment().attempt(), 0);
+  const v1::HeartbeatResponse beat = Beat(late.worker_id());
+  EXPECT_TRUE(beat.known());
+  EXPECT_FALSE(beat.has_assignment());
+  const v1::JobStatus job = GetJob();
+  ASSERT_EQ(job.workers_size(), 2);
+  EXPECT_EQ(job.workers(0).worker_id(), first.worker_id());
+  EXPECT_FALSE(job.workers(0).standby());
+  EXPECT_EQ(job.workers(1).worker_id(), late.worker_id());
+  EXPECT_TRUE(job.workers(1).standby());
+}
+
+// A silent worker of the running attempt fails it: the coordinator reports
+// the cause, tells the attempt's other workers to stop, and deploys the next
+// attempt over the workers still registered (here a standby).
+TEST_F(CoordinatorServerTest, LostWorkerFailsTheAttemptAndIsReported) {
+  StartServer(/*heartbeat_timeout_ms=*/500, 4, /*min_workers=*/2);
+  const std::string a = MustRegister(7001);
+  const std::string b = MustRegister(7002);
+  ASSERT_EQ(Beat(a).assignment().attempt(), 1);
+  const std::string standby = MustRegister(7003);
+  const std::string standby2 = MustRegister(7004);
+  // a and the standbys keep beating; b falls silent.
+  v1::JobStatus job;
+  std::string reason_for_a;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const v1::HeartbeatResponse beat = Beat(a);
+    Beat(standby);
+    Beat(standby2);
+    if (!beat.known()) {
+      reason_for_a = beat.reason();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(reason_for_a.find("lost"), std::string::npos) << reason_for_a;
+  EXPECT_NE(reason_for_a.find(b), std::string::npos) << reason_for_a;
+  job = WaitForJob([](const v1::JobStatus& j) { return j.attempt() == 2; });
+  EXPECT_EQ(job.failures(), 1);
+  EXPECT_NE(job.failure_cause().find(b), std::string::npos) << job.failure_cause();
+  EXPECT_EQ(job.state(), "RUNNING");
+  ASSERT_EQ(job.workers_size(), 2);
+  EXPECT_EQ(job.workers(0).worker_id(), standby);
+  EXPECT_EQ(job.workers(1).worker_id(), standby2);
+  EXPECT_EQ(Beat(standby).assignment().attempt(), 2);
+}
+
+TEST_F(CoordinatorServerTest, WorkerFailureEndsTheAttemptWithItsCause) {
+  StartServer(10000, 4, /*min_workers=*/2);
+  const std::string a = MustRegister(7001);
+  const std::string b = MustRegister(7002);
+  ASSERT_EQ(Beat(a).assignment().attempt(), 1);
+  Deregister(b, "the data channel to worker x broke");
+  const v1::HeartbeatResponse beat = Beat(a);
+  EXPECT_FALSE(beat.known());
+  EXPECT_NE(beat.reason().find("data channel"), std::string::npos) << beat.reason();
+  const v1::JobStatus job = GetJob();
+  EXPECT_EQ(job.state(), "RESTARTING");
+  EXPECT_NE(job.failure_cause().find("data channel"), std::string::npos) << job.failure_cause();
+  EXPECT_EQ(job.workers_size(), 0);
 }
 
 TEST_F(CoordinatorServerTest, HeartbeatsCarryCountersAndUnknownWorkersAreToldSo) {
@@ -110,11 +271,9 @@ TEST_F(CoordinatorServerTest, SilentWorkerIsForgottenAfterHeartbeatTimeout) {
   StartServer(/*heartbeat_timeout_ms=*/300);
   v1::RegisterWorkerResponse response;
   ASSERT_TRUE(Register(&response).ok());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (GetJob().workers_size() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(GetJob().workers_size(), 0);
+  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.workers_size() == 0; });
+  EXPECT_EQ(job.workers_size(), 0);
+  EXPECT_EQ(job.state(), "RESTARTING");
   EXPECT_FALSE(Heartbeat(response.worker_id()));
 }
 

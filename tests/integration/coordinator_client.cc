@@ -1,5 +1,8 @@
 #include "tests/integration/coordinator_client.h"
 
+#include <algorithm>
+#include <climits>
+
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -41,6 +44,38 @@ absl::StatusOr<v1::WorkerCounters> OnlyWorkerCounters(const v1::JobStatus& job) 
                                                       job.workers_size(), " workers, expected 1"));
   }
   return job.workers(0).counters();
+}
+
+absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int expected_workers) {
+  if (job.state() != "RUNNING" || job.workers_size() != expected_workers) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", job.job_id(), " is ", job.state(), " with ",
+                                                      job.workers_size(), " workers, expected RUNNING with ",
+                                                      expected_workers));
+  }
+  v1::WorkerCounters sum;
+  sum.set_watermark_ms(INT64_MAX);
+  sum.set_attempt(job.attempt());
+  for (const v1::WorkerStatus& w : job.workers()) {
+    const v1::WorkerCounters& c = w.counters();
+    if (w.standby() || c.attempt() != job.attempt()) {
+      return absl::FailedPreconditionError(absl::StrCat("worker ", w.worker_id(), " has not reported attempt ",
+                                                        job.attempt(), " yet"));
+    }
+    sum.set_records_in(sum.records_in() + c.records_in());
+    sum.set_events_valid(sum.events_valid() + c.events_valid());
+    sum.set_records_invalid(sum.records_invalid() + c.records_invalid());
+    sum.set_records_late(sum.records_late() + c.records_late());
+    sum.set_dlq_delivery_failures(sum.dlq_delivery_failures() + c.dlq_delivery_failures());
+    sum.set_features_emitted(sum.features_emitted() + c.features_emitted());
+    sum.set_redis_features_written(sum.redis_features_written() + c.redis_features_written());
+    sum.set_redis_errors(sum.redis_errors() + c.redis_errors());
+    sum.set_sliding_windows_fired(sum.sliding_windows_fired() + c.sliding_windows_fired());
+    sum.set_sessions_fired(sum.sessions_fired() + c.sessions_fired());
+    sum.set_watermark_ms(std::min(sum.watermark_ms(), c.watermark_ms()));
+    for (const v1::PartitionProgress& p : c.partitions()) *sum.add_partitions() = p;
+    for (const v1::ChannelStatus& ch : c.channels()) *sum.add_channels() = ch;
+  }
+  return sum;
 }
 
 std::string Summarize(const v1::WorkerCounters& c) {

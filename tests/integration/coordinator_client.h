@@ -22,6 +22,12 @@ class CoordinatorClient {
 // Counters of the job's only worker, or an error when there is not exactly one.
 absl::StatusOr<v1::WorkerCounters> OnlyWorkerCounters(const v1::JobStatus& job);
 
+// Counters of a RUNNING job with exactly `expected_workers` workers that
+// have all reported the current attempt: sums over workers, the minimum
+// watermark, and every worker's partitions and channels. An error says what
+// is not there yet.
+absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int expected_workers);
+
 // One line summary of counters for progress logs.
 std::string Summarize(const v1::WorkerCounters& c);
 

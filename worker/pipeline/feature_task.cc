@@ -1,11 +1,17 @@
 #include "worker/pipeline/feature_task.h"
 
 #include <chrono>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "common/event.h"
 #include "spdlog/spdlog.h"
+#include "worker/exchange/data_plane.h"
+#include "worker/exchange/input_gate.h"
+#include "worker/exchange/record_codec.h"
 #include "worker/sink/dead_letter_producer.h"
 #include "worker/sink/redis_sink.h"
 #include "worker/source/kafka_source.h"
@@ -21,29 +27,87 @@ int64_t SteadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+std::string WatermarkText(int64_t watermark_ms) {
+  return watermark_ms == kMinWatermark ? std::string("none") : FormatIso8601Millis(watermark_ms);
+}
 }  // namespace
 
 struct FeatureTask::Impl {
   FeatureTaskOptions options;
   std::unique_ptr<KafkaSource> source;
-  std::unique_ptr<DeadLetterProducer> dead_letters;
+  std::unique_ptr<DeadLetterProducer> dead_letters;  // thread-safe: used by both threads
   std::unique_ptr<RedisSink> sink;
   std::unique_ptr<StateStore> state;  // outlives the engine below
   std::unique_ptr<WindowEngine> engine;
+  DataPlaneServer* data_plane = nullptr;
+
+  // Exchange.
+  std::vector<int> owner_of_key_group;  // key group -> worker index
+  std::unique_ptr<InputGate> gate;
+  std::shared_ptr<InboundEndpoint> inbound;
+  std::vector<std::unique_ptr<OutboundChannel>> outbound;  // by worker index; null for this worker
+
+  // Attempt control, shared by both threads.
+  std::atomic<bool> cancel{false};    // stop now: the attempt failed
+  std::atomic<bool> stopping{false};  // graceful stop in progress
+  // Set on a stop request or a failure: wakes a source blocked on credit or
+  // on connecting to a peer.
+  std::atomic<bool> interrupt{false};
+  std::mutex failure_mu;
+  absl::Status failure;  // first failure
+
+  // Source thread state.
   WatermarkTracker watermarks{kOutOfOrdernessMs, 0};
   EventParser parser;
+  struct OutBuffer {
+    std::string records;
+    int32_t count = 0;
+    bool sent_any = false;
+    int64_t sent_watermark = kMinWatermark;
+    bool sent_idle = false;
+  };
+  std::vector<OutBuffer> out;
+  int64_t source_watermark = kMinWatermark;
+  bool source_idle = false;
+  int64_t local_backpressure_ms = 0;
 
   mutable std::mutex counters_mu;
-  TaskCounters counters;  // guarded by counters_mu; task-thread copy below
-  TaskCounters local;
+  TaskCounters counters;  // guarded by counters_mu
+  TaskCounters source_local;
+  TaskCounters operator_local;
 
-  absl::Status ProcessBatch(const std::vector<struct SourceRecord>& records, int64_t now_ms,
-                            std::vector<FeatureWrite>* out);
-  void PublishCounters();
+  void Fail(const absl::Status& status) {
+    {
+      std::lock_guard lock(failure_mu);
+      if (failure.ok()) failure = status;
+    }
+    cancel.store(true);
+    interrupt.store(true);
+    if (gate) gate->Close();
+  }
+
+  absl::Status FirstFailure() {
+    std::lock_guard lock(failure_mu);
+    return failure;
+  }
+
+  bool local_only() const { return options.workers.size() == 1; }
+
+  // --- source thread ----------------------------------------------------
+  absl::Status EmitTo(int index, bool end_of_input, const std::atomic<bool>& give_up);
+  absl::Status RouteBatch(const std::vector<SourceRecord>& records, int64_t now_ms, const std::atomic<bool>& give_up);
+  void SourceLoop(const std::atomic<bool>& stop);
+  void PublishSourceCounters();
+
+  // --- operator thread ----------------------------------------------------
+  void OperatorLoop();
+  void PublishOperatorCounters();
 };
 
 FeatureTask::FeatureTask(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FeatureTask::~FeatureTask() {
+  if (impl_->data_plane) impl_->data_plane->Detach();
   impl_->engine.reset();  // before the state it points into
 }
 
@@ -51,118 +115,372 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
                                                                  std::unique_ptr<KafkaSource> source,
                                                                  std::unique_ptr<DeadLetterProducer> dead_letters,
                                                                  std::unique_ptr<RedisSink> sink,
-                                                                 std::unique_ptr<StateStore> state) {
+                                                                 std::unique_ptr<StateStore> state,
+                                                                 DataPlaneServer* data_plane) {
+  const int n = static_cast<int>(options.workers.size());
+  if (n == 0 || options.worker_index < 0 || options.worker_index >= n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker index ", options.worker_index, " is not among the attempt's ", n, " workers"));
+  }
+  if (n > 1 && data_plane == nullptr) return absl::InvalidArgumentError("several workers need a data plane");
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  // Every key group must have exactly one owner, or events would be lost or
+  // counted twice.
+  impl->owner_of_key_group.assign(options.max_parallelism, -1);
+  for (int i = 0; i < n; ++i) {
+    const KeyGroupRange& r = options.workers[i].key_groups;
+    for (int kg = r.first; kg <= r.last; ++kg) {
+      if (kg < 0 || kg >= options.max_parallelism) {
+        return absl::InvalidArgumentError(absl::StrCat("worker ", options.workers[i].worker_id, " owns key group ",
+                                                       kg, " outside 0..", options.max_parallelism - 1));
+      }
+      if (impl->owner_of_key_group[kg] != -1) {
+        return absl::InvalidArgumentError(absl::StrCat("key group ", kg, " is owned by two workers"));
+      }
+      impl->owner_of_key_group[kg] = i;
+    }
+  }
+  for (int kg = 0; kg < options.max_parallelism; ++kg) {
+    if (impl->owner_of_key_group[kg] == -1) {
+      return absl::InvalidArgumentError(absl::StrCat("key group ", kg, " has no owner in the assignment"));
+    }
+  }
   impl->source = std::move(source);
   impl->dead_letters = std::move(dead_letters);
   impl->sink = std::move(sink);
   impl->state = std::move(state);
-  impl->engine = std::make_unique<WindowEngine>(impl->state.get(), options.owned_key_groups);
+  impl->data_plane = data_plane;
+  impl->engine =
+      std::make_unique<WindowEngine>(impl->state.get(), options.workers[options.worker_index].key_groups);
   impl->watermarks = WatermarkTracker(kOutOfOrdernessMs, options.idle_timeout_ms);
   const int64_t now = SteadyNowMs();
   for (int p : impl->source->partitions()) impl->watermarks.AddPartition(p, now);
+  impl->out.resize(n);
+  impl->gate = std::make_unique<InputGate>(n, options.worker_index, options.credits_per_channel);
+  impl->outbound.resize(n);
+  if (n > 1) {
+    std::vector<std::string> ids;
+    for (const TaskPeer& p : options.workers) ids.push_back(p.worker_id);
+    impl->inbound = std::make_shared<InboundEndpoint>(options.job_id, options.attempt, ids, options.worker_index,
+                                                      impl->gate.get());
+    for (int i = 0; i < n; ++i) {
+      if (i == options.worker_index) continue;
+      v1::ChannelOpen open;
+      open.set_job_id(options.job_id);
+      open.set_attempt(options.attempt);
+      open.set_sender_worker_id(options.workers[options.worker_index].worker_id);
+      open.set_sender_index(options.worker_index);
+      impl->outbound[i] = std::make_unique<OutboundChannel>(options.workers[i].worker_id, options.workers[i].address,
+                                                            std::move(open));
+    }
+    data_plane->Attach(impl->inbound);
+  }
   return std::unique_ptr<FeatureTask>(new FeatureTask(std::move(impl)));
 }
 
-absl::Status FeatureTask::Impl::ProcessBatch(const std::vector<SourceRecord>& records, int64_t now_ms,
-                                             std::vector<FeatureWrite>* out) {
+// Sends what is buffered for worker `index`, followed by the source's
+// watermark status (and end of input when asked).
+absl::Status FeatureTask::Impl::EmitTo(int index, bool end_of_input, const std::atomic<bool>& give_up) {
+  OutBuffer& b = out[index];
+  std::string records = std::move(b.records);
+  const int32_t count = b.count;
+  b.records.clear();
+  b.count = 0;
+  b.sent_any = true;
+  b.sent_watermark = source_watermark;
+  b.sent_idle = source_idle;
+  if (index == options.worker_index) {
+    if (!gate->AcquireCredit(give_up, &local_backpressure_ms)) {
+      return absl::CancelledError("the local window operator stopped");
+    }
+    InboundBatch batch;
+    batch.channel = index;
+    batch.records = std::move(records);
+    batch.record_count = count;
+    batch.watermark_ms = source_watermark;
+    batch.idle = source_idle;
+    batch.end_of_input = end_of_input;
+    return gate->Push(std::move(batch));
+  }
+  v1::DataBatch batch;
+  batch.set_records(std::move(records));
+  batch.set_record_count(count);
+  batch.set_watermark_ms(source_watermark);
+  batch.set_idle(source_idle);
+  batch.set_end_of_input(end_of_input);
+  source_local.records_shuffled_out += count;
+  return outbound[index]->Send(&batch, give_up);
+}
+
+absl::Status FeatureTask::Impl::RouteBatch(const std::vector<SourceRecord>& records, int64_t now_ms,
+                                           const std::atomic<bool>& give_up) {
   Event event;
   for (const SourceRecord& record : records) {
-    ++local.records_in;
+    ++source_local.records_in;
     watermarks.OnRecord(record.partition, now_ms);
     if (absl::Status parsed = parser.Parse(record.value, &event); !parsed.ok()) {
-      ++local.records_invalid;
+      ++source_local.records_invalid;
       dead_letters->Send(record.key, record.value, ToStd(parsed.message()), source->topic(), record.partition,
                          record.offset);
       continue;
     }
-    ++local.events_valid;
-    // With one worker every key group is owned; the engine rejects any other
-    // (an inconsistent assignment must not pass silently).
-    const int key_group = KeyGroupForKey(event.user_id, options.max_parallelism);
-    absl::StatusOr<bool> accepted = engine->ProcessEvent(key_group, event);
-    if (!accepted.ok()) return accepted.status();
-    if (!*accepted) {
-      ++local.records_late;
-      const std::string reason =
-          absl::StrCat(ToAbsl(kReasonLate), ": event_time ", FormatIso8601Millis(event.event_time_ms),
-                       " is behind the watermark ", FormatIso8601Millis(engine->watermark()),
-                       " for all its windows");
-      dead_letters->Send(record.key, record.value, reason, source->topic(), record.partition, record.offset);
+    ++source_local.events_valid;
+    const int owner = owner_of_key_group[KeyGroupForKey(event.user_id, options.max_parallelism)];
+    OutBuffer& b = out[owner];
+    AppendShuffleRecord(ShuffleRecord{record.partition, record.offset, event.event_time_ms, event.type, event.price,
+                                      event.user_id, record.key, record.value},
+                        &b.records);
+    ++b.count;
+    if (b.records.size() >= options.max_batch_bytes) {
+      if (absl::Status s = EmitTo(owner, false, give_up); !s.ok()) return s;
     }
     // The watermark advances after the batch (like Flink's periodic
     // emission), so this event cannot make later ones in the batch late.
     watermarks.OnEventTime(record.partition, event.event_time_ms);
   }
-  if (absl::Status s = engine->Commit(); !s.ok()) return s;
   for (int p : source->partitions()) watermarks.SetCaughtUp(p, source->CaughtUp(p));
-  const int64_t watermark = watermarks.Update(now_ms);
-  if (watermark > engine->watermark()) {
-    if (absl::Status s = engine->AdvanceWatermark(watermark, out); !s.ok()) return s;
-    if (absl::Status s = engine->Commit(); !s.ok()) return s;
+  source_watermark = watermarks.Update(now_ms);
+  source_idle = watermarks.AllIdle();
+  for (int i = 0; i < static_cast<int>(out.size()); ++i) {
+    const OutBuffer& b = out[i];
+    if (b.count > 0 || !b.sent_any || b.sent_watermark != source_watermark || b.sent_idle != source_idle) {
+      if (absl::Status s = EmitTo(i, false, give_up); !s.ok()) return s;
+    }
   }
-  local.features_emitted += static_cast<int64_t>(out->size());
   return absl::OkStatus();
 }
 
-void FeatureTask::Impl::PublishCounters() {
-  const RedisSinkStats sink_stats = sink->stats();
-  const WindowEngineStats engine_stats = engine->stats();
-  local.redis_features_written = sink_stats.features_written;
-  local.redis_errors = sink_stats.command_errors + sink_stats.connection_errors;
-  local.dlq_delivery_failures = dead_letters->delivery_failures();
-  local.watermark_ms = engine->watermark();
-  local.sliding_windows_fired = engine_stats.sliding_windows_fired;
-  local.sessions_fired = engine_stats.sessions_fired;
-  local.partitions.clear();
+void FeatureTask::Impl::PublishSourceCounters() {
+  source_local.partitions.clear();
   for (int p : source->partitions()) {
-    local.partitions.push_back(PartitionSnapshot{p, source->NextOffset(p), source->HighWatermark(p),
-                                                 watermarks.PartitionWatermark(p), watermarks.IsIdle(p)});
+    source_local.partitions.push_back(PartitionSnapshot{p, source->NextOffset(p), source->HighWatermark(p),
+                                                        watermarks.PartitionWatermark(p), watermarks.IsIdle(p)});
   }
   std::lock_guard lock(counters_mu);
-  counters = local;
+  counters.records_in = source_local.records_in;
+  counters.events_valid = source_local.events_valid;
+  counters.records_invalid = source_local.records_invalid;
+  counters.records_shuffled_out = source_local.records_shuffled_out;
+  counters.partitions = source_local.partitions;
+}
+
+void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
+  std::vector<SourceRecord> records;
+  int64_t last_publish_ms = 0;
+  int64_t last_report_ms = SteadyNowMs();
+  int64_t last_report_records = 0;
+  while (!stop.load(std::memory_order_relaxed) && !cancel.load(std::memory_order_relaxed)) {
+    if (absl::Status polled = source->Poll(options.poll_batch, options.poll_timeout_ms, &records); !polled.ok()) {
+      Fail(polled);
+      break;
+    }
+    const int64_t now = SteadyNowMs();
+    if (absl::Status routed = RouteBatch(records, now, interrupt); !routed.ok()) {
+      if (!interrupt.load()) Fail(routed);
+      break;
+    }
+    dead_letters->Poll();
+    if (now - last_publish_ms >= 200) {
+      PublishSourceCounters();
+      last_publish_ms = now;
+    }
+    if (now - last_report_ms >= 10000) {
+      const TaskCounters c = [&] {
+        std::lock_guard lock(counters_mu);
+        return counters;
+      }();
+      spdlog::info("{} records in ({:.0f}/s), {} invalid, {} late, {} sent to peers, {} features written, "
+                   "watermark {}",
+                   source_local.records_in, (source_local.records_in - last_report_records) * 1000.0 / (now - last_report_ms),
+                   source_local.records_invalid, c.records_late, source_local.records_shuffled_out,
+                   c.redis_features_written, WatermarkText(c.watermark_ms));
+      last_report_ms = now;
+      last_report_records = source_local.records_in;
+    }
+  }
+  if (!cancel.load()) {
+    // Graceful stop: what is buffered, then end of input on every channel.
+    // Peers that do not take it within the timeout are given up on (they
+    // stopped too, or failed).
+    stopping.store(true);
+    std::atomic<bool> give_up{false};
+    std::thread watchdog([&] {
+      const int64_t deadline = SteadyNowMs() + options.end_of_input_timeout_ms;
+      while (!give_up.load() && SteadyNowMs() < deadline && !cancel.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      give_up.store(true);
+    });
+    for (int i = 0; i < static_cast<int>(out.size()); ++i) {
+      if (absl::Status s = EmitTo(i, true, give_up); !s.ok()) {
+        spdlog::info("end of input to worker {} not delivered: {}", options.workers[i].worker_id,
+                     std::string(s.message()));
+        // The local operator waits for its own end of input: without it,
+        // it must be told to stop.
+        if (i == options.worker_index) cancel.store(true);
+      }
+    }
+    for (auto& channel : outbound) {
+      if (channel) (void)channel->Finish(1000);
+    }
+    give_up.store(true);
+    watchdog.join();
+  }
+  PublishSourceCounters();
+}
+
+void FeatureTask::Impl::PublishOperatorCounters() {
+  const RedisSinkStats sink_stats = sink->stats();
+  const WindowEngineStats engine_stats = engine->stats();
+  operator_local.redis_features_written = sink_stats.features_written;
+  operator_local.redis_errors = sink_stats.command_errors + sink_stats.connection_errors;
+  operator_local.watermark_ms = engine->watermark();
+  operator_local.sliding_windows_fired = engine_stats.sliding_windows_fired;
+  operator_local.sessions_fired = engine_stats.sessions_fired;
+  std::vector<v1::ChannelStatus> channels;
+  if (inbound) channels = inbound->Status();
+  for (const auto& channel : outbound) {
+    if (channel) channels.push_back(channel->Status());
+  }
+  const int64_t queued = gate->queued_bytes();
+  std::lock_guard lock(counters_mu);
+  counters.records_late = operator_local.records_late;
+  counters.features_emitted = operator_local.features_emitted;
+  counters.redis_features_written = operator_local.redis_features_written;
+  counters.redis_errors = operator_local.redis_errors;
+  counters.watermark_ms = operator_local.watermark_ms;
+  counters.sliding_windows_fired = operator_local.sliding_windows_fired;
+  counters.sessions_fired = operator_local.sessions_fired;
+  counters.records_shuffled_in = operator_local.records_shuffled_in;
+  counters.dlq_delivery_failures = dead_letters->delivery_failures();
+  counters.gate_queued_bytes = queued;
+  counters.channels = std::move(channels);
+}
+
+void FeatureTask::Impl::OperatorLoop() {
+  struct InputState {
+    int64_t watermark = kMinWatermark;
+    bool idle = false;
+    bool ended = false;
+  };
+  std::vector<InputState> inputs(options.workers.size());
+  const int local = options.worker_index;
+  std::vector<FeatureWrite> features;
+  Event event;
+  ShuffleRecord record;
+  InboundBatch batch;
+  int64_t last_publish_ms = 0;
+  const std::string& topic = source->topic();
+  while (!cancel.load(std::memory_order_relaxed)) {
+    // After a graceful stop, everything this worker's source read has been
+    // processed once its end of input is through.
+    if (inputs[local].ended) break;
+    if (!stopping.load() && inbound) {
+      if (std::optional<std::string> broken = inbound->BrokenChannel()) {
+        Fail(absl::UnavailableError(*broken));
+        break;
+      }
+    }
+    if (gate->Pop(&batch, 100)) {
+      ShuffleRecordReader reader(batch.records);
+      int64_t processed = 0;
+      while (reader.Next(&record)) {
+        ++processed;
+        event.event_time_ms = record.event_time_ms;
+        event.type = record.type;
+        event.price = record.price;
+        event.user_id.assign(record.user_id);
+        absl::StatusOr<bool> accepted =
+            engine->ProcessEvent(KeyGroupForKey(event.user_id, options.max_parallelism), event);
+        if (!accepted.ok()) {
+          Fail(accepted.status());
+          break;
+        }
+        if (!*accepted) {
+          ++operator_local.records_late;
+          const std::string reason =
+              absl::StrCat(ToAbsl(kReasonLate), ": event_time ", FormatIso8601Millis(event.event_time_ms),
+                           " is behind the watermark ", FormatIso8601Millis(engine->watermark()),
+                           " for all its windows");
+          dead_letters->Send(record.key, record.value, reason, topic, record.partition, record.offset);
+        }
+      }
+      if (cancel.load()) break;
+      if (!reader.ok() || processed != batch.record_count) {
+        Fail(absl::DataLossError(absl::StrCat("a batch from worker ", options.workers[batch.channel].worker_id,
+                                              " is malformed (", processed, " of ", batch.record_count,
+                                              " records readable)")));
+        break;
+      }
+      if (batch.channel != local) operator_local.records_shuffled_in += processed;
+      gate->Consumed(batch.channel);
+      InputState& in = inputs[batch.channel];
+      in.watermark = std::max(in.watermark, batch.watermark_ms);
+      in.idle = batch.idle;
+      in.ended = in.ended || batch.end_of_input;
+      // The operator's watermark: the minimum over inputs that are neither
+      // idle nor finished (Flink's StatusWatermarkValve).
+      bool any_active = false;
+      int64_t combined = INT64_MAX;
+      for (const InputState& i : inputs) {
+        if (i.idle || i.ended) continue;
+        any_active = true;
+        combined = std::min(combined, i.watermark);
+      }
+      if (any_active && combined > engine->watermark()) {
+        if (absl::Status s = engine->AdvanceWatermark(combined, &features); !s.ok()) {
+          Fail(s);
+          break;
+        }
+      }
+      if (absl::Status s = engine->Commit(); !s.ok()) {
+        Fail(s);
+        break;
+      }
+      if (!features.empty()) {
+        operator_local.features_emitted += static_cast<int64_t>(features.size());
+        sink->Write(&features);  // blocks while the sink is full: backpressure
+      }
+    }
+    dead_letters->Poll();
+    const int64_t now = SteadyNowMs();
+    if (now - last_publish_ms >= 200) {
+      PublishOperatorCounters();
+      last_publish_ms = now;
+    }
+  }
+  // Nothing more is taken from the inputs: wake a source waiting for credit.
+  gate->Close();
 }
 
 absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   Impl& s = *impl_;
-  std::vector<SourceRecord> records;
-  std::vector<FeatureWrite> features;
-  int64_t last_publish_ms = 0;
-  int64_t last_report_ms = SteadyNowMs();
-  int64_t last_report_records = 0;
-  absl::Status result;
-  while (!stop.load(std::memory_order_relaxed)) {
-    if (absl::Status polled = s.source->Poll(s.options.poll_batch, s.options.poll_timeout_ms, &records);
-        !polled.ok()) {
-      result = polled;
-      break;
+  spdlog::info("attempt {}: worker {} of {} owns key groups {}; {} partitions; sources route by key group", 
+               s.options.attempt, s.options.worker_index, s.options.workers.size(),
+               s.options.workers[s.options.worker_index].key_groups.ToString(), s.source->partitions().size());
+  std::thread operator_thread([&s] { s.OperatorLoop(); });
+  std::atomic<bool> source_done{false};
+  std::thread stop_watcher([&] {
+    while (!source_done.load() && !stop.load() && !s.interrupt.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    const int64_t now = SteadyNowMs();
-    if (absl::Status processed = s.ProcessBatch(records, now, &features); !processed.ok()) {
-      result = processed;
-      break;
-    }
-    s.sink->Write(&features);  // blocks while the sink is full
-    s.dead_letters->Poll();
-    if (now - last_publish_ms >= 200) {
-      s.PublishCounters();
-      last_publish_ms = now;
-    }
-    if (now - last_report_ms >= 10000) {
-      const TaskCounters& c = s.local;
-      spdlog::info("{} records in ({:.0f}/s), {} invalid, {} late, {} features written, watermark {}", c.records_in,
-                   (c.records_in - last_report_records) * 1000.0 / (now - last_report_ms), c.records_invalid,
-                   c.records_late, c.redis_features_written,
-                   c.watermark_ms == INT64_MIN ? std::string("none") : FormatIso8601Millis(c.watermark_ms));
-      last_report_ms = now;
-      last_report_records = c.records_in;
-    }
-  }
+    if (stop.load()) s.interrupt.store(true);
+  });
+  s.SourceLoop(stop);
+  source_done.store(true);
+  stop_watcher.join();
+  operator_thread.join();
+  if (s.data_plane) s.data_plane->Detach();
+  absl::Status result = s.FirstFailure();
   if (absl::Status flushed = s.engine->Flush(); !flushed.ok() && result.ok()) result = flushed;
   s.sink->Flush();
-  if (absl::Status flushed = s.dead_letters->Flush(30000); !flushed.ok()) spdlog::error("{}", std::string(flushed.message()));
-  s.PublishCounters();
+  if (absl::Status flushed = s.dead_letters->Flush(30000); !flushed.ok()) {
+    spdlog::error("{}", std::string(flushed.message()));
+  }
+  s.PublishSourceCounters();
+  s.PublishOperatorCounters();
+  s.outbound.clear();
   return result;
 }
 

@@ -1,23 +1,35 @@
-// FeatureTask: the task one worker runs for its assignment, on one thread:
-//   Kafka source -> parse + validate -> per-partition watermarks
-//   -> key by user_id into key groups -> WindowEngine (RocksDB)
-//   -> Redis sink; invalid and late records -> dead-letter topic.
-// Records are processed in source batches; after each batch the state batch
-// is committed, the watermark recomputed, due windows fired and their
-// features handed to the sink (which applies backpressure).
+// FeatureTask: one worker's part of one attempt of the job, as two threads
+// joined by the data plane (Flink's source -> keyBy -> window chain):
+//
+//   source thread (Run's caller):  Kafka source -> parse + validate
+//       (invalid -> dead-letter topic) -> per-partition watermarks
+//       -> route each event by key group to the worker that owns it:
+//          owned here -> the local channel of the InputGate (never leaves the
+//          process); owned by a peer -> that peer's OutboundChannel (gRPC).
+//       After every poll batch the source's watermark (or its idleness)
+//       follows the records on every channel, in band.
+//   operator thread: InputGate (local + one channel per peer, credit-bounded)
+//       -> WindowEngine (RocksDB) for the key groups this worker owns; late
+//       events -> dead-letter topic; its watermark is the minimum over the
+//       channels that are not idle; fired windows -> Redis sink, whose
+//       backpressure stops the operator, which stops returning credits, which
+//       stops every source that sends here.
+//
+// One worker is the special case without peers. A stream that breaks while
+// the attempt runs fails it (records in flight could be lost); a graceful
+// stop sends end-of-input on every channel.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/key_groups.h"
+#include "proto/slipstream.pb.h"
 
 namespace slipstream {
 
@@ -25,13 +37,31 @@ class KafkaSource;
 class DeadLetterProducer;
 class RedisSink;
 class StateStore;
+class DataPlaneServer;
+
+// One worker of the attempt, as the coordinator announced it.
+struct TaskPeer {
+  std::string worker_id;
+  std::string address;  // host:port of its data endpoint
+  KeyGroupRange key_groups;
+};
 
 struct FeatureTaskOptions {
   int max_parallelism = 128;
-  KeyGroupRange owned_key_groups;
   int64_t idle_timeout_ms = 30000;
   int poll_batch = 2000;
   int poll_timeout_ms = 100;
+  std::string job_id;
+  int64_t attempt = 1;
+  // Every worker of the attempt by index (their key-group ranges must cover
+  // every key group exactly once); this worker is `worker_index`.
+  std::vector<TaskPeer> workers;
+  int worker_index = 0;
+  // Flow control: batches a channel may have in flight, and a batch's size.
+  int credits_per_channel = 8;
+  size_t max_batch_bytes = 256 * 1024;
+  // On a graceful stop, how long to wait for peers to take the end of input.
+  int64_t end_of_input_timeout_ms = 5000;
 };
 
 struct PartitionSnapshot {
@@ -55,21 +85,27 @@ struct TaskCounters {
   int64_t watermark_ms = 0;
   int64_t sliding_windows_fired = 0;
   int64_t sessions_fired = 0;
+  int64_t records_shuffled_out = 0;  // sent to peers
+  int64_t records_shuffled_in = 0;   // received from peers
+  int64_t gate_queued_bytes = 0;
   std::vector<PartitionSnapshot> partitions;
+  std::vector<v1::ChannelStatus> channels;
 };
 
 class FeatureTask {
  public:
-  // Takes ownership of its parts.
+  // Takes ownership of its parts. `data_plane` (not owned, outlives the
+  // task) receives the peers' streams; it may be null with one worker.
   static absl::StatusOr<std::unique_ptr<FeatureTask>> Create(const FeatureTaskOptions& options,
                                                              std::unique_ptr<KafkaSource> source,
                                                              std::unique_ptr<DeadLetterProducer> dead_letters,
                                                              std::unique_ptr<RedisSink> sink,
-                                                             std::unique_ptr<StateStore> state);
+                                                             std::unique_ptr<StateStore> state,
+                                                             DataPlaneServer* data_plane);
   ~FeatureTask();
 
-  // Runs until `stop` becomes true or a non-recoverable error (returned).
-  // On stop, flushes the sink and the dead-letter producer.
+  // Runs until `stop` becomes true (then stops gracefully: end of input to
+  // every peer, state and sink flushed) or the attempt fails (returned).
   [[nodiscard]] absl::Status Run(const std::atomic<bool>& stop);
 
   TaskCounters counters() const;

@@ -52,6 +52,10 @@ int64_t WatermarkTracker::PartitionWatermark(int partition) const {
   return it == partitions_.end() ? kMinWatermark : PartitionWatermarkOf(it->second);
 }
 
+bool WatermarkTracker::AllIdle() const {
+  return std::all_of(partitions_.begin(), partitions_.end(), [](const auto& entry) { return entry.second.idle; });
+}
+
 bool WatermarkTracker::IsIdle(int partition) const {
   auto it = partitions_.find(partition);
   return it != partitions_.end() && it->second.idle;

@@ -37,6 +37,9 @@ class WatermarkTracker {
   int64_t Update(int64_t now_ms);
 
   int64_t watermark() const { return watermark_; }
+  // True when every partition is idle, or there are none (a source without
+  // partitions never produces a watermark, so downstream must ignore it).
+  bool AllIdle() const;
   int64_t PartitionWatermark(int partition) const;
   bool IsIdle(int partition) const;
 

@@ -1,0 +1,458 @@
+#include "worker/exchange/data_plane.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "proto/slipstream.grpc.pb.h"
+#include "spdlog/spdlog.h"
+#include "worker/exchange/input_gate.h"
+
+namespace slipstream {
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// How long a stream for an attempt this worker has not started yet waits
+// for it (the coordinator's answers reach workers a heartbeat apart).
+constexpr int64_t kAttachWaitMs = 10000;
+
+}  // namespace
+
+// --------------------------------------------------------------------------
+// InboundEndpoint
+
+struct InboundEndpoint::Impl {
+  std::string job_id;
+  int64_t attempt = 0;
+  std::vector<std::string> peer_ids;
+  int local_index = 0;
+  InputGate* gate = nullptr;
+
+  struct Channel {
+    bool claimed = false;
+    bool connected = false;
+    bool ended = false;
+    std::string error;
+    int64_t error_since_ms = 0;
+    int64_t batches = 0;
+    int64_t records = 0;
+    int64_t bytes = 0;
+    int64_t watermark_ms = INT64_MIN;
+    bool idle = false;
+  };
+  mutable std::mutex mu;
+  std::vector<Channel> channels;
+  std::optional<std::string> broken;
+
+  absl::Status Claim(int index, const std::string& sender_id) {
+    std::lock_guard lock(mu);
+    if (index < 0 || index >= static_cast<int>(channels.size()) || index == local_index) {
+      return absl::InvalidArgumentError(absl::StrCat("sender index ", index, " is not a peer of attempt ", attempt));
+    }
+    if (peer_ids[index] != sender_id) {
+      return absl::InvalidArgumentError(absl::StrCat("worker index ", index, " of attempt ", attempt, " is ",
+                                                     peer_ids[index], ", not ", sender_id));
+    }
+    Channel& c = channels[index];
+    if (c.claimed) {
+      // A second stream from the same peer means the first broke: what was
+      // in flight on it is gone, so the attempt cannot continue.
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker ", sender_id, " reconnected during attempt ", attempt, "; records may be lost"));
+    }
+    c.claimed = true;
+    c.connected = true;
+    return absl::OkStatus();
+  }
+
+  void OnBatch(int index, const v1::DataBatch& b) {
+    std::lock_guard lock(mu);
+    Channel& c = channels[index];
+    ++c.batches;
+    c.records += b.record_count();
+    c.bytes += static_cast<int64_t>(b.records().size());
+    c.watermark_ms = b.watermark_ms();
+    c.idle = b.idle();
+    if (b.end_of_input()) c.ended = true;
+  }
+
+  void OnStreamEnd(int index, const std::string& problem) {
+    std::lock_guard lock(mu);
+    Channel& c = channels[index];
+    c.connected = false;
+    if (c.ended && problem.empty()) return;
+    c.error = problem.empty() ? "the stream ended before end of input" : problem;
+    c.error_since_ms = NowMs();
+    if (!broken) broken = absl::StrCat("the data channel from worker ", peer_ids[index], " broke: ", c.error);
+  }
+};
+
+InboundEndpoint::InboundEndpoint(std::string job_id, int64_t attempt, std::vector<std::string> peer_ids,
+                                 int local_index, InputGate* gate)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->job_id = std::move(job_id);
+  impl_->attempt = attempt;
+  impl_->channels.resize(peer_ids.size());
+  impl_->peer_ids = std::move(peer_ids);
+  impl_->local_index = local_index;
+  impl_->gate = gate;
+}
+
+InboundEndpoint::~InboundEndpoint() = default;
+const std::string& InboundEndpoint::job_id() const { return impl_->job_id; }
+int64_t InboundEndpoint::attempt() const { return impl_->attempt; }
+InputGate* InboundEndpoint::gate() const { return impl_->gate; }
+
+std::optional<std::string> InboundEndpoint::BrokenChannel() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->broken;
+}
+
+std::vector<v1::ChannelStatus> InboundEndpoint::Status() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<v1::ChannelStatus> out;
+  for (size_t i = 0; i < impl_->channels.size(); ++i) {
+    if (static_cast<int>(i) == impl_->local_index) continue;
+    const Impl::Channel& c = impl_->channels[i];
+    v1::ChannelStatus s;
+    s.set_peer_worker_id(impl_->peer_ids[i]);
+    s.set_outbound(false);
+    s.set_connected(c.connected);
+    s.set_error(c.error);
+    s.set_error_since_ms(c.error_since_ms);
+    s.set_batches(c.batches);
+    s.set_records(c.records);
+    s.set_bytes(c.bytes);
+    s.set_watermark_ms(c.watermark_ms);
+    s.set_idle(c.idle);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// --------------------------------------------------------------------------
+// DataPlaneServer
+
+class DataPlaneService final : public v1::DataPlane::Service {
+ public:
+  void Attach(std::shared_ptr<InboundEndpoint> endpoint) {
+    std::lock_guard lock(mu_);
+    endpoint_ = std::move(endpoint);
+    cv_.notify_all();
+  }
+
+  void Detach() {
+    std::lock_guard lock(mu_);
+    endpoint_.reset();
+    cv_.notify_all();
+  }
+
+  grpc::Status Exchange(grpc::ServerContext* ctx,
+                        grpc::ServerReaderWriter<v1::ChannelCredit, v1::ChannelMessage>* stream) override {
+    v1::ChannelMessage first;
+    if (!stream->Read(&first) || !first.has_open()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a data channel must start with ChannelOpen");
+    }
+    const v1::ChannelOpen open = first.open();
+    std::shared_ptr<InboundEndpoint> endpoint = WaitForAttempt(open.job_id(), open.attempt());
+    if (!endpoint) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("this worker is not running attempt ", open.attempt(), " of job ",
+                                       open.job_id()));
+    }
+    InboundEndpoint::Impl& ep = *endpoint->impl_;
+    const int index = open.sender_index();
+    if (absl::Status claimed = ep.Claim(index, open.sender_worker_id()); !claimed.ok()) {
+      spdlog::error("refused a data channel: {}", std::string(claimed.message()));
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(claimed.message()));
+    }
+    InputGate* gate = ep.gate;
+    spdlog::info("data channel from worker {} open (attempt {})", open.sender_worker_id(), open.attempt());
+    v1::ChannelCredit credit;
+    credit.set_credits(gate->credits_per_channel());
+    if (!stream->Write(credit)) {
+      ep.OnStreamEnd(index, "the peer went away while the channel opened");
+      return grpc::Status::OK;
+    }
+    std::atomic<bool> reader_done{false};
+    std::string problem;  // written by the reader before reader_done
+    std::thread reader([&] {
+      v1::ChannelMessage message;
+      bool ended = false;
+      while (stream->Read(&message)) {
+        if (!message.has_batch()) {
+          problem = "protocol error: a second ChannelOpen";
+          break;
+        }
+        v1::DataBatch* b = message.mutable_batch();
+        ep.OnBatch(index, *b);
+        InboundBatch batch;
+        batch.channel = index;
+        batch.records = std::move(*b->mutable_records());
+        batch.record_count = b->record_count();
+        batch.watermark_ms = b->watermark_ms();
+        batch.idle = b->idle();
+        batch.end_of_input = b->end_of_input();
+        ended = batch.end_of_input;
+        if (absl::Status pushed = gate->Push(std::move(batch)); !pushed.ok()) {
+          if (!gate->closed()) problem = std::string(pushed.message());
+          break;
+        }
+        if (ended) break;
+      }
+      if (!ended && problem.empty() && !gate->closed()) problem = "the stream ended before end of input";
+      reader_done.store(true);
+    });
+    while (!reader_done.load() && !gate->closed() && !ctx->IsCancelled()) {
+      const int n = gate->TakeCreditsToGrant(index, 100);
+      if (n <= 0) continue;
+      credit.set_credits(n);
+      if (!stream->Write(credit)) break;
+    }
+    if (!reader_done.load()) ctx->TryCancel();
+    reader.join();
+    ep.OnStreamEnd(index, problem);
+    return problem.empty() ? grpc::Status::OK : grpc::Status(grpc::StatusCode::ABORTED, problem);
+  }
+
+ private:
+  std::shared_ptr<InboundEndpoint> WaitForAttempt(const std::string& job_id, int64_t attempt) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(kAttachWaitMs), [&] {
+      return endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() >= attempt;
+    });
+    if (endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() == attempt) return endpoint_;
+    return nullptr;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::shared_ptr<InboundEndpoint> endpoint_;
+};
+
+struct DataPlaneServer::Impl {
+  DataPlaneService service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+DataPlaneServer::DataPlaneServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<DataPlaneServer>> DataPlaneServer::Start(int port) {
+  auto impl = std::make_unique<Impl>();
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.AddListeningPort(absl::StrCat("0.0.0.0:", port), grpc::InsecureServerCredentials(), &impl->port);
+  builder.RegisterService(&impl->service);
+  impl->server = builder.BuildAndStart();
+  if (!impl->server || impl->port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("taskmanager.data.port: cannot listen on port ", port, " (in use, or not allowed)"));
+  }
+  return std::unique_ptr<DataPlaneServer>(new DataPlaneServer(std::move(impl)));
+}
+
+DataPlaneServer::~DataPlaneServer() {
+  impl_->service.Detach();
+  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+}
+
+int DataPlaneServer::port() const { return impl_->port; }
+
+void DataPlaneServer::Attach(std::shared_ptr<InboundEndpoint> endpoint) { impl_->service.Attach(std::move(endpoint)); }
+
+void DataPlaneServer::Detach() { impl_->service.Detach(); }
+
+// --------------------------------------------------------------------------
+// OutboundChannel
+
+struct OutboundChannel::Impl {
+  std::string peer_id;
+  std::string target;
+  v1::ChannelOpen open;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::DataPlane::Stub> stub;
+  std::unique_ptr<grpc::ClientContext> ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::ChannelMessage, v1::ChannelCredit>> stream;
+  std::thread reader;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  int credits = 0;
+  bool stream_ended = false;  // the peer closed or the stream broke
+  bool connected = false;
+  std::string error;
+  int64_t error_since_ms = 0;
+  int64_t batches = 0;
+  int64_t records = 0;
+  int64_t bytes = 0;
+  int64_t backpressure_ms = 0;
+
+  void SetError(const std::string& message) {
+    std::lock_guard lock(mu);
+    if (error.empty()) {
+      error_since_ms = NowMs();
+      spdlog::warn("data channel to worker {} at {}: {} (retrying)", peer_id, target, message);
+    }
+    error = message;
+  }
+
+  absl::Status Connect(const std::atomic<bool>& cancel) {
+    int64_t backoff_ms = 100;
+    while (!cancel.load()) {
+      if (!channel) {
+        grpc::ChannelArguments args;
+        args.SetMaxReceiveMessageSize(64 << 20);
+        // One connection per peer pair, not shared with other channels.
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+        stub = v1::DataPlane::NewStub(channel);
+      }
+      std::string problem;
+      if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(1))) {
+        problem = "cannot connect to its data endpoint";
+      } else {
+        ctx = std::make_unique<grpc::ClientContext>();
+        stream = stub->Exchange(ctx.get());
+        v1::ChannelMessage message;
+        *message.mutable_open() = open;
+        v1::ChannelCredit first;
+        if (stream->Write(message) && stream->Read(&first)) {
+          std::lock_guard lock(mu);
+          credits = first.credits();
+          connected = true;
+          stream_ended = false;
+          if (!error.empty()) spdlog::info("data channel to worker {} at {} is open", peer_id, target);
+          error.clear();
+          error_since_ms = 0;
+          break;
+        }
+        ctx->TryCancel();
+        v1::ChannelCredit ignored;
+        while (stream->Read(&ignored)) {
+        }
+        const grpc::Status status = stream->Finish();
+        stream.reset();
+        ctx.reset();
+        problem = status.ok() ? "the peer closed the channel at once" : status.error_message();
+      }
+      SetError(problem);
+      const int64_t until = SteadyNowMs() + backoff_ms;
+      while (!cancel.load() && SteadyNowMs() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
+    }
+    if (cancel.load()) return absl::CancelledError("cancelled while connecting");
+    reader = std::thread([this] {
+      v1::ChannelCredit credit;
+      while (stream->Read(&credit)) {
+        std::lock_guard lock(mu);
+        credits += credit.credits();
+        cv.notify_all();
+      }
+      std::lock_guard lock(mu);
+      stream_ended = true;
+      connected = false;
+      cv.notify_all();
+    });
+    return absl::OkStatus();
+  }
+
+  void Close() {
+    if (!stream) return;
+    ctx->TryCancel();
+    if (reader.joinable()) reader.join();
+    (void)stream->Finish();
+    stream.reset();
+    ctx.reset();
+  }
+};
+
+OutboundChannel::OutboundChannel(std::string peer_worker_id, std::string target, v1::ChannelOpen open)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->peer_id = std::move(peer_worker_id);
+  impl_->target = std::move(target);
+  impl_->open = std::move(open);
+}
+
+OutboundChannel::~OutboundChannel() { impl_->Close(); }
+
+absl::Status OutboundChannel::Send(v1::DataBatch* batch, const std::atomic<bool>& cancel) {
+  Impl& s = *impl_;
+  if (!s.stream) {
+    if (absl::Status connected = s.Connect(cancel); !connected.ok()) return connected;
+  }
+  {
+    std::unique_lock lock(s.mu);
+    if (s.credits == 0 && !s.stream_ended) {
+      const int64_t begin = SteadyNowMs();
+      while (s.credits == 0 && !s.stream_ended && !cancel.load()) s.cv.wait_for(lock, std::chrono::milliseconds(50));
+      s.backpressure_ms += SteadyNowMs() - begin;
+    }
+    if (cancel.load()) return absl::CancelledError("cancelled while waiting for credit");
+    if (s.stream_ended) {
+      s.error = "the stream broke (the peer stopped or failed)";
+      s.error_since_ms = NowMs();
+      return absl::UnavailableError(absl::StrCat("the data channel to worker ", s.peer_id, " at ", s.target,
+                                                 " broke; records in flight may be lost"));
+    }
+    --s.credits;
+    ++s.batches;
+    s.records += batch->record_count();
+    s.bytes += static_cast<int64_t>(batch->records().size());
+  }
+  v1::ChannelMessage message;
+  message.mutable_batch()->Swap(batch);
+  if (!s.stream->Write(message)) {
+    std::lock_guard lock(s.mu);
+    s.error = "write failed (the peer stopped or failed)";
+    s.error_since_ms = NowMs();
+    return absl::UnavailableError(absl::StrCat("the data channel to worker ", s.peer_id, " at ", s.target,
+                                               " broke while sending; records in flight may be lost"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OutboundChannel::Finish(int timeout_ms) {
+  Impl& s = *impl_;
+  if (!s.stream) return absl::OkStatus();
+  s.stream->WritesDone();
+  {
+    std::unique_lock lock(s.mu);
+    s.cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return s.stream_ended; });
+  }
+  s.Close();
+  return absl::OkStatus();
+}
+
+v1::ChannelStatus OutboundChannel::Status() const {
+  const Impl& s = *impl_;
+  std::lock_guard lock(s.mu);
+  v1::ChannelStatus out;
+  out.set_peer_worker_id(s.peer_id);
+  out.set_outbound(true);
+  out.set_connected(s.connected);
+  out.set_error(s.error);
+  out.set_error_since_ms(s.error_since_ms);
+  out.set_batches(s.batches);
+  out.set_records(s.records);
+  out.set_bytes(s.bytes);
+  out.set_backpressure_ms(s.backpressure_ms);
+  return out;
+}
+
+}  // namespace slipstream
