@@ -143,9 +143,10 @@ class CoordinatorService final : public v1::Coordinator::Service {
     }
     workers_.erase(it);
     if (in_attempt && state_ == "RUNNING") {
-      FailAttempt(request->failure_cause().empty()
-                      ? absl::StrCat("worker ", request->worker_id(), " left the running attempt")
-                      : absl::StrCat("worker ", request->worker_id(), " failed: ", request->failure_cause()));
+      const bool failed = !request->failure_cause().empty();
+      FailAttempt(failed ? absl::StrCat("worker ", request->worker_id(), " failed: ", request->failure_cause())
+                         : absl::StrCat("worker ", request->worker_id(), " left the running attempt"),
+                  failed);
     }
     return grpc::Status::OK;
   }
@@ -275,14 +276,17 @@ class CoordinatorService final : public v1::Coordinator::Service {
   // Ends the running attempt: its workers are forgotten (they stop when their
   // next heartbeat is answered with known=false and `cause`); standbys stay
   // registered for the next attempt.
-  void FailAttempt(const std::string& cause) {
-    ++failures_;
+  void FailAttempt(const std::string& cause, bool failed = true) {
+    if (failed) ++failures_;
     failure_cause_ = cause;
     state_ = "RESTARTING";
-    spdlog::error("attempt {} of job {} failed: {}; its workers are told to stop. Restoring state needs "
-                  "checkpoints (not in this release): the next attempt starts from the starting offsets once "
-                  "cluster.min-workers={} workers are registered",
-                  attempt_, options_.job_id, cause, options_.min_workers);
+    // A worker leaving on purpose (SIGTERM, e.g. the whole cluster stopping)
+    // is expected; a lost or failing one is an error.
+    spdlog::log(failed ? spdlog::level::err : spdlog::level::warn,
+                "attempt {} of job {} ended: {}; its workers are told to stop. Restoring state needs "
+                "checkpoints (not in this release): the next attempt starts from the starting offsets once "
+                "cluster.min-workers={} workers are registered",
+                attempt_, options_.job_id, cause, options_.min_workers);
     for (auto it = workers_.begin(); it != workers_.end();) {
       if (it->second.in_attempt()) {
         forgotten_[it->first] = absl::StrCat("attempt ", attempt_, " of job ", options_.job_id, " failed: ", cause);

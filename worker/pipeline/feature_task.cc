@@ -16,6 +16,7 @@
 #include "worker/sink/redis_sink.h"
 #include "worker/source/kafka_source.h"
 #include "worker/state/state_store.h"
+#include "worker/time/input_watermarks.h"
 #include "worker/time/watermark_tracker.h"
 #include "worker/window/window_engine.h"
 #include "worker/window/window_math.h"
@@ -359,12 +360,7 @@ void FeatureTask::Impl::PublishOperatorCounters() {
 }
 
 void FeatureTask::Impl::OperatorLoop() {
-  struct InputState {
-    int64_t watermark = kMinWatermark;
-    bool idle = false;
-    bool ended = false;
-  };
-  std::vector<InputState> inputs(options.workers.size());
+  InputWatermarks inputs(static_cast<int>(options.workers.size()));
   const int local = options.worker_index;
   std::vector<FeatureWrite> features;
   Event event;
@@ -375,7 +371,7 @@ void FeatureTask::Impl::OperatorLoop() {
   while (!cancel.load(std::memory_order_relaxed)) {
     // After a graceful stop, everything this worker's source read has been
     // processed once its end of input is through.
-    if (inputs[local].ended) break;
+    if (inputs.ended(local)) break;
     if (!stopping.load() && inbound) {
       if (std::optional<std::string> broken = inbound->BrokenChannel()) {
         Fail(absl::UnavailableError(*broken));
@@ -415,21 +411,9 @@ void FeatureTask::Impl::OperatorLoop() {
       }
       if (batch.channel != local) operator_local.records_shuffled_in += processed;
       gate->Consumed(batch.channel);
-      InputState& in = inputs[batch.channel];
-      in.watermark = std::max(in.watermark, batch.watermark_ms);
-      in.idle = batch.idle;
-      in.ended = in.ended || batch.end_of_input;
-      // The operator's watermark: the minimum over inputs that are neither
-      // idle nor finished (Flink's StatusWatermarkValve).
-      bool any_active = false;
-      int64_t combined = INT64_MAX;
-      for (const InputState& i : inputs) {
-        if (i.idle || i.ended) continue;
-        any_active = true;
-        combined = std::min(combined, i.watermark);
-      }
-      if (any_active && combined > engine->watermark()) {
-        if (absl::Status s = engine->AdvanceWatermark(combined, &features); !s.ok()) {
+      inputs.Update(batch.channel, batch.watermark_ms, batch.idle, batch.end_of_input);
+      if (const std::optional<int64_t> combined = inputs.Combined(); combined && *combined > engine->watermark()) {
+        if (absl::Status s = engine->AdvanceWatermark(*combined, &features); !s.ok()) {
           Fail(s);
           break;
         }
