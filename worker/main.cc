@@ -8,7 +8,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -55,6 +58,17 @@ void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
   out->set_sliding_windows_fired(c.sliding_windows_fired);
   out->set_sessions_fired(c.sessions_fired);
   for (const v1::ChannelStatus& channel : c.channels) *out->add_channels() = channel;
+  out->set_gate_queued_bytes(c.gate_queued_bytes);
+  out->set_records_shuffled_out(c.records_shuffled_out);
+  out->set_records_shuffled_in(c.records_shuffled_in);
+  // Resident memory from /proc/self/status (kB).
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    int64_t kb = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %" SCNd64, &kb) == 1) out->set_rss_bytes(kb * 1024);
+    if (std::sscanf(line.c_str(), "VmHWM: %" SCNd64, &kb) == 1) out->set_peak_rss_bytes(kb * 1024);
+  }
   for (const PartitionSnapshot& p : c.partitions) {
     v1::PartitionProgress* pp = out->add_partitions();
     pp->set_partition(p.partition);

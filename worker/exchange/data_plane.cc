@@ -55,8 +55,24 @@ struct InboundEndpoint::Impl {
     bool idle = false;
   };
   mutable std::mutex mu;
+  std::condition_variable cv;
   std::vector<Channel> channels;
   std::optional<std::string> broken;
+  int active_streams = 0;  // handlers using this endpoint (and its gate)
+
+  void StreamStarted() {
+    std::lock_guard lock(mu);
+    ++active_streams;
+  }
+  void StreamDone() {
+    std::lock_guard lock(mu);
+    --active_streams;
+    cv.notify_all();
+  }
+  void WaitForStreams() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return active_streams == 0; });
+  }
 
   absl::Status Claim(int index, const std::string& sender_id) {
     std::lock_guard lock(mu);
@@ -155,10 +171,19 @@ class DataPlaneService final : public v1::DataPlane::Service {
     cv_.notify_all();
   }
 
+  // Returns once no stream handler uses the detached endpoint any more, so
+  // its gate may be destroyed.
   void Detach() {
-    std::lock_guard lock(mu_);
-    endpoint_.reset();
-    cv_.notify_all();
+    std::shared_ptr<InboundEndpoint> detached;
+    {
+      std::lock_guard lock(mu_);
+      detached = std::move(endpoint_);
+      endpoint_.reset();
+      cv_.notify_all();
+    }
+    if (!detached) return;
+    detached->impl_->gate->Close();  // ends the handlers' loops
+    detached->impl_->WaitForStreams();
   }
 
   grpc::Status Exchange(grpc::ServerContext* ctx,
@@ -175,6 +200,11 @@ class DataPlaneService final : public v1::DataPlane::Service {
                                        open.job_id()));
     }
     InboundEndpoint::Impl& ep = *endpoint->impl_;
+    // WaitForAttempt counted this handler in; count it out on every return.
+    struct StreamGuard {
+      InboundEndpoint::Impl& ep;
+      ~StreamGuard() { ep.StreamDone(); }
+    } guard{ep};
     const int index = open.sender_index();
     if (absl::Status claimed = ep.Claim(index, open.sender_worker_id()); !claimed.ok()) {
       spdlog::error("refused a data channel: {}", std::string(claimed.message()));
@@ -235,7 +265,10 @@ class DataPlaneService final : public v1::DataPlane::Service {
     cv_.wait_for(lock, std::chrono::milliseconds(kAttachWaitMs), [&] {
       return endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() >= attempt;
     });
-    if (endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() == attempt) return endpoint_;
+    if (endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() == attempt) {
+      endpoint_->impl_->StreamStarted();  // under mu_: Detach cannot miss it
+      return endpoint_;
+    }
     return nullptr;
   }
 
@@ -257,6 +290,9 @@ absl::StatusOr<std::unique_ptr<DataPlaneServer>> DataPlaneServer::Start(int port
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // Accept the senders' keepalive pings (every 10 s).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddListeningPort(absl::StrCat("0.0.0.0:", port), grpc::InsecureServerCredentials(), &impl->port);
   builder.RegisterService(&impl->service);
   impl->server = builder.BuildAndStart();
@@ -320,6 +356,14 @@ struct OutboundChannel::Impl {
         args.SetMaxReceiveMessageSize(64 << 20);
         // One connection per peer pair, not shared with other channels.
         args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        // Reconnect quickly to a peer that starts late (gRPC's default
+        // backoff grows to 2 minutes).
+        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+        args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+        // Notice a peer that vanished without closing its connection.
+        args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+        args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
         channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
         stub = v1::DataPlane::NewStub(channel);
       }
@@ -332,7 +376,22 @@ struct OutboundChannel::Impl {
         v1::ChannelMessage message;
         *message.mutable_open() = open;
         v1::ChannelCredit first;
-        if (stream->Write(message) && stream->Read(&first)) {
+        // The peer may hold the open for up to 10 s until it runs this
+        // attempt; a cancel must not wait for that.
+        std::atomic<bool> opened{false};
+        std::thread cancel_watch([&] {
+          while (!opened.load()) {
+            if (cancel.load()) {
+              ctx->TryCancel();
+              return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          }
+        });
+        const bool open_ok = stream->Write(message) && stream->Read(&first);
+        opened.store(true);
+        cancel_watch.join();
+        if (open_ok) {
           std::lock_guard lock(mu);
           credits = first.credits();
           connected = true;
@@ -342,7 +401,8 @@ struct OutboundChannel::Impl {
           error_since_ms = 0;
           break;
         }
-        ctx->TryCancel();
+        // The stream is over (the peer refused it, or it never connected):
+        // Finish returns the peer's reason.
         v1::ChannelCredit ignored;
         while (stream->Read(&ignored)) {
         }

@@ -63,7 +63,8 @@ class DataPlaneServer {
   // Streams for `endpoint`'s attempt are accepted from now on (a peer that
   // connects a little early waits up to 10 s for this).
   void Attach(std::shared_ptr<InboundEndpoint> endpoint);
-  // Stops accepting for the attached attempt and ends its streams.
+  // Stops accepting for the attached attempt, closes its gate, and returns
+  // once no stream uses the endpoint (or its gate) any more.
   void Detach();
 
  private:
