@@ -13,6 +13,10 @@
 //    and the dead-letter topic; every partition and key group is owned by
 //    exactly one worker.
 //  PipelineEndToEnd.LostWorkerIsReportedWithoutHanging
+//  PipelineEndToEnd.SlowRedisHoldsThePipelineBackWithBoundedMemory
+//    two workers, one writing to Redis through a throttling proxy: the whole
+//    job (the other worker's source too, across the shuffle) is held back
+//    with bounded memory, and nothing is lost once the limit is lifted.
 //  Binaries.InvalidConfigFailsNamingTheKey
 //
 // Each test uses its own topics, consumer group, Redis database, RPC port and
@@ -27,6 +31,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,11 +45,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/key_groups.h"
 #include "tests/integration/coordinator_client.h"
 #include "tests/integration/it_env.h"
 #include "tests/integration/kafka_client.h"
 #include "tests/integration/process_runner.h"
 #include "tests/integration/redis_client.h"
+#include "tests/integration/throttle_proxy.h"
 #include "tests/integration/workload.h"
 
 namespace slipstream::it {
@@ -904,6 +911,479 @@ TEST_F(PipelineEndToEnd, LostWorkerIsReportedWithoutHanging) {
   EXPECT_NE(job->failure_cause().find(victim_id), std::string::npos) << job->failure_cause();
   clock_.Log("coordinator reports: " + job->failure_cause());
   (void)survivor_id;
+}
+
+// ---------------------------------------------------------------------------
+
+constexpr int kRedisDbSlowRedis = 10;
+// RedisSink::Write blocks once this many features wait in its queue
+// (RedisSinkOptions::max_queued; docs/architecture.md, "Redis sink").
+constexpr int64_t kSinkQueuedFeatures = 100000;
+// What the throttled worker may send to Redis: ~100 features per second.
+constexpr int64_t kThrottledBytesPerSecond = 32 * 1024;
+// How long the job must stay held back while throttled.
+constexpr int64_t kHeldForMs = 6000;
+// Resident memory each worker must stay below while throttled. Measured: the
+// throttled worker peaks at ~120-140 MiB with its sink queue full, the other
+// at ~50 MiB (the baseline: binary, gRPC, librdkafka, RocksDB, window state).
+// What the design bounds on top of that baseline: the sink queue (100,000
+// features; ~0.7 KiB each measured, 1 KiB allowed = ~100 MiB), the input gate
+// and the outbound batches (2 channels x 8 credits x at most 256 KiB), a
+// RocksDB memtable (64 MiB) and librdkafka's prefetch (at most the whole
+// ~21 MB topic here): ~250 MiB, plus 50 % for allocator slack. (An unbounded
+// buffer is caught first by the records_in check: it would let the job read
+// everything.)
+constexpr int64_t kRssBoundBytes = 384LL << 20;
+
+// VmRSS (`field` "VmRSS") or VmHWM (peak, "VmHWM") of a process in bytes, from
+// /proc/<pid>/status; -1 when unreadable.
+int64_t ProcStatusBytes(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) != 0) continue;
+    std::istringstream value(line.substr(field.size() + 1));
+    int64_t kb = -1;
+    value >> kb;
+    return kb < 0 ? -1 : kb * 1024;
+  }
+  return -1;
+}
+
+std::string Mib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
+}
+
+// The final state of the job's Redis database against the model: exactly the
+// expected keys, each with the expected content and a TTL in range (the
+// checks of MatchesReferenceModel).
+void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model) {
+  absl::StatusOr<std::vector<std::string>> keys = redis.Keys("*");
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  std::set<std::string> actual(keys->begin(), keys->end());
+  std::set<std::string> expected;
+  for (const auto& [user, f] : model.user_features()) expected.insert(kUserPrefix + user);
+  for (const auto& [key, s] : model.sessions()) expected.insert(key);
+  Mismatches key_set("the set of Redis keys");
+  for (const std::string& k : expected) {
+    if (!actual.count(k)) key_set.Add("missing key " + Printable(k));
+  }
+  for (const std::string& k : actual) {
+    if (!expected.count(k)) key_set.Add("unexpected key " + Printable(k));
+  }
+  key_set.Report();
+
+  std::vector<std::string> ordered(expected.begin(), expected.end());
+  std::vector<std::map<std::string, std::string>> hashes;
+  std::vector<int64_t> ttls;
+  ASSERT_TRUE(redis.HGetAllMany(ordered, &hashes, &ttls).ok());
+  Mismatches user_mismatches("user_features hashes (final state)");
+  Mismatches session_mismatches("session_features hashes (final state)");
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    const std::string& key = ordered[i];
+    const std::map<std::string, std::string>& h = hashes[i];
+    if (h.empty()) continue;  // reported as missing above
+    if (key.rfind(kUserPrefix, 0) == 0) {
+      const std::string user = key.substr(kUserPrefix.size());
+      std::vector<std::string> problems = UserFeatureProblems(user, model.user_features().at(user), h);
+      if (!(ttls[i] > 3600 && ttls[i] <= 7200)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (3600, 7200]");
+      if (!problems.empty()) user_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
+    } else {
+      std::vector<std::string> problems = SessionProblems(model.sessions().at(key), h);
+      if (!(ttls[i] > 0 && ttls[i] <= 3600)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (0, 3600]");
+      if (!problems.empty()) session_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
+    }
+  }
+  user_mismatches.Report();
+  session_mismatches.Report();
+}
+
+// Two workers; worker-2 reaches Redis only through a ThrottleProxy limited to
+// kThrottledBytesPerSecond, worker-1 directly. Users are chosen so that 19 of
+// 20 live in worker-2's key groups and worker-2 has to write ~3x as many
+// features as its sink may queue; the events are produced once the job runs
+// (the key groups are known then), spread over all partitions, so worker-1's
+// source routes most of what it reads to worker-2 over the shuffle.
+//
+// While throttled: the job's records_in must stop well short of the total for
+// kHeldForMs, worker-1's source included (backpressure crossed the shuffle),
+// worker-2 must keep writing (slowly), and every worker's memory must stay
+// below kRssBoundBytes. Then the limit is lifted and Redis, the MONITOR write
+// log and the counters must match the reference model exactly.
+TEST_F(PipelineEndToEnd, SlowRedisHoldsThePipelineBackWithBoundedMemory) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_GT(rpc_port_, 0);
+  clock_.Log("topic " + topic_ + ", redis db " + std::to_string(kRedisDbSlowRedis) + ", tmp " + tmp_->path());
+
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis =
+      RedisClient::Connect(env_.redis_host, env_.redis_port, kRedisDbSlowRedis);
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  ASSERT_TRUE((*redis)->FlushDb().ok());
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor =
+      RedisMonitor::Start(env_.redis_host, env_.redis_port, kRedisDbSlowRedis);
+  ASSERT_TRUE(monitor.ok()) << monitor.status();
+  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());
+
+  absl::StatusOr<std::unique_ptr<ThrottleProxy>> proxy_or = ThrottleProxy::Start(env_.redis_host, env_.redis_port);
+  ASSERT_TRUE(proxy_or.ok()) << proxy_or.status();
+  ThrottleProxy& proxy = **proxy_or;
+  proxy.SetRateLimit(kThrottledBytesPerSecond);
+
+  // However the test ends: lift the limit and stop the workers while the
+  // proxy still runs (a worker flushes its sink on SIGTERM; throttled, that
+  // would take minutes). TearDown then only stops the coordinator.
+  struct Finally {
+    std::function<void()> run;
+    ~Finally() { run(); }
+  };
+  Finally stop_workers_first{[&] {
+    proxy.SetRateLimit(0);
+    for (const auto& p : processes_) {
+      if (p->name() != "coordinator" && p->Running()) ::kill(p->pid(), SIGTERM);
+    }
+    for (const auto& p : processes_) {
+      if (p->name() == "coordinator") continue;
+      const int64_t begin = SteadyNowMs();
+      std::optional<int> status = p->WaitForExit(30000);
+      EXPECT_EQ(status.value_or(-1), 0) << p->name() << " did not shut down cleanly on SIGTERM within 30 s";
+      clock_.Log(absl::StrCat("stopped ", p->name(), " (exit status ", status.value_or(-1), ") in ",
+                              SteadyNowMs() - begin, " ms"));
+    }
+  }};
+
+  // --- Start the job (on an empty topic) ------------------------------------
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, kRedisDbSlowRedis, {"-Dcluster.min-workers=2"}));
+  Process& direct = Start("worker-1", "slipstream-worker", kRedisDbSlowRedis);
+  Process& throttled = Start("worker-2", "slipstream-worker", kRedisDbSlowRedis,
+                             {"-Dredis.host=127.0.0.1", "-Dredis.port=" + std::to_string(proxy.port())});
+  v1::JobStatus deployed;
+  {
+    const int64_t deadline = SteadyNowMs() + 60000;
+    for (;;) {
+      if (std::optional<std::string> exited = ExitedProcess()) FAIL() << *exited;
+      absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+      if (job.ok() && JobCounters(*job, 2).ok()) {
+        deployed = *job;
+        break;
+      }
+      ASSERT_LT(SteadyNowMs(), deadline) << "the job did not run on two workers within 60 s";
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  // Which worker id is which process: each logs "registered as <id>".
+  std::string throttled_id, direct_id;
+  const std::string throttled_log = throttled.ReadStderr() + throttled.ReadStdout();
+  for (const v1::WorkerStatus& w : deployed.workers()) {
+    ASSERT_EQ(w.assignment().key_groups_size(), 1);
+    (throttled_log.find("registered as " + w.worker_id()) != std::string::npos ? throttled_id : direct_id) =
+        w.worker_id();
+  }
+  ASSERT_FALSE(throttled_id.empty()) << "no worker id in worker-2's log:\n" << throttled_log;
+  ASSERT_FALSE(direct_id.empty());
+  auto worker_status = [](const v1::JobStatus& job, const std::string& id) -> const v1::WorkerStatus* {
+    for (const v1::WorkerStatus& w : job.workers()) {
+      if (w.worker_id() == id) return &w;
+    }
+    return nullptr;
+  };
+  const v1::WorkerStatus& throttled_status = *worker_status(deployed, throttled_id);
+  const v1::WorkerStatus& direct_status = *worker_status(deployed, direct_id);
+  const int max_parallelism = deployed.max_parallelism();
+  const v1::KeyGroupRange throttled_groups = throttled_status.assignment().key_groups(0);
+  const v1::KeyGroupRange direct_groups = direct_status.assignment().key_groups(0);
+  const std::set<int32_t> direct_partitions(direct_status.assignment().partitions().begin(),
+                                            direct_status.assignment().partitions().end());
+  ASSERT_FALSE(direct_partitions.empty()) << "worker-1 reads no partition: nothing would cross the shuffle";
+  clock_.Log(absl::StrCat("job runs: worker-1 = ", direct_id, " (key groups ", direct_groups.first(), "-",
+                          direct_groups.last(), ", partitions ", absl::StrJoin(direct_partitions, ","),
+                          "), worker-2 = ", throttled_id, " (key groups ", throttled_groups.first(), "-",
+                          throttled_groups.last(), "), Redis through the proxy at ", kThrottledBytesPerSecond,
+                          " B/s"));
+
+  // --- Workload: GenerateWorkload's event stream with renamed users ---------
+  WorkloadOptions options;
+  options.users = 6000;
+  options.valid_events = 200000;
+  options.step_ms = 150;  // 8.3 h of event time: ~340,000 features
+  options.malformed_fraction = 0;
+  const Workload w = GenerateWorkload(options);
+  auto in_range = [&](const std::string& user, const v1::KeyGroupRange& r) {
+    const int kg = KeyGroupForKey(user, max_parallelism);
+    return kg >= r.first() && kg <= r.last();
+  };
+  std::map<std::string, std::string> renamed;
+  int next_id = 0;
+  for (size_t i = 0; i < w.users.size(); ++i) {
+    const v1::KeyGroupRange& target = i % 20 == 0 ? direct_groups : throttled_groups;
+    std::string user;
+    do {
+      user = absl::StrCat("slow-", next_id++);
+    } while (!in_range(user, target));
+    renamed[w.users[i]] = user;
+  }
+  std::vector<ValidEvent> events = w.valid;
+  for (ValidEvent& e : events) e.user = renamed.at(e.user);
+  const ReferenceModel model(events);
+  const int64_t expected_sessions = static_cast<int64_t>(model.sessions().size());
+  const int64_t expected_features = model.sliding_windows() + expected_sessions;
+  const int64_t expected_keys = static_cast<int64_t>(model.user_features().size()) + expected_sessions;
+  int64_t throttled_features = 0;
+  for (const auto& [user, windows] : model.windows()) {
+    if (in_range(user, throttled_groups)) throttled_features += static_cast<int64_t>(windows.size());
+  }
+  for (const auto& [key, session] : model.sessions()) {
+    if (in_range(session.user, throttled_groups)) ++throttled_features;
+  }
+  clock_.Log(absl::StrCat(events.size(), " events of ", w.users.size(), " users over ",
+                          (w.max_time_ms - w.start_ms) / 1000, " s of event time; the model expects ",
+                          model.sliding_windows(), " sliding windows + ", expected_sessions, " sessions = ",
+                          expected_features, " features, ", throttled_features, " of them from worker-2"));
+  ASSERT_GE(throttled_features, 5 * kSinkQueuedFeatures / 2)
+      << "worker-2 must have far more features to write than its sink queues, or nothing holds the job back";
+
+  // --- Produce (the job consumes meanwhile) ---------------------------------
+  absl::StatusOr<std::unique_ptr<TestProducer>> producer_or = TestProducer::Create(env_.kafka);
+  ASSERT_TRUE(producer_or.ok()) << producer_or.status();
+  TestProducer& producer = **producer_or;
+  for (const ValidEvent& e : events) {
+    producer.Produce(topic_, e.user, CanonicalEventJson(e.user, e.time_ms, e.kind, e.price_cents));
+  }
+  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    producer.Produce(topic_, kWatermarkUser, CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100), p);
+  }
+  {
+    absl::Status flushed = producer.Flush(120000);
+    ASSERT_TRUE(flushed.ok()) << flushed;
+  }
+  const int64_t total_records = static_cast<int64_t>(producer.produced());
+  std::map<int32_t, int64_t> end_offsets;
+  for (size_t i = 0; i < producer.produced(); ++i) {
+    const Delivery& d = producer.delivery(i);
+    end_offsets[d.partition] = std::max(end_offsets[d.partition], d.offset + 1);
+  }
+  int64_t direct_total = 0;
+  for (int32_t p : direct_partitions) direct_total += end_offsets[p];
+  clock_.Log(absl::StrCat("produced ", total_records, " records, ", direct_total, " of them in worker-1's partitions"));
+  clock_.EndPhase("start and produce");
+
+  // --- Throttled: held back, with bounded memory ----------------------------
+  struct Sample {
+    int64_t at_ms = 0;
+    int64_t records_in = 0;
+    int64_t direct_records_in = 0;
+    int64_t throttled_records_in = 0;
+    int64_t throttled_written = 0;  // as reported in GetJob
+    int64_t direct_written = 0;
+    int64_t direct_backpressure_ms = 0;  // worker-1's outbound channel to worker-2
+    int64_t proxy_bytes = 0;
+  };
+  auto outbound_backpressure_ms = [](const v1::WorkerStatus& w, const std::string& peer) -> int64_t {
+    for (const v1::ChannelStatus& ch : w.counters().channels()) {
+      if (ch.outbound() && ch.peer_worker_id() == peer) return ch.backpressure_ms();
+    }
+    return -1;
+  };
+  std::vector<Sample> samples;
+  std::optional<size_t> held_from;  // index into samples
+  int64_t max_rss[2] = {0, 0};      // worker-1, worker-2
+  bool rss_failed = false;
+  int64_t next_log_ms = 0;
+  const int64_t throttled_deadline = SteadyNowMs() + 45000;
+  for (;;) {
+    if (std::optional<std::string> exited = ExitedProcess()) FAIL() << *exited << " while throttled";
+    ASSERT_LT(SteadyNowMs(), throttled_deadline)
+        << "while worker-2's Redis is throttled, the job was not held back for " << kHeldForMs / 1000
+        << " s: records_in went " << (samples.empty() ? 0 : samples.front().records_in) << " -> "
+        << (samples.empty() ? 0 : samples.back().records_in) << " of " << total_records
+        << " (worker-1 " << (samples.empty() ? 0 : samples.back().direct_records_in) << " of " << direct_total
+        << "); worker-2 wrote " << (samples.empty() ? 0 : samples.back().throttled_written)
+        << " features; its sink should block once " << kSinkQueuedFeatures << " wait";
+    absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+    absl::StatusOr<v1::WorkerCounters> sum =
+        job.ok() ? JobCounters(*job, 2) : absl::StatusOr<v1::WorkerCounters>(job.status());
+    if (!sum.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    const v1::WorkerStatus* d = worker_status(*job, direct_id);
+    const v1::WorkerStatus* t = worker_status(*job, throttled_id);
+    ASSERT_TRUE(d != nullptr && t != nullptr) << "the job's workers changed: " << job->DebugString();
+    Sample s;
+    s.at_ms = SteadyNowMs();
+    s.records_in = sum->records_in();
+    s.direct_records_in = d->counters().records_in();
+    s.throttled_records_in = t->counters().records_in();
+    s.throttled_written = t->counters().redis_features_written();
+    s.direct_written = d->counters().redis_features_written();
+    s.direct_backpressure_ms = outbound_backpressure_ms(*d, throttled_id);
+    s.proxy_bytes = proxy.bytes_forwarded_to_target();
+    samples.push_back(s);
+    const int64_t rss[2] = {ProcStatusBytes(direct.pid(), "VmRSS"), ProcStatusBytes(throttled.pid(), "VmRSS")};
+    for (int i = 0; i < 2; ++i) {
+      max_rss[i] = std::max(max_rss[i], rss[i]);
+      if (rss[i] >= kRssBoundBytes && !rss_failed) {
+        rss_failed = true;
+        ADD_FAILURE() << "worker-" << i + 1 << " uses " << Mib(rss[i]) << " while throttled (bound "
+                      << Mib(kRssBoundBytes) << ")";
+      }
+    }
+    if (s.at_ms >= next_log_ms) {
+      next_log_ms = s.at_ms + 1000;
+      clock_.Log(absl::StrCat("throttled: records_in ", s.records_in, "/", total_records, " (worker-1 ",
+                              s.direct_records_in, "/", direct_total, ", worker-2 ", s.throttled_records_in,
+                              "); redis_features_written worker-1 ", s.direct_written, ", worker-2 ",
+                              s.throttled_written, "; proxy forwarded ", s.proxy_bytes, " B; worker-1 -> worker-2 ",
+                              "backpressure_ms ", s.direct_backpressure_ms, "; RSS worker-1 ", Mib(rss[0]),
+                              ", worker-2 ", Mib(rss[1])));
+    }
+    // Held: below the total, with (nearly) no progress for kHeldForMs. The
+    // sink drains ~100 features/s, which may let a few records through.
+    const int64_t creep = total_records / 100;
+    size_t from = samples.size() - 1;
+    while (from > 0 && samples[from - 1].records_in > 0 && s.records_in - samples[from - 1].records_in <= creep) --from;
+    if (s.records_in < total_records && samples[from].records_in > 0 && s.at_ms - samples[from].at_ms >= kHeldForMs) {
+      held_from = from;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  const Sample& held_start = samples[*held_from];
+  const Sample& held_end = samples.back();
+  const int64_t held_ms = held_end.at_ms - held_start.at_ms;
+  const int64_t peak_rss[2] = {ProcStatusBytes(direct.pid(), "VmHWM"), ProcStatusBytes(throttled.pid(), "VmHWM")};
+  clock_.Log(absl::StrCat("held back for ", held_ms, " ms at records_in ", held_start.records_in, " -> ",
+                          held_end.records_in, " of ", total_records, " (", held_end.records_in * 100 / total_records,
+                          " %); worker-1 ", held_start.direct_records_in, " -> ", held_end.direct_records_in, " of ",
+                          direct_total, "; worker-2 redis_features_written ", held_start.throttled_written, " -> ",
+                          held_end.throttled_written, ", proxy forwarded ", held_end.proxy_bytes - held_start.proxy_bytes,
+                          " B meanwhile (", (held_end.proxy_bytes - held_start.proxy_bytes) * 1000 / std::max<int64_t>(held_ms, 1),
+                          " B/s)"));
+  clock_.Log(absl::StrCat("RSS while throttled: max sampled worker-1 ", Mib(max_rss[0]), ", worker-2 ", Mib(max_rss[1]),
+                          "; peak (VmHWM) worker-1 ", Mib(peak_rss[0]), ", worker-2 ", Mib(peak_rss[1]), "; bound ",
+                          Mib(kRssBoundBytes)));
+  // Well short of the total, worker-1's source included: it reads partitions
+  // whose events mostly belong to worker-2, so it waits for worker-2's credit.
+  // (Worker-2's sink fills after ~30 % of the event time; each source may be
+  // 8 batches (credits) ahead of worker-2's operator, and worker-1 further
+  // when its source ran faster: measured 45-65 % of the total.)
+  EXPECT_LE(held_end.records_in, total_records * 3 / 4) << "the job should be held back well short of the total";
+  EXPECT_LE(held_end.direct_records_in, direct_total * 9 / 10)
+      << "worker-1's source should be held back too (backpressure across the shuffle)";
+  // Slowly, but worker-2 keeps writing: held back, not stuck. Measured at the
+  // proxy: worker-2's redis_features_written in GetJob stands still meanwhile
+  // (its operator thread, which publishes it, is blocked in RedisSink::Write).
+  EXPECT_GT(held_end.proxy_bytes, held_start.proxy_bytes) << "worker-2 wrote nothing to Redis while throttled";
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_GT(peak_rss[i], 0);
+    EXPECT_LT(peak_rss[i], kRssBoundBytes) << "peak RSS (VmHWM) of worker-" << i + 1;
+  }
+  clock_.EndPhase("throttled");
+
+  // --- Lift the limit: everything must arrive --------------------------------
+  proxy.SetRateLimit(0);
+  const int64_t unthrottled_at = SteadyNowMs();
+  clock_.Log("rate limit lifted");
+  const int64_t final_watermark = future_ms - kWatermarkLagMs;
+  std::optional<v1::JobStatus> final_job;
+  v1::WorkerCounters c;
+  {
+    std::string previous;
+    std::string last_state = "no answer yet";
+    int64_t next_progress_log = SteadyNowMs() + 5000;
+    const int64_t deadline = SteadyNowMs() + 90000;
+    while (SteadyNowMs() < deadline) {
+      if (std::optional<std::string> exited = ExitedProcess()) FAIL() << *exited << " after the limit was lifted";
+      absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+      absl::StatusOr<v1::WorkerCounters> sum =
+          job.ok() ? JobCounters(*job, 2) : absl::StatusOr<v1::WorkerCounters>(job.status());
+      if (sum.ok()) {
+        last_state = Summarize(*sum);
+        const bool done = sum->records_in() >= total_records && sum->watermark_ms() >= final_watermark &&
+                          sum->features_emitted() == sum->redis_features_written();
+        // Stable: the same counters in two polls a heartbeat apart or more.
+        if (done && previous == sum->SerializeAsString()) {
+          final_job = *job;
+          c = *sum;
+          break;
+        }
+        previous = done ? sum->SerializeAsString() : "";
+      } else {
+        last_state = std::string(sum.status().message());
+      }
+      if (SteadyNowMs() >= next_progress_log) {
+        clock_.Log("waiting for everything to reach Redis: " + last_state);
+        next_progress_log += 5000;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    }
+    ASSERT_TRUE(final_job.has_value()) << "not everything reached Redis within 90 s of lifting the limit; last state: "
+                                       << last_state;
+  }
+  clock_.Log(absl::StrCat("everything written ", SteadyNowMs() - unthrottled_at, " ms after the limit was lifted: ",
+                          Summarize(c)));
+  clock_.EndPhase("drain");
+
+  // --- Counters -----------------------------------------------------------------
+  EXPECT_EQ(c.records_in(), total_records);
+  EXPECT_EQ(c.events_valid(), total_records);
+  EXPECT_EQ(c.records_invalid(), 0);
+  EXPECT_EQ(c.records_late(), 0);
+  EXPECT_EQ(c.sliding_windows_fired(), model.sliding_windows());
+  EXPECT_EQ(c.sessions_fired(), expected_sessions);
+  EXPECT_EQ(c.features_emitted(), expected_features);
+  EXPECT_EQ(c.redis_features_written(), c.features_emitted());
+  EXPECT_EQ(c.redis_errors(), 0);
+  EXPECT_EQ(c.watermark_ms(), final_watermark);
+  EXPECT_EQ(final_job->attempt(), 1);
+  EXPECT_EQ(final_job->failures(), 0) << final_job->failure_cause();
+  for (const v1::ChannelStatus& ch : c.channels()) {
+    EXPECT_EQ(ch.error(), "") << (ch.outbound() ? "to " : "from ") << ch.peer_worker_id();
+  }
+  {
+    const v1::WorkerStatus* t = worker_status(*final_job, throttled_id);
+    const v1::WorkerStatus* d = worker_status(*final_job, direct_id);
+    ASSERT_TRUE(t != nullptr && d != nullptr);
+    EXPECT_EQ(t->counters().redis_features_written(), throttled_features);
+    EXPECT_EQ(d->counters().redis_features_written(), expected_features - throttled_features);
+    // worker-1's source waited for worker-2's credit through the held
+    // window (a wait is counted when it ends, so look after it ended).
+    const int64_t direct_backpressure_ms = outbound_backpressure_ms(*d, throttled_id);
+    clock_.Log(absl::StrCat("backpressure_ms worker-1 -> worker-2: ", held_start.direct_backpressure_ms,
+                            " when held back, ", direct_backpressure_ms, " at the end (the held window lasted ",
+                            held_ms, " ms); worker-2 -> worker-1: ", outbound_backpressure_ms(*t, direct_id)));
+    EXPECT_GE(direct_backpressure_ms - held_start.direct_backpressure_ms, held_ms * 4 / 5)
+        << "worker-1's outbound channel to worker-2 should have waited for credit while held back";
+    clock_.Log(absl::StrCat("RSS at the end: worker-1 ", Mib(ProcStatusBytes(direct.pid(), "VmRSS")), ", worker-2 ",
+                            Mib(ProcStatusBytes(throttled.pid(), "VmRSS")), "; peak worker-1 ",
+                            Mib(ProcStatusBytes(direct.pid(), "VmHWM")), ", worker-2 ",
+                            Mib(ProcStatusBytes(throttled.pid(), "VmHWM"))));
+  }
+
+  // --- Redis: final state and every write (MONITOR) --------------------------
+  {
+    const int64_t deadline = SteadyNowMs() + 10000;
+    absl::StatusOr<int64_t> size = (*redis)->DbSize();
+    while (size.ok() && *size != expected_keys && SteadyNowMs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      size = (*redis)->DbSize();
+    }
+    ASSERT_TRUE(size.ok()) << size.status();
+    clock_.Log(absl::StrCat("redis db ", kRedisDbSlowRedis, " holds ", *size, " keys, the model expects ",
+                            expected_keys));
+    EXPECT_EQ(*size, expected_keys);
+  }
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  {
+    absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 60000);
+    ASSERT_TRUE(commands.ok()) << commands.status();
+    CheckFeatureWrites(model, *commands);
+  }
+  clock_.EndPhase("check redis");
+  if (!HasFailure()) (void)(*redis)->FlushDb();  // keep the data of a failed run for inspection
 }
 
 // ---------------------------------------------------------------------------

@@ -338,6 +338,7 @@ struct OutboundChannel::Impl {
   int64_t records = 0;
   int64_t bytes = 0;
   int64_t backpressure_ms = 0;
+  int64_t waiting_since_ms = 0;  // steady ms a credit wait began (0: not waiting)
 
   void SetError(const std::string& message) {
     std::lock_guard lock(mu);
@@ -460,8 +461,10 @@ absl::Status OutboundChannel::Send(v1::DataBatch* batch, const std::atomic<bool>
     std::unique_lock lock(s.mu);
     if (s.credits == 0 && !s.stream_ended) {
       const int64_t begin = SteadyNowMs();
+      s.waiting_since_ms = begin;
       while (s.credits == 0 && !s.stream_ended && !cancel.load()) s.cv.wait_for(lock, std::chrono::milliseconds(50));
       s.backpressure_ms += SteadyNowMs() - begin;
+      s.waiting_since_ms = 0;
     }
     if (cancel.load()) return absl::CancelledError("cancelled while waiting for credit");
     if (s.stream_ended) {
@@ -511,7 +514,8 @@ v1::ChannelStatus OutboundChannel::Status() const {
   out.set_batches(s.batches);
   out.set_records(s.records);
   out.set_bytes(s.bytes);
-  out.set_backpressure_ms(s.backpressure_ms);
+  // Includes a wait still in progress, so a stall shows while it lasts.
+  out.set_backpressure_ms(s.backpressure_ms + (s.waiting_since_ms > 0 ? SteadyNowMs() - s.waiting_since_ms : 0));
   return out;
 }
 

@@ -48,6 +48,7 @@ struct FeatureTask::Impl {
   std::unique_ptr<InputGate> gate;
   std::shared_ptr<InboundEndpoint> inbound;
   std::vector<std::unique_ptr<OutboundChannel>> outbound;  // by worker index; null for this worker
+  std::mutex outbound_mu;  // guards clearing `outbound` against counters()
 
   // Attempt control, shared by both threads.
   std::atomic<bool> cancel{false};    // stop now: the attempt failed
@@ -464,13 +465,32 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   }
   s.PublishSourceCounters();
   s.PublishOperatorCounters();
+  std::lock_guard lock(s.outbound_mu);
   s.outbound.clear();
   return result;
 }
 
 TaskCounters FeatureTask::counters() const {
-  std::lock_guard lock(impl_->counters_mu);
-  return impl_->counters;
+  TaskCounters c;
+  {
+    std::lock_guard lock(impl_->counters_mu);
+    c = impl_->counters;
+  }
+  // Read live what is thread-safe: the operator thread publishes the rest,
+  // and it may be blocked in a full sink (slow Redis) for a long time; these
+  // are exactly the numbers that show such a stall.
+  const RedisSinkStats sink_stats = impl_->sink->stats();
+  c.redis_features_written = sink_stats.features_written;
+  c.redis_errors = sink_stats.command_errors + sink_stats.connection_errors;
+  c.dlq_delivery_failures = impl_->dead_letters->delivery_failures();
+  c.gate_queued_bytes = impl_->gate->queued_bytes();
+  c.channels.clear();
+  if (impl_->inbound) c.channels = impl_->inbound->Status();
+  std::lock_guard lock(impl_->outbound_mu);
+  for (const auto& channel : impl_->outbound) {
+    if (channel) c.channels.push_back(channel->Status());
+  }
+  return c;
 }
 
 }  // namespace slipstream
