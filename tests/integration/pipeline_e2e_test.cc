@@ -915,6 +915,74 @@ TEST_F(PipelineEndToEnd, LostWorkerIsReportedWithoutHanging) {
 
 // ---------------------------------------------------------------------------
 
+// A worker advertises a data address its peer cannot reach (TEST-NET-1,
+// 192.0.2.1). The peer must keep retrying and report the problem in its
+// heartbeat, where the coordinator (GetJob, log) shows it; the job does not
+// fail over it, and with the channel missing the operator's watermark waits
+// (nothing fires early, nothing is dropped).
+TEST_F(PipelineEndToEnd, UnreachablePeerIsRetriedAndReported) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_GT(rpc_port_, 0);
+  constexpr int kRedisDbUnreachable = 9;
+  {
+    absl::Status created = CreateTopic(env_.kafka, topic_, kPartitions);
+    ASSERT_TRUE(created.ok()) << created;
+  }
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, kRedisDbUnreachable, {"-Dcluster.min-workers=2"}));
+  Start("worker-1", "slipstream-worker", kRedisDbUnreachable);
+  Start("worker-2", "slipstream-worker", kRedisDbUnreachable, {"-Dtaskmanager.host=192.0.2.1"});
+
+  std::string problem;
+  std::string reporter;
+  std::string unreachable;
+  const int64_t deadline = SteadyNowMs() + 30000;
+  while (SteadyNowMs() < deadline && problem.empty()) {
+    if (std::optional<std::string> exited = ExitedProcess()) FAIL() << *exited;
+    absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+    if (job.ok() && JobCounters(*job, 2).ok()) {
+      for (const v1::WorkerStatus& w : job->workers()) {
+        for (const v1::ChannelStatus& ch : w.counters().channels()) {
+          if (ch.outbound() && !ch.connected() && !ch.error().empty()) {
+            problem = ch.error();
+            reporter = w.worker_id();
+            unreachable = ch.peer_worker_id();
+          }
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_FALSE(problem.empty()) << "no worker reported the unreachable peer within 30 s";
+  clock_.Log("worker " + reporter + " reports its channel to " + unreachable + ": " + problem);
+  EXPECT_EQ(unreachable.rfind("192.0.2.1:", 0), 0u) << unreachable;
+
+  // Still retrying a few seconds later: same job attempt, nothing failed,
+  // the problem still reported, the watermark held back.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  if (std::optional<std::string> exited = ExitedProcess()) FAIL() << *exited;
+  absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), "RUNNING");
+  EXPECT_EQ(job->attempt(), 1);
+  EXPECT_EQ(job->failures(), 0) << job->failure_cause();
+  bool still_reported = false;
+  for (const v1::WorkerStatus& w : job->workers()) {
+    EXPECT_EQ(w.counters().features_emitted(), 0) << w.worker_id();
+    for (const v1::ChannelStatus& ch : w.counters().channels()) {
+      if (ch.outbound() && ch.peer_worker_id() == unreachable) {
+        still_reported = !ch.connected() && !ch.error().empty() && ch.error_since_ms() > 0;
+      }
+    }
+  }
+  EXPECT_TRUE(still_reported);
+  // The coordinator's log says so too.
+  const std::string coordinator_log = processes_.front()->ReadStdout() + processes_.front()->ReadStderr();
+  EXPECT_NE(coordinator_log.find("channel to peer " + unreachable), std::string::npos) << coordinator_log;
+}
+
+// ---------------------------------------------------------------------------
+
 constexpr int kRedisDbSlowRedis = 10;
 // RedisSink::Write blocks once this many features wait in its queue
 // (RedisSinkOptions::max_queued; docs/architecture.md, "Redis sink").
