@@ -32,8 +32,9 @@
 # prints a Markdown block for bench/RESULTS.md, which explains every row.
 #
 # pipeline events/s = N / (time of the first poll that sees records_in > 0 ..
-# time of the first poll that sees records_in = N + 4 and
-# redis_features_written = features_emitted).
+# time of the first poll that sees records_in = N + 4, the operator's
+# watermark past the flush records' and redis_features_written =
+# features_emitted).
 #
 # Environment (defaults): BENCH_KAFKA_PORT=29092 BENCH_CONTROLLER_PORT=29093
 #   BENCH_REDIS_PORT=26379 BENCH_COORDINATOR_PORT=26123
@@ -204,6 +205,10 @@ BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 # ------------------------------------------------------------------ preload
 log "preloading $EVENTS events ($USERS users, event-time step $STEP) into $TOPIC ($PARTITIONS partitions)"
 gen_start="$(now_s)"
+# Events end before the generator starts (default --event-time-start: now -
+# count * step) and the flush records carry last base time + 1 d, so only the
+# flush records move the operator's watermark past this threshold.
+DONE_WATERMARK_MS=$(($(date +%s%3N) + 12 * 3600 * 1000))
 "$BIN/slipstream-gen" "-Dkafka.bootstrap.servers=$BOOTSTRAP" --topic "$TOPIC" \
   --partitions "$PARTITIONS" --count "$EVENTS" --users "$USERS" --event-time-step "$STEP" \
   --flush-watermark +1d --quiet >"$RUN/gen.log" 2>&1 || die "slipstream-gen failed (log: $RUN/gen.log)"
@@ -355,7 +360,11 @@ while :; do
       prev_records_ms=$NOW_MS
       prev_written="$written"
     fi
-    if [[ "$records_in" -ge "$EXPECTED" && "$written" -eq "$emitted" ]]; then
+    # records_in is counted by the source thread, features by the window
+    # operator thread: the watermark says the operator has taken the flush
+    # records too (and fired what they close) before written = emitted counts.
+    if [[ "$records_in" -ge "$EXPECTED" && "$written" -eq "$emitted" &&
+      "$(kv watermark_ms "$line")" -ge "$DONE_WATERMARK_MS" ]]; then
       DONE_MS=$NOW_MS
       DONE_LINE="$line"
       cpu_snapshot DONE
@@ -401,7 +410,9 @@ CPU_KAFKA_S="$(ticks_s "$SNAP_FIRST_KAFKA" "$SNAP_DONE_KAFKA")"
 CPU_BUSY_S="$(ticks_s "$SNAP_FIRST_BUSY" "$SNAP_DONE_BUSY")"
 CPU_IDLE_S="$(ticks_s "$SNAP_FIRST_IDLE" "$SNAP_DONE_IDLE")"
 CPU_OTHER_S="$(awk -v b="$CPU_BUSY_S" -v w="$CPU_S" -v r="$CPU_REDIS_S" -v k="$CPU_KAFKA_S" 'BEGIN { o = b - w - r - k; printf "%.1f", (o > 0 ? o : 0) }')"
-# The task thread (tid = pid) does Kafka polling, parsing, windows and RocksDB;
+# The main thread (tid = pid) is the source since the scale-out change: Kafka
+# polling, parsing and routing by key group (windows and RocksDB run on the
+# operator thread, whose time is part of the worker's CPU above);
 # schedstat splits its wall time into running, waiting for a CPU (the machine
 # is busy) and blocked (sink backpressure, empty polls).
 TASK_ON_S="$(awk -v a="$FIRST_TASK_ON" -v b="$DONE_TASK_ON" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')"
@@ -472,7 +483,7 @@ cat <<EOF
 | pipeline / ceiling | **$RATIO** |
 | phases | ingest: $(fmt "$INGEST_RECORDS") records after $INGEST_S s ($(fmt "$INGEST_RATE") events/s, $(fmt "$INGEST_WRITTEN") features written by then); then the last batch, whose flush records fire every open window, and the sink's drain: $DRAIN_S s |
 | CPU time over that interval | worker $CPU_S s, Redis $CPU_REDIS_S s, Kafka $CPU_KAFKA_S s, everything else on the machine $CPU_OTHER_S s, idle $CPU_IDLE_S s (of $NPROC × $PIPELINE_S s) |
-| task thread over that interval | $(if [[ "$TASK_SCHEDSTAT_OK" -eq 1 ]]; then echo "on a CPU $TASK_ON_S s, waiting for a CPU $TASK_WAIT_S s, blocked $TASK_BLOCKED_S s: $(fmt "$TASK_RATE") events per second of its CPU time"; else echo "(no /proc schedstat)"; fi) |
+| source thread (main) over that interval | $(if [[ "$TASK_SCHEDSTAT_OK" -eq 1 ]]; then echo "on a CPU $TASK_ON_S s, waiting for a CPU $TASK_WAIT_S s, blocked $TASK_BLOCKED_S s: $(fmt "$TASK_RATE") events per second of its CPU time"; else echo "(no /proc schedstat)"; fi) |
 | features written to Redis | $(fmt "$(kv redis_features_written "$DONE_LINE")") ($(fmt "$(kv sliding_windows_fired "$DONE_LINE")") sliding windows, $(fmt "$(kv sessions_fired "$DONE_LINE")") sessions; redis errors $(kv redis_errors "$DONE_LINE"); late $(kv records_late "$DONE_LINE"), invalid $(kv records_invalid "$DONE_LINE")) |
 | peak RSS (VmHWM) | worker $RSS_WORKER MiB, coordinator $RSS_COORDINATOR MiB, Kafka $RSS_KAFKA MiB, Redis $RSS_REDIS MiB |
 | target ≥ 250,000 events/s | $(met "$PIPELINE_RATE" 250000) |
@@ -484,7 +495,7 @@ if [[ -n "$PERF_TOP" ]]; then
   echo
   echo "perf record -g on the worker from the first record, up to ${PERF_SECONDS} s; top 10 symbols by self time"
   echo "(perf report --no-children --sort symbol --stdio -g none), then the busiest threads (--sort pid;"
-  echo "tid $TASK_TID is the task thread: parse, windows, RocksDB; the busiest other slipstream-work is normally the Redis sink):"
+  echo "tid $TASK_TID is the source thread: poll, parse, route; the busiest other slipstream-work is normally the window operator, then the Redis sink):"
   echo '```'
   echo "$PERF_TOP"
   echo

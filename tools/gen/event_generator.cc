@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/event.h"
+#include "common/key_groups.h"
 
 namespace slipstream {
 namespace {
@@ -312,6 +313,74 @@ void EventGenerator::Next(GeneratedRecord* out) {
     case Malformation::kCount:
       break;
   }
+}
+
+absl::StatusOr<WorkerLocalPartitioner> WorkerLocalPartitioner::Create(int num_partitions,
+                                                                     int num_workers,
+                                                                     int max_parallelism) {
+  if (num_workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("need at least 1 worker, got ", num_workers));
+  }
+  if (max_parallelism < 1 || max_parallelism > 32768) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max parallelism must be in 1..32768, got ", max_parallelism));
+  }
+  if (num_workers > num_partitions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(num_workers, " workers need at least as many partitions, the topic has ",
+                     num_partitions, ": some worker would read none"));
+  }
+  if (num_workers > max_parallelism) {
+    return absl::InvalidArgumentError(absl::StrCat(num_workers, " workers exceed max parallelism ",
+                                                   max_parallelism, ": some worker would own no key group"));
+  }
+  WorkerLocalPartitioner p;
+  p.num_partitions_ = num_partitions;
+  p.num_workers_ = num_workers;
+  p.max_parallelism_ = max_parallelism;
+  p.owner_of_key_group_.assign(max_parallelism, -1);
+  for (int i = 0; i < num_workers; ++i) {
+    const KeyGroupRange range = KeyGroupRangeForOperatorIndex(max_parallelism, num_workers, i);
+    for (int kg = range.first; kg <= range.last; ++kg) p.owner_of_key_group_[kg] = i;
+  }
+  if (std::find(p.owner_of_key_group_.begin(), p.owner_of_key_group_.end(), -1) !=
+      p.owner_of_key_group_.end()) {
+    return absl::InternalError("the key-group ranges do not cover every key group");
+  }
+  p.partitions_of_worker_.resize(num_workers);
+  for (int partition = 0; partition < num_partitions; ++partition) {
+    p.partitions_of_worker_[partition % num_workers].push_back(partition);
+  }
+  return p;
+}
+
+int WorkerLocalPartitioner::OwnerIndex(std::string_view key) const {
+  return owner_of_key_group_[KeyGroupForKey(key, max_parallelism_)];
+}
+
+int WorkerLocalPartitioner::PartitionFor(std::string_view key) const {
+  const int key_group = KeyGroupForKey(key, max_parallelism_);
+  const std::vector<int>& candidates = partitions_of_worker_[owner_of_key_group_[key_group]];
+  return candidates[static_cast<size_t>(key_group) % candidates.size()];
+}
+
+absl::StatusOr<std::string> WorkerLocalPartitioner::LocalKeyFor(int partition,
+                                                                std::string_view base) const {
+  if (partition < 0 || partition >= num_partitions_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("partition ", partition, " is not in 0..", num_partitions_ - 1));
+  }
+  const int reader = partition % num_workers_;
+  std::string key(base);
+  // Each suffix hits a given worker with probability >= 1/max_parallelism;
+  // the bound only guards against a broken hash.
+  for (int64_t i = 1; OwnerIndex(key) != reader; ++i) {
+    if (i > 100 * static_cast<int64_t>(max_parallelism_)) {
+      return absl::InternalError(absl::StrCat("no key ", std::string(base), "<n> owned by worker ", reader));
+    }
+    key = absl::StrCat(std::string(base), i);
+  }
+  return key;
 }
 
 }  // namespace slipstream

@@ -13,6 +13,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -77,5 +78,46 @@ class EventGenerator {
 // The price is printed in its shortest round-trip form.
 void AppendEventJson(int64_t event_time_ms, std::string_view event_type,
                      std::string_view user_id, double price, std::string* out);
+
+
+// Chooses Kafka partitions so that no event crosses between workers: every
+// key goes to a partition read by the worker that owns the key's key group,
+// under the coordinator's assignment for `num_workers` workers (partition p is
+// read by worker p % num_workers; worker i owns the contiguous key-group range
+// KeyGroupRangeForOperatorIndex(max_parallelism, num_workers, i)). Among the
+// owner's partitions a key always takes the same one (chosen by its key group),
+// so each user's events stay in order in one partition, as with keyed
+// partitioning. For benchmarks of the shuffle (slipstream-gen
+// --partition-for-workers); the worker routes by key group either way.
+class WorkerLocalPartitioner {
+ public:
+  // Needs 1 <= num_workers <= num_partitions (every worker reads a partition)
+  // and num_workers <= max_parallelism (every worker owns a key group).
+  static absl::StatusOr<WorkerLocalPartitioner> Create(int num_partitions, int num_workers,
+                                                       int max_parallelism);
+
+  // Index of the worker that owns `key`'s key group.
+  int OwnerIndex(std::string_view key) const;
+  // A partition p with p % num_workers == OwnerIndex(key); the same for the
+  // same key.
+  int PartitionFor(std::string_view key) const;
+  // A key owned by the worker that reads `partition`: `base` itself if it is,
+  // else base + "1", base + "2", ... (the first that is). For the flush
+  // records the generator sends to every partition, so they stay local too.
+  absl::StatusOr<std::string> LocalKeyFor(int partition, std::string_view base) const;
+
+  int num_partitions() const { return num_partitions_; }
+  int num_workers() const { return num_workers_; }
+  int max_parallelism() const { return max_parallelism_; }
+
+ private:
+  WorkerLocalPartitioner() = default;
+
+  int num_partitions_ = 0;
+  int num_workers_ = 0;
+  int max_parallelism_ = 0;
+  std::vector<int> owner_of_key_group_;             // key group -> worker index
+  std::vector<std::vector<int>> partitions_of_worker_;  // worker index -> its partitions
+};
 
 }  // namespace slipstream

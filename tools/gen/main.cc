@@ -73,6 +73,7 @@ struct Flags {
   int partitions = 0;
   int replication = 1;
   std::string flush_watermark;
+  int partition_for_workers = 0;
   bool quiet = false;
   bool verbose = false;
 };
@@ -228,6 +229,14 @@ int Run(int argc, char** argv) {
                  "after the records, send one event with this time (ISO-8601, e.g. "
                  "9999-01-01T00:00:00Z, or +DURATION after the last base time) to every "
                  "partition, user_id \"__watermark__\", so event-time windows close");
+  app.add_option("--partition-for-workers", f.partition_for_workers,
+                 "instead of Kafka's keyed partitioning, write each user's events to a partition "
+                 "read by the worker that owns the user's key group in a cluster of N workers "
+                 "(partition p is read by worker p % N; key groups: pipeline.max-parallelism, "
+                 "split into contiguous ranges), so no event crosses between workers; flush "
+                 "records get a user id (\"__watermark__\", \"__watermark__1\", ...) owned by "
+                 "their partition's reader. For benchmarks of the shuffle")
+      ->check(AtLeast(1));
   app.add_flag("-q,--quiet", f.quiet, "no progress lines on stderr");
   app.add_flag("-v,--verbose", f.verbose, "print librdkafka's log lines");
 
@@ -382,6 +391,24 @@ int Run(int argc, char** argv) {
   }
   if (absl::Status s = producer.OpenTopic(topic); !s.ok()) return Fail(s);
 
+  std::unique_ptr<WorkerLocalPartitioner> local_partitioner;
+  if (f.partition_for_workers > 0) {
+    absl::StatusOr<int64_t> max_parallelism = config->GetInt("pipeline.max-parallelism");
+    if (!max_parallelism.ok()) return Fail(max_parallelism.status());
+    absl::StatusOr<WorkerLocalPartitioner> created_partitioner = WorkerLocalPartitioner::Create(
+        *partitions, f.partition_for_workers, static_cast<int>(*max_parallelism));
+    if (!created_partitioner.ok()) {
+      return Fail(absl::StrCat("--partition-for-workers: ", created_partitioner.status().message()));
+    }
+    local_partitioner = std::make_unique<WorkerLocalPartitioner>(std::move(*created_partitioner));
+    if (!f.quiet) {
+      std::fprintf(stderr,
+                   "%s: partitioning for %d workers: each key to a partition of the worker that "
+                   "owns its key group (max parallelism %lld)\n",
+                   kProgram, f.partition_for_workers, static_cast<long long>(*max_parallelism));
+    }
+  }
+
   // --- Produce ---------------------------------------------------------------
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
@@ -432,8 +459,10 @@ int Run(int argc, char** argv) {
     absl::StatusOr<bool> more = next(&record);
     if (!more.ok()) return Fail(more.status());
     if (!*more) break;
-    absl::Status s = producer.Produce(record.key, record.value, KafkaProducer::kAnyPartition,
-                                      &g_stop);
+    const int32_t partition = local_partitioner && !record.key.empty()
+                                  ? local_partitioner->PartitionFor(record.key)
+                                  : KafkaProducer::kAnyPartition;
+    absl::Status s = producer.Produce(record.key, record.value, partition, &g_stop);
     if (absl::IsCancelled(s)) break;
     if (!s.ok()) return Fail(s);
     ++sent;
@@ -449,9 +478,16 @@ int Run(int argc, char** argv) {
       watermark_ms = last_base + watermark_offset_ms;
     }
     std::string value;
-    AppendEventJson(watermark_ms, "view", kWatermarkUserId, 0.0, &value);
     for (int p = 0; p < *partitions; ++p) {
-      if (absl::Status s = producer.Produce(kWatermarkUserId, value, p, &g_stop); !s.ok()) {
+      std::string user = kWatermarkUserId;
+      if (local_partitioner) {
+        absl::StatusOr<std::string> local = local_partitioner->LocalKeyFor(p, kWatermarkUserId);
+        if (!local.ok()) return Fail(local.status());
+        user = *std::move(local);
+      }
+      value.clear();
+      AppendEventJson(watermark_ms, "view", user, 0.0, &value);
+      if (absl::Status s = producer.Produce(user, value, p, &g_stop); !s.ok()) {
         return Fail(s);
       }
     }
