@@ -193,7 +193,7 @@ class DataPlaneService final : public v1::DataPlane::Service {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a data channel must start with ChannelOpen");
     }
     const v1::ChannelOpen open = first.open();
-    std::shared_ptr<InboundEndpoint> endpoint = WaitForAttempt(open.job_id(), open.attempt());
+    std::shared_ptr<InboundEndpoint> endpoint = WaitForAttempt(ctx, open.job_id(), open.attempt());
     if (!endpoint) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           absl::StrCat("this worker is not running attempt ", open.attempt(), " of job ",
@@ -260,18 +260,32 @@ class DataPlaneService final : public v1::DataPlane::Service {
   }
 
  private:
-  std::shared_ptr<InboundEndpoint> WaitForAttempt(const std::string& job_id, int64_t attempt) {
+  std::shared_ptr<InboundEndpoint> WaitForAttempt(grpc::ServerContext* ctx, const std::string& job_id,
+                                                  int64_t attempt) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(kAttachWaitMs), [&] {
-      return endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() >= attempt;
-    });
-    if (endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() == attempt) {
-      endpoint_->impl_->StreamStarted();  // under mu_: Detach cannot miss it
-      return endpoint_;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kAttachWaitMs);
+    auto matches = [&] { return endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() == attempt; };
+    // Short slices: a cancelled call (the sender gave up) or a server that
+    // shuts down must not hold this thread for the whole wait.
+    while (!matches() && !stopping_ && !ctx->IsCancelled() && std::chrono::steady_clock::now() < deadline) {
+      if (endpoint_ && endpoint_->job_id() == job_id && endpoint_->attempt() > attempt) break;  // too old
+      cv_.wait_for(lock, std::chrono::milliseconds(50));
     }
-    return nullptr;
+    if (!matches() || stopping_) return nullptr;
+    endpoint_->impl_->StreamStarted();  // under mu_: Detach cannot miss it
+    return endpoint_;
   }
 
+ public:
+  // The server is going away: waiting streams give up at once.
+  void Stop() {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  bool stopping_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   std::shared_ptr<InboundEndpoint> endpoint_;
@@ -304,6 +318,7 @@ absl::StatusOr<std::unique_ptr<DataPlaneServer>> DataPlaneServer::Start(int port
 }
 
 DataPlaneServer::~DataPlaneServer() {
+  impl_->service.Stop();
   impl_->service.Detach();
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
