@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "rocksdb/db.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/memtablerep.h"
 #include "rocksdb/table.h"
@@ -110,6 +111,55 @@ uint64_t StateStore::ApproximateSizeBytes() {
   impl_->db->GetIntProperty("rocksdb.estimate-live-data-size", &live);
   impl_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
   return live + mem;
+}
+
+absl::Status StateStore::CreateCheckpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  if (absl::Status s = FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "checkpoint"); !s.ok()) return s;
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush = 0: always flush the memtables (the WAL is off, so
+  // unflushed data would not be in the copy).
+  return FromRocks(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "checkpoint");
+}
+
+absl::StatusOr<int64_t> StateStore::IngestKeyGroups(const std::vector<std::string>& snapshot_dirs,
+                                                     KeyGroupRange range) {
+  if (range.empty()) return 0;
+  std::string lower, upper;
+  AppendKeyGroupPrefix(range.first, &lower);
+  const bool to_end = range.last >= 0xffff;
+  if (!to_end) AppendKeyGroupPrefix(range.last + 1, &upper);
+  int64_t copied = 0;
+  for (const std::string& dir : snapshot_dirs) {
+    rocksdb::Options options;
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status opened = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
+    if (!opened.ok()) return FromRocks(opened, absl::StrCat("open snapshot ", dir));
+    std::unique_ptr<rocksdb::DB> snapshot(raw);
+    absl::Status status;
+    {
+      rocksdb::ReadOptions read;
+      rocksdb::Slice upper_slice(upper);
+      if (!to_end) read.iterate_upper_bound = &upper_slice;
+      read.fill_cache = false;
+      std::unique_ptr<rocksdb::Iterator> it(snapshot->NewIterator(read));
+      rocksdb::WriteBatch batch;
+      for (it->Seek(lower); it->Valid(); it->Next()) {
+        batch.Put(it->key(), it->value()).PermitUncheckedError();
+        ++copied;
+        if (batch.GetDataSize() >= (8 << 20)) {
+          status = FromRocks(impl_->db->Write(impl_->write_options, &batch), "restore write");
+          batch.Clear();
+          if (!status.ok()) break;
+        }
+      }
+      if (status.ok()) status = FromRocks(it->status(), absl::StrCat("read snapshot ", dir));
+      if (status.ok()) status = FromRocks(impl_->db->Write(impl_->write_options, &batch), "restore write");
+    }  // the iterator goes before its DB (Debian's RocksDB asserts it)
+    snapshot->Close().PermitUncheckedError();
+    if (!status.ok()) return status;
+  }
+  return copied;
 }
 
 }  // namespace slipstream

@@ -13,9 +13,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/key_groups.h"
 
 namespace slipstream {
 
@@ -50,6 +52,19 @@ class StateStore {
 
   // Approximate size of the live state, for metrics.
   uint64_t ApproximateSizeBytes();
+
+  // Writes a consistent copy of the committed state to `dir` (which must not
+  // exist): memtables are flushed and the SST files hard-linked where the
+  // file system allows, so this is fast and the copy is immutable. The
+  // synchronous part of a checkpoint.
+  [[nodiscard]] absl::Status CreateCheckpoint(const std::string& dir);
+
+  // Copies into this (empty) store the keys of `range` found in the state
+  // copies `snapshot_dirs` (each a CreateCheckpoint result, possibly of
+  // another worker with another range: this is how state is redistributed
+  // by key group). Returns the number of keys copied.
+  [[nodiscard]] absl::StatusOr<int64_t> IngestKeyGroups(const std::vector<std::string>& snapshot_dirs,
+                                                         KeyGroupRange range);
 
  private:
   struct Impl;

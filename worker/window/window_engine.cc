@@ -240,6 +240,58 @@ absl::Status WindowEngine::Commit() {
 
 absl::Status WindowEngine::Flush() { return impl_->Flush(); }
 
+absl::Status WindowEngine::Restore() {
+  Impl& s = *impl_;
+  if (!s.users.empty() || !s.timers.empty()) return absl::FailedPreconditionError("restore into a non-empty engine");
+  absl::Status problem;
+  for (int kg = s.owned.first; kg <= s.owned.last && problem.ok(); ++kg) {
+    // Users first: timers point at their nodes.
+    const std::string users_lower = sk::Prefix(kg, sk::kUser);
+    std::string users_upper = users_lower;
+    ++users_upper.back();
+    absl::Status scanned = s.store->Scan(users_lower, users_upper, [&](std::string_view key, std::string_view value) {
+      std::string_view user;
+      if (sk::DecodeUser(key.substr(users_lower.size()), &user) == 0) {
+        problem = absl::DataLossError(absl::StrCat("malformed user key in key group ", kg));
+        return false;
+      }
+      auto [it, inserted] = s.users.try_emplace(std::string(user));
+      UserEntry& entry = it->second;
+      entry.key_group = kg;
+      entry.id = s.next_user_id++;
+      if (!UserWindowState::Parse(value, &entry.state)) {
+        problem = absl::DataLossError(absl::StrCat("unreadable state of user ", ToAbsl(user), " in key group ", kg));
+        return false;
+      }
+      return true;
+    });
+    if (!scanned.ok()) return scanned;
+    if (!problem.ok()) return problem;
+    const std::string timers_lower = sk::Prefix(kg, sk::kTimer);
+    std::string timers_upper = timers_lower;
+    ++timers_upper.back();
+    scanned = s.store->Scan(timers_lower, timers_upper, [&](std::string_view key, std::string_view) {
+      std::string_view rest = key.substr(timers_lower.size());
+      std::string_view user;
+      if (rest.size() < 10 || sk::DecodeUser(rest.substr(9), &user) == 0) {
+        problem = absl::DataLossError(absl::StrCat("malformed timer key in key group ", kg));
+        return false;
+      }
+      const int64_t time = sk::DecodeTime(rest);
+      const auto kind = static_cast<TimerKind>(rest[8]);
+      auto it = s.users.find(ToAbsl(user));
+      if (it == s.users.end() || (kind != TimerKind::kSlidingWindow && kind != TimerKind::kSession)) {
+        problem = absl::DataLossError(absl::StrCat("timer without its user ", ToAbsl(user), " in key group ", kg));
+        return false;
+      }
+      if (s.timers.insert(Timer{time, kind, &*it}).second) ++it->second.timer_count;
+      return true;
+    });
+    if (!scanned.ok()) return scanned;
+  }
+  return problem;
+}
+
 WindowEngineStats WindowEngine::stats() const {
   return {impl_->sliding_windows_fired, impl_->sessions_fired, static_cast<int64_t>(impl_->users.size()),
           static_cast<int64_t>(impl_->timers.size())};

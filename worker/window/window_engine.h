@@ -64,6 +64,13 @@ class WindowEngine {
   // Writes all pending changes to RocksDB now.
   [[nodiscard]] absl::Status Flush();
 
+  // Rebuilds the working copy (every user and timer of the owned key groups)
+  // from the store, e.g. after StateStore::IngestKeyGroups restored a
+  // checkpoint. The engine must be empty. Its watermark stays at the minimum:
+  // as in Flink, watermarks are not part of a checkpoint; the sources' new
+  // watermarks fire whatever timers are due.
+  [[nodiscard]] absl::Status Restore();
+
   int64_t watermark() const;
   WindowEngineStats stats() const;
 

@@ -1,0 +1,231 @@
+// Snapshot and restore of the window engine's state, the basis of
+// checkpoints: an engine restored from a RocksDB checkpoint taken at any
+// point must continue exactly like the engine that never stopped. Also when
+// the checkpoint is split by key-group range onto several engines (how state
+// is redistributed onto another number of workers).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/worker/engine_test_util.h"
+
+namespace slipstream {
+namespace {
+
+using testing_util::EngineHarness;
+using testing_util::kHour;
+using testing_util::kMaxParallelism;
+using testing_util::kMin;
+using testing_util::TempDir;
+
+struct Op {
+  bool advance = false;  // else an event
+  Event event;
+  int64_t watermark = 0;
+};
+
+std::vector<Op> Generate(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Op> ops;
+  const int users = 5 + static_cast<int>(rng() % 60);
+  int64_t now = 1'700'000'000'000 + static_cast<int64_t>(rng() % kHour);
+  int64_t watermark = now - kHour;
+  const int n = 300 + static_cast<int>(rng() % 1500);
+  for (int i = 0; i < n; ++i) {
+    if (rng() % 12 == 0) {
+      watermark = std::max(watermark, now - static_cast<int64_t>(rng() % (20 * kMin)));
+      ops.push_back(Op{true, {}, watermark});
+      continue;
+    }
+    now += static_cast<int64_t>(rng() % (3 * kMin));
+    Op op;
+    op.event.user_id = "u" + std::to_string(rng() % users);
+    // Mostly in order, some behind (late or not), as in a real stream.
+    op.event.event_time_ms = now - (rng() % 5 == 0 ? static_cast<int64_t>(rng() % (40 * kMin)) : 0);
+    op.event.type = static_cast<EventType>(rng() % 3);
+    op.event.price = static_cast<double>(rng() % 10000) / 100.0;
+    ops.push_back(op);
+  }
+  ops.push_back(Op{true, {}, now + 3 * kHour});
+  return ops;
+}
+
+// Every write, grouped by Redis key in emission order (the order across keys
+// depends on timer order only, which a restore may renumber).
+using WritesByKey = std::map<std::string, std::vector<std::vector<std::string>>>;
+
+void Collect(const std::vector<FeatureWrite>& writes, WritesByKey* out) {
+  for (const FeatureWrite& w : writes) (*out)[w.key].push_back(w.fields);
+}
+
+// Applies ops[from, to) to `engine`, collecting writes and late decisions.
+void Apply(EngineHarness& h, const std::vector<Op>& ops, size_t from, size_t to, WritesByKey* writes,
+           std::vector<bool>* accepted) {
+  for (size_t i = from; i < to; ++i) {
+    if (ops[i].advance) {
+      Collect(h.Advance(ops[i].watermark), writes);
+    } else {
+      accepted->push_back(h.Process(ops[i].event));
+    }
+    if (i % 7 == 0) h.Commit();
+  }
+}
+
+// An engine over `range` restored from `snapshots`.
+class RestoredEngine {
+ public:
+  RestoredEngine(const std::vector<std::string>& snapshots, KeyGroupRange range) : range_(range) {
+    auto store = StateStore::Open(dir_.path() + "/db", StateStoreOptions{});
+    if (!store.ok()) {
+      ADD_FAILURE() << std::string(store.status().message());
+      return;
+    }
+    store_ = std::move(*store);
+    absl::StatusOr<int64_t> copied = store_->IngestKeyGroups(snapshots, range);
+    if (!copied.ok()) {
+      ADD_FAILURE() << std::string(copied.status().message());
+      return;
+    }
+    keys_ = *copied;
+    engine_ = std::make_unique<WindowEngine>(store_.get(), range);
+    absl::Status restored = engine_->Restore();
+    if (!restored.ok()) {
+      ADD_FAILURE() << std::string(restored.message());
+      engine_.reset();
+    }
+  }
+  ~RestoredEngine() {
+    engine_.reset();
+    store_.reset();
+  }
+  bool ok() const { return engine_ != nullptr; }
+  bool owns(const std::string& user) const { return range_.contains(KeyGroupForKey(user, kMaxParallelism)); }
+  WindowEngine& engine() { return *engine_; }
+  int64_t keys() const { return keys_; }
+
+ private:
+  KeyGroupRange range_;
+  TempDir dir_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<WindowEngine> engine_;
+  int64_t keys_ = 0;
+};
+
+// For `seed`, cuts the run at a random op, checkpoints, restores onto
+// `parts` engines splitting the key groups like Flink's ranges, and checks
+// the continuation. Returns the number of failures added.
+void CheckSeed(uint64_t seed, int parts) {
+  SCOPED_TRACE("seed " + std::to_string(seed) + ", restored onto " + std::to_string(parts) + " engine(s)");
+  const std::vector<Op> ops = Generate(seed);
+  std::mt19937_64 rng(seed ^ 0xabcdef);
+  const size_t cut = 1 + rng() % (ops.size() - 1);
+
+  EngineHarness original;
+  ASSERT_TRUE(original.ok());
+  WritesByKey before, after_original;
+  std::vector<bool> accepted_before, accepted_original;
+  Apply(original, ops, 0, cut, &before, &accepted_before);
+  // The synchronous part of a checkpoint: pending changes into RocksDB, then
+  // an immutable copy.
+  ASSERT_TRUE(original.engine().Flush().ok());
+  TempDir snapshot_root;
+  const std::string snapshot = snapshot_root.path() + "/chk";
+  ASSERT_TRUE(original.store().CreateCheckpoint(snapshot).ok());
+  const int64_t watermark_at_cut = original.engine().watermark();
+  Apply(original, ops, cut, ops.size(), &after_original, &accepted_original);
+
+  std::vector<std::unique_ptr<RestoredEngine>> restored;
+  int64_t keys = 0;
+  for (int i = 0; i < parts; ++i) {
+    restored.push_back(std::make_unique<RestoredEngine>(
+        std::vector<std::string>{snapshot}, KeyGroupRangeForOperatorIndex(kMaxParallelism, parts, i)));
+    ASSERT_TRUE(restored.back()->ok());
+    keys += restored.back()->keys();
+  }
+  WritesByKey after_restored;
+  for (auto& r : restored) {
+    // The watermark is not in the checkpoint; bring it back to where it was:
+    // nothing may fire (everything due had fired before the cut).
+    if (watermark_at_cut > INT64_MIN) {
+      std::vector<FeatureWrite> fired;
+      ASSERT_TRUE(r->engine().AdvanceWatermark(watermark_at_cut, &fired).ok());
+      EXPECT_TRUE(fired.empty()) << fired.size() << " writes fired again right after the restore, first "
+                                 << fired.front().key;
+    }
+  }
+  std::vector<bool> accepted_restored;
+  for (size_t i = cut; i < ops.size(); ++i) {
+    if (ops[i].advance) {
+      for (auto& r : restored) {
+        std::vector<FeatureWrite> fired;
+        ASSERT_TRUE(r->engine().AdvanceWatermark(ops[i].watermark, &fired).ok());
+        Collect(fired, &after_restored);
+      }
+    } else {
+      for (auto& r : restored) {
+        if (!r->owns(ops[i].event.user_id)) continue;
+        absl::StatusOr<bool> ok = r->engine().ProcessEvent(KeyGroupForKey(ops[i].event.user_id, kMaxParallelism),
+                                                           ops[i].event);
+        ASSERT_TRUE(ok.ok()) << std::string(ok.status().message());
+        accepted_restored.push_back(*ok);
+      }
+    }
+  }
+  EXPECT_EQ(accepted_restored, accepted_original) << "late decisions differ after the restore";
+  EXPECT_EQ(after_restored.size(), after_original.size());
+  for (const auto& [key, writes] : after_original) {
+    auto it = after_restored.find(key);
+    if (it == after_restored.end()) {
+      ADD_FAILURE() << key << ": " << writes.size() << " writes missing after the restore";
+      continue;
+    }
+    EXPECT_EQ(it->second, writes) << key;
+  }
+  for (const auto& [key, writes] : after_restored) {
+    if (!after_original.count(key)) ADD_FAILURE() << key << ": written only after the restore";
+  }
+  if (cut > 10) EXPECT_GT(keys, 0) << "the checkpoint held no state";
+}
+
+TEST(EngineRestore, ContinuesExactlyLikeTheOriginal) {
+  for (uint64_t seed = 1; seed <= 40; ++seed) CheckSeed(seed, 1);
+}
+
+TEST(EngineRestore, SplitByKeyGroupRangeOntoSeveralEngines) {
+  for (uint64_t seed = 100; seed <= 130; ++seed) CheckSeed(seed, 1 + static_cast<int>(seed % 3) + 1);
+}
+
+TEST(EngineRestore, RestoreNeedsAnEmptyEngine) {
+  EngineHarness h;
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(h.Process("a", 1'700'000'000'000));
+  EXPECT_FALSE(h.engine().Restore().ok());
+}
+
+TEST(EngineRestore, IngestSelectsOnlyTheRange) {
+  EngineHarness h;
+  ASSERT_TRUE(h.ok());
+  int in_low_half = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string user = "user-" + std::to_string(i);
+    ASSERT_TRUE(h.Process(user, 1'700'000'000'000 + i));
+    if (KeyGroupForKey(user, kMaxParallelism) < 64) ++in_low_half;
+  }
+  ASSERT_TRUE(h.engine().Flush().ok());
+  TempDir root;
+  ASSERT_TRUE(h.store().CreateCheckpoint(root.path() + "/chk").ok());
+  RestoredEngine low({root.path() + "/chk"}, KeyGroupRange{0, 63});
+  ASSERT_TRUE(low.ok());
+  EXPECT_EQ(low.engine().stats().users, in_low_half);
+  EXPECT_GT(low.engine().stats().timers, 0);
+  RestoredEngine high({root.path() + "/chk"}, KeyGroupRange{64, 127});
+  ASSERT_TRUE(high.ok());
+  EXPECT_EQ(high.engine().stats().users, 200 - in_low_half);
+}
+
+}  // namespace
+}  // namespace slipstream
