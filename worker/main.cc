@@ -99,6 +99,7 @@ int RunWorker(int argc, char** argv) {
   const int64_t heartbeat_interval_ms = settings.DurationMs("heartbeat.interval");
   std::string advertised_host = settings.String("taskmanager.host");
   const int64_t data_port = settings.Int("taskmanager.data.port");
+  const std::string checkpointing_mode = settings.String("execution.checkpointing.mode");
   RedisSinkOptions redis;
   redis.host = settings.String("redis.host");
   redis.port = static_cast<int>(settings.Int("redis.port"));
@@ -222,6 +223,22 @@ int RunWorker(int argc, char** argv) {
     task_options.workers.push_back(TaskPeer{peer.worker_id(), absl::StrCat(peer.host(), ":", peer.data_port()),
                                             KeyGroupRange{peer.key_groups().first(), peer.key_groups().last()}});
   }
+  task_options.exactly_once = checkpointing_mode == "EXACTLY_ONCE";
+  task_options.local_snapshot_dir = worker_state_dir + ".snapshots";
+  task_options.acknowledge = [&stub](const v1::AcknowledgeCheckpointRequest& request) -> absl::Status {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::AcknowledgeCheckpointResponse response;
+    grpc::Status status = stub->AcknowledgeCheckpoint(&ctx, request, &response);
+    if (!status.ok()) return absl::UnavailableError(status.error_message());
+    return absl::OkStatus();
+  };
+  task_options.decline = [&stub](const v1::DeclineCheckpointRequest& request) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::DeclineCheckpointResponse response;
+    (void)stub->DeclineCheckpoint(&ctx, request, &response);
+  };
   absl::StatusOr<std::unique_ptr<FeatureTask>> task =
       FeatureTask::Create(task_options, std::move(*source), std::move(*dead_letters), std::move(*sink),
                           std::move(*state), data_plane->get());

@@ -237,6 +237,7 @@ class DataPlaneService final : public v1::DataPlane::Service {
         batch.watermark_ms = b->watermark_ms();
         batch.idle = b->idle();
         batch.end_of_input = b->end_of_input();
+        batch.barrier_id = b->barrier_id();
         ended = batch.end_of_input;
         if (absl::Status pushed = gate->Push(std::move(batch)); !pushed.ok()) {
           if (!gate->closed()) problem = std::string(pushed.message());
@@ -291,8 +292,58 @@ class DataPlaneService final : public v1::DataPlane::Service {
   std::shared_ptr<InboundEndpoint> endpoint_;
 };
 
+namespace {
+
+grpc::Status ToGrpcStatus(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  const grpc::StatusCode code = s.code() == absl::StatusCode::kInvalidArgument    ? grpc::StatusCode::INVALID_ARGUMENT
+                                : s.code() == absl::StatusCode::kFailedPrecondition ? grpc::StatusCode::FAILED_PRECONDITION
+                                : s.code() == absl::StatusCode::kUnavailable        ? grpc::StatusCode::UNAVAILABLE
+                                                                                    : grpc::StatusCode::INTERNAL;
+  return grpc::Status(code, std::string(s.message()));
+}
+
+// Forwards the coordinator's checkpoint calls to the running task.
+class TaskControlService final : public v1::TaskControl::Service {
+ public:
+  void Set(std::shared_ptr<TaskControlHandler> handler) {
+    std::lock_guard lock(mu_);
+    handler_ = std::move(handler);
+  }
+
+  grpc::Status TriggerCheckpoint(grpc::ServerContext*, const v1::TriggerCheckpointRequest* request,
+                                 v1::TriggerCheckpointResponse*) override {
+    std::shared_ptr<TaskControlHandler> handler = Get();
+    if (!handler) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no task is running on this worker");
+    return ToGrpcStatus(handler->TriggerCheckpoint(*request));
+  }
+
+  grpc::Status NotifyCheckpointComplete(grpc::ServerContext*, const v1::CheckpointNotification* request,
+                                        v1::CheckpointNotificationResponse*) override {
+    if (std::shared_ptr<TaskControlHandler> handler = Get()) handler->CheckpointComplete(*request);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status AbortCheckpoint(grpc::ServerContext*, const v1::CheckpointNotification* request,
+                               v1::CheckpointNotificationResponse*) override {
+    if (std::shared_ptr<TaskControlHandler> handler = Get()) handler->AbortCheckpoint(*request);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<TaskControlHandler> Get() {
+    std::lock_guard lock(mu_);
+    return handler_;
+  }
+  std::mutex mu_;
+  std::shared_ptr<TaskControlHandler> handler_;
+};
+
+}  // namespace
+
 struct DataPlaneServer::Impl {
   DataPlaneService service;
+  TaskControlService control;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -309,6 +360,7 @@ absl::StatusOr<std::unique_ptr<DataPlaneServer>> DataPlaneServer::Start(int port
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddListeningPort(absl::StrCat("0.0.0.0:", port), grpc::InsecureServerCredentials(), &impl->port);
   builder.RegisterService(&impl->service);
+  builder.RegisterService(&impl->control);
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     return absl::UnavailableError(
@@ -328,6 +380,10 @@ int DataPlaneServer::port() const { return impl_->port; }
 void DataPlaneServer::Attach(std::shared_ptr<InboundEndpoint> endpoint) { impl_->service.Attach(std::move(endpoint)); }
 
 void DataPlaneServer::Detach() { impl_->service.Detach(); }
+
+void DataPlaneServer::SetTaskControl(std::shared_ptr<TaskControlHandler> handler) {
+  impl_->control.Set(std::move(handler));
+}
 
 // --------------------------------------------------------------------------
 // OutboundChannel

@@ -53,6 +53,16 @@ class InboundEndpoint {
   std::unique_ptr<Impl> impl_;
 };
 
+// What a running task does with the coordinator's checkpoint calls
+// (TaskControl service, served next to the data plane).
+class TaskControlHandler {
+ public:
+  virtual ~TaskControlHandler() = default;
+  virtual absl::Status TriggerCheckpoint(const v1::TriggerCheckpointRequest& request) = 0;
+  virtual void CheckpointComplete(const v1::CheckpointNotification& notification) = 0;
+  virtual void AbortCheckpoint(const v1::CheckpointNotification& notification) = 0;
+};
+
 class DataPlaneServer {
  public:
   // Listens on 0.0.0.0:`port` (0 picks a free port).
@@ -66,6 +76,10 @@ class DataPlaneServer {
   // Stops accepting for the attached attempt, closes its gate, and returns
   // once no stream uses the endpoint (or its gate) any more.
   void Detach();
+
+  // The task that answers TaskControl calls (null: none, calls are refused
+  // as UNAVAILABLE). A call in flight keeps its handler alive.
+  void SetTaskControl(std::shared_ptr<TaskControlHandler> handler);
 
  private:
   struct Impl;

@@ -16,6 +16,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,6 +30,11 @@ struct InboundBatch {
   int64_t watermark_ms = 0;
   bool idle = false;
   bool end_of_input = false;
+  // Checkpoint barrier after the records (0: none). On the local channel it
+  // also carries what the local source recorded for the checkpoint.
+  int64_t barrier_id = 0;
+  std::vector<std::pair<int, int64_t>> offsets;  // partition -> next offset
+  std::string checkpoint_dir;                    // the coordinator's target directory
 };
 
 class InputGate {

@@ -1,6 +1,8 @@
 #include "worker/pipeline/feature_task.h"
 
 #include <chrono>
+#include <deque>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -32,6 +34,58 @@ int64_t SteadyNowMs() {
 std::string WatermarkText(int64_t watermark_ms) {
   return watermark_ms == kMinWatermark ? std::string("none") : FormatIso8601Millis(watermark_ms);
 }
+// Checkpoint requests from the coordinator (TaskControl calls on gRPC
+// threads) for the source thread to pick up at its next poll boundary.
+class CheckpointInbox final : public TaskControlHandler {
+ public:
+  CheckpointInbox(std::string job_id, int64_t attempt) : job_id_(std::move(job_id)), attempt_(attempt) {}
+
+  absl::Status TriggerCheckpoint(const v1::TriggerCheckpointRequest& request) override {
+    if (request.job_id() != job_id_ || request.attempt() != attempt_) {
+      return absl::FailedPreconditionError(absl::StrCat("this worker runs attempt ", attempt_, " of job ", job_id_,
+                                                        ", not attempt ", request.attempt(), " of ",
+                                                        request.job_id()));
+    }
+    std::lock_guard lock(mu_);
+    pending_.push_back(request);
+    return absl::OkStatus();
+  }
+  void CheckpointComplete(const v1::CheckpointNotification& n) override {
+    spdlog::debug("checkpoint {} complete", n.checkpoint_id());
+  }
+  void AbortCheckpoint(const v1::CheckpointNotification& n) override {
+    int64_t current = aborted_up_to_.load();
+    while (n.checkpoint_id() > current && !aborted_up_to_.compare_exchange_weak(current, n.checkpoint_id())) {
+    }
+    spdlog::warn("checkpoint {} aborted by the coordinator: {}", n.checkpoint_id(), n.reason());
+  }
+
+  std::optional<v1::TriggerCheckpointRequest> TakeTrigger() {
+    std::lock_guard lock(mu_);
+    if (pending_.empty()) return std::nullopt;
+    v1::TriggerCheckpointRequest r = std::move(pending_.front());
+    pending_.pop_front();
+    return r;
+  }
+  bool Aborted(int64_t checkpoint_id) const { return checkpoint_id <= aborted_up_to_.load(); }
+
+ private:
+  const std::string job_id_;
+  const int64_t attempt_;
+  std::mutex mu_;
+  std::deque<v1::TriggerCheckpointRequest> pending_;
+  std::atomic<int64_t> aborted_up_to_{0};
+};
+
+int64_t DirectoryBytes(const std::filesystem::path& dir) {
+  int64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    if (entry.is_regular_file(ec)) total += static_cast<int64_t>(entry.file_size(ec));
+  }
+  return total;
+}
+
 }  // namespace
 
 struct FeatureTask::Impl {
@@ -74,6 +128,28 @@ struct FeatureTask::Impl {
   bool source_idle = false;
   int64_t local_backpressure_ms = 0;
 
+  // Checkpoints.
+  std::shared_ptr<CheckpointInbox> inbox;
+  struct Alignment {
+    int64_t id = 0;  // 0: none in progress
+    int64_t started_ms = 0;
+    std::vector<bool> barrier_seen;
+    int seen = 0;
+    std::string checkpoint_dir;  // from the local barrier
+    std::vector<std::pair<int, int64_t>> offsets;
+    std::vector<std::deque<InboundBatch>> held;  // channels past the barrier (EXACTLY_ONCE)
+  };
+  Alignment alignment;
+  std::deque<InboundBatch> replay;  // held batches to process after a snapshot
+  std::thread uploader;             // the asynchronous part of the last checkpoint
+  std::atomic<int64_t> checkpoints_acknowledged{0};
+  std::atomic<int64_t> checkpoints_declined{0};
+  std::atomic<int64_t> last_alignment_ms{0};
+  std::atomic<int64_t> last_sync_ms{0};
+  // Source side: what the coordinator asked for, with the request.
+  std::optional<v1::TriggerCheckpointRequest> barrier_request;  // being emitted
+  std::vector<std::pair<int, int64_t>> barrier_offsets;
+
   mutable std::mutex counters_mu;
   TaskCounters counters;  // guarded by counters_mu
   TaskCounters source_local;
@@ -97,19 +173,29 @@ struct FeatureTask::Impl {
   bool local_only() const { return options.workers.size() == 1; }
 
   // --- source thread ----------------------------------------------------
-  absl::Status EmitTo(int index, bool end_of_input, const std::atomic<bool>& give_up);
+  absl::Status EmitTo(int index, bool end_of_input, const std::atomic<bool>& give_up, int64_t barrier_id = 0);
+  absl::Status InjectBarrier(const v1::TriggerCheckpointRequest& request, const std::atomic<bool>& give_up);
   absl::Status RouteBatch(const std::vector<SourceRecord>& records, int64_t now_ms, const std::atomic<bool>& give_up);
   void SourceLoop(const std::atomic<bool>& stop);
   void PublishSourceCounters();
 
   // --- operator thread ----------------------------------------------------
   void OperatorLoop();
+  // Handles a barrier that arrived on `channel`; snapshots once aligned.
+  void OnBarrier(int channel, const InboundBatch& batch, const InputWatermarks& inputs);
+  void Snapshot();
+  void Decline(int64_t checkpoint_id, const std::string& reason);
+  void ReleaseHeld();
   void PublishOperatorCounters();
 };
 
 FeatureTask::FeatureTask(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FeatureTask::~FeatureTask() {
-  if (impl_->data_plane) impl_->data_plane->Detach();
+  if (impl_->data_plane) {
+    impl_->data_plane->SetTaskControl(nullptr);
+    impl_->data_plane->Detach();
+  }
+  if (impl_->uploader.joinable()) impl_->uploader.join();
   impl_->engine.reset();  // before the state it points into
 }
 
@@ -160,6 +246,8 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
   for (int p : impl->source->partitions()) impl->watermarks.AddPartition(p, now);
   impl->out.resize(n);
   impl->gate = std::make_unique<InputGate>(n, options.worker_index, options.credits_per_channel);
+  impl->inbox = std::make_shared<CheckpointInbox>(options.job_id, options.attempt);
+  if (data_plane != nullptr) data_plane->SetTaskControl(impl->inbox);
   impl->outbound.resize(n);
   if (n > 1) {
     std::vector<std::string> ids;
@@ -183,7 +271,8 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
 
 // Sends what is buffered for worker `index`, followed by the source's
 // watermark status (and end of input when asked).
-absl::Status FeatureTask::Impl::EmitTo(int index, bool end_of_input, const std::atomic<bool>& give_up) {
+absl::Status FeatureTask::Impl::EmitTo(int index, bool end_of_input, const std::atomic<bool>& give_up,
+                                       int64_t barrier_id) {
   OutBuffer& b = out[index];
   std::string records = std::move(b.records);
   const int32_t count = b.count;
@@ -203,6 +292,11 @@ absl::Status FeatureTask::Impl::EmitTo(int index, bool end_of_input, const std::
     batch.watermark_ms = source_watermark;
     batch.idle = source_idle;
     batch.end_of_input = end_of_input;
+    batch.barrier_id = barrier_id;
+    if (barrier_id != 0) {
+      batch.offsets = barrier_offsets;
+      batch.checkpoint_dir = barrier_request->target_dir();
+    }
     return gate->Push(std::move(batch));
   }
   v1::DataBatch batch;
@@ -211,8 +305,23 @@ absl::Status FeatureTask::Impl::EmitTo(int index, bool end_of_input, const std::
   batch.set_watermark_ms(source_watermark);
   batch.set_idle(source_idle);
   batch.set_end_of_input(end_of_input);
+  batch.set_barrier_id(barrier_id);
   source_local.records_shuffled_out += count;
   return outbound[index]->Send(&batch, give_up);
+}
+
+// The source's part of a checkpoint, between two poll batches: the offsets
+// it has read up to, then barrier n after everything routed so far, on every
+// channel (Flink's source barrier injection).
+absl::Status FeatureTask::Impl::InjectBarrier(const v1::TriggerCheckpointRequest& request,
+                                              const std::atomic<bool>& give_up) {
+  barrier_offsets.clear();
+  for (int p : source->partitions()) barrier_offsets.emplace_back(p, source->NextOffset(p));
+  barrier_request = request;
+  for (int i = 0; i < static_cast<int>(out.size()); ++i) {
+    if (absl::Status s = EmitTo(i, false, give_up, request.checkpoint_id()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status FeatureTask::Impl::RouteBatch(const std::vector<SourceRecord>& records, int64_t now_ms,
@@ -281,6 +390,12 @@ void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
     if (absl::Status routed = RouteBatch(records, now, interrupt); !routed.ok()) {
       if (!interrupt.load()) Fail(routed);
       break;
+    }
+    if (std::optional<v1::TriggerCheckpointRequest> trigger = inbox->TakeTrigger()) {
+      if (absl::Status injected = InjectBarrier(*trigger, interrupt); !injected.ok()) {
+        if (!interrupt.load()) Fail(injected);
+        break;
+      }
     }
     dead_letters->Poll();
     if (now - last_publish_ms >= 200) {
@@ -379,7 +494,20 @@ void FeatureTask::Impl::OperatorLoop() {
         break;
       }
     }
-    if (gate->Pop(&batch, 100)) {
+    bool have_batch = false;
+    if (!replay.empty()) {
+      batch = std::move(replay.front());
+      replay.pop_front();
+      have_batch = true;
+    } else {
+      have_batch = gate->Pop(&batch, 100);
+    }
+    if (have_batch && alignment.id != 0 && options.exactly_once && alignment.barrier_seen[batch.channel]) {
+      // EXACTLY_ONCE alignment: this channel is past the barrier; its records
+      // belong after the snapshot. Held without returning the credit, so the
+      // sender soon stops (bounded).
+      alignment.held[batch.channel].push_back(std::move(batch));
+    } else if (have_batch) {
       ShuffleRecordReader reader(batch.records);
       int64_t processed = 0;
       while (reader.Next(&record)) {
@@ -427,6 +555,11 @@ void FeatureTask::Impl::OperatorLoop() {
         operator_local.features_emitted += static_cast<int64_t>(features.size());
         sink->Write(&features);  // blocks while the sink is full: backpressure
       }
+      if (batch.barrier_id != 0 || (batch.end_of_input && alignment.id != 0)) OnBarrier(batch.channel, batch, inputs);
+    }
+    if (alignment.id != 0 && inbox->Aborted(alignment.id)) {
+      spdlog::warn("checkpoint {}: dropping the alignment (aborted)", alignment.id);
+      ReleaseHeld();
     }
     dead_letters->Poll();
     const int64_t now = SteadyNowMs();
@@ -437,6 +570,137 @@ void FeatureTask::Impl::OperatorLoop() {
   }
   // Nothing more is taken from the inputs: wake a source waiting for credit.
   gate->Close();
+}
+
+void FeatureTask::Impl::ReleaseHeld() {
+  for (std::deque<InboundBatch>& held : alignment.held) {
+    for (InboundBatch& b : held) replay.push_back(std::move(b));
+  }
+  alignment = Alignment{};
+}
+
+void FeatureTask::Impl::Decline(int64_t checkpoint_id, const std::string& reason) {
+  ++checkpoints_declined;
+  spdlog::warn("checkpoint {} declined: {}", checkpoint_id, reason);
+  if (!options.decline) return;
+  v1::DeclineCheckpointRequest request;
+  request.set_worker_id(options.workers[options.worker_index].worker_id);
+  request.set_job_id(options.job_id);
+  request.set_attempt(options.attempt);
+  request.set_checkpoint_id(checkpoint_id);
+  request.set_reason(reason);
+  options.decline(request);
+}
+
+// Barrier n (or the end of a channel, which will send no barrier) arrived;
+// once every channel has delivered barrier n the operator's state is exactly
+// the effect of every record before the barriers: snapshot it.
+void FeatureTask::Impl::OnBarrier(int channel, const InboundBatch& batch, const InputWatermarks& inputs) {
+  const int64_t id = batch.barrier_id;
+  if (id != 0) {
+    if (inbox->Aborted(id) || (alignment.id != 0 && id < alignment.id)) return;  // stale
+    if (alignment.id != 0 && id > alignment.id) {
+      // A newer barrier overtook an alignment that never completed.
+      Decline(alignment.id, absl::StrCat("superseded by checkpoint ", id));
+      ReleaseHeld();
+    }
+    if (alignment.id == 0) {
+      const int n = static_cast<int>(options.workers.size());
+      alignment.id = id;
+      alignment.started_ms = SteadyNowMs();
+      alignment.barrier_seen.assign(n, false);
+      alignment.held.resize(n);
+    }
+    if (!alignment.barrier_seen[channel]) {
+      alignment.barrier_seen[channel] = true;
+      ++alignment.seen;
+    }
+    if (channel == options.worker_index) {
+      alignment.offsets = batch.offsets;
+      alignment.checkpoint_dir = batch.checkpoint_dir;
+    }
+  }
+  if (alignment.id == 0) return;
+  for (size_t c = 0; c < alignment.barrier_seen.size(); ++c) {
+    if (!alignment.barrier_seen[c] && !inputs.ended(static_cast<int>(c))) return;
+  }
+  if (!alignment.barrier_seen[options.worker_index]) {
+    Decline(alignment.id, "this worker's source ended before the barrier");
+  } else {
+    Snapshot();
+  }
+  ReleaseHeld();
+}
+
+void FeatureTask::Impl::Snapshot() {
+  const int64_t id = alignment.id;
+  const int64_t alignment_ms = SteadyNowMs() - alignment.started_ms;
+  const int64_t sync_begin = SteadyNowMs();
+  // Synchronous part: pending window state into RocksDB, an immutable
+  // RocksDB checkpoint, and every feature computed so far into Redis.
+  const std::filesystem::path local = std::filesystem::path(options.local_snapshot_dir) / absl::StrCat("chk-", id);
+  std::error_code ec;
+  std::filesystem::remove_all(local, ec);
+  std::filesystem::create_directories(local.parent_path(), ec);
+  if (absl::Status s = engine->Flush(); !s.ok()) return Decline(id, std::string(s.message()));
+  if (absl::Status s = state->CreateCheckpoint(local.string()); !s.ok()) return Decline(id, std::string(s.message()));
+  sink->Flush();
+  const int64_t sync_ms = SteadyNowMs() - sync_begin;
+  last_alignment_ms = alignment_ms;
+  last_sync_ms = sync_ms;
+  // Asynchronous part: copy the files to checkpoint storage, then
+  // acknowledge. The previous upload must be done first (one at a time).
+  if (uploader.joinable()) uploader.join();
+  const KeyGroupRange range = options.workers[options.worker_index].key_groups;
+  v1::AcknowledgeCheckpointRequest ack;
+  ack.set_worker_id(options.workers[options.worker_index].worker_id);
+  ack.set_job_id(options.job_id);
+  ack.set_attempt(options.attempt);
+  ack.set_checkpoint_id(id);
+  v1::WorkerSnapshot* snapshot = ack.mutable_snapshot();
+  snapshot->set_worker_id(ack.worker_id());
+  snapshot->mutable_key_groups()->set_first(range.first);
+  snapshot->mutable_key_groups()->set_last(range.last);
+  const std::string relative = absl::StrCat("kg-", range.first, "-", range.last);
+  snapshot->set_state_path(relative);
+  for (const auto& [partition, offset] : alignment.offsets) {
+    v1::PartitionOffset* o = snapshot->add_offsets();
+    o->set_partition(partition);
+    o->set_next_offset(offset);
+  }
+  snapshot->set_alignment_ms(alignment_ms);
+  snapshot->set_sync_ms(sync_ms);
+  snapshot->set_users(engine->stats().users);
+  const std::filesystem::path target = std::filesystem::path(alignment.checkpoint_dir) / relative;
+  uploader = std::thread([this, ack = std::move(ack), local, target, id]() mutable {
+    const int64_t begin = SteadyNowMs();
+    std::error_code copy_error;
+    std::filesystem::create_directories(target, copy_error);
+    if (!copy_error) {
+      std::filesystem::copy(local, target,
+                            std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing,
+                            copy_error);
+    }
+    std::error_code ignored;
+    if (copy_error) {
+      std::filesystem::remove_all(local, ignored);
+      Decline(id, absl::StrCat("cannot copy the state to ", target.string(), ": ", copy_error.message()));
+      return;
+    }
+    ack.mutable_snapshot()->set_state_bytes(DirectoryBytes(target));
+    ack.mutable_snapshot()->set_async_ms(SteadyNowMs() - begin);
+    std::filesystem::remove_all(local, ignored);
+    if (options.acknowledge) {
+      if (absl::Status s = options.acknowledge(ack); !s.ok()) {
+        spdlog::warn("checkpoint {}: acknowledgement not accepted: {}", id, std::string(s.message()));
+        return;
+      }
+    }
+    ++checkpoints_acknowledged;
+    spdlog::info("checkpoint {}: alignment {} ms, sync {} ms, async {} ms, {} bytes", id,
+                 ack.snapshot().alignment_ms(), ack.snapshot().sync_ms(), ack.snapshot().async_ms(),
+                 ack.snapshot().state_bytes());
+  });
 }
 
 absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
@@ -463,6 +727,8 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   if (absl::Status flushed = s.dead_letters->Flush(30000); !flushed.ok()) {
     spdlog::error("{}", std::string(flushed.message()));
   }
+  if (s.uploader.joinable()) s.uploader.join();
+  if (s.data_plane) s.data_plane->SetTaskControl(nullptr);
   s.PublishSourceCounters();
   s.PublishOperatorCounters();
   std::lock_guard lock(s.outbound_mu);
@@ -484,6 +750,10 @@ TaskCounters FeatureTask::counters() const {
   c.redis_errors = sink_stats.command_errors + sink_stats.connection_errors;
   c.dlq_delivery_failures = impl_->dead_letters->delivery_failures();
   c.gate_queued_bytes = impl_->gate->queued_bytes();
+  c.checkpoints_acknowledged = impl_->checkpoints_acknowledged.load();
+  c.checkpoints_declined = impl_->checkpoints_declined.load();
+  c.last_alignment_ms = impl_->last_alignment_ms.load();
+  c.last_sync_ms = impl_->last_sync_ms.load();
   c.channels.clear();
   if (impl_->inbound) c.channels = impl_->inbound->Status();
   std::lock_guard lock(impl_->outbound_mu);

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,14 @@ struct FeatureTaskOptions {
   size_t max_batch_bytes = 256 * 1024;
   // On a graceful stop, how long to wait for peers to take the end of input.
   int64_t end_of_input_timeout_ms = 5000;
+
+  // Checkpoints (Chandy-Lamport barriers, as in Flink). The coordinator's
+  // TriggerCheckpoint reaches the task through the data plane's TaskControl
+  // service; the task answers through these.
+  bool exactly_once = true;         // align barriers (AT_LEAST_ONCE: do not hold channels)
+  std::string local_snapshot_dir;   // where the synchronous RocksDB checkpoint goes first
+  std::function<absl::Status(const v1::AcknowledgeCheckpointRequest&)> acknowledge;
+  std::function<void(const v1::DeclineCheckpointRequest&)> decline;
 };
 
 struct PartitionSnapshot {
@@ -88,6 +97,10 @@ struct TaskCounters {
   int64_t records_shuffled_out = 0;  // sent to peers
   int64_t records_shuffled_in = 0;   // received from peers
   int64_t gate_queued_bytes = 0;
+  int64_t checkpoints_acknowledged = 0;
+  int64_t checkpoints_declined = 0;
+  int64_t last_alignment_ms = 0;
+  int64_t last_sync_ms = 0;
   std::vector<PartitionSnapshot> partitions;
   std::vector<v1::ChannelStatus> channels;
 };
