@@ -35,9 +35,14 @@ std::string RandomSuffix() {
 
 grpc::Status ToGrpc(const absl::Status& s) {
   switch (s.code()) {
-    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kOk:
+      return grpc::Status::OK;
     case absl::StatusCode::kUnavailable:
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(s.message()));
+    case absl::StatusCode::kNotFound:
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, std::string(s.message()));
+    case absl::StatusCode::kInvalidArgument:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()));
     case absl::StatusCode::kFailedPrecondition:
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message()));
     default:
@@ -65,6 +70,18 @@ std::string JoinInts(const google::protobuf::RepeatedField<int32_t>& values) {
 class CoordinatorService final : public v1::Coordinator::Service {
  public:
   explicit CoordinatorService(CoordinatorOptions options) : options_(std::move(options)), start_time_ms_(NowMs()) {}
+
+  // Set once before the service is served (null: checkpointing disabled).
+  void SetCheckpoints(std::unique_ptr<CheckpointCoordinator> checkpoints) { checkpoints_ = std::move(checkpoints); }
+  CheckpointCoordinator* checkpoints() { return checkpoints_.get(); }
+
+  // The checkpoint coordinator gave up on `attempt` (too many failed
+  // checkpoints in a row): fail it like a lost worker, unless it is over.
+  void FailAttemptForCheckpoints(int64_t attempt, const std::string& cause) {
+    std::lock_guard lock(mu_);
+    if (state_ != "RUNNING" || attempt_ != attempt) return;
+    FailAttempt(cause);
+  }
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
                               v1::RegisterWorkerResponse* response) override {
@@ -164,6 +181,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
     response->set_min_workers(options_.min_workers);
     response->set_failure_cause(failure_cause_);
     response->set_failures(failures_);
+    if (checkpoints_) checkpoints_->FillOverview(response->mutable_checkpoints());
     for (const WorkerEntry* w : WorkersInOrder()) {
       v1::WorkerStatus* s = response->add_workers();
       s->set_worker_id(w->id);
@@ -176,6 +194,20 @@ class CoordinatorService final : public v1::Coordinator::Service {
       *s->mutable_counters() = w->counters;
     }
     return grpc::Status::OK;
+  }
+
+  // Checkpoint acknowledgements go straight to the checkpoint coordinator,
+  // which knows the attempt and workers of its pending checkpoint.
+  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext*, const v1::AcknowledgeCheckpointRequest* request,
+                                     v1::AcknowledgeCheckpointResponse*) override {
+    if (!checkpoints_) return CheckpointingDisabled();
+    return ToGrpc(checkpoints_->Acknowledge(*request));
+  }
+
+  grpc::Status DeclineCheckpoint(grpc::ServerContext*, const v1::DeclineCheckpointRequest* request,
+                                 v1::DeclineCheckpointResponse*) override {
+    if (!checkpoints_) return CheckpointingDisabled();
+    return ToGrpc(checkpoints_->Decline(*request));
   }
 
   // Reaper tick: expires silent workers and deploys when it is time.
@@ -203,6 +235,11 @@ class CoordinatorService final : public v1::Coordinator::Service {
   }
 
  private:
+  static grpc::Status CheckpointingDisabled() {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "checkpointing is disabled on this coordinator (no state.checkpoints.dir job directory)");
+  }
+
   int AttemptWorkerCount() const {
     int n = 0;
     for (const auto& [id, w] : workers_) n += w.in_attempt() ? 1 : 0;
@@ -263,6 +300,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
       for (const v1::PeerEndpoint& peer : peers) *a.add_workers() = peer;
     }
     state_ = "RUNNING";
+    if (checkpoints_) checkpoints_->OnAttemptDeployed(attempt_, peers, num_partitions_);
     spdlog::info("deploying attempt {} of job {} on {} workers ({} partitions, {} key groups)", attempt_,
                  options_.job_id, n, num_partitions_, options_.max_parallelism);
     for (int i = 0; i < n; ++i) {
@@ -283,10 +321,11 @@ class CoordinatorService final : public v1::Coordinator::Service {
     // A worker leaving on purpose (SIGTERM, e.g. the whole cluster stopping)
     // is expected; a lost or failing one is an error.
     spdlog::log(failed ? spdlog::level::err : spdlog::level::warn,
-                "attempt {} of job {} ended: {}; its workers are told to stop. Restoring state needs "
-                "checkpoints (not in this release): the next attempt starts from the starting offsets once "
+                "attempt {} of job {} ended: {}; its workers are told to stop. Restoring state from the latest "
+                "checkpoint is not in this release: the next attempt starts from the starting offsets once "
                 "cluster.min-workers={} workers are registered",
                 attempt_, options_.job_id, cause, options_.min_workers);
+    if (checkpoints_) checkpoints_->OnAttemptEnded(attempt_, cause);
     for (auto it = workers_.begin(); it != workers_.end();) {
       if (it->second.in_attempt()) {
         forgotten_[it->first] = absl::StrCat("attempt ", attempt_, " of job ", options_.job_id, " failed: ", cause);
@@ -327,6 +366,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
   int64_t last_registration_ms_ = 0;
   int num_partitions_ = 0;
   int64_t attempt_ = 0;
+  std::unique_ptr<CheckpointCoordinator> checkpoints_;
 };
 
 }  // namespace
@@ -347,7 +387,25 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   auto impl = std::make_unique<Impl>();
   const std::string address = options.listen_address;
   const int64_t timeout_ms = options.heartbeat_timeout_ms;
+  CheckpointCoordinatorOptions checkpoint_options;
+  checkpoint_options.settings = options.checkpoints;
+  checkpoint_options.job_dir = options.job_dir;
+  checkpoint_options.job_id = options.job_id;
+  checkpoint_options.topic = options.topic;
+  checkpoint_options.max_parallelism = options.max_parallelism;
+  checkpoint_options.make_stub = options.task_control_stub;
+  const bool checkpointing = !options.job_dir.empty();
   impl->service = std::make_unique<CoordinatorService>(std::move(options));
+  if (checkpointing) {
+    CoordinatorService* service = impl->service.get();
+    checkpoint_options.on_failure = [service](int64_t attempt, const std::string& cause) {
+      service->FailAttemptForCheckpoints(attempt, cause);
+    };
+    absl::StatusOr<std::unique_ptr<CheckpointCoordinator>> checkpoints =
+        CheckpointCoordinator::Start(std::move(checkpoint_options));
+    if (!checkpoints.ok()) return checkpoints.status();
+    impl->service->SetCheckpoints(*std::move(checkpoints));
+  }
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default, which would let a second coordinator
   // bind the same port and split the workers between the two.
@@ -380,6 +438,8 @@ void CoordinatorServer::Shutdown() {
   }
   impl_->cv.notify_all();
   if (impl_->reaper.joinable()) impl_->reaper.join();
+  // Before the service goes: its thread may call back into the service.
+  if (impl_->service->checkpoints() != nullptr) impl_->service->checkpoints()->Stop();
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
 

@@ -12,10 +12,14 @@
 // leaves, the attempt is over (RESTARTING): the coordinator forgets that
 // attempt's workers, which then stop (their heartbeats are answered with
 // known=false and the cause), and deploys the next attempt once enough
-// workers are registered again. (Restoring state from checkpoints comes with
-// the checkpoint issue; until then a new attempt starts from the configured
-// starting offsets.) Thread-safe; gRPC calls run on gRPC's threads and a
-// reaper thread expires silent workers and deploys.
+// workers are registered again. With a job directory, a CheckpointCoordinator
+// takes periodic barrier checkpoints of the running attempt (workers answer
+// through AcknowledgeCheckpoint/DeclineCheckpoint; too many failed checkpoints
+// in a row fail the attempt). Restoring a new attempt from the latest
+// checkpoint comes next; until then it starts from the configured starting
+// offsets. Thread-safe; gRPC calls run on gRPC's threads and a reaper thread
+// expires silent workers and deploys. No RPC to a worker is made while the
+// service's lock is held.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +28,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "coordinator/checkpoint_coordinator.h"
 
 namespace slipstream {
 
@@ -37,6 +42,12 @@ struct CoordinatorOptions {
   int64_t stabilization_ms = 1000;
   // Returns the topic's partition count (NotFound while it does not exist).
   std::function<absl::StatusOr<int>()> partition_count;
+  // Checkpointing, enabled when `job_dir` (<state.checkpoints.dir>/<job-id>)
+  // is set.
+  std::string job_dir;
+  CheckpointSettings checkpoints;
+  // Empty: a gRPC channel to the worker's host:data_port.
+  TaskControlStubFactory task_control_stub;
 };
 
 class CoordinatorServer {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -47,6 +48,14 @@ int RunCoordinator(int argc, char** argv) {
   const int64_t min_workers = settings.Int("cluster.min-workers");
   const int64_t stabilization_ms = settings.DurationMs("cluster.stabilization-timeout");
   const std::string checkpoints_uri = settings.String("state.checkpoints.dir");
+  CheckpointSettings checkpoints;
+  checkpoints.interval_ms = settings.DurationMs("execution.checkpointing.interval");
+  checkpoints.timeout_ms = settings.DurationMs("execution.checkpointing.timeout");
+  checkpoints.min_pause_ms = settings.DurationMs("execution.checkpointing.min-pause");
+  checkpoints.tolerable_failed = settings.Int("execution.checkpointing.tolerable-failed-checkpoints");
+  checkpoints.num_retained =
+      static_cast<int>(std::min<int64_t>(settings.Int("state.checkpoints.num-retained"), INT32_MAX));
+  checkpoints.exactly_once = settings.String("execution.checkpointing.mode") == "EXACTLY_ONCE";
   if (!settings.status().ok()) return Fail(settings.status().message());
   absl::StatusOr<std::string> checkpoints_dir = LocalPathFromUri("state.checkpoints.dir", checkpoints_uri);
   if (!checkpoints_dir.ok()) return Fail(checkpoints_dir.status().message());
@@ -65,6 +74,9 @@ int RunCoordinator(int argc, char** argv) {
   options.heartbeat_timeout_ms = heartbeat_timeout_ms;
   options.min_workers = static_cast<int>(std::min<int64_t>(min_workers, max_parallelism));
   options.stabilization_ms = stabilization_ms;
+  // The job directory LoadOrCreateJobId found or created holds its checkpoints.
+  options.job_dir = (std::filesystem::path(*checkpoints_dir) / *job_id).string();
+  options.checkpoints = checkpoints;
   const auto kafka_properties = config.KafkaClientProperties();
   // Once the input topic exists, make sure the dead-letter topic does too
   // (same partition count, broker's default replication), so workers never
@@ -79,6 +91,10 @@ int RunCoordinator(int argc, char** argv) {
   if (!server.ok()) return Fail(server.status().message());
   spdlog::info("job {} on topic {}: serving gRPC on {}:{} (max parallelism {}); waiting for {} worker(s)", *job_id,
                topic, rpc_address, (*server)->port(), max_parallelism, min_workers);
+  spdlog::info("checkpoints every {} ms ({}, timeout {} ms, min pause {} ms, {} tolerable failures, {} retained) in {}",
+               checkpoints.interval_ms, checkpoints.exactly_once ? "EXACTLY_ONCE" : "AT_LEAST_ONCE",
+               checkpoints.timeout_ms, checkpoints.min_pause_ms, checkpoints.tolerable_failed,
+               checkpoints.num_retained, (std::filesystem::path(*checkpoints_dir) / *job_id).string());
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("shutting down");
   (*server)->Shutdown();

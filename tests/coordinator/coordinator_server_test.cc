@@ -1,24 +1,82 @@
 // The coordinator's gRPC service, in process on a free port, through a real
 // gRPC client: registration, waiting for cluster.min-workers, deployment over
-// several workers, standbys, heartbeats, deregistration, and failing the
-// attempt when one of its workers is lost.
+// several workers, standbys, heartbeats, deregistration, failing the attempt
+// when one of its workers is lost, and checkpoints of the running attempt
+// with fake workers' TaskControl endpoints as their data ports.
 #include "coordinator/coordinator_server.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "proto/slipstream.grpc.pb.h"
+#include "tests/coordinator/fake_task_control.h"
 
 namespace slipstream {
 namespace {
 
+using test_support::Eventually;
+using test_support::FakeTaskControl;
+
 class CoordinatorServerTest : public ::testing::Test {
  protected:
+  void TearDown() override {
+    for (auto& w : fakes_) w->Shutdown();
+    server_.reset();
+    if (!checkpoints_root_.empty()) std::filesystem::remove_all(checkpoints_root_);
+  }
+
+  // Checkpointing for the next StartServer, in a fresh temporary job directory.
+  void EnableCheckpoints(int64_t interval_ms, int64_t timeout_ms, int64_t tolerable) {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    checkpoints_root_ = std::filesystem::temp_directory_path() /
+                        absl::StrCat("slipstream-coordinator-test-", ::getpid(), "-", info->name());
+    std::filesystem::remove_all(checkpoints_root_);
+    job_dir_ = (checkpoints_root_ / "0123456789abcdef0123456789abcdef").string();
+    checkpoints_.interval_ms = interval_ms;
+    checkpoints_.timeout_ms = timeout_ms;
+    checkpoints_.tolerable_failed = tolerable;
+    checkpoints_.num_retained = 1;
+    checkpoints_.rpc_timeout_ms = 3000;
+  }
+
+  // A fake worker whose data port is a TaskControl server; it registers and
+  // answers triggers through the coordinator's gRPC API (silent until it
+  // knows its worker id).
+  FakeTaskControl& AddFakeWorker() {
+    auto fake = std::make_unique<FakeTaskControl>("", 0, 0);
+    fake->omit_key_groups();
+    fake->set_reply(FakeTaskControl::Reply::kSilent);
+    fake->set_sink(
+        [this](const v1::AcknowledgeCheckpointRequest& ack) {
+          grpc::ClientContext ctx;
+          v1::AcknowledgeCheckpointResponse response;
+          RecordSinkStatus(stub_->AcknowledgeCheckpoint(&ctx, ack, &response));
+        },
+        [this](const v1::DeclineCheckpointRequest& decline) {
+          grpc::ClientContext ctx;
+          v1::DeclineCheckpointResponse response;
+          RecordSinkStatus(stub_->DeclineCheckpoint(&ctx, decline, &response));
+        });
+    FakeTaskControl& w = *fake;
+    fakes_.push_back(std::move(fake));
+    w.set_worker_id(MustRegister(w.port()));
+    return w;
+  }
+
+  void RecordSinkStatus(const grpc::Status& status) {
+    std::lock_guard lock(sink_mu_);
+    sink_statuses_.push_back(status);
+  }
+
   void StartServer(int64_t heartbeat_timeout_ms = 10000, absl::StatusOr<int> partitions = 4, int min_workers = 1,
                    int64_t stabilization_ms = 0) {
     CoordinatorOptions options;
@@ -30,6 +88,8 @@ class CoordinatorServerTest : public ::testing::Test {
     options.min_workers = min_workers;
     options.stabilization_ms = stabilization_ms;
     options.partition_count = [partitions] { return partitions; };
+    options.job_dir = job_dir_;
+    options.checkpoints = checkpoints_;
     auto server = CoordinatorServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -93,6 +153,12 @@ class CoordinatorServerTest : public ::testing::Test {
 
   std::unique_ptr<CoordinatorServer> server_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
+  std::filesystem::path checkpoints_root_;
+  std::string job_dir_;  // empty: checkpointing disabled
+  CheckpointSettings checkpoints_;
+  std::vector<std::unique_ptr<FakeTaskControl>> fakes_;
+  std::mutex sink_mu_;
+  std::vector<grpc::Status> sink_statuses_;
 };
 
 TEST_F(CoordinatorServerTest, FirstWorkerGetsEveryPartitionAndKeyGroup) {
@@ -292,6 +358,107 @@ TEST_F(CoordinatorServerTest, SecondCoordinatorCannotShareThePort) {
   options.partition_count = [] { return absl::StatusOr<int>(1); };
   auto second = CoordinatorServer::Start(options);
   EXPECT_FALSE(second.ok());
+}
+
+// Two workers of attempt 1 acknowledge through AcknowledgeCheckpoint: the
+// coordinator completes checkpoints, writes _metadata and reports them in
+// GetJob.
+TEST_F(CoordinatorServerTest, CheckpointsTheRunningAttemptAndReportsThemInGetJob) {
+  EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/1000, /*tolerable=*/100);
+  StartServer(10000, 4, /*min_workers=*/2);
+  FakeTaskControl& a = AddFakeWorker();
+  FakeTaskControl& b = AddFakeWorker();
+  ASSERT_EQ(GetJob().state(), "RUNNING");
+  a.set_reply(FakeTaskControl::Reply::kAck);
+  b.set_reply(FakeTaskControl::Reply::kAck);
+  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 2; });
+  const v1::CheckpointOverview& c = job.checkpoints();
+  ASSERT_GE(c.completed(), 2) << c.DebugString();
+  const v1::CheckpointStats& latest = c.latest_completed();
+  EXPECT_EQ(latest.status(), "COMPLETED");
+  EXPECT_EQ(latest.acknowledged(), 2);
+  EXPECT_EQ(latest.state_bytes(), 2000);
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(latest.path()) / "_metadata")) << latest.path();
+  EXPECT_EQ(std::filesystem::path(latest.path()).parent_path().string(), job_dir_);
+  EXPECT_GE(c.history_size(), 2);
+  for (const auto& t : a.triggers()) EXPECT_EQ(t.request.attempt(), 1);
+  std::lock_guard lock(sink_mu_);
+  for (const grpc::Status& s : sink_statuses_) {
+    // Only acks sent for a checkpoint that timed out before the fakes knew
+    // their ids could be refused; nothing else.
+    EXPECT_TRUE(s.ok() || s.error_code() == grpc::StatusCode::NOT_FOUND) << s.error_message();
+  }
+}
+
+TEST_F(CoordinatorServerTest, CheckpointAcknowledgementsAreCheckedAndMappedToGrpcCodes) {
+  EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/20000, /*tolerable=*/100);
+  StartServer();
+  FakeTaskControl& w = AddFakeWorker();
+  ASSERT_TRUE(Eventually([&] { return !w.triggers().empty(); }));
+  const v1::TriggerCheckpointRequest trigger = w.triggers()[0].request;
+  auto ack = [&](const v1::AcknowledgeCheckpointRequest& request) {
+    grpc::ClientContext ctx;
+    v1::AcknowledgeCheckpointResponse response;
+    return stub_->AcknowledgeCheckpoint(&ctx, request, &response);
+  };
+  v1::AcknowledgeCheckpointRequest stale = w.MakeAck(trigger);
+  stale.set_checkpoint_id(trigger.checkpoint_id() + 100);
+  EXPECT_EQ(ack(stale).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::AcknowledgeCheckpointRequest foreign = w.MakeAck(trigger);
+  foreign.set_worker_id("somebody-else");
+  foreign.mutable_snapshot()->clear_worker_id();
+  EXPECT_EQ(ack(foreign).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(ack(w.MakeAck(trigger)).ok());
+  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 1; });
+  EXPECT_EQ(job.checkpoints().latest_completed().id(), trigger.checkpoint_id());
+}
+
+TEST_F(CoordinatorServerTest, CheckpointRpcsWithoutCheckpointingAreRefused) {
+  StartServer();
+  grpc::ClientContext ctx;
+  v1::AcknowledgeCheckpointResponse response;
+  v1::AcknowledgeCheckpointRequest request;
+  request.set_checkpoint_id(1);
+  EXPECT_EQ(stub_->AcknowledgeCheckpoint(&ctx, request, &response).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(GetJob().checkpoints().completed(), 0);
+}
+
+// execution.checkpointing.tolerable-failed-checkpoints=0: the first declined
+// checkpoint fails the attempt, whose workers are then told to stop.
+TEST_F(CoordinatorServerTest, FailedCheckpointBeyondTolerableFailsTheAttempt) {
+  EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/20000, /*tolerable=*/0);
+  StartServer();
+  FakeTaskControl& w = AddFakeWorker();
+  w.set_reply(FakeTaskControl::Reply::kDecline);
+  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.state() == "RESTARTING"; });
+  ASSERT_EQ(job.state(), "RESTARTING");
+  EXPECT_NE(job.failure_cause().find("tolerable"), std::string::npos) << job.failure_cause();
+  EXPECT_NE(job.failure_cause().find("disk full"), std::string::npos) << job.failure_cause();
+  EXPECT_EQ(job.failures(), 1);
+  EXPECT_EQ(job.checkpoints().failed(), 1);
+  const v1::HeartbeatResponse beat = Beat(w.worker_id());
+  EXPECT_FALSE(beat.known());
+  EXPECT_NE(beat.reason().find("tolerable"), std::string::npos) << beat.reason();
+}
+
+// A worker of the attempt failing aborts the checkpoint in progress and
+// nothing is triggered until the next attempt.
+TEST_F(CoordinatorServerTest, EndOfTheAttemptAbortsItsPendingCheckpoint) {
+  EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/20000, /*tolerable=*/0);
+  StartServer(10000, 4, /*min_workers=*/2);
+  FakeTaskControl& a = AddFakeWorker();
+  FakeTaskControl& b = AddFakeWorker();
+  ASSERT_TRUE(Eventually([&] { return !a.triggers().empty() && !b.triggers().empty(); }));
+  const int64_t id = a.triggers()[0].request.checkpoint_id();
+  Deregister(b.worker_id(), "the source failed");
+  EXPECT_TRUE(Eventually([&] { return a.WasAborted(id); }));
+  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().failed() >= 1; });
+  EXPECT_EQ(job.checkpoints().in_progress(), 0);
+  EXPECT_EQ(job.state(), "RESTARTING");
+  EXPECT_NE(job.failure_cause().find("the source failed"), std::string::npos) << job.failure_cause();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(a.triggers().size(), 1u);
 }
 
 }  // namespace

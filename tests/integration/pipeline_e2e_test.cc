@@ -27,6 +27,11 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <tuple>
+
+#include <google/protobuf/util/json_util.h>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -397,13 +402,16 @@ class PipelineEndToEnd : public ::testing::Test {
 
 // ---------------------------------------------------------------------------
 
-class PipelineWithWorkers : public PipelineEndToEnd, public ::testing::WithParamInterface<int> {};
+// (workers, checkpoints every 300 ms)
+class PipelineWithWorkers : public PipelineEndToEnd, public ::testing::WithParamInterface<std::tuple<int, bool>> {};
 
 TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
   ASSERT_TRUE(env_ok_);
   ASSERT_GT(rpc_port_, 0);
-  const int workers = GetParam();
-  const int kRedisDbReferenceModel = 14 - workers;
+  const int workers = std::get<0>(GetParam());
+  const bool checkpointing = std::get<1>(GetParam());
+  // 13, 12, 11 without checkpoints; 8, 7, 6 with.
+  const int kRedisDbReferenceModel = (checkpointing ? 9 : 14) - workers;
   clock_.Log("topic " + topic_ + ", dead-letter topic " + dlq_topic_ + ", redis db " +
              std::to_string(kRedisDbReferenceModel) + ", tmp " + tmp_->path());
 
@@ -479,8 +487,12 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
 
   // --- Start the job --------------------------------------------------------
   CoordinatorClient coordinator(CoordinatorAddress());
-  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, kRedisDbReferenceModel,
-                                           {"-Dcluster.min-workers=" + std::to_string(workers)}));
+  std::vector<std::string> coordinator_args = {"-Dcluster.min-workers=" + std::to_string(workers)};
+  // Frequent checkpoints: barriers and alignment must not change a single
+  // feature, and the files must follow the documented layout.
+  coordinator_args.push_back(checkpointing ? "-Dexecution.checkpointing.interval=300 ms"
+                                           : "-Dexecution.checkpointing.interval=1 h");
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, kRedisDbReferenceModel, coordinator_args));
   for (int i = 1; i <= workers; ++i) {
     Start("worker-" + std::to_string(i), "slipstream-worker", kRedisDbReferenceModel);
   }
@@ -593,9 +605,16 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
         // fewer keys, the comparisons below say which ones are missing.
         const bool done = c.records_in() >= total_records && c.watermark_ms() >= final_watermark &&
                           c.features_emitted() == c.redis_features_written();
-        // Stable: the same counters in two polls a heartbeat apart or more.
-        const bool stable = done && have_previous && previous.SerializeAsString() == c.SerializeAsString();
-        previous = c;
+        // Stable: the same counters in two polls a heartbeat apart or more
+        // (except what moves on an idle job: memory, and the channels, which
+        // carry checkpoint barriers).
+        v1::WorkerCounters progress = c;
+        progress.clear_channels();
+        progress.clear_rss_bytes();
+        progress.clear_peak_rss_bytes();
+        progress.clear_gate_queued_bytes();
+        const bool stable = done && have_previous && previous.SerializeAsString() == progress.SerializeAsString();
+        previous = progress;
         have_previous = done;
         if (done && !stable) std::this_thread::sleep_for(std::chrono::milliseconds(400));
         return stable;
@@ -683,6 +702,46 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
       EXPECT_EQ(c.channels_size(), 2 * workers * (workers - 1));
     }
     clock_.Log(absl::StrCat(sent, " records crossed between workers"));
+
+    // Checkpoints: several completed while the job ran, and the directory
+    // holds exactly the retained one (state.checkpoints.num-retained=1) in
+    // the documented layout: chk-<n>/_metadata plus one state directory per
+    // key-group range.
+    const v1::CheckpointOverview& cp = job->checkpoints();
+    clock_.Log(absl::StrCat("checkpoints: ", cp.completed(), " completed, ", cp.failed(), " failed; latest ",
+                            cp.latest_completed().id(), " at ", cp.latest_completed().path()));
+    if (checkpointing) {
+      EXPECT_GE(cp.completed(), 3);
+      const std::filesystem::path job_dir = std::filesystem::path(tmp_->path()) / "checkpoints" / job->job_id();
+      std::vector<std::string> completed_dirs;
+      for (const auto& entry : std::filesystem::directory_iterator(job_dir)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("chk-", 0) == 0 && std::filesystem::exists(entry.path() / "_metadata")) {
+          completed_dirs.push_back(name);
+        }
+      }
+      ASSERT_EQ(completed_dirs.size(), 1u) << "retained checkpoints: " << absl::StrJoin(completed_dirs, ", ");
+      const std::filesystem::path chk = job_dir / completed_dirs[0];
+      std::ifstream in(chk / "_metadata");
+      std::stringstream json;
+      json << in.rdbuf();
+      v1::CheckpointMetadata metadata;
+      ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.str(), &metadata).ok()) << json.str();
+      EXPECT_EQ(metadata.job_id(), job->job_id());
+      ASSERT_EQ(metadata.workers_size(), workers);
+      std::vector<int> covered(job->max_parallelism(), 0);
+      int offsets = 0;
+      for (const v1::WorkerSnapshot& w : metadata.workers()) {
+        for (int kg = w.key_groups().first(); kg <= w.key_groups().last(); ++kg) ++covered.at(kg);
+        EXPECT_TRUE(std::filesystem::is_directory(chk / w.state_path())) << (chk / w.state_path());
+        EXPECT_TRUE(std::filesystem::exists(chk / w.state_path() / "CURRENT")) << "not a RocksDB checkpoint";
+        offsets += w.offsets_size();
+      }
+      for (size_t kg = 0; kg < covered.size(); ++kg) EXPECT_EQ(covered[kg], 1) << "key group " << kg;
+      EXPECT_EQ(offsets, kPartitions);
+    } else {
+      EXPECT_EQ(cp.completed(), 0);
+    }
   }
 
   // --- Redis --------------------------------------------------------------------
@@ -826,7 +885,14 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
 
 // ---------------------------------------------------------------------------
 
-INSTANTIATE_TEST_SUITE_P(Workers, PipelineWithWorkers, ::testing::Values(1, 2, 3));
+INSTANTIATE_TEST_SUITE_P(Workers, PipelineWithWorkers,
+                         ::testing::Values(std::make_tuple(1, false), std::make_tuple(2, false),
+                                           std::make_tuple(3, false), std::make_tuple(1, true),
+                                           std::make_tuple(2, true), std::make_tuple(3, true)),
+                         [](const ::testing::TestParamInfo<std::tuple<int, bool>>& info) {
+                           return std::to_string(std::get<0>(info.param)) + "Workers" +
+                                  (std::get<1>(info.param) ? "WithCheckpoints" : "");
+                         });
 
 // ---------------------------------------------------------------------------
 
@@ -1372,13 +1438,19 @@ TEST_F(PipelineEndToEnd, SlowRedisHoldsThePipelineBackWithBoundedMemory) {
         last_state = Summarize(*sum);
         const bool done = sum->records_in() >= total_records && sum->watermark_ms() >= final_watermark &&
                           sum->features_emitted() == sum->redis_features_written();
-        // Stable: the same counters in two polls a heartbeat apart or more.
-        if (done && previous == sum->SerializeAsString()) {
+        // Stable: the same counters in two polls a heartbeat apart or more
+        // (channels carry checkpoint barriers and memory moves: not those).
+        v1::WorkerCounters progress = *sum;
+        progress.clear_channels();
+        progress.clear_rss_bytes();
+        progress.clear_peak_rss_bytes();
+        progress.clear_gate_queued_bytes();
+        if (done && previous == progress.SerializeAsString()) {
           final_job = *job;
           c = *sum;
           break;
         }
-        previous = done ? sum->SerializeAsString() : "";
+        previous = done ? progress.SerializeAsString() : "";
       } else {
         last_state = std::string(sum.status().message());
       }

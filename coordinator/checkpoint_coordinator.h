@@ -1,0 +1,117 @@
+// CheckpointCoordinator: Flink's CheckpointCoordinator for the one job of a
+// coordinator. While an attempt runs it triggers periodic barrier checkpoints
+// on every worker of the attempt (TaskControl.TriggerCheckpoint), collects
+// their acknowledgements (each carries the worker's WorkerSnapshot), and when
+// every worker has acknowledged writes `<job dir>/chk-<n>/_metadata`
+// atomically: from then on checkpoint n is *completed* and can be restored.
+//
+// Invariants, as in Flink with max-concurrent-checkpoints=1:
+//  - at most one checkpoint is in progress; checkpoint ids only increase, also
+//    across attempts and coordinator restarts (the job directory is scanned for
+//    chk-<n> on start);
+//  - a checkpoint starts `interval_ms` after the previous one started and at
+//    least `min_pause_ms` after it ended;
+//  - a checkpoint not complete after `timeout_ms`, declined by a worker, or
+//    whose trigger RPC failed is aborted (AbortCheckpoint to its workers, its
+//    directory removed); more than `tolerable_failed` such failures in a row
+//    call `on_failure` (the server fails the attempt). A checkpoint aborted
+//    because its attempt ended is counted as failed in the statistics but not
+//    towards the tolerable failures (Flink ignores failover aborts there too);
+//  - `num_retained` completed checkpoints are kept; older ones and abandoned
+//    incomplete directories are deleted when a newer one completes.
+//
+// Thread-safety: every method may be called from any thread. One internal
+// thread triggers, finalizes and aborts checkpoints and makes every RPC to the
+// workers; the public methods only take a short internal lock and never block
+// on I/O or RPCs, so the server may call them while holding its own mutex.
+// `on_failure` is called on the internal thread without any internal lock held.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proto/slipstream.grpc.pb.h"
+
+namespace slipstream {
+
+// Makes a TaskControl client for a worker's data endpoint "host:port".
+using TaskControlStubFactory =
+    std::function<std::unique_ptr<v1::TaskControl::StubInterface>(const std::string& target)>;
+
+// The default factory: an insecure gRPC channel to `target`.
+std::unique_ptr<v1::TaskControl::StubInterface> MakeTaskControlStub(const std::string& target);
+
+// The execution.checkpointing.* / state.checkpoints.* settings.
+struct CheckpointSettings {
+  int64_t interval_ms = 30000;      // execution.checkpointing.interval (trigger to trigger)
+  int64_t timeout_ms = 600000;      // execution.checkpointing.timeout
+  int64_t min_pause_ms = 0;         // execution.checkpointing.min-pause (end to next trigger)
+  int64_t tolerable_failed = 0;     // execution.checkpointing.tolerable-failed-checkpoints
+  int num_retained = 1;             // state.checkpoints.num-retained
+  bool exactly_once = true;         // execution.checkpointing.mode == EXACTLY_ONCE
+  int64_t rpc_timeout_ms = 5000;    // deadline of each TaskControl RPC
+};
+
+struct CheckpointCoordinatorOptions {
+  CheckpointSettings settings;
+  std::string job_dir;  // <state.checkpoints.dir>/<job-id>, a local path
+  std::string job_id;
+  std::string topic;
+  int max_parallelism = 128;
+  TaskControlStubFactory make_stub;  // empty: MakeTaskControlStub
+  // Too many consecutive checkpoint failures in `attempt`; `cause` says why.
+  std::function<void(int64_t attempt, const std::string& cause)> on_failure;
+};
+
+struct CompletedCheckpoint {
+  v1::CheckpointMetadata metadata;
+  std::string path;  // absolute chk-<n> directory
+};
+
+class CheckpointCoordinator {
+ public:
+  // Scans the job directory (creating it if needed) and starts the trigger
+  // thread; nothing is triggered before OnAttemptDeployed.
+  static absl::StatusOr<std::unique_ptr<CheckpointCoordinator>> Start(CheckpointCoordinatorOptions options);
+  ~CheckpointCoordinator();  // Stop()
+
+  // `attempt` runs on `workers` (by index; key_groups = their ranges): the
+  // first checkpoint is triggered one interval from now. A checkpoint still
+  // pending from an earlier attempt is aborted.
+  void OnAttemptDeployed(int64_t attempt, std::vector<v1::PeerEndpoint> workers, int num_partitions);
+  // `attempt` is over: its pending checkpoint (unless already acknowledged by
+  // every worker) is aborted, and nothing is triggered until the next
+  // deployment.
+  void OnAttemptEnded(int64_t attempt, std::string_view cause = "");
+
+  // A worker's part of the pending checkpoint. InvalidArgument: wrong job,
+  // a worker that is not in the attempt, or a snapshot for another range;
+  // NotFound: not the pending checkpoint of the running attempt (stale,
+  // aborted, already completed or never triggered). A repeated ack is OK.
+  [[nodiscard]] absl::Status Acknowledge(const v1::AcknowledgeCheckpointRequest& request);
+  // A worker cannot take its part: the checkpoint is aborted. Same errors.
+  [[nodiscard]] absl::Status Decline(const v1::DeclineCheckpointRequest& request);
+
+  // Counts, the latest completed checkpoint and recent history (newest first).
+  void FillOverview(v1::CheckpointOverview* overview) const;
+  // The newest checkpoint with a `_metadata`, this run's or found on start.
+  std::optional<CompletedCheckpoint> LatestCompleted() const;
+
+  // Stops triggering, cancels RPCs in flight and joins the thread; a pending
+  // checkpoint is abandoned (its directory removed). Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit CheckpointCoordinator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace slipstream
