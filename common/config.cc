@@ -24,6 +24,7 @@ namespace slipstream {
 namespace {
 
 constexpr absl::string_view kKafkaPrefix = "kafka.";
+constexpr absl::string_view kBackoffMultiplierKey = "restart-strategy.exponential-delay.backoff-multiplier";
 
 // Debian's abseil has its own absl::string_view; the public API uses std's.
 absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
@@ -165,8 +166,11 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       StringKey("state.savepoints.dir", "file:///tmp/slipstream/savepoints",
                 "Default target directory for savepoints (file:// URI or plain path)."),
       StringKey("execution.savepoint.path", "",
-                "Savepoint or retained checkpoint to restore the job from when it starts; "
-                "empty = none."),
+                "Savepoint or retained checkpoint to restore the job from when it starts: a "
+                "chk-<n> or savepoint directory holding a _metadata file (file:// URI or plain "
+                "path); used unless the job has a newer completed checkpoint in "
+                "state.checkpoints.dir. The coordinator's --from-savepoint PATH sets it. "
+                "Empty = none."),
 
       // Cluster membership and failure detection.
       IntKey("cluster.min-workers", 1, 1, INT64_MAX,
@@ -192,6 +196,21 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
              "(the default is effectively unlimited, as in Flink with checkpointing)."),
       DurationKey("restart-strategy.fixed-delay.delay", "1 s",
                   "Delay between two restart attempts of the fixed-delay strategy."),
+      DurationKey("restart-strategy.exponential-delay.initial-backoff", "1 s",
+                  "Delay before the first restart of the exponential-delay strategy (and the "
+                  "first one after a reset)."),
+      DurationKey("restart-strategy.exponential-delay.max-backoff", "1 min",
+                  "Upper bound of the exponential-delay strategy's restart delay."),
+      StringKey(std::string(kBackoffMultiplierKey), "2.0",
+                "Factor by which the exponential-delay strategy's restart delay grows with "
+                "each failure: a decimal number, at least 1.0."),
+      DurationKey("restart-strategy.exponential-delay.reset-backoff-threshold", "1 h",
+                  "A failure this long after the previous one restarts the exponential-delay "
+                  "strategy's delay at its initial backoff."),
+      DurationKey("task.cancellation.timeout", "3 min",
+                  "A worker told to cancel the task of a failed attempt that still reports it "
+                  "running after this long is dropped by the coordinator (it must register "
+                  "again); the next attempt does not wait for it. 0 disables the timeout."),
 
       // Endpoints and logging.
       IntKey("rest.port", 8081, 0, kMaxPort, "Port of the coordinator's REST endpoint."),
@@ -352,6 +371,14 @@ absl::StatusOr<std::string> ParseEnumValue(const ConfigKeyInfo& info, absl::stri
 absl::StatusOr<std::string> NormalizeValue(const ConfigKeyInfo& info, absl::string_view raw) {
   switch (info.type) {
     case ConfigType::kString:
+      if (info.name == kBackoffMultiplierKey) {
+        // A decimal number stored as a string (the registry has no float type).
+        double value = 0;
+        if (!absl::SimpleAtod(raw, &value) || !(value >= 1.0) || value > 1e6) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(info.name, ": \"", raw, "\" must be a decimal number of at least 1.0, e.g. 2.0"));
+        }
+      }
       return std::string(raw);
     case ConfigType::kInt: {
       absl::StatusOr<int64_t> value = ParseIntValue(info, raw);
@@ -600,6 +627,7 @@ absl::string_view GroupTitle(absl::string_view prefix) {
       {"cluster", "Cluster"},
       {"heartbeat", "Heartbeats"},
       {"restart-strategy", "Restart strategy"},
+      {"task", "Tasks"},
       {"rest", "REST endpoint"},
       {"metrics", "Metrics"},
       {"log", "Logging"},

@@ -92,6 +92,14 @@ absl::Status WriteFileDurably(const fs::path& path, const std::string& content) 
   return absl::OkStatus();
 }
 
+bool SamePath(const fs::path& a, const fs::path& b) {
+  std::error_code ec_a, ec_b;
+  const fs::path ca = fs::weakly_canonical(a, ec_a);
+  const fs::path cb = fs::weakly_canonical(b, ec_b);
+  if (ec_a || ec_b) return a.lexically_normal() == b.lexically_normal();
+  return ca == cb;
+}
+
 absl::StatusOr<v1::CheckpointMetadata> ReadMetadata(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", file.string()));
@@ -283,6 +291,10 @@ struct CheckpointCoordinator::Impl {
   std::deque<v1::CheckpointStats> history;  // finished checkpoints, newest first
   std::optional<v1::CheckpointStats> latest_completed_stats;
   std::optional<CompletedCheckpoint> latest_completed;
+  // The checkpoint `protected_attempt` restored: not deleted by retention
+  // until a checkpoint of that attempt or a later one completes.
+  fs::path protected_path;
+  int64_t protected_attempt = 0;
 
   const CheckpointSettings& settings() const { return options.settings; }
 
@@ -463,8 +475,10 @@ struct CheckpointCoordinator::Impl {
     // before older checkpoints are deleted.
     lock.lock();
     latest_completed = CompletedCheckpoint{metadata, dir.string()};
+    if (!protected_path.empty() && metadata.attempt() >= protected_attempt) protected_path.clear();
+    const fs::path keep = protected_path;
     lock.unlock();
-    DeleteSubsumed(metadata.checkpoint_id());
+    DeleteSubsumed(metadata.checkpoint_id(), keep);
 
     lock.lock();
     v1::CheckpointStats stats = StatsFromMetadata(metadata, dir.string());
@@ -502,8 +516,8 @@ struct CheckpointCoordinator::Impl {
 
   // Keeps the newest `num_retained` completed checkpoints and deletes the
   // others, plus incomplete directories older than `completed_id` (aborted or
-  // abandoned by an earlier coordinator run).
-  void DeleteSubsumed(int64_t completed_id) {
+  // abandoned by an earlier coordinator run). `keep` (a restore source) stays.
+  void DeleteSubsumed(int64_t completed_id, const fs::path& keep) {
     std::error_code ec;
     std::vector<std::pair<int64_t, fs::path>> completed;
     std::vector<fs::path> obsolete;
@@ -526,6 +540,10 @@ struct CheckpointCoordinator::Impl {
       obsolete.push_back(completed[i].second);
     }
     for (const fs::path& path : obsolete) {
+      if (!keep.empty() && SamePath(path, keep)) {
+        spdlog::debug("keeping {}: the running attempt restored it", path.string());
+        continue;
+      }
       std::error_code remove_ec;
       fs::remove_all(path, remove_ec);
       if (remove_ec) spdlog::warn("cannot delete old checkpoint {}: {}", path.string(), remove_ec.message());
@@ -622,6 +640,32 @@ struct CheckpointCoordinator::Impl {
   }
 };
 
+absl::StatusOr<CompletedCheckpoint> ReadCompletedCheckpoint(const std::string& path) {
+  std::error_code ec;
+  fs::path dir = fs::absolute(path, ec).lexically_normal();
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad path ", path, ": ", ec.message()));
+  if (dir.filename().empty()) dir = dir.parent_path();  // a trailing slash
+  if (dir.filename() == kMetadataFile && fs::is_regular_file(dir, ec)) dir = dir.parent_path();
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(absl::StrCat(dir.string(), " is not a directory (expected a chk-<n> or savepoint "
+                                            "directory holding a _metadata file)"));
+  }
+  if (!fs::is_regular_file(dir / kMetadataFile, ec)) {
+    return absl::NotFoundError(absl::StrCat(dir.string(), " has no _metadata file: it is not a completed "
+                                            "checkpoint or savepoint"));
+  }
+  absl::StatusOr<v1::CheckpointMetadata> metadata = ReadMetadata(dir / kMetadataFile);
+  if (!metadata.ok()) return metadata.status();
+  if (const std::optional<int64_t> id = ParseCheckpointDirName(dir.filename().string())) {
+    metadata->set_checkpoint_id(*id);
+  }
+  return CompletedCheckpoint{*std::move(metadata), dir.string()};
+}
+
+v1::CheckpointStats CheckpointStatsFromMetadata(const v1::CheckpointMetadata& metadata, const std::string& path) {
+  return StatsFromMetadata(metadata, path);
+}
+
 CheckpointCoordinator::CheckpointCoordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 absl::StatusOr<std::unique_ptr<CheckpointCoordinator>> CheckpointCoordinator::Start(
@@ -644,8 +688,12 @@ absl::StatusOr<std::unique_ptr<CheckpointCoordinator>> CheckpointCoordinator::St
 CheckpointCoordinator::~CheckpointCoordinator() { Stop(); }
 
 void CheckpointCoordinator::OnAttemptDeployed(int64_t attempt, std::vector<v1::PeerEndpoint> workers,
-                                              int num_partitions) {
+                                              int num_partitions, std::string restored_path) {
   std::lock_guard lock(impl_->mu);
+  if (!restored_path.empty()) {
+    impl_->protected_path = fs::path(restored_path);
+    impl_->protected_attempt = attempt;
+  }
   if (impl_->pending && impl_->pending->failure.empty() && !impl_->pending->acknowledged_by_all()) {
     impl_->pending->failure = absl::StrCat("attempt ", impl_->pending->attempt, " was replaced by attempt ", attempt);
     impl_->pending->counts_towards_tolerable = false;
@@ -727,7 +775,6 @@ void CheckpointCoordinator::FillOverview(v1::CheckpointOverview* overview) const
   overview->set_completed(impl_->completed_count);
   overview->set_failed(impl_->failed_count);
   overview->set_in_progress(impl_->pending ? 1 : 0);
-  overview->set_restored(0);
   if (impl_->latest_completed_stats) *overview->mutable_latest_completed() = *impl_->latest_completed_stats;
   if (impl_->pending) *overview->add_history() = impl_->pending->Stats(NowMs());
   for (const v1::CheckpointStats& stats : impl_->history) {

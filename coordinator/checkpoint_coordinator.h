@@ -18,7 +18,10 @@
 //    because its attempt ended is counted as failed in the statistics but not
 //    towards the tolerable failures (Flink ignores failover aborts there too);
 //  - `num_retained` completed checkpoints are kept; older ones and abandoned
-//    incomplete directories are deleted when a newer one completes.
+//    incomplete directories are deleted when a newer one completes. The
+//    checkpoint an attempt restored is kept in any case until a checkpoint of
+//    that attempt (or a later one) completes, so a restore never loses its
+//    source to a checkpoint of the failed attempt completing late.
 //
 // Thread-safety: every method may be called from any thread. One internal
 // thread triggers, finalizes and aborts checkpoints and makes every RPC to the
@@ -75,6 +78,15 @@ struct CompletedCheckpoint {
   std::string path;  // absolute chk-<n> directory
 };
 
+// Reads a completed checkpoint or savepoint: `path` is its directory (with a
+// `_metadata` file) or the `_metadata` file itself. The returned path is the
+// absolute directory. NotFound without `_metadata`, DataLoss when it does not
+// parse. A `chk-<n>` directory's name sets the checkpoint id.
+absl::StatusOr<CompletedCheckpoint> ReadCompletedCheckpoint(const std::string& path);
+
+// The statistics of a completed checkpoint (status COMPLETED), as GetJob shows them.
+v1::CheckpointStats CheckpointStatsFromMetadata(const v1::CheckpointMetadata& metadata, const std::string& path);
+
 class CheckpointCoordinator {
  public:
   // Scans the job directory (creating it if needed) and starts the trigger
@@ -84,8 +96,11 @@ class CheckpointCoordinator {
 
   // `attempt` runs on `workers` (by index; key_groups = their ranges): the
   // first checkpoint is triggered one interval from now. A checkpoint still
-  // pending from an earlier attempt is aborted.
-  void OnAttemptDeployed(int64_t attempt, std::vector<v1::PeerEndpoint> workers, int num_partitions);
+  // pending from an earlier attempt is aborted. `restored_path`: the
+  // checkpoint directory the attempt restores ("" for none), kept until a
+  // checkpoint of this attempt completes.
+  void OnAttemptDeployed(int64_t attempt, std::vector<v1::PeerEndpoint> workers, int num_partitions,
+                         std::string restored_path = "");
   // `attempt` is over: its pending checkpoint (unless already acknowledged by
   // every worker) is aborted, and nothing is triggered until the next
   // deployment.
@@ -100,6 +115,7 @@ class CheckpointCoordinator {
   [[nodiscard]] absl::Status Decline(const v1::DeclineCheckpointRequest& request);
 
   // Counts, the latest completed checkpoint and recent history (newest first).
+  // `restored` and `latest_restored` are the server's to fill.
   void FillOverview(v1::CheckpointOverview* overview) const;
   // The newest checkpoint with a `_metadata`, this run's or found on start.
   std::optional<CompletedCheckpoint> LatestCompleted() const;

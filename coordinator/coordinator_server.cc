@@ -7,10 +7,12 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/absl_compat.h"
 #include "coordinator/assignment.h"
 #include "proto/slipstream.grpc.pb.h"
@@ -22,6 +24,13 @@ namespace {
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Restart delays are measured on the monotonic clock, to the microsecond (a
+// delay must never be a millisecond short, nor change with the wall clock).
+int64_t SteadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -54,11 +63,17 @@ struct WorkerEntry {
   std::string id;
   int64_t sequence = 0;  // registration order: stable worker indices
   v1::RegisterWorkerRequest registration;
-  v1::Assignment assignment;  // empty (attempt 0) for a standby
-  v1::WorkerCounters counters;
+  v1::Assignment assignment;  // empty (attempt 0) unless in the running attempt
+  v1::WorkerCounters counters;  // counters.attempt: the task it runs (0: idle)
   int64_t registered_at_ms = 0;
   int64_t last_heartbeat_ms = 0;
+  int64_t report_seq = 0;       // event sequence of its last registration or heartbeat
+  int64_t stale_since_ms = 0;   // runs a task it should cancel since then (0: it does not)
   bool in_attempt() const { return assignment.attempt() != 0; }
+  // Runs a task, and not the one it is assigned.
+  bool runs_stale_task() const {
+    return counters.attempt() != 0 && !(in_attempt() && assignment.attempt() == counters.attempt());
+  }
 };
 
 std::string JoinInts(const google::protobuf::RepeatedField<int32_t>& values) {
@@ -67,20 +82,58 @@ std::string JoinInts(const google::protobuf::RepeatedField<int32_t>& values) {
   return out;
 }
 
+constexpr char kCreated[] = "CREATED";
+constexpr char kRunning[] = "RUNNING";
+constexpr char kRestarting[] = "RESTARTING";
+constexpr char kFailed[] = "FAILED";
+constexpr size_t kMaxForgotten = 1000;
+constexpr int64_t kWaitLogIntervalMs = 10000;
+
 class CoordinatorService final : public v1::Coordinator::Service {
  public:
-  explicit CoordinatorService(CoordinatorOptions options) : options_(std::move(options)), start_time_ms_(NowMs()) {}
+  explicit CoordinatorService(CoordinatorOptions options)
+      : options_(std::move(options)), start_time_ms_(NowMs()), restart_strategy_(options_.restart) {}
 
   // Set once before the service is served (null: checkpointing disabled).
-  void SetCheckpoints(std::unique_ptr<CheckpointCoordinator> checkpoints) { checkpoints_ = std::move(checkpoints); }
+  void SetCheckpoints(std::unique_ptr<CheckpointCoordinator> checkpoints) {
+    checkpoints_ = std::move(checkpoints);
+    if (std::optional<CompletedCheckpoint> latest = checkpoints_->LatestCompleted()) {
+      latest_at_start_id_ = latest->metadata.checkpoint_id();
+    }
+  }
   CheckpointCoordinator* checkpoints() { return checkpoints_.get(); }
+
+  // Set once before the service is served: execution.savepoint.path.
+  void SetSavepoint(CompletedCheckpoint savepoint) { savepoint_ = std::move(savepoint); }
+
+  // Logs where the first deployment will restore from.
+  void LogRestoreSource() {
+    std::lock_guard lock(mu_);
+    const std::optional<CompletedCheckpoint> source = RestoreSource();
+    if (savepoint_) {
+      if (source && source->path != savepoint_->path) {
+        spdlog::warn("execution.savepoint.path {} (checkpoint {} of job {}) is not used: checkpoint {} of job {} "
+                     "({}) is newer",
+                     savepoint_->path, savepoint_->metadata.checkpoint_id(), savepoint_->metadata.job_id(),
+                     source->metadata.checkpoint_id(), options_.job_id, source->path);
+      } else {
+        spdlog::info("job {} will restore savepoint {} (checkpoint {} of job {}, {} worker snapshots)",
+                     options_.job_id, savepoint_->path, savepoint_->metadata.checkpoint_id(),
+                     savepoint_->metadata.job_id(), savepoint_->metadata.workers_size());
+      }
+    } else if (source) {
+      spdlog::info("job {} will restore its latest completed checkpoint {} ({})", options_.job_id,
+                   source->metadata.checkpoint_id(), source->path);
+    }
+    spdlog::info("restart strategy: {}", restart_strategy_.Describe());
+  }
 
   // The checkpoint coordinator gave up on `attempt` (too many failed
   // checkpoints in a row): fail it like a lost worker, unless it is over.
   void FailAttemptForCheckpoints(int64_t attempt, const std::string& cause) {
     std::lock_guard lock(mu_);
-    if (state_ != "RUNNING" || attempt_ != attempt) return;
-    FailAttempt(cause);
+    if (state_ != kRunning || attempt_ != attempt) return;
+    FailAttempt(cause, /*failed=*/true, NowMs());
   }
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
@@ -106,14 +159,18 @@ class CoordinatorService final : public v1::Coordinator::Service {
     entry.registration = *request;
     entry.registered_at_ms = now;
     entry.last_heartbeat_ms = now;
+    entry.report_seq = ++events_;  // a registering worker runs no task
     const std::string id = entry.id;
     workers_.emplace(id, std::move(entry));
     last_registration_ms_ = now;
-    if (state_ == "RUNNING") {
+    if (state_ == kRunning) {
       spdlog::info("worker {} registered (pid {}, data {}:{}) as a standby: attempt {} of job {} is running on {} "
                    "workers (rescaling a running job comes with savepoints)",
                    id, request->pid(), request->host(), request->data_port(), attempt_, options_.job_id,
                    AttemptWorkerCount());
+    } else if (state_ == kFailed) {
+      spdlog::warn("worker {} registered (pid {}, data {}:{}) but job {} has FAILED ({}); it stays idle", id,
+                   request->pid(), request->host(), request->data_port(), options_.job_id, failure_cause_);
     } else {
       spdlog::info("worker {} registered (pid {}, data {}:{}); {} of cluster.min-workers={} registered", id,
                    request->pid(), request->host(), request->data_port(), workers_.size(), options_.min_workers);
@@ -137,12 +194,26 @@ class CoordinatorService final : public v1::Coordinator::Service {
                                : "unknown worker (the coordinator restarted or timed it out)");
       return grpc::Status::OK;
     }
+    const int64_t now = NowMs();
     WorkerEntry& w = it->second;
-    w.last_heartbeat_ms = NowMs();
+    w.last_heartbeat_ms = now;
+    w.report_seq = ++events_;
     ReportChannelChanges(w, request->counters());
+    const int64_t previous_attempt = w.counters.attempt();
     w.counters = request->counters();
+    if (previous_attempt != w.counters.attempt() && w.counters.attempt() == 0 && state_ != kRunning) {
+      spdlog::info("worker {} stopped its task of attempt {}", w.id, previous_attempt);
+    }
+    UpdateStale(w, now);
+    if (!request->failure_cause().empty()) OnReportedFailure(w, request->failure_cause(), now);
+    if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
     response->set_known(true);
-    if (w.in_attempt()) *response->mutable_assignment() = w.assignment;
+    // `w` is still registered: nothing above removes a worker.
+    if (w.in_attempt()) {
+      *response->mutable_assignment() = w.assignment;
+    } else {
+      response->set_reason(WhyNoAssignment());
+    }
     return grpc::Status::OK;
   }
 
@@ -159,11 +230,11 @@ class CoordinatorService final : public v1::Coordinator::Service {
       spdlog::error("worker {} failed: {}", request->worker_id(), request->failure_cause());
     }
     workers_.erase(it);
-    if (in_attempt && state_ == "RUNNING") {
+    if (in_attempt && state_ == kRunning) {
       const bool failed = !request->failure_cause().empty();
       FailAttempt(failed ? absl::StrCat("worker ", request->worker_id(), " failed: ", request->failure_cause())
                          : absl::StrCat("worker ", request->worker_id(), " left the running attempt"),
-                  failed);
+                  failed, NowMs());
     }
     return grpc::Status::OK;
   }
@@ -181,7 +252,12 @@ class CoordinatorService final : public v1::Coordinator::Service {
     response->set_min_workers(options_.min_workers);
     response->set_failure_cause(failure_cause_);
     response->set_failures(failures_);
-    if (checkpoints_) checkpoints_->FillOverview(response->mutable_checkpoints());
+    response->set_restarts(restarts_);
+    response->set_restored_from(restored_from_);
+    v1::CheckpointOverview* overview = response->mutable_checkpoints();
+    if (checkpoints_) checkpoints_->FillOverview(overview);
+    overview->set_restored(restored_count_);
+    if (latest_restored_) *overview->mutable_latest_restored() = *latest_restored_;
     for (const WorkerEntry* w : WorkersInOrder()) {
       v1::WorkerStatus* s = response->add_workers();
       s->set_worker_id(w->id);
@@ -210,34 +286,46 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return ToGrpc(checkpoints_->Decline(*request));
   }
 
-  // Reaper tick: expires silent workers and deploys when it is time.
+  // Reaper tick: expires silent workers and workers that do not cancel their
+  // task, and deploys when it is time.
   void Tick() {
     std::lock_guard lock(mu_);
     const int64_t now = NowMs();
     for (auto it = workers_.begin(); it != workers_.end();) {
-      const int64_t age = now - it->second.last_heartbeat_ms;
-      if (age <= options_.heartbeat_timeout_ms) {
+      WorkerEntry& w = it->second;
+      const int64_t age = now - w.last_heartbeat_ms;
+      std::string cause;
+      if (age > options_.heartbeat_timeout_ms) {
+        cause = absl::StrCat("worker ", w.id, " lost: no heartbeat for ", age, " ms (heartbeat.timeout ",
+                             options_.heartbeat_timeout_ms, " ms)");
+        spdlog::warn("{}", cause);
+      } else if (w.stale_since_ms != 0 && options_.cancellation_timeout_ms > 0 &&
+                 now - w.stale_since_ms > options_.cancellation_timeout_ms) {
+        cause = absl::StrCat("worker ", w.id, " still runs its task of attempt ", w.counters.attempt(), " ",
+                             now - w.stale_since_ms, " ms after it was told to cancel it (task.cancellation.timeout ",
+                             options_.cancellation_timeout_ms, " ms)");
+        spdlog::error("{}: dropping the worker (its next heartbeat is answered known=false)", cause);
+      } else {
         ++it;
         continue;
       }
-      const bool in_attempt = it->second.in_attempt();
-      const std::string id = it->first;
-      spdlog::warn("worker {} lost: no heartbeat for {} ms (heartbeat.timeout {} ms)", id, age,
-                   options_.heartbeat_timeout_ms);
-      it = workers_.erase(it);
-      if (in_attempt && state_ == "RUNNING") {
-        FailAttempt(absl::StrCat("worker ", id, " lost: no heartbeat for ", age, " ms (heartbeat.timeout ",
-                                 options_.heartbeat_timeout_ms, " ms)"));
-        it = workers_.begin();  // FailAttempt erased entries
-      }
+      const bool in_attempt = w.in_attempt();
+      Forget(w.id, cause);
+      it = workers_.erase(it);  // FailAttempt below erases nothing: `it` stays valid
+      if (in_attempt && state_ == kRunning) FailAttempt(cause, /*failed=*/true, now);
     }
-    if (state_ != "RUNNING") MaybeDeploy(now);
+    if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
   }
 
  private:
   static grpc::Status CheckpointingDisabled() {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "checkpointing is disabled on this coordinator (no state.checkpoints.dir job directory)");
+  }
+
+  void Forget(const std::string& id, const std::string& reason) {
+    if (forgotten_.size() >= kMaxForgotten) forgotten_.clear();
+    forgotten_[id] = reason;
   }
 
   int AttemptWorkerCount() const {
@@ -258,16 +346,137 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return out;
   }
 
+  // The reason in a heartbeat answer without an assignment.
+  std::string WhyNoAssignment() const {
+    if (state_ == kRunning) {
+      return absl::StrCat("standby: attempt ", attempt_, " of job ", options_.job_id, " runs on ",
+                          AttemptWorkerCount(), " workers");
+    }
+    if (state_ == kCreated) {
+      return absl::StrCat("job ", options_.job_id, " waits for cluster.min-workers=", options_.min_workers,
+                          " workers");
+    }
+    return end_reason_;
+  }
+
+  void UpdateStale(WorkerEntry& w, int64_t now) {
+    if (!w.runs_stale_task()) {
+      w.stale_since_ms = 0;
+    } else if (w.stale_since_ms == 0) {
+      w.stale_since_ms = now;
+    }
+  }
+
+  // A heartbeat's failure_cause: fails the running attempt when it is the
+  // failure of this worker's task in it.
+  void OnReportedFailure(const WorkerEntry& w, const std::string& cause, int64_t now) {
+    const int64_t attempt = w.counters.attempt();
+    if (state_ == kRunning && w.in_attempt() && (attempt == attempt_ || attempt == 0)) {
+      spdlog::error("worker {}: its task of attempt {} failed: {}", w.id, attempt_, cause);
+      FailAttempt(absl::StrCat("worker ", w.id, " failed: ", cause), /*failed=*/true, now);
+      return;
+    }
+    spdlog::warn("worker {}: its task of attempt {} failed: {} (ignored: attempt {} is {})", w.id, attempt, cause,
+                 attempt_, state_ == kRunning ? "running without it" : "over");
+  }
+
+  // Idle for the next deployment: its latest report came after the last
+  // attempt ended and says it runs no task.
+  bool ReadyForDeployment(const WorkerEntry& w) const {
+    return w.counters.attempt() == 0 && w.report_seq > end_seq_;
+  }
+
   void MaybeDeploy(int64_t now) {
     if (static_cast<int>(workers_.size()) < options_.min_workers) return;
     if (now - last_registration_ms_ < options_.stabilization_ms) return;
-    Deploy();
+    if (SteadyUs() < restart_at_us_) return;
+    std::vector<std::string> busy;
+    for (const auto& [id, w] : workers_) {
+      if (ReadyForDeployment(w)) continue;
+      busy.push_back(w.counters.attempt() != 0
+                         ? absl::StrCat(id, " (still runs attempt ", w.counters.attempt(), ")")
+                         : absl::StrCat(id, " (no heartbeat since attempt ", attempt_, " ended)"));
+    }
+    if (!busy.empty()) {
+      if (now - last_wait_log_ms_ >= kWaitLogIntervalMs) {
+        last_wait_log_ms_ = now;
+        spdlog::info("job {}: attempt {} waits for its workers to stop their tasks: {}", options_.job_id,
+                     attempt_ + 1, absl::StrJoin(busy, ", "));
+      }
+      return;
+    }
+    Deploy(now);
+  }
+
+  // Where the next attempt starts from: the newest completed checkpoint of
+  // the job, or execution.savepoint.path while no checkpoint of the job is
+  // newer than it (completed after it, or during this run).
+  std::optional<CompletedCheckpoint> RestoreSource() const {
+    std::optional<CompletedCheckpoint> latest;
+    if (checkpoints_) latest = checkpoints_->LatestCompleted();
+    if (!savepoint_) return latest;
+    if (!latest) return savepoint_;
+    if (latest->metadata.checkpoint_id() > latest_at_start_id_ ||
+        latest->metadata.completion_time_ms() > savepoint_->metadata.completion_time_ms()) {
+      return latest;
+    }
+    return savepoint_;
+  }
+
+  // A checkpoint can be restored into this job: same key groups and topic,
+  // and its snapshots cover every key group.
+  absl::Status CheckRestorable(const CompletedCheckpoint& c) const {
+    const v1::CheckpointMetadata& m = c.metadata;
+    const std::string what = absl::StrCat("cannot restore checkpoint ", m.checkpoint_id(), " from ", c.path);
+    if (m.max_parallelism() != options_.max_parallelism) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, ": it was taken with pipeline.max-parallelism=", m.max_parallelism(),
+          " but the job runs with pipeline.max-parallelism=", options_.max_parallelism,
+          " (state is stored by key group: keep pipeline.max-parallelism unchanged, or start without the "
+          "checkpoint)"));
+    }
+    if (m.topic() != options_.topic) {
+      return absl::FailedPreconditionError(absl::StrCat(what, ": it read kafka.topic \"", m.topic(),
+                                                        "\" but the job reads kafka.topic \"", options_.topic,
+                                                        "\" (its offsets belong to the other topic)"));
+    }
+    std::vector<std::pair<int, int>> ranges;
+    for (const v1::WorkerSnapshot& s : m.workers()) {
+      ranges.emplace_back(s.key_groups().first(), s.key_groups().last());
+    }
+    std::sort(ranges.begin(), ranges.end());
+    int next = 0;  // first key group not covered so far
+    for (const auto& [first, last] : ranges) {
+      if (first > next) break;
+      next = std::max(next, last + 1);
+    }
+    if (next < options_.max_parallelism) {
+      return absl::FailedPreconditionError(absl::StrCat(what, ": its worker snapshots do not cover key group ",
+                                                        next, " of 0-", options_.max_parallelism - 1));
+    }
+    return absl::OkStatus();
+  }
+
+  // The restart strategy gave up, or the job cannot be restored: terminal.
+  void FailJob(const std::string& cause) {
+    state_ = kFailed;
+    failure_cause_ = cause;
+    end_reason_ = absl::StrCat("job ", options_.job_id, " FAILED: ", cause);
+    spdlog::error("job {} FAILED (terminal; its {} registered workers stay idle): {}", options_.job_id,
+                  workers_.size(), cause);
   }
 
   // Deploys the next attempt over every registered worker, in registration
   // order (so indices, and with them partitions and key-group ranges, are
-  // stable for workers that stay).
-  void Deploy() {
+  // stable for workers that stay), restoring the newest completed checkpoint.
+  void Deploy(int64_t now) {
+    std::optional<CompletedCheckpoint> restore = RestoreSource();
+    if (restore) {
+      if (absl::Status s = CheckRestorable(*restore); !s.ok()) {
+        FailJob(std::string(s.message()));
+        return;
+      }
+    }
     std::vector<WorkerEntry*> ordered;
     for (auto& [id, w] : workers_) ordered.push_back(&w);
     std::sort(ordered.begin(), ordered.end(),
@@ -278,6 +487,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
     const int n = static_cast<int>(ordered.size());
     const std::vector<WorkerAssignment> plan = ComputeAssignment(num_partitions_, options_.max_parallelism, n);
     ++attempt_;
+    if (attempt_ > 1 && last_end_was_failure_) ++restarts_;
     std::vector<v1::PeerEndpoint> peers(n);
     for (int i = 0; i < n; ++i) {
       peers[i].set_index(i);
@@ -286,6 +496,18 @@ class CoordinatorService final : public v1::Coordinator::Service {
       peers[i].set_data_port(ordered[i]->registration.data_port());
       peers[i].mutable_key_groups()->set_first(plan[i].key_groups.first);
       peers[i].mutable_key_groups()->set_last(plan[i].key_groups.last);
+    }
+    // The checkpoint's offsets by partition (a partition nothing was read
+    // from yet, -1, is left out: it starts from kafka.starting-offsets).
+    std::map<int32_t, int64_t> offsets;
+    if (restore) {
+      for (const v1::WorkerSnapshot& s : restore->metadata.workers()) {
+        for (const v1::PartitionOffset& o : s.offsets()) {
+          if (o.next_offset() < 0) continue;
+          auto [pos, inserted] = offsets.emplace(o.partition(), o.next_offset());
+          if (!inserted) pos->second = std::max(pos->second, o.next_offset());
+        }
+      }
     }
     for (int i = 0; i < n; ++i) {
       v1::Assignment& a = ordered[i]->assignment;
@@ -298,11 +520,37 @@ class CoordinatorService final : public v1::Coordinator::Service {
       *a.add_key_groups() = peers[i].key_groups();
       a.set_worker_index(i);
       for (const v1::PeerEndpoint& peer : peers) *a.add_workers() = peer;
+      if (restore) {
+        v1::RestoreInfo* r = a.mutable_restore();
+        r->set_checkpoint_path(restore->path);
+        r->set_checkpoint_id(restore->metadata.checkpoint_id());
+        *r->mutable_snapshots() = restore->metadata.workers();
+        for (int p : plan[i].partitions) {
+          if (auto o = offsets.find(p); o != offsets.end()) {
+            v1::PartitionOffset* po = r->add_offsets();
+            po->set_partition(p);
+            po->set_next_offset(o->second);
+          }
+        }
+      }
     }
-    state_ = "RUNNING";
-    if (checkpoints_) checkpoints_->OnAttemptDeployed(attempt_, peers, num_partitions_);
-    spdlog::info("deploying attempt {} of job {} on {} workers ({} partitions, {} key groups)", attempt_,
-                 options_.job_id, n, num_partitions_, options_.max_parallelism);
+    state_ = kRunning;
+    restored_from_ = restore ? restore->path : "";
+    if (restore) {
+      ++restored_count_;
+      latest_restored_ = CheckpointStatsFromMetadata(restore->metadata, restore->path);
+    }
+    if (checkpoints_) checkpoints_->OnAttemptDeployed(attempt_, peers, num_partitions_, restored_from_);
+    spdlog::info("deploying attempt {} of job {} on {} workers ({} partitions, {} key groups){}", attempt_,
+                 options_.job_id, n, num_partitions_, options_.max_parallelism,
+                 attempt_ > 1 ? absl::StrCat(" after ", now - ended_at_ms_, " ms of recovery") : "");
+    if (restore) {
+      spdlog::info("attempt {} restores checkpoint {} from {} ({} worker snapshots, offsets of {} partitions)",
+                   attempt_, restore->metadata.checkpoint_id(), restore->path, restore->metadata.workers_size(),
+                   offsets.size());
+    } else {
+      spdlog::info("attempt {} starts without a checkpoint: empty state, kafka.starting-offsets", attempt_);
+    }
     for (int i = 0; i < n; ++i) {
       const v1::Assignment& a = ordered[i]->assignment;
       spdlog::info("  worker {} {} (data {}:{}): partitions [{}], key groups {}", i, ordered[i]->id,
@@ -311,30 +559,41 @@ class CoordinatorService final : public v1::Coordinator::Service {
     }
   }
 
-  // Ends the running attempt: its workers are forgotten (they stop when their
-  // next heartbeat is answered with known=false and `cause`); standbys stay
-  // registered for the next attempt.
-  void FailAttempt(const std::string& cause, bool failed = true) {
+  // Ends the running attempt. Its workers stay registered without an
+  // assignment (their heartbeats are answered with `cause`, so they cancel
+  // their tasks); the restart strategy decides whether and when the next
+  // attempt follows (RESTARTING) or the job fails (FAILED).
+  void FailAttempt(const std::string& cause, bool failed, int64_t now) {
     if (failed) ++failures_;
     failure_cause_ = cause;
-    state_ = "RESTARTING";
+    last_end_was_failure_ = failed;
+    ended_at_ms_ = now;
+    end_seq_ = ++events_;
+    if (checkpoints_) checkpoints_->OnAttemptEnded(attempt_, cause);
+    for (auto& [id, w] : workers_) {
+      w.assignment.Clear();
+      UpdateStale(w, now);
+    }
+    std::optional<int64_t> delay_ms = 0;
+    if (failed) delay_ms = restart_strategy_.OnFailure(now);
     // A worker leaving on purpose (SIGTERM, e.g. the whole cluster stopping)
     // is expected; a lost or failing one is an error.
-    spdlog::log(failed ? spdlog::level::err : spdlog::level::warn,
-                "attempt {} of job {} ended: {}; its workers are told to stop. Restoring state from the latest "
-                "checkpoint is not in this release: the next attempt starts from the starting offsets once "
-                "cluster.min-workers={} workers are registered",
-                attempt_, options_.job_id, cause, options_.min_workers);
-    if (checkpoints_) checkpoints_->OnAttemptEnded(attempt_, cause);
-    for (auto it = workers_.begin(); it != workers_.end();) {
-      if (it->second.in_attempt()) {
-        forgotten_[it->first] = absl::StrCat("attempt ", attempt_, " of job ", options_.job_id, " failed: ", cause);
-        it = workers_.erase(it);
-      } else {
-        ++it;
-      }
+    spdlog::log(failed ? spdlog::level::err : spdlog::level::warn, "attempt {} of job {} {}: {}", attempt_,
+                options_.job_id, failed ? "failed" : "ended", cause);
+    if (!delay_ms) {
+      FailJob(absl::StrCat(cause, " (not restarted: ", restart_strategy_.GiveUpReason(), ")"));
+      return;
     }
-    last_registration_ms_ = NowMs();
+    state_ = kRestarting;
+    const int64_t delay_us = *delay_ms >= INT64_MAX / 4000 ? INT64_MAX / 4 : *delay_ms * 1000;
+    restart_at_us_ = SteadyUs() + delay_us;
+    last_wait_log_ms_ = now;  // the first "waits for" line only after kWaitLogIntervalMs
+    end_reason_ = absl::StrCat("attempt ", attempt_, " of job ", options_.job_id, failed ? " failed: " : " ended: ",
+                               cause);
+    spdlog::info("job {} restarts in {} ms ({}{}): attempt {} is deployed once cluster.min-workers={} workers are "
+                 "registered and every worker has stopped its task",
+                 options_.job_id, *delay_ms, failed ? "restart strategy " : "not a failure",
+                 failed ? restart_strategy_.Describe() : "", attempt_ + 1, options_.min_workers);
   }
 
   // Logs when a worker starts or stops having trouble with a data channel.
@@ -359,14 +618,28 @@ class CoordinatorService final : public v1::Coordinator::Service {
   std::mutex mu_;
   std::map<std::string, WorkerEntry> workers_;
   std::map<std::string, std::string> forgotten_;  // worker id -> why it was dropped
-  std::string state_ = "CREATED";
+  std::string state_ = kCreated;
   std::string failure_cause_;
+  std::string end_reason_;  // why workers have no assignment while RESTARTING or FAILED
   int64_t failures_ = 0;
+  int64_t restarts_ = 0;
+  bool last_end_was_failure_ = false;
   int64_t registrations_ = 0;
   int64_t last_registration_ms_ = 0;
+  int64_t events_ = 0;        // sequence of registrations, heartbeats and attempt ends
+  int64_t end_seq_ = 0;       // event sequence of the last attempt end
+  int64_t ended_at_ms_ = 0;
+  int64_t restart_at_us_ = 0;  // SteadyUs() before which the next attempt is not deployed
+  int64_t last_wait_log_ms_ = 0;
   int num_partitions_ = 0;
   int64_t attempt_ = 0;
+  RestartStrategy restart_strategy_;
   std::unique_ptr<CheckpointCoordinator> checkpoints_;
+  std::optional<CompletedCheckpoint> savepoint_;
+  int64_t latest_at_start_id_ = 0;  // newest completed checkpoint found on start
+  int64_t restored_count_ = 0;
+  std::optional<v1::CheckpointStats> latest_restored_;
+  std::string restored_from_;
 };
 
 }  // namespace
@@ -395,7 +668,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   checkpoint_options.max_parallelism = options.max_parallelism;
   checkpoint_options.make_stub = options.task_control_stub;
   const bool checkpointing = !options.job_dir.empty();
+  std::optional<CompletedCheckpoint> savepoint;
+  if (!options.savepoint_path.empty()) {
+    absl::StatusOr<CompletedCheckpoint> read = ReadCompletedCheckpoint(options.savepoint_path);
+    if (!read.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("execution.savepoint.path: cannot restore from \"",
+                                                     options.savepoint_path, "\": ", read.status().message()));
+    }
+    savepoint = *std::move(read);
+  }
   impl->service = std::make_unique<CoordinatorService>(std::move(options));
+  if (savepoint) impl->service->SetSavepoint(*std::move(savepoint));
   if (checkpointing) {
     CoordinatorService* service = impl->service.get();
     checkpoint_options.on_failure = [service](int64_t attempt, const std::string& cause) {
@@ -406,6 +689,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
     if (!checkpoints.ok()) return checkpoints.status();
     impl->service->SetCheckpoints(*std::move(checkpoints));
   }
+  impl->service->LogRestoreSource();
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default, which would let a second coordinator
   // bind the same port and split the workers between the two.

@@ -3,23 +3,35 @@
 // the job. It owns the job's identity and the assignment of Kafka partitions
 // and key groups to workers, and forgets workers whose heartbeats stop.
 //
-// Lifecycle: CREATED until `min_workers` workers are registered and none has
-// registered for `stabilization_ms`; then it deploys attempt 1 over every
-// registered worker (RUNNING): partitions round-robin, key groups in Flink's
-// contiguous ranges, and each worker learns every peer's data endpoint.
-// Workers registering later wait as standbys. When a worker of the running
-// attempt is lost (no heartbeat for `heartbeat_timeout_ms`), fails, or
-// leaves, the attempt is over (RESTARTING): the coordinator forgets that
-// attempt's workers, which then stop (their heartbeats are answered with
-// known=false and the cause), and deploys the next attempt once enough
-// workers are registered again. With a job directory, a CheckpointCoordinator
-// takes periodic barrier checkpoints of the running attempt (workers answer
-// through AcknowledgeCheckpoint/DeclineCheckpoint; too many failed checkpoints
-// in a row fail the attempt). Restoring a new attempt from the latest
-// checkpoint comes next; until then it starts from the configured starting
-// offsets. Thread-safe; gRPC calls run on gRPC's threads and a reaper thread
-// expires silent workers and deploys. No RPC to a worker is made while the
-// service's lock is held.
+// Lifecycle (Flink's JobMaster with in-place failover):
+//  - CREATED until `min_workers` workers are registered and none has
+//    registered for `stabilization_ms`; then attempt 1 is deployed over every
+//    registered worker (RUNNING): partitions round-robin, key groups in
+//    Flink's contiguous ranges, and each worker learns every peer's data
+//    endpoint. Workers registering later wait as standbys.
+//  - The running attempt ends when one of its workers is lost (no heartbeat
+//    for `heartbeat_timeout_ms`), fails (DeregisterWorker or a heartbeat with a
+//    failure_cause for that attempt), leaves on purpose (DeregisterWorker
+//    without a cause: not a failure), or the CheckpointCoordinator gives up.
+//    The lost or leaving worker is removed; every other worker stays
+//    registered: its assignment is cleared, so its heartbeats are answered
+//    without an assignment (reason = the cause) and it cancels its task.
+//  - After a failure the RestartStrategy decides: RESTARTING, and the next
+//    attempt is deployed once its delay has passed, at least `min_workers`
+//    workers are registered and every registered worker has reported (after
+//    the failure) that it runs no task (counters.attempt == 0), so two
+//    attempts never share a worker; or FAILED (terminal: workers stay idle).
+//    A worker that keeps running a task it was told to cancel for longer than
+//    `cancellation_timeout_ms` is dropped (known=false).
+//  - Every deployment restores the newest completed checkpoint (or the
+//    savepoint `savepoint_path` while no newer checkpoint of the job exists):
+//    Assignment.restore carries its directory, every worker snapshot and the
+//    offsets of the worker's partitions. A checkpoint taken with another
+//    max parallelism or topic, or that misses key groups, fails the job.
+// With a job directory, a CheckpointCoordinator takes periodic barrier
+// checkpoints of the running attempt. Thread-safe; gRPC calls run on gRPC's
+// threads and a reaper thread expires silent workers and deploys. No RPC to a
+// worker is made while the service's lock is held.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +41,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/checkpoint_coordinator.h"
+#include "coordinator/restart_strategy.h"
 
 namespace slipstream {
 
@@ -48,6 +61,14 @@ struct CoordinatorOptions {
   CheckpointSettings checkpoints;
   // Empty: a gRPC channel to the worker's host:data_port.
   TaskControlStubFactory task_control_stub;
+  RestartStrategySettings restart;  // restart-strategy.*
+  // A worker still running a task it was told to cancel is dropped after
+  // this long (task.cancellation.timeout; 0: never).
+  int64_t cancellation_timeout_ms = 180000;
+  // execution.savepoint.path as a local path ("" for none): a chk-<n> or
+  // savepoint directory (or its _metadata file). Start fails, naming the key,
+  // when it holds no readable _metadata.
+  std::string savepoint_path;
 };
 
 class CoordinatorServer {

@@ -7,8 +7,12 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "common/config.h"
@@ -30,11 +34,50 @@ int Fail(absl::string_view message) {
   return 1;
 }
 
+// `--from-savepoint PATH` (or `--from-savepoint=PATH`) is shorthand for
+// -Dexecution.savepoint.path=PATH (like `flink run -s`): rewritten before the
+// common command-line handling sees it. Arguments after "--" stay as they are.
+absl::StatusOr<std::vector<std::string>> RewriteFromSavepoint(int argc, char** argv) {
+  constexpr std::string_view kFlag = "--from-savepoint";
+  std::vector<std::string> args;
+  bool literal = false;
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (literal || i == 0) {
+      args.emplace_back(arg);
+      continue;
+    }
+    if (arg == "--") literal = true;
+    if (arg == kFlag) {
+      if (i + 1 >= argc || std::string_view(argv[i + 1]).empty()) {
+        return absl::InvalidArgumentError("--from-savepoint needs a path (a chk-<n> or savepoint directory)");
+      }
+      args.push_back(absl::StrCat("-Dexecution.savepoint.path=", argv[++i]));
+    } else if (arg.starts_with("--from-savepoint=")) {
+      const std::string_view path = arg.substr(kFlag.size() + 1);
+      if (path.empty()) {
+        return absl::InvalidArgumentError("--from-savepoint needs a path (a chk-<n> or savepoint directory)");
+      }
+      args.push_back(absl::StrCat("-Dexecution.savepoint.path=", ToAbsl(path)));
+    } else {
+      args.emplace_back(arg);
+    }
+  }
+  return args;
+}
+
 int RunCoordinator(int argc, char** argv) {
+  absl::StatusOr<std::vector<std::string>> rewritten = RewriteFromSavepoint(argc, argv);
+  if (!rewritten.ok()) return Fail(rewritten.status().message());
+  std::vector<char*> args;
+  for (std::string& a : *rewritten) args.push_back(a.data());
+  args.push_back(nullptr);
   LoadedCommandLine command_line = LoadCommandLine(
-      argc, argv, "slipstream-coordinator",
+      static_cast<int>(rewritten->size()), args.data(), "slipstream-coordinator",
       "slipstream-coordinator: the Slipstream JobManager. Owns the job (id, assignment of Kafka partitions "
-      "and key groups to workers) and serves gRPC on jobmanager.rpc.port.");
+      "and key groups to workers, recovery from checkpoints) and serves gRPC on jobmanager.rpc.port.\n"
+      "--from-savepoint PATH restores the job from a savepoint or retained checkpoint at start (same as "
+      "-Dexecution.savepoint.path=PATH).");
   if (!command_line.config) return command_line.exit_code;
   const Config& config = *command_line.config;
   SettingsReader settings(config);
@@ -56,7 +99,32 @@ int RunCoordinator(int argc, char** argv) {
   checkpoints.num_retained =
       static_cast<int>(std::min<int64_t>(settings.Int("state.checkpoints.num-retained"), INT32_MAX));
   checkpoints.exactly_once = settings.String("execution.checkpointing.mode") == "EXACTLY_ONCE";
+  RestartStrategySettings restart;
+  const std::string restart_type = settings.String("restart-strategy.type");
+  restart.fixed_delay_attempts = settings.Int("restart-strategy.fixed-delay.attempts");
+  restart.fixed_delay_ms = settings.DurationMs("restart-strategy.fixed-delay.delay");
+  restart.initial_backoff_ms = settings.DurationMs("restart-strategy.exponential-delay.initial-backoff");
+  restart.max_backoff_ms = settings.DurationMs("restart-strategy.exponential-delay.max-backoff");
+  const std::string multiplier = settings.String("restart-strategy.exponential-delay.backoff-multiplier");
+  restart.reset_backoff_threshold_ms =
+      settings.DurationMs("restart-strategy.exponential-delay.reset-backoff-threshold");
+  const int64_t cancellation_timeout_ms = settings.DurationMs("task.cancellation.timeout");
+  const std::string savepoint_uri = settings.String("execution.savepoint.path");
   if (!settings.status().ok()) return Fail(settings.status().message());
+  absl::StatusOr<RestartStrategySettings::Type> type = ParseRestartStrategyType(restart_type);
+  if (!type.ok()) return Fail(type.status().message());
+  restart.type = *type;
+  // Validated by the configuration already (a decimal of at least 1.0).
+  if (!absl::SimpleAtod(multiplier, &restart.backoff_multiplier)) {
+    return Fail(absl::StrCat("restart-strategy.exponential-delay.backoff-multiplier: \"", multiplier,
+                             "\" is not a decimal number"));
+  }
+  std::string savepoint_path;
+  if (!savepoint_uri.empty()) {
+    absl::StatusOr<std::string> path = LocalPathFromUri("execution.savepoint.path", savepoint_uri);
+    if (!path.ok()) return Fail(path.status().message());
+    savepoint_path = *path;
+  }
   absl::StatusOr<std::string> checkpoints_dir = LocalPathFromUri("state.checkpoints.dir", checkpoints_uri);
   if (!checkpoints_dir.ok()) return Fail(checkpoints_dir.status().message());
   if (absl::Status s = SetUpLogging("coordinator", log_level); !s.ok()) return Fail(s.message());
@@ -77,6 +145,9 @@ int RunCoordinator(int argc, char** argv) {
   // The job directory LoadOrCreateJobId found or created holds its checkpoints.
   options.job_dir = (std::filesystem::path(*checkpoints_dir) / *job_id).string();
   options.checkpoints = checkpoints;
+  options.restart = restart;
+  options.cancellation_timeout_ms = cancellation_timeout_ms;
+  options.savepoint_path = savepoint_path;
   const auto kafka_properties = config.KafkaClientProperties();
   // Once the input topic exists, make sure the dead-letter topic does too
   // (same partition count, broker's default replication), so workers never

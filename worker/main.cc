@@ -35,9 +35,6 @@ namespace slipstream {
 namespace {
 
 std::atomic<bool> g_stop{false};
-// Set when the coordinator disowned this worker: exit non-zero so a
-// supervisor (Kubernetes, systemd) starts a fresh attempt.
-std::atomic<bool> g_disowned{false};
 extern "C" void OnSignal(int) { g_stop.store(true); }
 
 int Fail(absl::string_view message) {
@@ -79,6 +76,22 @@ void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
   }
 }
 
+// What the heartbeat thread and the attempt loop share.
+struct WorkerState {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string worker_id;          // "" until registered
+  bool need_register = true;      // at start, and when the coordinator forgot us
+  v1::Assignment assignment;      // latest from the coordinator (attempt 0: none)
+  std::string cancel_reason;      // why the coordinator has no assignment for us
+  int64_t running_attempt = 0;    // attempt whose task runs (0: idle)
+  FeatureTask* task = nullptr;    // the running task (for counters)
+  int64_t failed_attempt = 0;     // a failure to report, with its cause
+  std::string failure_cause;
+  std::atomic<bool> task_stop{false};  // stops the running task
+  bool stopping = false;          // process shutting down
+};
+
 int RunWorker(int argc, char** argv) {
   LoadedCommandLine command_line = LoadCommandLine(
       argc, argv, "slipstream-worker",
@@ -91,7 +104,6 @@ int RunWorker(int argc, char** argv) {
   const std::string log_level = settings.String("log.level");
   const std::string coordinator_address =
       absl::StrCat(settings.String("jobmanager.rpc.address"), ":", settings.Int("jobmanager.rpc.port"));
-  const std::string topic = settings.String("kafka.topic");
   const std::string dlq_topic = settings.String("kafka.dlq.topic");
   const std::string starting_offsets_text = settings.String("kafka.starting-offsets");
   const std::string state_dir = settings.String("state.dir");
@@ -112,209 +124,286 @@ int RunWorker(int argc, char** argv) {
   if (!starting_offsets.ok()) return Fail(starting_offsets.status().message());
   if (advertised_host.empty()) advertised_host = "127.0.0.1";
   if (absl::Status s = SetUpLogging("worker", log_level); !s.ok()) return Fail(s.message());
+  const auto kafka_properties = config.KafkaClientProperties();
 
   // The data endpoint first: its port goes into the registration.
   absl::StatusOr<std::unique_ptr<DataPlaneServer>> data_plane = DataPlaneServer::Start(static_cast<int>(data_port));
   if (!data_plane.ok()) return Fail(data_plane.status().message());
 
-  // Register with the coordinator; it may start after us, so retry.
   auto channel = grpc::CreateChannel(coordinator_address, grpc::InsecureChannelCredentials());
   auto stub = v1::Coordinator::NewStub(channel);
   v1::RegisterWorkerRequest register_request;
   register_request.set_host(advertised_host);
   register_request.set_data_port((*data_plane)->port());
   register_request.set_pid(getpid());
-  register_request.set_version("0.2.0");
-  v1::RegisterWorkerResponse registration;
-  const auto register_deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-  for (int attempt = 0;; ++attempt) {
-    if (g_stop.load()) return 0;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    grpc::Status status = stub->RegisterWorker(&ctx, register_request, &registration);
-    if (status.ok()) break;
-    if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
-        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-      return Fail(absl::StrCat("the coordinator at ", coordinator_address, " refused this worker: ",
-                               status.error_message()));
-    }
-    if (std::chrono::steady_clock::now() > register_deadline) {
-      return Fail(absl::StrCat("jobmanager.rpc.address: no coordinator reachable at ", coordinator_address,
-                               " after 5 min: ", status.error_message()));
-    }
-    if (attempt % 10 == 0) {
-      spdlog::info("waiting for the coordinator at {}: {}", coordinator_address, status.error_message());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  const std::string worker_id = registration.worker_id();
-  spdlog::info("registered as {} (data endpoint {}:{})", worker_id, advertised_host, (*data_plane)->port());
+  register_request.set_version("0.3.0");
 
-  // The assignment comes with the deployment: at once, or in a heartbeat
-  // answer once the coordinator has enough workers (a standby waits here).
-  v1::Assignment assignment = registration.assignment();
-  for (int64_t polls = 0; assignment.attempt() == 0; ++polls) {
-    if (g_stop.load()) return 0;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    v1::HeartbeatRequest request;
-    request.set_worker_id(worker_id);
-    v1::HeartbeatResponse response;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    grpc::Status status = stub->Heartbeat(&ctx, request, &response);
-    if (!status.ok()) {
-      if (polls % 50 == 0) spdlog::warn("heartbeat to {} failed: {}", coordinator_address, status.error_message());
-      continue;
+  // Registers (the coordinator may start after us, or have restarted), retrying.
+  auto register_worker = [&](v1::RegisterWorkerResponse* registration) -> absl::Status {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+    for (int attempt = 0;; ++attempt) {
+      if (g_stop.load()) return absl::CancelledError("stopping");
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      grpc::Status status = stub->RegisterWorker(&ctx, register_request, registration);
+      if (status.ok()) return absl::OkStatus();
+      if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+          status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        return absl::FailedPreconditionError(absl::StrCat("the coordinator at ", coordinator_address,
+                                                          " refused this worker: ", status.error_message()));
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        return absl::UnavailableError(absl::StrCat("jobmanager.rpc.address: no coordinator reachable at ",
+                                                   coordinator_address, " after 5 min: ", status.error_message()));
+      }
+      if (attempt % 10 == 0) {
+        spdlog::info("waiting for the coordinator at {}: {}", coordinator_address, status.error_message());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-    if (!response.known()) {
-      return Fail(absl::StrCat("the coordinator no longer knows worker ", worker_id, ": ", response.reason()));
-    }
-    assignment = response.assignment();
-    if (polls % 100 == 99) spdlog::info("waiting for the coordinator to deploy the job (standby or waiting for workers)");
-  }
-  if (assignment.key_groups_size() != 1) return Fail("the coordinator sent an assignment without one key-group range");
-  if (assignment.workers_size() == 0 || assignment.worker_index() < 0 ||
-      assignment.worker_index() >= assignment.workers_size()) {
-    return Fail("the coordinator sent an assignment without this worker's index among its workers");
-  }
-  const KeyGroupRange owned{assignment.key_groups(0).first(), assignment.key_groups(0).last()};
-  std::vector<int> partitions(assignment.partitions().begin(), assignment.partitions().end());
-  std::string partition_text;
-  for (int p : partitions) absl::StrAppend(&partition_text, partition_text.empty() ? "" : ",", p);
-  spdlog::info("attempt {} of job {}: worker {} of {}: topic {} partitions [{}], key groups {} of {}",
-               assignment.attempt(), assignment.job_id(), assignment.worker_index(), assignment.workers_size(),
-               assignment.topic(), partition_text, owned.ToString(), assignment.max_parallelism());
-
-  // State is local to this attempt until checkpoints exist: start empty.
-  const std::string worker_state_dir =
-      (std::filesystem::path(state_dir) / assignment.job_id() / worker_id).string();
-  absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, StateStoreOptions{});
-  if (!state.ok()) return Fail(state.status().message());
-  const auto kafka_properties = config.KafkaClientProperties();
-  absl::StatusOr<std::unique_ptr<KafkaSource>> source =
-      KafkaSource::Create(kafka_properties, assignment.topic(), partitions, *starting_offsets);
-  if (!source.ok()) return Fail(source.status().message());
-  // The coordinator creates the dead-letter topic; without it every invalid
-  // record would wait in the producer, so wait for it (briefly) or refuse to
-  // start.
-  for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<int> dlq = FetchPartitionCount(kafka_properties, dlq_topic, 10000);
-    if (dlq.ok()) break;
-    if (attempt == 60 || g_stop.load()) {
-      return Fail(absl::StrCat("kafka.dlq.topic: ", dlq.status().message()));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  absl::StatusOr<std::unique_ptr<DeadLetterProducer>> dead_letters =
-      DeadLetterProducer::Create(kafka_properties, dlq_topic);
-  if (!dead_letters.ok()) return Fail(dead_letters.status().message());
-  absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(redis);
-  if (!sink.ok()) return Fail(sink.status().message());
-  spdlog::info("writing features to redis {}:{} db {}; dead letters to {}", redis.host, redis.port, redis.db,
-               dlq_topic);
-
-  FeatureTaskOptions task_options;
-  task_options.max_parallelism = assignment.max_parallelism();
-  task_options.idle_timeout_ms = idle_timeout_ms;
-  task_options.job_id = assignment.job_id();
-  task_options.attempt = assignment.attempt();
-  task_options.worker_index = assignment.worker_index();
-  for (const v1::PeerEndpoint& peer : assignment.workers()) {
-    task_options.workers.push_back(TaskPeer{peer.worker_id(), absl::StrCat(peer.host(), ":", peer.data_port()),
-                                            KeyGroupRange{peer.key_groups().first(), peer.key_groups().last()}});
-  }
-  task_options.exactly_once = checkpointing_mode == "EXACTLY_ONCE";
-  task_options.local_snapshot_dir = worker_state_dir + ".snapshots";
-  task_options.acknowledge = [&stub](const v1::AcknowledgeCheckpointRequest& request) -> absl::Status {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::AcknowledgeCheckpointResponse response;
-    grpc::Status status = stub->AcknowledgeCheckpoint(&ctx, request, &response);
-    if (!status.ok()) return absl::UnavailableError(status.error_message());
-    return absl::OkStatus();
   };
-  task_options.decline = [&stub](const v1::DeclineCheckpointRequest& request) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::DeclineCheckpointResponse response;
-    (void)stub->DeclineCheckpoint(&ctx, request, &response);
-  };
-  absl::StatusOr<std::unique_ptr<FeatureTask>> task =
-      FeatureTask::Create(task_options, std::move(*source), std::move(*dead_letters), std::move(*sink),
-                          std::move(*state), data_plane->get());
-  if (!task.ok()) return Fail(task.status().message());
 
-  // Heartbeats on their own thread so a busy task never looks dead.
-  std::mutex disowned_mu;
-  std::string disowned_reason;
-  std::mutex heartbeat_mu;
-  std::condition_variable heartbeat_cv;
-  bool heartbeat_stop = false;
+  WorkerState w;
+  // Heartbeats on their own thread for the life of the process, so a busy
+  // task never looks dead: counters of the running task (or attempt 0 when
+  // idle), a failure to report, and back the current assignment. Faster
+  // while idle, so a deployment starts promptly.
   std::thread heartbeats([&] {
     int64_t failures = 0;
-    std::unique_lock lock(heartbeat_mu);
-    while (!heartbeat_cv.wait_for(lock, std::chrono::milliseconds(heartbeat_interval_ms),
-                                  [&] { return heartbeat_stop; })) {
-      lock.unlock();
+    std::unique_lock lock(w.mu);
+    while (!w.stopping) {
+      const bool idle = w.running_attempt == 0;
+      w.cv.wait_for(lock, std::chrono::milliseconds(idle ? std::min<int64_t>(100, heartbeat_interval_ms)
+                                                         : heartbeat_interval_ms));
+      if (w.stopping) break;
+      if (w.need_register || w.worker_id.empty()) continue;
       v1::HeartbeatRequest request;
-      request.set_worker_id(worker_id);
-      FillCounters((*task)->counters(), request.mutable_counters());
-      request.mutable_counters()->set_attempt(assignment.attempt());
+      request.set_worker_id(w.worker_id);
+      if (w.task != nullptr) FillCounters(w.task->counters(), request.mutable_counters());
+      request.mutable_counters()->set_attempt(w.running_attempt);
+      const int64_t reporting_failure = w.failed_attempt;
+      if (reporting_failure != 0) {
+        request.mutable_counters()->set_attempt(reporting_failure);
+        request.set_failure_cause(w.failure_cause);
+      }
+      lock.unlock();
       v1::HeartbeatResponse response;
       grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(heartbeat_interval_ms));
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(std::max<int64_t>(heartbeat_interval_ms, 1000)));
       grpc::Status status = stub->Heartbeat(&ctx, request, &response);
+      lock.lock();
       if (!status.ok()) {
         if (failures++ % 10 == 0) spdlog::warn("heartbeat to {} failed: {}", coordinator_address, status.error_message());
-      } else if ((!response.known() || response.assignment().attempt() != assignment.attempt()) &&
-                 !g_stop.load()) {
-        // The coordinator lost track of us (restart or timeout) or ended the
-        // attempt; stop so the process supervisor starts a fresh worker
-        // that registers again.
-        {
-          std::lock_guard reason_lock(disowned_mu);
-          disowned_reason = response.known() ? "the coordinator moved on to another attempt" : response.reason();
-        }
-        spdlog::error("the coordinator no longer runs worker {} in attempt {}: {}; stopping", worker_id,
-                      assignment.attempt(), response.reason());
-        g_disowned.store(true);
-        g_stop.store(true);
-      } else {
-        if (failures > 0) spdlog::info("heartbeats to {} are back", coordinator_address);
-        failures = 0;
+        continue;
       }
-      lock.lock();
+      if (failures > 0) spdlog::info("heartbeats to {} are back", coordinator_address);
+      failures = 0;
+      if (reporting_failure != 0 && w.failed_attempt == reporting_failure) w.failed_attempt = 0;
+      if (!response.known()) {
+        // The coordinator restarted or timed us out: stop the task and
+        // register again (a new worker id).
+        spdlog::warn("the coordinator does not know worker {} ({}); registering again", w.worker_id, response.reason());
+        w.need_register = true;
+        w.assignment.Clear();
+        w.task_stop.store(true);
+      } else {
+        w.assignment = response.assignment();
+        w.cancel_reason = response.reason();
+        if (w.running_attempt != 0 && w.assignment.attempt() != w.running_attempt) {
+          spdlog::warn("attempt {} was cancelled by the coordinator: {}", w.running_attempt,
+                       response.reason().empty() ? std::string("another attempt is deployed") : response.reason());
+          w.task_stop.store(true);
+        }
+      }
+      w.cv.notify_all();
     }
   });
+  // A signal only sets g_stop: relay it to the running task.
+  std::thread stop_relay([&] {
+    while (!g_stop.load()) {
+      std::unique_lock lock(w.mu);
+      if (w.stopping) return;
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    w.task_stop.store(true);
+    std::lock_guard lock(w.mu);
+    w.cv.notify_all();
+  });
 
-  absl::Status run_status = (*task)->Run(g_stop);
-  {
-    std::lock_guard lock(heartbeat_mu);
-    heartbeat_stop = true;
+  absl::Status fatal;
+  int64_t last_attempt = 0;
+  TaskCounters last_counters;
+  while (!g_stop.load()) {
+    bool need_register;
+    {
+      std::lock_guard lock(w.mu);
+      need_register = w.need_register;
+    }
+    if (need_register) {
+      v1::RegisterWorkerResponse registration;
+      if (absl::Status s = register_worker(&registration); !s.ok()) {
+        if (!g_stop.load()) fatal = s;
+        break;
+      }
+      std::lock_guard lock(w.mu);
+      w.worker_id = registration.worker_id();
+      w.need_register = false;
+      w.assignment = registration.assignment();
+      spdlog::info("registered as {} (data endpoint {}:{})", w.worker_id, advertised_host, (*data_plane)->port());
+    }
+    // Wait for an assignment of a new attempt (a standby, or a worker whose
+    // attempt failed, waits here).
+    v1::Assignment assignment;
+    std::string worker_id;
+    {
+      std::unique_lock lock(w.mu);
+      w.cv.wait_for(lock, std::chrono::milliseconds(200), [&] {
+        return g_stop.load() || w.need_register ||
+               (w.assignment.attempt() != 0 && w.assignment.attempt() != last_attempt);
+      });
+      if (g_stop.load() || w.need_register || w.assignment.attempt() == 0 || w.assignment.attempt() == last_attempt) {
+        continue;
+      }
+      assignment = w.assignment;
+      worker_id = w.worker_id;
+      w.task_stop.store(false);
+    }
+    last_attempt = assignment.attempt();
+    absl::Status run_status = [&]() -> absl::Status {
+      if (assignment.key_groups_size() != 1 || assignment.workers_size() == 0 || assignment.worker_index() < 0 ||
+          assignment.worker_index() >= assignment.workers_size()) {
+        return absl::InvalidArgumentError("the coordinator sent an assignment without this worker's key groups");
+      }
+      const KeyGroupRange owned{assignment.key_groups(0).first(), assignment.key_groups(0).last()};
+      std::vector<int> partitions(assignment.partitions().begin(), assignment.partitions().end());
+      std::string partition_text;
+      for (int p : partitions) absl::StrAppend(&partition_text, partition_text.empty() ? "" : ",", p);
+      const v1::RestoreInfo& restore = assignment.restore();
+      spdlog::info("attempt {} of job {}: worker {} of {}: topic {} partitions [{}], key groups {} of {}{}",
+                   assignment.attempt(), assignment.job_id(), assignment.worker_index(), assignment.workers_size(),
+                   assignment.topic(), partition_text, owned.ToString(), assignment.max_parallelism(),
+                   restore.checkpoint_path().empty() ? std::string(", empty state")
+                                                     : absl::StrCat(", restoring ", restore.checkpoint_path()));
+
+      // Local state of this attempt: fresh, then filled from the checkpoint.
+      const std::string worker_state_dir =
+          (std::filesystem::path(state_dir) / assignment.job_id() / worker_id).string();
+      absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, StateStoreOptions{});
+      if (!state.ok()) return state.status();
+      std::map<int, int64_t> restored_offsets;
+      if (!restore.checkpoint_path().empty()) {
+        std::vector<std::string> snapshot_dirs;
+        for (const v1::WorkerSnapshot& snapshot : restore.snapshots()) {
+          const KeyGroupRange range{snapshot.key_groups().first(), snapshot.key_groups().last()};
+          if (std::max(range.first, owned.first) <= std::min(range.last, owned.last)) {
+            snapshot_dirs.push_back((std::filesystem::path(restore.checkpoint_path()) / snapshot.state_path()).string());
+          }
+        }
+        const auto begin = std::chrono::steady_clock::now();
+        absl::StatusOr<int64_t> keys = (*state)->IngestKeyGroups(snapshot_dirs, owned);
+        if (!keys.ok()) return keys.status();
+        for (const v1::PartitionOffset& o : restore.offsets()) restored_offsets[o.partition()] = o.next_offset();
+        spdlog::info("restored {} state keys of key groups {} from {} snapshot(s) of checkpoint {} in {} ms", *keys,
+                     owned.ToString(), snapshot_dirs.size(), restore.checkpoint_id(),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
+                         .count());
+      }
+      absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(
+          kafka_properties, assignment.topic(), partitions, *starting_offsets, restored_offsets);
+      if (!source.ok()) return source.status();
+      // The coordinator creates the dead-letter topic; without it every
+      // invalid record would wait in the producer, so wait for it (briefly).
+      for (int attempt = 0;; ++attempt) {
+        absl::StatusOr<int> dlq = FetchPartitionCount(kafka_properties, dlq_topic, 10000);
+        if (dlq.ok()) break;
+        if (attempt == 60 || w.task_stop.load()) {
+          return absl::UnavailableError(absl::StrCat("kafka.dlq.topic: ", dlq.status().message()));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+      absl::StatusOr<std::unique_ptr<DeadLetterProducer>> dead_letters =
+          DeadLetterProducer::Create(kafka_properties, dlq_topic);
+      if (!dead_letters.ok()) return dead_letters.status();
+      absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(redis);
+      if (!sink.ok()) return sink.status();
+
+      FeatureTaskOptions task_options;
+      task_options.max_parallelism = assignment.max_parallelism();
+      task_options.idle_timeout_ms = idle_timeout_ms;
+      task_options.job_id = assignment.job_id();
+      task_options.attempt = assignment.attempt();
+      task_options.worker_index = assignment.worker_index();
+      for (const v1::PeerEndpoint& peer : assignment.workers()) {
+        task_options.workers.push_back(TaskPeer{peer.worker_id(), absl::StrCat(peer.host(), ":", peer.data_port()),
+                                                KeyGroupRange{peer.key_groups().first(), peer.key_groups().last()}});
+      }
+      task_options.exactly_once = checkpointing_mode == "EXACTLY_ONCE";
+      task_options.restore_state = !restore.checkpoint_path().empty();
+      task_options.local_snapshot_dir = worker_state_dir + ".snapshots";
+      task_options.acknowledge = [&stub](const v1::AcknowledgeCheckpointRequest& request) -> absl::Status {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        v1::AcknowledgeCheckpointResponse response;
+        grpc::Status status = stub->AcknowledgeCheckpoint(&ctx, request, &response);
+        if (!status.ok()) return absl::UnavailableError(status.error_message());
+        return absl::OkStatus();
+      };
+      task_options.decline = [&stub](const v1::DeclineCheckpointRequest& request) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        v1::DeclineCheckpointResponse response;
+        (void)stub->DeclineCheckpoint(&ctx, request, &response);
+      };
+      absl::StatusOr<std::unique_ptr<FeatureTask>> task =
+          FeatureTask::Create(task_options, std::move(*source), std::move(*dead_letters), std::move(*sink),
+                              std::move(*state), data_plane->get());
+      if (!task.ok()) return task.status();
+      {
+        std::lock_guard lock(w.mu);
+        w.task = task->get();
+        w.running_attempt = assignment.attempt();
+      }
+      absl::Status status = (*task)->Run(w.task_stop);
+      last_counters = (*task)->counters();
+      {
+        std::lock_guard lock(w.mu);
+        w.task = nullptr;
+        w.running_attempt = 0;
+      }
+      spdlog::info("attempt {} stopped: {} records in, {} invalid, {} late, {} features written",
+                   assignment.attempt(), last_counters.records_in, last_counters.records_invalid,
+                   last_counters.records_late, last_counters.redis_features_written);
+      return status;
+    }();
+    if (!run_status.ok() && !g_stop.load()) {
+      spdlog::error("attempt {} failed: {}", assignment.attempt(), std::string(run_status.message()));
+      std::lock_guard lock(w.mu);
+      w.failed_attempt = assignment.attempt();
+      w.failure_cause = std::string(run_status.message());
+      w.cv.notify_all();
+    }
   }
-  heartbeat_cv.notify_all();
-  heartbeats.join();
-  const TaskCounters final_counters = (*task)->counters();
+
   {
+    std::lock_guard lock(w.mu);
+    w.stopping = true;
+    w.cv.notify_all();
+  }
+  heartbeats.join();
+  stop_relay.join();
+  if (!w.worker_id.empty() && fatal.ok()) {
     v1::DeregisterWorkerRequest request;
-    request.set_worker_id(worker_id);
-    FillCounters(final_counters, request.mutable_counters());
-    request.mutable_counters()->set_attempt(assignment.attempt());
-    if (!run_status.ok()) request.set_failure_cause(std::string(run_status.message()));
+    request.set_worker_id(w.worker_id);
+    FillCounters(last_counters, request.mutable_counters());
     v1::DeregisterWorkerResponse response;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     grpc::Status status = stub->DeregisterWorker(&ctx, request, &response);
     if (!status.ok()) spdlog::warn("could not deregister from {}: {}", coordinator_address, status.error_message());
   }
-  spdlog::info("stopped: {} records in, {} invalid, {} late, {} features written", final_counters.records_in,
-               final_counters.records_invalid, final_counters.records_late, final_counters.redis_features_written);
-  if (!run_status.ok()) return Fail(run_status.message());
-  if (g_disowned.load()) {
-    std::lock_guard reason_lock(disowned_mu);
-    return Fail(absl::StrCat("the coordinator at ", coordinator_address, " no longer runs worker ", worker_id,
-                             " (", disowned_reason, "); exiting so a fresh worker can register"));
-  }
+  if (!fatal.ok()) return Fail(fatal.message());
+  spdlog::info("stopped");
   return 0;
 }
 

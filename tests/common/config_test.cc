@@ -162,6 +162,11 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "restart-strategy.type",
       "restart-strategy.fixed-delay.attempts",
       "restart-strategy.fixed-delay.delay",
+      "restart-strategy.exponential-delay.initial-backoff",
+      "restart-strategy.exponential-delay.max-backoff",
+      "restart-strategy.exponential-delay.backoff-multiplier",
+      "restart-strategy.exponential-delay.reset-backoff-threshold",
+      "task.cancellation.timeout",
       "rest.port",
       "metrics.port",
       "log.level",
@@ -221,6 +226,11 @@ TEST(ConfigRegistry, DefaultsMatchTheSpecification) {
   EXPECT_EQ(*config->GetString("restart-strategy.type"), "fixed-delay");
   EXPECT_EQ(*config->GetInt("restart-strategy.fixed-delay.attempts"), INT32_MAX);
   EXPECT_EQ(*config->GetDurationMs("restart-strategy.fixed-delay.delay"), 1'000);
+  EXPECT_EQ(*config->GetDurationMs("restart-strategy.exponential-delay.initial-backoff"), 1'000);
+  EXPECT_EQ(*config->GetDurationMs("restart-strategy.exponential-delay.max-backoff"), 60'000);
+  EXPECT_EQ(*config->GetString("restart-strategy.exponential-delay.backoff-multiplier"), "2.0");
+  EXPECT_EQ(*config->GetDurationMs("restart-strategy.exponential-delay.reset-backoff-threshold"), 3'600'000);
+  EXPECT_EQ(*config->GetDurationMs("task.cancellation.timeout"), 180'000);
   EXPECT_EQ(*config->GetInt("rest.port"), 8081);
   EXPECT_EQ(*config->GetInt("metrics.port"), 0);
   EXPECT_EQ(*config->GetString("log.level"), "info");
@@ -468,6 +478,19 @@ TEST(Config, LowerCaseEnumsMatchExactly) {
               HasSubstr("log.level: \"INFO\" must be one of trace, debug, info, warn, error"));
   EXPECT_FALSE(FromPairs({{"state.backend.type", "hashmap"}}).ok());
   EXPECT_FALSE(FromPairs({{"restart-strategy.type", "failure-rate"}}).ok());
+}
+
+TEST(Config, BackoffMultiplierIsADecimalOfAtLeastOne) {
+  constexpr char kKey[] = "restart-strategy.exponential-delay.backoff-multiplier";
+  absl::StatusOr<Config> config = FromPairs({{kKey, "1.5"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(*config->GetString(kKey), "1.5");
+  EXPECT_TRUE(FromPairs({{kKey, "1"}}).ok());
+  for (const char* bad : {"0.5", "two", "", "nan", "inf", "-2"}) {
+    absl::StatusOr<Config> rejected = FromPairs({{kKey, bad}});
+    ASSERT_FALSE(rejected.ok()) << bad;
+    EXPECT_THAT(StatusMessage(rejected.status()), HasSubstr(kKey)) << bad;
+  }
 }
 
 TEST(Config, ReportsAllInvalidKeysAtOnce) {

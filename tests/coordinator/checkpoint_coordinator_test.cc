@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -540,6 +541,84 @@ TEST_F(CheckpointCoordinatorTest, EndingTheAttemptAbortsThePendingCheckpointAndS
   const CompletedCheckpoint latest = *coordinator().LatestCompleted();
   EXPECT_EQ(latest.metadata.attempt(), 2);
   EXPECT_GE(latest.metadata.checkpoint_id(), 2);
+}
+
+// The failed attempt's checkpoint 2 was acknowledged by every worker but not
+// yet written when attempt 2 was deployed restoring checkpoint 1: checkpoint
+// 2 still completes, but with state.checkpoints.num-retained=1 it must not
+// delete checkpoint 1, which attempt 2's workers are reading. The first
+// checkpoint of attempt 2 subsumes both.
+TEST_F(CheckpointCoordinatorTest, TheRestoredCheckpointOutlivesLateCheckpointsOfTheFailedAttempt) {
+  AddWorkers(2);
+  std::mutex hold_mu;
+  std::condition_variable hold_cv;
+  bool released = false;
+  auto release = [&] {
+    std::lock_guard lock(hold_mu);
+    released = true;
+    hold_cv.notify_all();
+  };
+  struct Releaser {
+    std::function<void()> f;
+    ~Releaser() { f(); }
+  } releaser{release};
+  for (auto& w : workers_) {
+    w->set_after_reply([&](int64_t id) {
+      if (id != 2) return;
+      std::unique_lock lock(hold_mu);
+      hold_cv.wait(lock, [&] { return released; });
+    });
+  }
+  StartCoordinator(Settings(/*interval_ms=*/100, 10000, 100, /*retained=*/1));
+  Deploy(1);
+  // Checkpoint 2 is in progress with both acknowledgements in.
+  ASSERT_TRUE(Eventually([&] {
+    const v1::CheckpointOverview o = Overview();
+    const v1::CheckpointStats* two = FindStats(o, 2);
+    return two != nullptr && two->status() == "IN_PROGRESS" && two->acknowledged() == 2;
+  })) << Overview().DebugString();
+  ASSERT_TRUE(fs::exists(ChkDir(1) / "_metadata"));
+  coordinator().OnAttemptEnded(1, "worker lost");
+  coordinator().OnAttemptDeployed(2, Endpoints(), 4, ChkDir(1).string());
+  release();
+  ASSERT_TRUE(Eventually([&] { return coordinator().LatestCompleted()->metadata.checkpoint_id() >= 2; }));
+  EXPECT_EQ(coordinator().LatestCompleted()->metadata.attempt(), 1);
+  EXPECT_TRUE(fs::exists(ChkDir(1) / "_metadata")) << "the restored checkpoint was deleted";
+  ASSERT_TRUE(Eventually([&] { return coordinator().LatestCompleted()->metadata.attempt() == 2; }));
+  coordinator().Stop();
+  EXPECT_EQ(CheckpointDirs(), (std::vector<int64_t>{coordinator().LatestCompleted()->metadata.checkpoint_id()}));
+}
+
+TEST_F(CheckpointCoordinatorTest, ReadsACompletedCheckpointFromItsDirectoryOrMetadataFile) {
+  AddWorkers(2);
+  StartCoordinator(Settings(/*interval_ms=*/50));
+  Deploy(1);
+  ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 1; }));
+  coordinator().Stop();
+  const std::optional<CompletedCheckpoint> latest = coordinator().LatestCompleted();
+  ASSERT_TRUE(latest.has_value());
+  // A copy elsewhere, named like a savepoint, read through its _metadata file.
+  const fs::path copy = root_ / "savepoint-x";
+  fs::create_directories(copy);
+  fs::copy_file(fs::path(latest->path) / "_metadata", copy / "_metadata");
+  for (const std::string& path : {latest->path, latest->path + "/", (fs::path(latest->path) / "_metadata").string()}) {
+    absl::StatusOr<CompletedCheckpoint> read = ReadCompletedCheckpoint(path);
+    ASSERT_TRUE(read.ok()) << path << ": " << read.status();
+    EXPECT_EQ(read->path, latest->path);
+    EXPECT_EQ(read->metadata.SerializeAsString(), latest->metadata.SerializeAsString());
+  }
+  absl::StatusOr<CompletedCheckpoint> savepoint = ReadCompletedCheckpoint((copy / "_metadata").string());
+  ASSERT_TRUE(savepoint.ok()) << savepoint.status();
+  EXPECT_EQ(savepoint->path, copy.string());
+  EXPECT_EQ(savepoint->metadata.checkpoint_id(), latest->metadata.checkpoint_id());
+  EXPECT_EQ(ReadCompletedCheckpoint((root_ / "missing").string()).status().code(), absl::StatusCode::kNotFound);
+  fs::create_directories(root_ / "empty");
+  absl::StatusOr<CompletedCheckpoint> empty = ReadCompletedCheckpoint((root_ / "empty").string());
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(std::string(empty.status().message()).find("_metadata"), std::string::npos) << empty.status();
+  fs::create_directories(root_ / "garbage");
+  std::ofstream(root_ / "garbage" / "_metadata") << "not json";
+  EXPECT_EQ(ReadCompletedCheckpoint((root_ / "garbage").string()).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST_F(CheckpointCoordinatorTest, AtLeastOnceModeIsPassedToTheWorkers) {

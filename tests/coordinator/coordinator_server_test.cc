@@ -1,8 +1,9 @@
 // The coordinator's gRPC service, in process on a free port, through a real
 // gRPC client: registration, waiting for cluster.min-workers, deployment over
 // several workers, standbys, heartbeats, deregistration, failing the attempt
-// when one of its workers is lost, and checkpoints of the running attempt
-// with fake workers' TaskControl endpoints as their data ports.
+// when one of its workers is lost (the others stay), and checkpoints of the
+// running attempt with fake workers' TaskControl endpoints as their data
+// ports. Recovery (restart strategies, restore) is coordinator_recovery_test.cc.
 #include "coordinator/coordinator_server.h"
 
 #include <grpcpp/grpcpp.h>
@@ -18,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/slipstream.grpc.pb.h"
+#include "tests/coordinator/coordinator_fixture.h"
 #include "tests/coordinator/fake_task_control.h"
 
 namespace slipstream {
@@ -26,140 +28,7 @@ namespace {
 using test_support::Eventually;
 using test_support::FakeTaskControl;
 
-class CoordinatorServerTest : public ::testing::Test {
- protected:
-  void TearDown() override {
-    for (auto& w : fakes_) w->Shutdown();
-    server_.reset();
-    if (!checkpoints_root_.empty()) std::filesystem::remove_all(checkpoints_root_);
-  }
-
-  // Checkpointing for the next StartServer, in a fresh temporary job directory.
-  void EnableCheckpoints(int64_t interval_ms, int64_t timeout_ms, int64_t tolerable) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    checkpoints_root_ = std::filesystem::temp_directory_path() /
-                        absl::StrCat("slipstream-coordinator-test-", ::getpid(), "-", info->name());
-    std::filesystem::remove_all(checkpoints_root_);
-    job_dir_ = (checkpoints_root_ / "0123456789abcdef0123456789abcdef").string();
-    checkpoints_.interval_ms = interval_ms;
-    checkpoints_.timeout_ms = timeout_ms;
-    checkpoints_.tolerable_failed = tolerable;
-    checkpoints_.num_retained = 1;
-    checkpoints_.rpc_timeout_ms = 3000;
-  }
-
-  // A fake worker whose data port is a TaskControl server; it registers and
-  // answers triggers through the coordinator's gRPC API (silent until it
-  // knows its worker id).
-  FakeTaskControl& AddFakeWorker() {
-    auto fake = std::make_unique<FakeTaskControl>("", 0, 0);
-    fake->omit_key_groups();
-    fake->set_reply(FakeTaskControl::Reply::kSilent);
-    fake->set_sink(
-        [this](const v1::AcknowledgeCheckpointRequest& ack) {
-          grpc::ClientContext ctx;
-          v1::AcknowledgeCheckpointResponse response;
-          RecordSinkStatus(stub_->AcknowledgeCheckpoint(&ctx, ack, &response));
-        },
-        [this](const v1::DeclineCheckpointRequest& decline) {
-          grpc::ClientContext ctx;
-          v1::DeclineCheckpointResponse response;
-          RecordSinkStatus(stub_->DeclineCheckpoint(&ctx, decline, &response));
-        });
-    FakeTaskControl& w = *fake;
-    fakes_.push_back(std::move(fake));
-    w.set_worker_id(MustRegister(w.port()));
-    return w;
-  }
-
-  void RecordSinkStatus(const grpc::Status& status) {
-    std::lock_guard lock(sink_mu_);
-    sink_statuses_.push_back(status);
-  }
-
-  void StartServer(int64_t heartbeat_timeout_ms = 10000, absl::StatusOr<int> partitions = 4, int min_workers = 1,
-                   int64_t stabilization_ms = 0) {
-    CoordinatorOptions options;
-    options.listen_address = "127.0.0.1:0";
-    options.job_id = "0123456789abcdef0123456789abcdef";
-    options.topic = "events";
-    options.max_parallelism = 128;
-    options.heartbeat_timeout_ms = heartbeat_timeout_ms;
-    options.min_workers = min_workers;
-    options.stabilization_ms = stabilization_ms;
-    options.partition_count = [partitions] { return partitions; };
-    options.job_dir = job_dir_;
-    options.checkpoints = checkpoints_;
-    auto server = CoordinatorServer::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    stub_ = v1::Coordinator::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                                         grpc::InsecureChannelCredentials()));
-  }
-
-  grpc::Status Register(v1::RegisterWorkerResponse* response, int data_port = 7000) {
-    grpc::ClientContext ctx;
-    v1::RegisterWorkerRequest request;
-    request.set_host("127.0.0.1");
-    request.set_data_port(data_port);
-    request.set_pid(42);
-    return stub_->RegisterWorker(&ctx, request, response);
-  }
-
-  std::string MustRegister(int data_port) {
-    v1::RegisterWorkerResponse response;
-    const grpc::Status status = Register(&response, data_port);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.worker_id();
-  }
-
-  v1::HeartbeatResponse Beat(const std::string& worker_id) {
-    grpc::ClientContext ctx;
-    v1::HeartbeatRequest request;
-    request.set_worker_id(worker_id);
-    request.mutable_counters()->set_records_in(7);
-    v1::HeartbeatResponse response;
-    EXPECT_TRUE(stub_->Heartbeat(&ctx, request, &response).ok());
-    return response;
-  }
-  bool Heartbeat(const std::string& worker_id) { return Beat(worker_id).known(); }
-
-  void Deregister(const std::string& worker_id, const std::string& failure_cause = "") {
-    grpc::ClientContext ctx;
-    v1::DeregisterWorkerRequest bye;
-    bye.set_worker_id(worker_id);
-    bye.set_failure_cause(failure_cause);
-    v1::DeregisterWorkerResponse ack;
-    ASSERT_TRUE(stub_->DeregisterWorker(&ctx, bye, &ack).ok());
-  }
-
-  v1::JobStatus GetJob() {
-    grpc::ClientContext ctx;
-    v1::JobStatus job;
-    EXPECT_TRUE(stub_->GetJob(&ctx, v1::GetJobRequest(), &job).ok());
-    return job;
-  }
-
-  // Polls GetJob until `done` or 5 s.
-  v1::JobStatus WaitForJob(const std::function<bool(const v1::JobStatus&)>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    v1::JobStatus job = GetJob();
-    while (!done(job) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      job = GetJob();
-    }
-    return job;
-  }
-
-  std::unique_ptr<CoordinatorServer> server_;
-  std::unique_ptr<v1::Coordinator::Stub> stub_;
-  std::filesystem::path checkpoints_root_;
-  std::string job_dir_;  // empty: checkpointing disabled
-  CheckpointSettings checkpoints_;
-  std::vector<std::unique_ptr<FakeTaskControl>> fakes_;
-  std::mutex sink_mu_;
-  std::vector<grpc::Status> sink_statuses_;
-};
+class CoordinatorServerTest : public test_support::CoordinatorFixture {};
 
 TEST_F(CoordinatorServerTest, FirstWorkerGetsEveryPartitionAndKeyGroup) {
   StartServer();
@@ -274,9 +143,12 @@ TEST_F(CoordinatorServerTest, WorkerJoiningARunningJobIsAStandby) {
 }
 
 // A silent worker of the running attempt fails it: the coordinator reports
-// the cause, tells the attempt's other workers to stop, and deploys the next
-// attempt over the workers still registered (here a standby).
+// the cause and removes that worker; the attempt's other worker stays
+// registered, its heartbeats are answered without an assignment (reason: the
+// cause), and the next attempt is deployed over every worker still
+// registered (the survivor and the standbys, in registration order).
 TEST_F(CoordinatorServerTest, LostWorkerFailsTheAttemptAndIsReported) {
+  restart_.fixed_delay_ms = 300;  // so `a` sees the cause before attempt 2 exists
   StartServer(/*heartbeat_timeout_ms=*/500, 4, /*min_workers=*/2);
   const std::string a = MustRegister(7001);
   const std::string b = MustRegister(7002);
@@ -284,14 +156,14 @@ TEST_F(CoordinatorServerTest, LostWorkerFailsTheAttemptAndIsReported) {
   const std::string standby = MustRegister(7003);
   const std::string standby2 = MustRegister(7004);
   // a and the standbys keep beating; b falls silent.
-  v1::JobStatus job;
   std::string reason_for_a;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {
     const v1::HeartbeatResponse beat = Beat(a);
     Beat(standby);
     Beat(standby2);
-    if (!beat.known()) {
+    ASSERT_TRUE(beat.known()) << "a survivor stays registered: " << beat.reason();
+    if (!beat.has_assignment()) {
       reason_for_a = beat.reason();
       break;
     }
@@ -299,16 +171,27 @@ TEST_F(CoordinatorServerTest, LostWorkerFailsTheAttemptAndIsReported) {
   }
   EXPECT_NE(reason_for_a.find("lost"), std::string::npos) << reason_for_a;
   EXPECT_NE(reason_for_a.find(b), std::string::npos) << reason_for_a;
-  job = WaitForJob([](const v1::JobStatus& j) { return j.attempt() == 2; });
+  const v1::JobStatus job = WaitForJob([&](const v1::JobStatus& j) {
+    Beat(a);
+    Beat(standby);
+    Beat(standby2);
+    return j.attempt() == 2;
+  });
   EXPECT_EQ(job.failures(), 1);
+  EXPECT_EQ(job.restarts(), 1);
   EXPECT_NE(job.failure_cause().find(b), std::string::npos) << job.failure_cause();
   EXPECT_EQ(job.state(), "RUNNING");
-  ASSERT_EQ(job.workers_size(), 2);
-  EXPECT_EQ(job.workers(0).worker_id(), standby);
-  EXPECT_EQ(job.workers(1).worker_id(), standby2);
+  ASSERT_EQ(job.workers_size(), 3);
+  EXPECT_EQ(job.workers(0).worker_id(), a);
+  EXPECT_EQ(job.workers(1).worker_id(), standby);
+  EXPECT_EQ(job.workers(2).worker_id(), standby2);
   EXPECT_EQ(Beat(standby).assignment().attempt(), 2);
+  EXPECT_EQ(Beat(a).assignment().worker_index(), 0);
+  EXPECT_FALSE(Heartbeat(b)) << "the lost worker is forgotten";
 }
 
+// A worker failing (DeregisterWorker with a cause) ends the attempt; the
+// other worker stays registered and idle until cluster.min-workers are back.
 TEST_F(CoordinatorServerTest, WorkerFailureEndsTheAttemptWithItsCause) {
   StartServer(10000, 4, /*min_workers=*/2);
   const std::string a = MustRegister(7001);
@@ -316,12 +199,20 @@ TEST_F(CoordinatorServerTest, WorkerFailureEndsTheAttemptWithItsCause) {
   ASSERT_EQ(Beat(a).assignment().attempt(), 1);
   Deregister(b, "the data channel to worker x broke");
   const v1::HeartbeatResponse beat = Beat(a);
-  EXPECT_FALSE(beat.known());
+  EXPECT_TRUE(beat.known());
+  EXPECT_FALSE(beat.has_assignment());
   EXPECT_NE(beat.reason().find("data channel"), std::string::npos) << beat.reason();
   const v1::JobStatus job = GetJob();
   EXPECT_EQ(job.state(), "RESTARTING");
+  EXPECT_EQ(job.failures(), 1);
   EXPECT_NE(job.failure_cause().find("data channel"), std::string::npos) << job.failure_cause();
-  EXPECT_EQ(job.workers_size(), 0);
+  ASSERT_EQ(job.workers_size(), 1);
+  EXPECT_EQ(job.workers(0).worker_id(), a);
+  EXPECT_TRUE(job.workers(0).standby());
+  // A new worker makes two again: attempt 2 runs on a and the newcomer.
+  const std::string c = MustRegister(7003);
+  EXPECT_EQ(Beat(c).assignment().attempt(), 2);
+  EXPECT_EQ(Beat(a).assignment().workers_size(), 2);
 }
 
 TEST_F(CoordinatorServerTest, HeartbeatsCarryCountersAndUnknownWorkersAreToldSo) {
@@ -425,9 +316,10 @@ TEST_F(CoordinatorServerTest, CheckpointRpcsWithoutCheckpointingAreRefused) {
 }
 
 // execution.checkpointing.tolerable-failed-checkpoints=0: the first declined
-// checkpoint fails the attempt, whose workers are then told to stop.
+// checkpoint fails the attempt, whose workers are then told to cancel it.
 TEST_F(CoordinatorServerTest, FailedCheckpointBeyondTolerableFailsTheAttempt) {
   EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/20000, /*tolerable=*/0);
+  restart_.fixed_delay_ms = 60000;  // no attempt 2 during the test
   StartServer();
   FakeTaskControl& w = AddFakeWorker();
   w.set_reply(FakeTaskControl::Reply::kDecline);
@@ -438,7 +330,8 @@ TEST_F(CoordinatorServerTest, FailedCheckpointBeyondTolerableFailsTheAttempt) {
   EXPECT_EQ(job.failures(), 1);
   EXPECT_EQ(job.checkpoints().failed(), 1);
   const v1::HeartbeatResponse beat = Beat(w.worker_id());
-  EXPECT_FALSE(beat.known());
+  EXPECT_TRUE(beat.known());
+  EXPECT_FALSE(beat.has_assignment());
   EXPECT_NE(beat.reason().find("tolerable"), std::string::npos) << beat.reason();
 }
 

@@ -101,6 +101,14 @@ class FakeTaskControl final : public v1::TaskControl::Service {
     decline_ = std::move(decline);
   }
 
+  // Runs after the answer to the trigger of checkpoint `id` was sent (the
+  // acknowledgement or decline), before the trigger RPC returns: a test can
+  // hold the RPC there.
+  void set_after_reply(std::function<void(int64_t id)> hook) {
+    std::lock_guard lock(mu_);
+    after_reply_ = std::move(hook);
+  }
+
   std::vector<Trigger> triggers() const {
     std::lock_guard lock(mu_);
     return triggers_;
@@ -150,6 +158,7 @@ class FakeTaskControl final : public v1::TaskControl::Service {
     std::function<void(const v1::AcknowledgeCheckpointRequest&)> ack;
     std::function<void(const v1::DeclineCheckpointRequest&)> decline;
     std::string worker_id;
+    std::function<void(int64_t)> after_reply;
     {
       std::lock_guard lock(mu_);
       triggers_.push_back({*request});
@@ -157,6 +166,7 @@ class FakeTaskControl final : public v1::TaskControl::Service {
       ack = ack_;
       decline = decline_;
       worker_id = worker_id_;
+      after_reply = after_reply_;
     }
     switch (reply) {
       case Reply::kAck:
@@ -178,6 +188,7 @@ class FakeTaskControl final : public v1::TaskControl::Service {
       case Reply::kSilent:
         break;
     }
+    if (after_reply) after_reply(request->checkpoint_id());
     return grpc::Status::OK;
   }
 
@@ -203,6 +214,7 @@ class FakeTaskControl final : public v1::TaskControl::Service {
   std::function<Reply(int64_t)> policy_ = [](int64_t) { return Reply::kAck; };
   std::function<void(const v1::AcknowledgeCheckpointRequest&)> ack_;
   std::function<void(const v1::DeclineCheckpointRequest&)> decline_;
+  std::function<void(int64_t)> after_reply_;
   std::vector<Trigger> triggers_;
   std::vector<v1::CheckpointNotification> completions_;
   std::vector<v1::CheckpointNotification> aborts_;

@@ -241,6 +241,12 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
   impl->data_plane = data_plane;
   impl->engine =
       std::make_unique<WindowEngine>(impl->state.get(), options.workers[options.worker_index].key_groups);
+  if (options.restore_state) {
+    if (absl::Status restored = impl->engine->Restore(); !restored.ok()) return restored;
+    const WindowEngineStats stats = impl->engine->stats();
+    spdlog::info("restored {} users and {} timers of key groups {}", stats.users, stats.timers,
+                 options.workers[options.worker_index].key_groups.ToString());
+  }
   impl->watermarks = WatermarkTracker(kOutOfOrdernessMs, options.idle_timeout_ms);
   const int64_t now = SteadyNowMs();
   for (int p : impl->source->partitions()) impl->watermarks.AddPartition(p, now);

@@ -68,6 +68,9 @@ struct FeatureTaskOptions {
   // TriggerCheckpoint reaches the task through the data plane's TaskControl
   // service; the task answers through these.
   bool exactly_once = true;         // align barriers (AT_LEAST_ONCE: do not hold channels)
+  // The state store holds state restored from a checkpoint: rebuild the
+  // window engine's working copy from it.
+  bool restore_state = false;
   std::string local_snapshot_dir;   // where the synchronous RocksDB checkpoint goes first
   std::function<absl::Status(const v1::AcknowledgeCheckpointRequest&)> acknowledge;
   std::function<void(const v1::DeclineCheckpointRequest&)> decline;

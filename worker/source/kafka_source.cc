@@ -48,7 +48,8 @@ KafkaSource::~KafkaSource() {
 
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
     const std::map<std::string, std::string>& client_properties, const std::string& topic,
-    const std::vector<int>& partitions, StartingOffsets starting_offsets) {
+    const std::vector<int>& partitions, StartingOffsets starting_offsets,
+    const std::map<int, int64_t>& restored_offsets) {
   KafkaConfPtr conf(rd_kafka_conf_new());
   char err[512];
   auto set = [&](const std::string& k, const std::string& v) -> absl::Status {
@@ -94,8 +95,13 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
                         : starting_offsets == StartingOffsets::kEarliest ? RD_KAFKA_OFFSET_BEGINNING
                                                                          : RD_KAFKA_OFFSET_END;
   for (int p : partitions) {
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = start;
+    auto restored = restored_offsets.find(p);
+    // A checkpoint's next offset; -1 there means nothing was read yet.
+    const bool from_checkpoint = restored != restored_offsets.end() && restored->second >= 0;
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        from_checkpoint ? restored->second : start;
     impl->progress[p] = {};
+    if (from_checkpoint) impl->progress[p].next_offset = restored->second;
   }
   if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::InternalError(absl::StrCat("kafka: cannot assign partitions of ", topic, ": ", rd_kafka_err2str(e)));

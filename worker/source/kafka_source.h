@@ -29,9 +29,12 @@ struct SourceRecord {
 
 class KafkaSource {
  public:
+  // `restored_offsets` (partition -> next offset, from a checkpoint) wins
+  // over `starting_offsets` for the partitions it names.
   static absl::StatusOr<std::unique_ptr<KafkaSource>> Create(
       const std::map<std::string, std::string>& client_properties, const std::string& topic,
-      const std::vector<int>& partitions, StartingOffsets starting_offsets);
+      const std::vector<int>& partitions, StartingOffsets starting_offsets,
+      const std::map<int, int64_t>& restored_offsets = {});
   ~KafkaSource();
 
   // Fills `out` with up to `max_records` records, waiting at most
