@@ -1,6 +1,10 @@
-// slipstream-worker: the TaskManager process. Registers with the coordinator,
-// receives its Kafka partitions and key-group range, and runs the feature
-// task until SIGTERM/SIGINT, reporting progress in heartbeats.
+// slipstream-worker: the TaskManager process. Serves its data endpoint
+// (shuffle + TaskControl), registers with the coordinator, then loops: wait
+// for an assignment, restore its key groups and offsets from the checkpoint
+// the assignment names (if any), run the feature task until the coordinator
+// cancels the attempt (a failure elsewhere), the task fails (reported in the
+// next heartbeat), or SIGTERM/SIGINT. Heartbeats run on their own thread for
+// the life of the process.
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
