@@ -253,6 +253,7 @@ int RunWorker(int argc, char** argv) {
       std::lock_guard lock(w.mu);
       w.worker_id = registration.worker_id();
       w.need_register = false;
+      last_attempt = 0;  // attempt numbers restart with a restarted coordinator
       w.assignment = registration.assignment();
       spdlog::info("registered as {} (data endpoint {}:{})", w.worker_id, advertised_host, (*data_plane)->port());
     }
@@ -372,8 +373,13 @@ int RunWorker(int argc, char** argv) {
       last_counters = (*task)->counters();
       {
         std::lock_guard lock(w.mu);
-        w.task = nullptr;
+        w.task = nullptr;  // heartbeats stop reading its counters
+      }
+      task->reset();  // every thread joined, channels closed, RocksDB closed
+      {
+        std::lock_guard lock(w.mu);
         w.running_attempt = 0;
+        w.cv.notify_all();  // report "idle" at once: the next deployment waits for it
       }
       spdlog::info("attempt {} stopped: {} records in, {} invalid, {} late, {} features written",
                    assignment.attempt(), last_counters.records_in, last_counters.records_invalid,
