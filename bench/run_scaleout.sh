@@ -372,7 +372,7 @@ run_one() {
     "-Dheartbeat.interval=200 ms" "-Dlog.level=info")
   status_total() { "$BIN/slipstream-bench-status" --coordinator "127.0.0.1:$COORDINATOR_PORT" --timeout-ms 1000 --total 2>/dev/null; }
 
-  "$BIN/slipstream-coordinator" "${common[@]}" "-Dstate.dir=$dir/state-coordinator" \
+  "$BIN/slipstream-coordinator" "${common[@]}" "${WORKER_EXTRA[@]}" "-Dstate.dir=$dir/state-coordinator" \
     "-Dcluster.min-workers=$workers" >"$dir/coordinator.log" 2>&1 8>&- &
   COORDINATOR_PID=$!
   for ((i = 0; ; i++)); do
