@@ -283,6 +283,49 @@ void CheckFeatureWrites(const ReferenceModel& model, const std::vector<RedisMoni
   std::cout << "[it] MONITOR saw " << commands.size() << " commands, " << hsets << " feature writes" << std::endl;
 }
 
+// The final state of the job's Redis database against the model: exactly the
+// expected keys, each with the expected content and a TTL in range.
+void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model) {
+  absl::StatusOr<std::vector<std::string>> keys = redis.Keys("*");
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  std::set<std::string> actual(keys->begin(), keys->end());
+  std::set<std::string> expected;
+  for (const auto& [user, f] : model.user_features()) expected.insert(kUserPrefix + user);
+  for (const auto& [key, s] : model.sessions()) expected.insert(key);
+  Mismatches key_set("the set of Redis keys");
+  for (const std::string& k : expected) {
+    if (!actual.count(k)) key_set.Add("missing key " + Printable(k));
+  }
+  for (const std::string& k : actual) {
+    if (!expected.count(k)) key_set.Add("unexpected key " + Printable(k));
+  }
+  key_set.Report();
+
+  std::vector<std::string> ordered(expected.begin(), expected.end());
+  std::vector<std::map<std::string, std::string>> hashes;
+  std::vector<int64_t> ttls;
+  ASSERT_TRUE(redis.HGetAllMany(ordered, &hashes, &ttls).ok());
+  Mismatches user_mismatches("user_features hashes (final state)");
+  Mismatches session_mismatches("session_features hashes (final state)");
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    const std::string& key = ordered[i];
+    const std::map<std::string, std::string>& h = hashes[i];
+    if (h.empty()) continue;  // reported as missing above
+    if (key.rfind(kUserPrefix, 0) == 0) {
+      const std::string user = key.substr(kUserPrefix.size());
+      std::vector<std::string> problems = UserFeatureProblems(user, model.user_features().at(user), h);
+      if (!(ttls[i] > 3600 && ttls[i] <= 7200)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (3600, 7200]");
+      if (!problems.empty()) user_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
+    } else {
+      std::vector<std::string> problems = SessionProblems(model.sessions().at(key), h);
+      if (!(ttls[i] > 0 && ttls[i] <= 3600)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (0, 3600]");
+      if (!problems.empty()) session_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
+    }
+  }
+  user_mismatches.Report();
+  session_mismatches.Report();
+}
+
 // Fixture: environment, a temporary directory, and the processes it starts
 // (stopped in TearDown; their logs printed when the test failed).
 class PipelineEndToEnd : public ::testing::Test {
@@ -745,48 +788,7 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
   }
 
   // --- Redis --------------------------------------------------------------------
-  {
-    absl::StatusOr<std::vector<std::string>> keys = (*redis)->Keys("*");
-    ASSERT_TRUE(keys.ok()) << keys.status();
-    std::set<std::string> actual(keys->begin(), keys->end());
-    std::set<std::string> expected;
-    for (const auto& [user, f] : model.user_features()) expected.insert(kUserPrefix + user);
-    for (const auto& [key, s] : model.sessions()) expected.insert(key);
-    Mismatches key_set("the set of Redis keys");
-    for (const std::string& k : expected) {
-      if (!actual.count(k)) key_set.Add("missing key " + Printable(k));
-    }
-    for (const std::string& k : actual) {
-      if (!expected.count(k)) key_set.Add("unexpected key " + Printable(k));
-    }
-    key_set.Report();
-    EXPECT_EQ(static_cast<int64_t>(actual.size()), expected_keys);
-
-    // Contents and TTLs of every expected key.
-    std::vector<std::string> ordered(expected.begin(), expected.end());
-    std::vector<std::map<std::string, std::string>> hashes;
-    std::vector<int64_t> ttls;
-    ASSERT_TRUE((*redis)->HGetAllMany(ordered, &hashes, &ttls).ok());
-    Mismatches user_mismatches("user_features hashes (final state)");
-    Mismatches session_mismatches("session_features hashes (final state)");
-    for (size_t i = 0; i < ordered.size(); ++i) {
-      const std::string& key = ordered[i];
-      const std::map<std::string, std::string>& h = hashes[i];
-      if (h.empty()) continue;  // reported as missing above
-      if (key.rfind(kUserPrefix, 0) == 0) {
-        const std::string user = key.substr(kUserPrefix.size());
-        std::vector<std::string> problems = UserFeatureProblems(user, model.user_features().at(user), h);
-        if (!(ttls[i] > 3600 && ttls[i] <= 7200)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (3600, 7200]");
-        if (!problems.empty()) user_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
-      } else {
-        std::vector<std::string> problems = SessionProblems(model.sessions().at(key), h);
-        if (!(ttls[i] > 0 && ttls[i] <= 3600)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (0, 3600]");
-        if (!problems.empty()) session_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
-      }
-    }
-    user_mismatches.Report();
-    session_mismatches.Report();
-  }
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
 
   // --- Every feature write (Redis MONITOR) ----------------------------------
   // The final state only shows each user's newest window; the write log
@@ -1091,49 +1093,6 @@ std::string Mib(int64_t bytes) {
   return buf;
 }
 
-// The final state of the job's Redis database against the model: exactly the
-// expected keys, each with the expected content and a TTL in range (the
-// checks of MatchesReferenceModel).
-void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model) {
-  absl::StatusOr<std::vector<std::string>> keys = redis.Keys("*");
-  ASSERT_TRUE(keys.ok()) << keys.status();
-  std::set<std::string> actual(keys->begin(), keys->end());
-  std::set<std::string> expected;
-  for (const auto& [user, f] : model.user_features()) expected.insert(kUserPrefix + user);
-  for (const auto& [key, s] : model.sessions()) expected.insert(key);
-  Mismatches key_set("the set of Redis keys");
-  for (const std::string& k : expected) {
-    if (!actual.count(k)) key_set.Add("missing key " + Printable(k));
-  }
-  for (const std::string& k : actual) {
-    if (!expected.count(k)) key_set.Add("unexpected key " + Printable(k));
-  }
-  key_set.Report();
-
-  std::vector<std::string> ordered(expected.begin(), expected.end());
-  std::vector<std::map<std::string, std::string>> hashes;
-  std::vector<int64_t> ttls;
-  ASSERT_TRUE(redis.HGetAllMany(ordered, &hashes, &ttls).ok());
-  Mismatches user_mismatches("user_features hashes (final state)");
-  Mismatches session_mismatches("session_features hashes (final state)");
-  for (size_t i = 0; i < ordered.size(); ++i) {
-    const std::string& key = ordered[i];
-    const std::map<std::string, std::string>& h = hashes[i];
-    if (h.empty()) continue;  // reported as missing above
-    if (key.rfind(kUserPrefix, 0) == 0) {
-      const std::string user = key.substr(kUserPrefix.size());
-      std::vector<std::string> problems = UserFeatureProblems(user, model.user_features().at(user), h);
-      if (!(ttls[i] > 3600 && ttls[i] <= 7200)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (3600, 7200]");
-      if (!problems.empty()) user_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
-    } else {
-      std::vector<std::string> problems = SessionProblems(model.sessions().at(key), h);
-      if (!(ttls[i] > 0 && ttls[i] <= 3600)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (0, 3600]");
-      if (!problems.empty()) session_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
-    }
-  }
-  user_mismatches.Report();
-  session_mismatches.Report();
-}
 
 // Two workers; worker-2 reaches Redis only through a ThrottleProxy limited to
 // kThrottledBytesPerSecond, worker-1 directly. Users are chosen so that 19 of
