@@ -756,32 +756,56 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
     if (checkpointing) {
       EXPECT_GE(cp.completed(), 3);
       const std::filesystem::path job_dir = std::filesystem::path(tmp_->path()) / "checkpoints" / job->job_id();
-      std::vector<std::string> completed_dirs;
-      for (const auto& entry : std::filesystem::directory_iterator(job_dir)) {
-        const std::string name = entry.path().filename().string();
-        if (name.rfind("chk-", 0) == 0 && std::filesystem::exists(entry.path() / "_metadata")) {
-          completed_dirs.push_back(name);
+      // The job keeps checkpointing while this looks: a newer checkpoint may
+      // complete and retention remove the one being read. Then look again.
+      auto layout_problems = [&]() -> std::vector<std::string> {
+        std::vector<std::string> problems;
+        std::vector<std::string> completed_dirs;
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(job_dir, ec)) {
+          const std::string name = entry.path().filename().string();
+          if (name.rfind("chk-", 0) == 0 && std::filesystem::exists(entry.path() / "_metadata")) {
+            completed_dirs.push_back(name);
+          }
         }
+        if (completed_dirs.size() != 1) {
+          problems.push_back("retained checkpoints: " + absl::StrJoin(completed_dirs, ", ") + " (expected one)");
+          return problems;
+        }
+        const std::filesystem::path chk = job_dir / completed_dirs[0];
+        std::ifstream in(chk / "_metadata");
+        std::stringstream json;
+        json << in.rdbuf();
+        v1::CheckpointMetadata metadata;
+        if (!google::protobuf::util::JsonStringToMessage(json.str(), &metadata).ok()) {
+          problems.push_back("unreadable " + (chk / "_metadata").string() + ": " + json.str());
+          return problems;
+        }
+        if (metadata.job_id() != job->job_id()) problems.push_back("job id " + metadata.job_id());
+        if (metadata.workers_size() != workers) {
+          problems.push_back(absl::StrCat(metadata.workers_size(), " worker snapshots"));
+        }
+        std::vector<int> covered(job->max_parallelism(), 0);
+        int offsets = 0;
+        for (const v1::WorkerSnapshot& w : metadata.workers()) {
+          for (int kg = w.key_groups().first(); kg <= w.key_groups().last(); ++kg) ++covered.at(kg);
+          if (!std::filesystem::exists(chk / w.state_path() / "CURRENT")) {
+            problems.push_back((chk / w.state_path()).string() + " is not a RocksDB checkpoint");
+          }
+          offsets += w.offsets_size();
+        }
+        for (size_t kg = 0; kg < covered.size(); ++kg) {
+          if (covered[kg] != 1) problems.push_back(absl::StrCat("key group ", kg, " covered ", covered[kg], " times"));
+        }
+        if (offsets != kPartitions) problems.push_back(absl::StrCat(offsets, " partition offsets"));
+        return problems;
+      };
+      std::vector<std::string> problems = layout_problems();
+      for (int retry = 0; retry < 20 && !problems.empty(); ++retry) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        problems = layout_problems();
       }
-      ASSERT_EQ(completed_dirs.size(), 1u) << "retained checkpoints: " << absl::StrJoin(completed_dirs, ", ");
-      const std::filesystem::path chk = job_dir / completed_dirs[0];
-      std::ifstream in(chk / "_metadata");
-      std::stringstream json;
-      json << in.rdbuf();
-      v1::CheckpointMetadata metadata;
-      ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.str(), &metadata).ok()) << json.str();
-      EXPECT_EQ(metadata.job_id(), job->job_id());
-      ASSERT_EQ(metadata.workers_size(), workers);
-      std::vector<int> covered(job->max_parallelism(), 0);
-      int offsets = 0;
-      for (const v1::WorkerSnapshot& w : metadata.workers()) {
-        for (int kg = w.key_groups().first(); kg <= w.key_groups().last(); ++kg) ++covered.at(kg);
-        EXPECT_TRUE(std::filesystem::is_directory(chk / w.state_path())) << (chk / w.state_path());
-        EXPECT_TRUE(std::filesystem::exists(chk / w.state_path() / "CURRENT")) << "not a RocksDB checkpoint";
-        offsets += w.offsets_size();
-      }
-      for (size_t kg = 0; kg < covered.size(); ++kg) EXPECT_EQ(covered[kg], 1) << "key group " << kg;
-      EXPECT_EQ(offsets, kPartitions);
+      EXPECT_TRUE(problems.empty()) << absl::StrJoin(problems, "\n");
     } else {
       EXPECT_EQ(cp.completed(), 0);
     }

@@ -649,9 +649,15 @@ void FeatureTask::Impl::Snapshot() {
   std::filesystem::remove_all(local, ec);
   std::filesystem::create_directories(local.parent_path(), ec);
   if (absl::Status s = engine->Flush(); !s.ok()) return Decline(id, std::string(s.message()));
+  const int64_t engine_flush_ms = SteadyNowMs() - sync_begin;
   if (absl::Status s = state->CreateCheckpoint(local.string()); !s.ok()) return Decline(id, std::string(s.message()));
-  sink->Flush();
+  // Every feature emitted before the barrier must be in Redis before the
+  // checkpoint counts; the operator need not wait for that: the uploader does.
+  const uint64_t sink_mark = sink->Enqueued();
   const int64_t sync_ms = SteadyNowMs() - sync_begin;
+  spdlog::info("checkpoint {}: synchronous part {} ms ({} ms writing {} users' pending state to RocksDB, {} ms "
+               "RocksDB checkpoint)",
+               id, sync_ms, engine_flush_ms, engine->stats().users, sync_ms - engine_flush_ms);
   last_alignment_ms = alignment_ms;
   last_sync_ms = sync_ms;
   // Asynchronous part: copy the files to checkpoint storage, then
@@ -678,7 +684,7 @@ void FeatureTask::Impl::Snapshot() {
   snapshot->set_sync_ms(sync_ms);
   snapshot->set_users(engine->stats().users);
   const std::filesystem::path target = std::filesystem::path(alignment.checkpoint_dir) / relative;
-  uploader = std::thread([this, ack = std::move(ack), local, target, id]() mutable {
+  uploader = std::thread([this, ack = std::move(ack), local, target, id, sink_mark]() mutable {
     const int64_t begin = SteadyNowMs();
     std::error_code copy_error;
     std::filesystem::create_directories(target, copy_error);
@@ -693,9 +699,15 @@ void FeatureTask::Impl::Snapshot() {
       Decline(id, absl::StrCat("cannot copy the state to ", target.string(), ": ", copy_error.message()));
       return;
     }
+    std::filesystem::remove_all(local, ignored);
+    while (!sink->WaitUntilAcked(sink_mark, 100)) {
+      if (cancel.load()) {
+        Decline(id, "the attempt ended before Redis acknowledged the checkpoint's features");
+        return;
+      }
+    }
     ack.mutable_snapshot()->set_state_bytes(DirectoryBytes(target));
     ack.mutable_snapshot()->set_async_ms(SteadyNowMs() - begin);
-    std::filesystem::remove_all(local, ignored);
     if (options.acknowledge) {
       if (absl::Status s = options.acknowledge(ack); !s.ok()) {
         spdlog::warn("checkpoint {}: acknowledgement not accepted: {}", id, std::string(s.message()));

@@ -279,6 +279,17 @@ void RedisSink::Flush() {
   impl_->progressed.wait(lock, [&] { return impl_->acked >= target; });
 }
 
+uint64_t RedisSink::Enqueued() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->enqueued;
+}
+
+bool RedisSink::WaitUntilAcked(uint64_t mark, int64_t timeout_ms) {
+  std::unique_lock lock(impl_->mu);
+  return impl_->progressed.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                                    [&] { return impl_->acked >= mark; });
+}
+
 RedisSinkStats RedisSink::stats() const {
   RedisSinkStats s;
   std::lock_guard lock(impl_->mu);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -51,6 +52,11 @@ class RedisSink {
   void Write(std::vector<FeatureWrite>* features);
   // Blocks until everything queued before the call is acknowledged by Redis.
   void Flush();
+  // Features accepted by Write so far (a mark for WaitUntilAcked).
+  uint64_t Enqueued() const;
+  // Waits up to `timeout_ms` until the first `mark` features are acknowledged
+  // by Redis; true when they are.
+  bool WaitUntilAcked(uint64_t mark, int64_t timeout_ms);
 
   RedisSinkStats stats() const;
 
