@@ -1571,14 +1571,20 @@ void CheckFeatureWritesAreCorrectAtLeastOnce(const ReferenceModel& model,
 }
 
 // Two workers with checkpoints every 500 ms. While the stream is being
-// produced and consumed, one worker is killed with SIGKILL and started again;
+// produced and consumed, one worker (or the coordinator) is killed with
+// SIGKILL and started again;
 // the job must restart from the latest completed checkpoint (state and
 // offsets) and end with Redis equal to the reference model, every write on
 // the way correct.
-TEST_F(PipelineEndToEnd, KilledWorkerRecoversFromTheLatestCheckpoint) {
+class RecoveryEndToEnd : public PipelineEndToEnd {
+ protected:
+  void RunRecoveryScenario(bool kill_coordinator, int redis_db);
+};
+
+void RecoveryEndToEnd::RunRecoveryScenario(bool kill_coordinator, int redis_db) {
   ASSERT_TRUE(env_ok_);
   ASSERT_GT(rpc_port_, 0);
-  constexpr int kRedisDbRecovery = 5;
+  const int kRedisDbRecovery = redis_db;
   absl::StatusOr<std::unique_ptr<RedisClient>> redis =
       RedisClient::Connect(env_.redis_host, env_.redis_port, kRedisDbRecovery);
   ASSERT_TRUE(redis.ok()) << redis.status();
@@ -1630,17 +1636,25 @@ TEST_F(PipelineEndToEnd, KilledWorkerRecoversFromTheLatestCheckpoint) {
     return false;
   };
   ASSERT_TRUE(wait_job("a completed checkpoint", [](const v1::JobStatus& j) { return j.checkpoints().completed() >= 2; }));
-  ::kill(victim->pid(), SIGKILL);
+  Process* killed = kill_coordinator ? processes_.front().get() : victim;
+  ::kill(killed->pid(), SIGKILL);
   const int64_t killed_at = SteadyNowMs();
-  clock_.Log("killed worker-2 (SIGKILL)");
+  clock_.Log(kill_coordinator ? "killed the coordinator (SIGKILL)" : "killed worker-2 (SIGKILL)");
   produce_range(n / 3, 2 * n / 3);
-  victim->WaitForExit(5000);
-  Start("worker-2b", "slipstream-worker", kRedisDbRecovery, job_args);
-  ASSERT_TRUE(wait_job("the restored attempt to run", [](const v1::JobStatus& j) {
-    return j.state() == "RUNNING" && j.attempt() >= 2 && j.checkpoints().restored() >= 1 && JobCounters(j, 2).ok();
+  killed->WaitForExit(5000);
+  if (kill_coordinator) {
+    // Same configuration, same state.checkpoints.dir: it finds the job id
+    // and the latest completed checkpoint there; the workers register again.
+    ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, kRedisDbRecovery, job_args));
+  } else {
+    Start("worker-2b", "slipstream-worker", kRedisDbRecovery, job_args);
+  }
+  ASSERT_TRUE(wait_job("the restored attempt to run", [&](const v1::JobStatus& j) {
+    return j.state() == "RUNNING" && (kill_coordinator || j.attempt() >= 2) && j.checkpoints().restored() >= 1 &&
+           JobCounters(j, 2).ok();
   }));
-  clock_.Log(absl::StrCat("attempt 2 runs, restored from a checkpoint, ", SteadyNowMs() - killed_at,
-                          " ms after the kill (including the restart of the killed process)"));
+  clock_.Log(absl::StrCat("a restored attempt runs ", SteadyNowMs() - killed_at, " ms after the kill (including the "
+                          "restart of the killed process)"));
   produce_range(2 * n / 3, n);
   const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
   for (int32_t p = 0; p < kPartitions; ++p) {
@@ -1665,13 +1679,25 @@ TEST_F(PipelineEndToEnd, KilledWorkerRecoversFromTheLatestCheckpoint) {
   clock_.Log(absl::StrCat("final: attempt ", job->attempt(), ", failures ", job->failures(), ", restored ",
                           job->checkpoints().restored(), " (", job->restored_from(), "), checkpoints completed ",
                           job->checkpoints().completed()));
-  EXPECT_GE(job->failures(), 1);
+  if (!kill_coordinator) EXPECT_GE(job->failures(), 1);
   EXPECT_GE(job->checkpoints().restored(), 1);
   ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
   absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
   ASSERT_TRUE(commands.ok()) << commands.status();
   CheckFeatureWritesAreCorrectAtLeastOnce(model, *commands);
   if (!HasFailure()) (void)(*redis)->FlushDb();
+}
+
+TEST_F(RecoveryEndToEnd, KilledWorkerRecoversFromTheLatestCheckpoint) {
+  RunRecoveryScenario(/*kill_coordinator=*/false, /*redis_db=*/5);
+}
+
+// The coordinator is killed with SIGKILL and started again with the same
+// configuration: it finds the job and its latest completed checkpoint in
+// state.checkpoints.dir (no other service), the workers register again, and
+// the job resumes from that checkpoint.
+TEST_F(RecoveryEndToEnd, RestartedCoordinatorResumesFromTheLatestCheckpoint) {
+  RunRecoveryScenario(/*kill_coordinator=*/true, /*redis_db=*/4);
 }
 
 // ---------------------------------------------------------------------------
