@@ -224,4 +224,29 @@ absl::StatusOr<int64_t> TopicEndOffsetSum(const std::string& bootstrap, const st
   return sum;
 }
 
+absl::StatusOr<int64_t> CommittedOffsetSum(const std::string& bootstrap, const std::string& group,
+                                           const std::string& topic) {
+  absl::StatusOr<int> partitions = PartitionCount(bootstrap, topic);
+  if (!partitions.ok()) return partitions.status();
+  absl::StatusOr<KafkaConfPtr> conf = MakeConf({{"bootstrap.servers", bootstrap}, {"group.id", group}});
+  if (!conf.ok()) return conf.status();
+  char err[512];
+  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err, sizeof(err));
+  if (raw == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka: ", err));
+  conf->release();
+  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> rk(raw, &rd_kafka_destroy);
+  std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)> list(
+      rd_kafka_topic_partition_list_new(*partitions), &rd_kafka_topic_partition_list_destroy);
+  for (int p = 0; p < *partitions; ++p) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  if (rd_kafka_resp_err_t e = rd_kafka_committed(rk.get(), list.get(), 10000); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat("kafka committed offsets of ", group, ": ", rd_kafka_err2str(e)));
+  }
+  int64_t sum = 0;
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].offset >= 0) sum += list->elems[i].offset;
+  }
+  rd_kafka_consumer_close(rk.get());
+  return sum;
+}
+
 }  // namespace slipstream::it

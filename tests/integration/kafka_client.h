@@ -71,4 +71,9 @@ absl::StatusOr<std::vector<ConsumedRecord>> ReadWholeTopic(const std::string& bo
 // Sum over partitions of the log end offsets of `topic`.
 absl::StatusOr<int64_t> TopicEndOffsetSum(const std::string& bootstrap, const std::string& topic);
 
+// Sum over the topic's partitions of `group`'s committed offsets (partitions
+// without one count 0).
+absl::StatusOr<int64_t> CommittedOffsetSum(const std::string& bootstrap, const std::string& group,
+                                           const std::string& topic);
+
 }  // namespace slipstream::it

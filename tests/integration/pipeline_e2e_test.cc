@@ -806,6 +806,18 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
         problems = layout_problems();
       }
       EXPECT_TRUE(problems.empty()) << absl::StrJoin(problems, "\n");
+
+      // Completed checkpoints commit their offsets to the consumer group (lag
+      // monitoring): once the job is idle, up to the end of every partition.
+      absl::StatusOr<int64_t> end = TopicEndOffsetSum(env_.kafka, topic_);
+      ASSERT_TRUE(end.ok()) << end.status();
+      absl::StatusOr<int64_t> committed = CommittedOffsetSum(env_.kafka, topic_ + "-group", topic_);
+      for (int i = 0; i < 100 && committed.ok() && *committed != *end; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        committed = CommittedOffsetSum(env_.kafka, topic_ + "-group", topic_);
+      }
+      ASSERT_TRUE(committed.ok()) << committed.status();
+      EXPECT_EQ(*committed, *end) << "offsets committed to " << topic_ << "-group";
     } else {
       EXPECT_EQ(cp.completed(), 0);
     }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -51,8 +52,11 @@ class CheckpointInbox final : public TaskControlHandler {
     return absl::OkStatus();
   }
   void CheckpointComplete(const v1::CheckpointNotification& n) override {
-    spdlog::debug("checkpoint {} complete", n.checkpoint_id());
+    int64_t current = completed_up_to_.load();
+    while (n.checkpoint_id() > current && !completed_up_to_.compare_exchange_weak(current, n.checkpoint_id())) {
+    }
   }
+  int64_t completed_up_to() const { return completed_up_to_.load(); }
   void AbortCheckpoint(const v1::CheckpointNotification& n) override {
     int64_t current = aborted_up_to_.load();
     while (n.checkpoint_id() > current && !aborted_up_to_.compare_exchange_weak(current, n.checkpoint_id())) {
@@ -75,6 +79,7 @@ class CheckpointInbox final : public TaskControlHandler {
   std::mutex mu_;
   std::deque<v1::TriggerCheckpointRequest> pending_;
   std::atomic<int64_t> aborted_up_to_{0};
+  std::atomic<int64_t> completed_up_to_{0};
 };
 
 int64_t DirectoryBytes(const std::filesystem::path& dir) {
@@ -149,6 +154,9 @@ struct FeatureTask::Impl {
   // Source side: what the coordinator asked for, with the request.
   std::optional<v1::TriggerCheckpointRequest> barrier_request;  // being emitted
   std::vector<std::pair<int, int64_t>> barrier_offsets;
+  // Offsets of barriers whose checkpoint may still complete: committed to
+  // the consumer group when it does (lag monitoring only).
+  std::map<int64_t, std::vector<std::pair<int, int64_t>>> offsets_to_commit;
 
   mutable std::mutex counters_mu;
   TaskCounters counters;  // guarded by counters_mu
@@ -324,6 +332,8 @@ absl::Status FeatureTask::Impl::InjectBarrier(const v1::TriggerCheckpointRequest
   barrier_offsets.clear();
   for (int p : source->partitions()) barrier_offsets.emplace_back(p, source->NextOffset(p));
   barrier_request = request;
+  offsets_to_commit[request.checkpoint_id()] = barrier_offsets;
+  while (offsets_to_commit.size() > 16) offsets_to_commit.erase(offsets_to_commit.begin());
   for (int i = 0; i < static_cast<int>(out.size()); ++i) {
     if (absl::Status s = EmitTo(i, false, give_up, request.checkpoint_id()); !s.ok()) return s;
   }
@@ -396,6 +406,13 @@ void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
     if (absl::Status routed = RouteBatch(records, now, interrupt); !routed.ok()) {
       if (!interrupt.load()) Fail(routed);
       break;
+    }
+    if (!offsets_to_commit.empty() && offsets_to_commit.begin()->first <= inbox->completed_up_to()) {
+      const int64_t completed = inbox->completed_up_to();
+      auto newest = offsets_to_commit.upper_bound(completed);
+      --newest;  // the newest completed checkpoint this source took part in
+      source->CommitOffsets(newest->second);
+      offsets_to_commit.erase(offsets_to_commit.begin(), std::next(newest));
     }
     if (std::optional<v1::TriggerCheckpointRequest> trigger = inbox->TakeTrigger()) {
       if (absl::Status injected = InjectBarrier(*trigger, interrupt); !injected.ok()) {

@@ -169,4 +169,17 @@ bool KafkaSource::CaughtUp(int partition) const {
 const std::string& KafkaSource::topic() const { return impl_->topic; }
 const std::vector<int>& KafkaSource::partitions() const { return impl_->partitions; }
 
+void KafkaSource::CommitOffsets(const std::vector<std::pair<int, int64_t>>& next_offsets) {
+  KafkaPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(next_offsets.size())));
+  for (const auto& [partition, offset] : next_offsets) {
+    if (offset < 0) continue;  // nothing read yet
+    rd_kafka_topic_partition_list_add(list.get(), impl_->topic.c_str(), partition)->offset = offset;
+  }
+  if (list->cnt == 0) return;
+  if (rd_kafka_resp_err_t e = rd_kafka_commit(impl_->consumer.get(), list.get(), /*async=*/1);
+      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("kafka: committing offsets of {} failed: {}", impl_->topic, rd_kafka_err2str(e));
+  }
+}
+
 }  // namespace slipstream

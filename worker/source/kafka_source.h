@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -45,6 +46,11 @@ class KafkaSource {
   // True when the partition's position has reached the broker's high
   // watermark as last seen (or librdkafka reported end of partition since the
   // last record).
+  // Commits next offsets to the consumer group (kafka.group.id),
+  // asynchronously. Recovery never reads them (it uses checkpoints); they
+  // are for lag monitoring, as in Flink's commit on checkpoint completion.
+  void CommitOffsets(const std::vector<std::pair<int, int64_t>>& next_offsets);
+
   bool CaughtUp(int partition) const;
   int64_t NextOffset(int partition) const;     // -1 before the first record
   int64_t HighWatermark(int partition) const;  // -1 when unknown
