@@ -433,6 +433,17 @@ class PipelineEndToEnd : public ::testing::Test {
 
   std::string CoordinatorAddress() const { return absl::StrCat("127.0.0.1:", rpc_port_); }
 
+  // The test's Redis database, emptied, with MONITOR recording every command
+  // sent to it from now on.
+  void OpenRecordedRedisDb(int db, absl::StatusOr<std::unique_ptr<RedisClient>>* redis,
+                           absl::StatusOr<std::unique_ptr<RedisMonitor>>* monitor) {
+    *redis = RedisClient::Connect(env_.redis_host, env_.redis_port, db);
+    ASSERT_TRUE(redis->ok()) << redis->status();
+    ASSERT_TRUE((**redis)->FlushDb().ok());
+    *monitor = RedisMonitor::Start(env_.redis_host, env_.redis_port, db);
+    ASSERT_TRUE(monitor->ok()) << monitor->status();
+  }
+
   bool env_ok_ = false;
   TestEnv env_;
   std::unique_ptr<TempDir> tmp_;
@@ -458,13 +469,9 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
   clock_.Log("topic " + topic_ + ", dead-letter topic " + dlq_topic_ + ", redis db " +
              std::to_string(kRedisDbReferenceModel) + ", tmp " + tmp_->path());
 
-  absl::StatusOr<std::unique_ptr<RedisClient>> redis =
-      RedisClient::Connect(env_.redis_host, env_.redis_port, kRedisDbReferenceModel);
-  ASSERT_TRUE(redis.ok()) << redis.status();
-  ASSERT_TRUE((*redis)->FlushDb().ok());
-  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor =
-      RedisMonitor::Start(env_.redis_host, env_.redis_port, kRedisDbReferenceModel);
-  ASSERT_TRUE(monitor.ok()) << monitor.status();
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(kRedisDbReferenceModel, &redis, &monitor));
 
   // --- Workload and reference model inputs -------------------------------
   Workload w = GenerateWorkload(WorkloadOptions{});
@@ -1147,13 +1154,9 @@ TEST_F(PipelineEndToEnd, SlowRedisHoldsThePipelineBackWithBoundedMemory) {
   ASSERT_GT(rpc_port_, 0);
   clock_.Log("topic " + topic_ + ", redis db " + std::to_string(kRedisDbSlowRedis) + ", tmp " + tmp_->path());
 
-  absl::StatusOr<std::unique_ptr<RedisClient>> redis =
-      RedisClient::Connect(env_.redis_host, env_.redis_port, kRedisDbSlowRedis);
-  ASSERT_TRUE(redis.ok()) << redis.status();
-  ASSERT_TRUE((*redis)->FlushDb().ok());
-  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor =
-      RedisMonitor::Start(env_.redis_host, env_.redis_port, kRedisDbSlowRedis);
-  ASSERT_TRUE(monitor.ok()) << monitor.status();
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(kRedisDbSlowRedis, &redis, &monitor));
   ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());
 
   absl::StatusOr<std::unique_ptr<ThrottleProxy>> proxy_or = ThrottleProxy::Start(env_.redis_host, env_.redis_port);
@@ -1597,13 +1600,9 @@ void RecoveryEndToEnd::RunRecoveryScenario(bool kill_coordinator, int redis_db) 
   ASSERT_TRUE(env_ok_);
   ASSERT_GT(rpc_port_, 0);
   const int kRedisDbRecovery = redis_db;
-  absl::StatusOr<std::unique_ptr<RedisClient>> redis =
-      RedisClient::Connect(env_.redis_host, env_.redis_port, kRedisDbRecovery);
-  ASSERT_TRUE(redis.ok()) << redis.status();
-  ASSERT_TRUE((*redis)->FlushDb().ok());
-  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor =
-      RedisMonitor::Start(env_.redis_host, env_.redis_port, kRedisDbRecovery);
-  ASSERT_TRUE(monitor.ok()) << monitor.status();
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(kRedisDbRecovery, &redis, &monitor));
 
   Workload w = GenerateWorkload(WorkloadOptions{});
   ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());

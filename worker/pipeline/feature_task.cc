@@ -434,7 +434,7 @@ void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
                    "watermark {}",
                    source_local.records_in, (source_local.records_in - last_report_records) * 1000.0 / (now - last_report_ms),
                    source_local.records_invalid, c.records_late, source_local.records_shuffled_out,
-                   c.redis_features_written, WatermarkText(c.watermark_ms));
+                   sink->stats().features_written, WatermarkText(c.watermark_ms));
       last_report_ms = now;
       last_report_records = source_local.records_in;
     }
@@ -471,31 +471,18 @@ void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
 }
 
 void FeatureTask::Impl::PublishOperatorCounters() {
-  const RedisSinkStats sink_stats = sink->stats();
   const WindowEngineStats engine_stats = engine->stats();
-  operator_local.redis_features_written = sink_stats.features_written;
-  operator_local.redis_errors = sink_stats.command_errors + sink_stats.connection_errors;
   operator_local.watermark_ms = engine->watermark();
   operator_local.sliding_windows_fired = engine_stats.sliding_windows_fired;
   operator_local.sessions_fired = engine_stats.sessions_fired;
-  std::vector<v1::ChannelStatus> channels;
-  if (inbound) channels = inbound->Status();
-  for (const auto& channel : outbound) {
-    if (channel) channels.push_back(channel->Status());
-  }
-  const int64_t queued = gate->queued_bytes();
+  // Sink totals, channels and gate bytes are read live by counters().
   std::lock_guard lock(counters_mu);
   counters.records_late = operator_local.records_late;
   counters.features_emitted = operator_local.features_emitted;
-  counters.redis_features_written = operator_local.redis_features_written;
-  counters.redis_errors = operator_local.redis_errors;
   counters.watermark_ms = operator_local.watermark_ms;
   counters.sliding_windows_fired = operator_local.sliding_windows_fired;
   counters.sessions_fired = operator_local.sessions_fired;
   counters.records_shuffled_in = operator_local.records_shuffled_in;
-  counters.dlq_delivery_failures = dead_letters->delivery_failures();
-  counters.gate_queued_bytes = queued;
-  counters.channels = std::move(channels);
 }
 
 void FeatureTask::Impl::OperatorLoop() {
