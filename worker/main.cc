@@ -298,19 +298,19 @@ int RunWorker(int argc, char** argv) {
       if (!state.ok()) return state.status();
       std::map<int, int64_t> restored_offsets;
       if (!restore.checkpoint_path().empty()) {
-        std::vector<std::string> snapshot_dirs;
+        std::vector<std::string> snapshot_files;
         for (const v1::WorkerSnapshot& snapshot : restore.snapshots()) {
           const KeyGroupRange range{snapshot.key_groups().first(), snapshot.key_groups().last()};
           if (std::max(range.first, owned.first) <= std::min(range.last, owned.last)) {
-            snapshot_dirs.push_back((std::filesystem::path(restore.checkpoint_path()) / snapshot.state_path()).string());
+            snapshot_files.push_back((std::filesystem::path(restore.checkpoint_path()) / snapshot.state_path()).string());
           }
         }
         const auto begin = std::chrono::steady_clock::now();
-        absl::StatusOr<int64_t> keys = (*state)->IngestKeyGroups(snapshot_dirs, owned);
+        absl::StatusOr<int64_t> keys = (*state)->IngestKeyGroups(snapshot_files, owned);
         if (!keys.ok()) return keys.status();
         for (const v1::PartitionOffset& o : restore.offsets()) restored_offsets[o.partition()] = o.next_offset();
         spdlog::info("restored {} state keys of key groups {} from {} snapshot(s) of checkpoint {} in {} ms", *keys,
-                     owned.ToString(), snapshot_dirs.size(), restore.checkpoint_id(),
+                     owned.ToString(), snapshot_files.size(), restore.checkpoint_id(),
                      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
                          .count());
       }
@@ -345,7 +345,6 @@ int RunWorker(int argc, char** argv) {
       }
       task_options.exactly_once = checkpointing_mode == "EXACTLY_ONCE";
       task_options.restore_state = !restore.checkpoint_path().empty();
-      task_options.local_snapshot_dir = worker_state_dir + ".snapshots";
       task_options.acknowledge = [&stub](const v1::AcknowledgeCheckpointRequest& request) -> absl::Status {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

@@ -796,8 +796,15 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
         int offsets = 0;
         for (const v1::WorkerSnapshot& w : metadata.workers()) {
           for (int kg = w.key_groups().first(); kg <= w.key_groups().last(); ++kg) ++covered.at(kg);
-          if (!std::filesystem::exists(chk / w.state_path() / "CURRENT")) {
-            problems.push_back((chk / w.state_path()).string() + " is not a RocksDB checkpoint");
+          // One SST file per worker snapshot, named after its range, inside
+          // chk-n (so that the directory is self-contained).
+          const std::string expected = absl::StrCat("kg-", w.key_groups().first(), "-", w.key_groups().last(), ".sst");
+          if (w.state_path() != expected || !std::filesystem::is_regular_file(chk / w.state_path())) {
+            problems.push_back((chk / w.state_path()).string() + " is not the range's state file " + expected);
+          } else if (w.state_bytes() != static_cast<int64_t>(std::filesystem::file_size(chk / w.state_path()))) {
+            problems.push_back(absl::StrCat((chk / w.state_path()).string(), " has ",
+                                            std::filesystem::file_size(chk / w.state_path()), " bytes, ",
+                                            w.state_bytes(), " acknowledged"));
           }
           offsets += w.offsets_size();
         }

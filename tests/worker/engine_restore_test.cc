@@ -1,11 +1,13 @@
 // Snapshot and restore of the window engine's state, the basis of
-// checkpoints: an engine restored from a RocksDB checkpoint taken at any
-// point must continue exactly like the engine that never stopped. Also when
-// the checkpoint is split by key-group range onto several engines (how state
-// is redistributed onto another number of workers).
+// checkpoints: an engine restored from a snapshot begun at any point must
+// continue exactly like the engine that never stopped — also though the
+// original went on processing while its snapshot was still being written
+// (copy-on-write), and when the snapshot file is split by key-group range onto
+// several engines (how state is redistributed onto another number of workers).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -124,25 +126,43 @@ void CheckSeed(uint64_t seed, int parts) {
   std::mt19937_64 rng(seed ^ 0xabcdef);
   const size_t cut = 1 + rng() % (ops.size() - 1);
 
-  EngineHarness original;
+  // Tiny write steps and frequent rounds: the snapshot's round is written
+  // over many later operations, most users change before it is (copy-on-
+  // write), and several rounds are in flight.
+  WindowEngineOptions options;
+  options.write_step_min = 1 + rng() % 8;
+  options.flush_interval_ms = rng() % 2 == 0 ? 0 : 10000;
+  options.max_pending = 1 + rng() % 200;
+  EngineHarness original(options);
   ASSERT_TRUE(original.ok());
   WritesByKey before, after_original;
   std::vector<bool> accepted_before, accepted_original;
   Apply(original, ops, 0, cut, &before, &accepted_before);
-  // The synchronous part of a checkpoint: pending changes into RocksDB, then
-  // an immutable copy.
-  ASSERT_TRUE(original.engine().Flush().ok());
-  TempDir snapshot_root;
-  const std::string snapshot = snapshot_root.path() + "/chk";
-  ASSERT_TRUE(original.store().CreateCheckpoint(snapshot).ok());
+  // The synchronous part of a checkpoint: mark the state.
+  original.engine().BeginSnapshot();
   const int64_t watermark_at_cut = original.engine().watermark();
-  Apply(original, ops, cut, ops.size(), &after_original, &accepted_original);
+  // The stream goes on while the engine writes the marked state.
+  std::unique_ptr<StateSnapshot> snapshot;
+  for (size_t i = cut; i < ops.size(); ++i) {
+    Apply(original, ops, i, i + 1, &after_original, &accepted_original);
+    if (!snapshot) snapshot = original.engine().TakeSnapshot();
+  }
+  if (!snapshot) {
+    ASSERT_TRUE(original.engine().Flush().ok());
+    snapshot = original.engine().TakeSnapshot();
+  }
+  ASSERT_NE(snapshot, nullptr);
+  EXPECT_FALSE(original.engine().snapshot_pending());
+  TempDir snapshot_root;
+  const std::string snapshot_file = snapshot_root.path() + "/kg-0-127.sst";
+  ASSERT_TRUE(snapshot->WriteKeyGroups(snapshot_file, KeyGroupRange{0, kMaxParallelism - 1}).ok());
+  snapshot.reset();
 
   std::vector<std::unique_ptr<RestoredEngine>> restored;
   int64_t keys = 0;
   for (int i = 0; i < parts; ++i) {
     restored.push_back(std::make_unique<RestoredEngine>(
-        std::vector<std::string>{snapshot}, KeyGroupRangeForOperatorIndex(kMaxParallelism, parts, i)));
+        std::vector<std::string>{snapshot_file}, KeyGroupRangeForOperatorIndex(kMaxParallelism, parts, i)));
     ASSERT_TRUE(restored.back()->ok());
     keys += restored.back()->keys();
   }
@@ -215,16 +235,87 @@ TEST(EngineRestore, IngestSelectsOnlyTheRange) {
     ASSERT_TRUE(h.Process(user, 1'700'000'000'000 + i));
     if (KeyGroupForKey(user, kMaxParallelism) < 64) ++in_low_half;
   }
+  h.engine().BeginSnapshot();
   ASSERT_TRUE(h.engine().Flush().ok());
+  std::unique_ptr<StateSnapshot> snapshot = h.engine().TakeSnapshot();
+  ASSERT_NE(snapshot, nullptr);
   TempDir root;
-  ASSERT_TRUE(h.store().CreateCheckpoint(root.path() + "/chk").ok());
-  RestoredEngine low({root.path() + "/chk"}, KeyGroupRange{0, 63});
+  const std::string file = root.path() + "/all.sst";
+  absl::StatusOr<SnapshotFileInfo> written = snapshot->WriteKeyGroups(file, KeyGroupRange{0, 127});
+  ASSERT_TRUE(written.ok()) << std::string(written.status().message());
+  EXPECT_GT(written->keys, 200);  // users and their timers
+  EXPECT_GT(written->bytes, 0);
+  snapshot.reset();
+  RestoredEngine low({file}, KeyGroupRange{0, 63});
   ASSERT_TRUE(low.ok());
   EXPECT_EQ(low.engine().stats().users, in_low_half);
   EXPECT_GT(low.engine().stats().timers, 0);
-  RestoredEngine high({root.path() + "/chk"}, KeyGroupRange{64, 127});
+  RestoredEngine high({file}, KeyGroupRange{64, 127});
   ASSERT_TRUE(high.ok());
   EXPECT_EQ(high.engine().stats().users, 200 - in_low_half);
+}
+
+TEST(EngineRestore, RangeWithoutStateIsAnEmptyFile) {
+  EngineHarness h;
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(h.Process("a", 1'700'000'000'000));
+  const int kg = KeyGroupForKey("a", kMaxParallelism);
+  const KeyGroupRange other = kg < 64 ? KeyGroupRange{64, 127} : KeyGroupRange{0, 63};
+  h.engine().BeginSnapshot();
+  h.Commit();
+  std::unique_ptr<StateSnapshot> snapshot = h.engine().TakeSnapshot();
+  ASSERT_NE(snapshot, nullptr) << "one Commit() writes a small round";
+  TempDir root;
+  const std::string file = root.path() + "/empty.sst";
+  absl::StatusOr<SnapshotFileInfo> written = snapshot->WriteKeyGroups(file, other);
+  ASSERT_TRUE(written.ok()) << std::string(written.status().message());
+  EXPECT_EQ(written->keys, 0);
+  EXPECT_EQ(std::filesystem::file_size(file), 0u);
+  snapshot.reset();
+  RestoredEngine restored({file}, other);
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(restored.engine().stats().users, 0);
+  // A missing file is an error, not an empty range.
+  auto store = StateStore::Open(root.path() + "/db", StateStoreOptions{});
+  ASSERT_TRUE(store.ok());
+  EXPECT_FALSE((*store)->IngestKeyGroups({root.path() + "/missing.sst"}, other).ok());
+}
+
+TEST(EngineRestore, SnapshotIsTheStateAtBeginNotAfter) {
+  // Changes after BeginSnapshot() — also to users the snapshot still owes —
+  // are not in it.
+  WindowEngineOptions options;
+  options.write_step_min = 1;
+  EngineHarness h(options);
+  ASSERT_TRUE(h.ok());
+  const int64_t t0 = 1'700'000'000'000;
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(h.Process("user-" + std::to_string(i), t0 + i));
+  h.engine().BeginSnapshot();
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(h.Process("user-" + std::to_string(i), t0 + 1000 + i));
+  for (int i = 50; i < 60; ++i) ASSERT_TRUE(h.Process("user-" + std::to_string(i), t0 + 1000 + i));
+  std::unique_ptr<StateSnapshot> snapshot;
+  for (int step = 0; step < 1000 && !snapshot; ++step) {
+    h.Commit();
+    snapshot = h.engine().TakeSnapshot();
+  }
+  ASSERT_NE(snapshot, nullptr) << "Commit() steps never completed the snapshot";
+  TempDir root;
+  const std::string file = root.path() + "/all.sst";
+  ASSERT_TRUE(snapshot->WriteKeyGroups(file, KeyGroupRange{0, 127}).ok());
+  snapshot.reset();
+  RestoredEngine restored({file}, KeyGroupRange{0, 127});
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(restored.engine().stats().users, 50);
+  // Each restored user's one-hour windows hold one view, not two.
+  std::vector<FeatureWrite> fired;
+  ASSERT_TRUE(restored.engine().AdvanceWatermark(t0 + 10 * kHour, &fired).ok());
+  int sliding = 0;
+  for (const FeatureWrite& w : fired) {
+    if (!testing_util::IsSliding(w)) continue;
+    ++sliding;
+    EXPECT_EQ(testing_util::Field(w, "view_count_1h"), "1") << testing_util::Describe(w);
+  }
+  EXPECT_GT(sliding, 0);
 }
 
 }  // namespace

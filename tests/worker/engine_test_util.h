@@ -67,14 +67,14 @@ class TempDir {
 // before the store.
 class EngineHarness {
  public:
-  EngineHarness() {
+  explicit EngineHarness(WindowEngineOptions options = {}) {
     auto store = StateStore::Open(dir_.path() + "/db", StateStoreOptions{});
     if (!store.ok()) {
       ADD_FAILURE() << "StateStore::Open: " << std::string(store.status().message());
       return;
     }
     store_ = std::move(*store);
-    engine_ = std::make_unique<WindowEngine>(store_.get(), KeyGroupRange{0, kMaxParallelism - 1});
+    engine_ = std::make_unique<WindowEngine>(store_.get(), KeyGroupRange{0, kMaxParallelism - 1}, options);
   }
   ~EngineHarness() {
     engine_.reset();

@@ -82,15 +82,6 @@ class CheckpointInbox final : public TaskControlHandler {
   std::atomic<int64_t> completed_up_to_{0};
 };
 
-int64_t DirectoryBytes(const std::filesystem::path& dir) {
-  int64_t total = 0;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    if (entry.is_regular_file(ec)) total += static_cast<int64_t>(entry.file_size(ec));
-  }
-  return total;
-}
-
 }  // namespace
 
 struct FeatureTask::Impl {
@@ -146,7 +137,16 @@ struct FeatureTask::Impl {
   };
   Alignment alignment;
   std::deque<InboundBatch> replay;  // held batches to process after a snapshot
-  std::thread uploader;             // the asynchronous part of the last checkpoint
+  // A checkpoint whose synchronous part is done while the engine still
+  // writes its state to RocksDB; then uploaded by `uploader`.
+  struct PendingCheckpoint {
+    v1::AcknowledgeCheckpointRequest ack;
+    std::filesystem::path target;  // the state file in checkpoint storage
+    uint64_t sink_mark = 0;
+    int64_t begun_ms = 0;
+  };
+  std::optional<PendingCheckpoint> pending_checkpoint;
+  std::thread uploader;  // the asynchronous part of the last checkpoint
   std::atomic<int64_t> checkpoints_acknowledged{0};
   std::atomic<int64_t> checkpoints_declined{0};
   std::atomic<int64_t> last_alignment_ms{0};
@@ -192,6 +192,8 @@ struct FeatureTask::Impl {
   // Handles a barrier that arrived on `channel`; snapshots once aligned.
   void OnBarrier(int channel, const InboundBatch& batch, const InputWatermarks& inputs);
   void Snapshot();
+  // Starts the asynchronous part once the engine's snapshot is complete.
+  void MaybeStartUpload();
   void Decline(int64_t checkpoint_id, const std::string& reason);
   void ReleaseHeld();
   void PublishOperatorCounters();
@@ -510,7 +512,9 @@ void FeatureTask::Impl::OperatorLoop() {
       replay.pop_front();
       have_batch = true;
     } else {
-      have_batch = gate->Pop(&batch, 100);
+      // While the engine owes RocksDB writes, it writes between batches and
+      // must not sleep when none come.
+      have_batch = gate->Pop(&batch, engine->writes_pending() ? 0 : 100);
     }
     if (have_batch && alignment.id != 0 && options.exactly_once && alignment.barrier_seen[batch.channel]) {
       // EXACTLY_ONCE alignment: this channel is past the barrier; its records
@@ -557,16 +561,20 @@ void FeatureTask::Impl::OperatorLoop() {
           break;
         }
       }
-      if (absl::Status s = engine->Commit(); !s.ok()) {
-        Fail(s);
-        break;
-      }
       if (!features.empty()) {
         operator_local.features_emitted += static_cast<int64_t>(features.size());
         sink->Write(&features);  // blocks while the sink is full: backpressure
       }
       if (batch.barrier_id != 0 || (batch.end_of_input && alignment.id != 0)) OnBarrier(batch.channel, batch, inputs);
     }
+    if (have_batch || engine->writes_pending()) {
+      if (absl::Status s = engine->Commit(); !s.ok()) {
+        Fail(s);
+        break;
+      }
+      MaybeStartUpload();
+    }
+    if (pending_checkpoint && inbox->Aborted(pending_checkpoint->ack.checkpoint_id())) pending_checkpoint.reset();
     if (alignment.id != 0 && inbox->Aborted(alignment.id)) {
       spdlog::warn("checkpoint {}: dropping the alignment (aborted)", alignment.id);
       ReleaseHeld();
@@ -646,29 +654,26 @@ void FeatureTask::Impl::Snapshot() {
   const int64_t id = alignment.id;
   const int64_t alignment_ms = SteadyNowMs() - alignment.started_ms;
   const int64_t sync_begin = SteadyNowMs();
-  // Synchronous part: pending window state into RocksDB, an immutable
-  // RocksDB checkpoint, and every feature computed so far into Redis.
-  const std::filesystem::path local = std::filesystem::path(options.local_snapshot_dir) / absl::StrCat("chk-", id);
-  std::error_code ec;
-  std::filesystem::remove_all(local, ec);
-  std::filesystem::create_directories(local.parent_path(), ec);
-  if (absl::Status s = engine->Flush(); !s.ok()) return Decline(id, std::string(s.message()));
-  const int64_t engine_flush_ms = SteadyNowMs() - sync_begin;
-  if (absl::Status s = state->CreateCheckpoint(local.string()); !s.ok()) return Decline(id, std::string(s.message()));
-  // Every feature emitted before the barrier must be in Redis before the
-  // checkpoint counts; the operator need not wait for that: the uploader does.
+  if (pending_checkpoint) {
+    // Its state was never complete: a newer barrier overtook it.
+    Decline(pending_checkpoint->ack.checkpoint_id(), absl::StrCat("superseded by checkpoint ", id));
+    pending_checkpoint.reset();
+  }
+  // Synchronous part: mark the window state as of the barrier (O(1); the
+  // engine writes it to RocksDB in bounded steps while processing goes on,
+  // copy-on-write), and note how far the sink has been given features:
+  // every feature emitted before the barrier must be in Redis before the
+  // checkpoint counts (the uploader waits for that, not the operator).
+  engine->BeginSnapshot();
   const uint64_t sink_mark = sink->Enqueued();
   const int64_t sync_ms = SteadyNowMs() - sync_begin;
-  spdlog::info("checkpoint {}: synchronous part {} ms ({} ms writing {} users' pending state to RocksDB, {} ms "
-               "RocksDB checkpoint)",
-               id, sync_ms, engine_flush_ms, engine->stats().users, sync_ms - engine_flush_ms);
   last_alignment_ms = alignment_ms;
   last_sync_ms = sync_ms;
-  // Asynchronous part: copy the files to checkpoint storage, then
-  // acknowledge. The previous upload must be done first (one at a time).
-  if (uploader.joinable()) uploader.join();
   const KeyGroupRange range = options.workers[options.worker_index].key_groups;
-  v1::AcknowledgeCheckpointRequest ack;
+  PendingCheckpoint pending;
+  pending.sink_mark = sink_mark;
+  pending.begun_ms = sync_begin;
+  v1::AcknowledgeCheckpointRequest& ack = pending.ack;
   ack.set_worker_id(options.workers[options.worker_index].worker_id);
   ack.set_job_id(options.job_id);
   ack.set_attempt(options.attempt);
@@ -677,7 +682,7 @@ void FeatureTask::Impl::Snapshot() {
   snapshot->set_worker_id(ack.worker_id());
   snapshot->mutable_key_groups()->set_first(range.first);
   snapshot->mutable_key_groups()->set_last(range.last);
-  const std::string relative = absl::StrCat("kg-", range.first, "-", range.last);
+  const std::string relative = absl::StrCat("kg-", range.first, "-", range.last, ".sst");
   snapshot->set_state_path(relative);
   for (const auto& [partition, offset] : alignment.offsets) {
     v1::PartitionOffset* o = snapshot->add_offsets();
@@ -687,30 +692,45 @@ void FeatureTask::Impl::Snapshot() {
   snapshot->set_alignment_ms(alignment_ms);
   snapshot->set_sync_ms(sync_ms);
   snapshot->set_users(engine->stats().users);
-  const std::filesystem::path target = std::filesystem::path(alignment.checkpoint_dir) / relative;
-  uploader = std::thread([this, ack = std::move(ack), local, target, id, sink_mark]() mutable {
+  pending.target = std::filesystem::path(alignment.checkpoint_dir) / relative;
+  pending_checkpoint = std::move(pending);
+  // Nothing was written yet when the engine had no change to write.
+  MaybeStartUpload();
+}
+
+void FeatureTask::Impl::MaybeStartUpload() {
+  if (!pending_checkpoint) return;
+  std::unique_ptr<StateSnapshot> state_snapshot = engine->TakeSnapshot();
+  if (!state_snapshot) return;
+  PendingCheckpoint pending = std::move(*pending_checkpoint);
+  pending_checkpoint.reset();
+  const int64_t id = pending.ack.checkpoint_id();
+  const int64_t materialized_ms = SteadyNowMs() - pending.begun_ms;
+  spdlog::info("checkpoint {}: synchronous part {} ms; window state in RocksDB {} ms after the barrier", id,
+               pending.ack.snapshot().sync_ms(), materialized_ms);
+  // Asynchronous part: write the snapshot's key groups to checkpoint
+  // storage, wait for Redis, then acknowledge. One upload at a time.
+  if (uploader.joinable()) uploader.join();
+  uploader = std::thread([this, pending = std::move(pending), state_snapshot = std::move(state_snapshot), id]() mutable {
     const int64_t begin = SteadyNowMs();
-    std::error_code copy_error;
-    std::filesystem::create_directories(target, copy_error);
-    if (!copy_error) {
-      std::filesystem::copy(local, target,
-                            std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing,
-                            copy_error);
-    }
-    std::error_code ignored;
-    if (copy_error) {
-      std::filesystem::remove_all(local, ignored);
-      Decline(id, absl::StrCat("cannot copy the state to ", target.string(), ": ", copy_error.message()));
+    v1::AcknowledgeCheckpointRequest& ack = pending.ack;
+    std::error_code ec;
+    std::filesystem::create_directories(pending.target.parent_path(), ec);
+    const KeyGroupRange range{ack.snapshot().key_groups().first(), ack.snapshot().key_groups().last()};
+    absl::StatusOr<SnapshotFileInfo> written = state_snapshot->WriteKeyGroups(pending.target.string(), range);
+    state_snapshot.reset();  // lets RocksDB drop what only the snapshot kept
+    if (!written.ok()) {
+      Decline(id, absl::StrCat("cannot write the state to ", pending.target.string(), ": ",
+                               std::string(written.status().message())));
       return;
     }
-    std::filesystem::remove_all(local, ignored);
-    while (!sink->WaitUntilAcked(sink_mark, 100)) {
+    while (!sink->WaitUntilAcked(pending.sink_mark, 100)) {
       if (cancel.load()) {
         Decline(id, "the attempt ended before Redis acknowledged the checkpoint's features");
         return;
       }
     }
-    ack.mutable_snapshot()->set_state_bytes(DirectoryBytes(target));
+    ack.mutable_snapshot()->set_state_bytes(written->bytes);
     ack.mutable_snapshot()->set_async_ms(SteadyNowMs() - begin);
     if (options.acknowledge) {
       if (absl::Status s = options.acknowledge(ack); !s.ok()) {
@@ -719,8 +739,8 @@ void FeatureTask::Impl::Snapshot() {
       }
     }
     ++checkpoints_acknowledged;
-    spdlog::info("checkpoint {}: alignment {} ms, sync {} ms, async {} ms, {} bytes", id,
-                 ack.snapshot().alignment_ms(), ack.snapshot().sync_ms(), ack.snapshot().async_ms(),
+    spdlog::info("checkpoint {}: alignment {} ms, sync {} ms, async {} ms, {} keys, {} bytes", id,
+                 ack.snapshot().alignment_ms(), ack.snapshot().sync_ms(), ack.snapshot().async_ms(), written->keys,
                  ack.snapshot().state_bytes());
   });
 }
@@ -745,6 +765,9 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   if (s.data_plane) s.data_plane->Detach();
   absl::Status result = s.FirstFailure();
   if (absl::Status flushed = s.engine->Flush(); !flushed.ok() && result.ok()) result = flushed;
+  // A checkpoint whose state the flush just completed (e.g. the barrier came
+  // with the end of input) still goes out.
+  if (result.ok()) s.MaybeStartUpload();
   s.sink->Flush();
   if (absl::Status flushed = s.dead_letters->Flush(30000); !flushed.ok()) {
     spdlog::error("{}", std::string(flushed.message()));

@@ -71,7 +71,6 @@ struct FeatureTaskOptions {
   // The state store holds state restored from a checkpoint: rebuild the
   // window engine's working copy from it.
   bool restore_state = false;
-  std::string local_snapshot_dir;   // where the synchronous RocksDB checkpoint goes first
   std::function<absl::Status(const v1::AcknowledgeCheckpointRequest&)> acknowledge;
   std::function<void(const v1::DeclineCheckpointRequest&)> decline;
 };

@@ -1,11 +1,13 @@
 #include "worker/state/state_store.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "rocksdb/db.h"
-#include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/sst_file_reader.h"
+#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/memtablerep.h"
 #include "rocksdb/table.h"
@@ -113,50 +115,113 @@ uint64_t StateStore::ApproximateSizeBytes() {
   return live + mem;
 }
 
-absl::Status StateStore::CreateCheckpoint(const std::string& dir) {
-  rocksdb::Checkpoint* raw = nullptr;
-  if (absl::Status s = FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "checkpoint"); !s.ok()) return s;
-  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
-  // log_size_for_flush = 0: always flush the memtables (the WAL is off, so
-  // unflushed data would not be in the copy).
-  return FromRocks(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "checkpoint");
+struct StateSnapshot::Impl {
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Snapshot* snapshot = nullptr;
+};
+
+StateSnapshot::StateSnapshot(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StateSnapshot::~StateSnapshot() {
+  if (impl_->snapshot != nullptr) impl_->db->ReleaseSnapshot(impl_->snapshot);
 }
 
-absl::StatusOr<int64_t> StateStore::IngestKeyGroups(const std::vector<std::string>& snapshot_dirs,
+std::unique_ptr<StateSnapshot> StateStore::TakeSnapshot() {
+  auto impl = std::make_unique<StateSnapshot::Impl>();
+  impl->db = impl_->db.get();
+  impl->snapshot = impl_->db->GetSnapshot();
+  return std::unique_ptr<StateSnapshot>(new StateSnapshot(std::move(impl)));
+}
+
+namespace {
+
+// [lower, upper) of a key-group range's keys; upper empty: to the end.
+void KeyGroupBounds(KeyGroupRange range, std::string* lower, std::string* upper) {
+  AppendKeyGroupPrefix(range.first, lower);
+  if (range.last < 0xffff) AppendKeyGroupPrefix(range.last + 1, upper);
+}
+
+}  // namespace
+
+absl::StatusOr<SnapshotFileInfo> StateSnapshot::WriteKeyGroups(const std::string& path, KeyGroupRange range) const {
+  SnapshotFileInfo info;
+  const std::string tmp = path + ".tmp";
+  std::string lower, upper;
+  if (!range.empty()) KeyGroupBounds(range, &lower, &upper);
+  rocksdb::Options options;
+  options.compression = rocksdb::kLZ4Compression;
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options);
+  bool opened = false;
+  absl::Status status;
+  if (!range.empty()) {
+    rocksdb::ReadOptions read;
+    read.snapshot = impl_->snapshot;
+    read.fill_cache = false;
+    rocksdb::Slice upper_slice(upper);
+    if (!upper.empty()) read.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read));
+    for (it->Seek(lower); it->Valid() && status.ok(); it->Next()) {
+      if (!opened) {
+        status = FromRocks(writer.Open(tmp), absl::StrCat("create ", tmp));
+        opened = status.ok();
+      }
+      if (status.ok()) status = FromRocks(writer.Put(it->key(), it->value()), absl::StrCat("write ", tmp));
+      ++info.keys;
+    }
+    if (status.ok()) status = FromRocks(it->status(), "snapshot read");
+  }  // the iterator goes before the snapshot is released
+  std::error_code ec;
+  if (status.ok() && opened) {
+    rocksdb::ExternalSstFileInfo file;
+    status = FromRocks(writer.Finish(&file), absl::StrCat("finish ", tmp));
+    info.bytes = static_cast<int64_t>(file.file_size);
+  } else if (status.ok()) {
+    // SstFileWriter cannot write a file without keys: an empty file says
+    // "this range has no state".
+    std::ofstream empty(tmp, std::ios::trunc);
+    if (!empty) status = absl::InternalError(absl::StrCat("cannot create ", tmp));
+  }
+  if (status.ok()) {
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) status = absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  }
+  if (!status.ok()) std::filesystem::remove(tmp, ec);
+  if (!status.ok()) return status;
+  return info;
+}
+
+absl::StatusOr<int64_t> StateStore::IngestKeyGroups(const std::vector<std::string>& snapshot_files,
                                                      KeyGroupRange range) {
   if (range.empty()) return 0;
   std::string lower, upper;
-  AppendKeyGroupPrefix(range.first, &lower);
-  const bool to_end = range.last >= 0xffff;
-  if (!to_end) AppendKeyGroupPrefix(range.last + 1, &upper);
+  KeyGroupBounds(range, &lower, &upper);
   int64_t copied = 0;
-  for (const std::string& dir : snapshot_dirs) {
+  for (const std::string& path : snapshot_files) {
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec) return absl::NotFoundError(absl::StrCat("snapshot file ", path, ": ", ec.message()));
+    if (size == 0) continue;  // a range without state
     rocksdb::Options options;
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Status opened = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
-    if (!opened.ok()) return FromRocks(opened, absl::StrCat("open snapshot ", dir));
-    std::unique_ptr<rocksdb::DB> snapshot(raw);
+    rocksdb::SstFileReader reader(options);
+    if (absl::Status s = FromRocks(reader.Open(path), absl::StrCat("open snapshot ", path)); !s.ok()) return s;
     absl::Status status;
-    {
-      rocksdb::ReadOptions read;
-      rocksdb::Slice upper_slice(upper);
-      if (!to_end) read.iterate_upper_bound = &upper_slice;
-      read.fill_cache = false;
-      std::unique_ptr<rocksdb::Iterator> it(snapshot->NewIterator(read));
-      rocksdb::WriteBatch batch;
-      for (it->Seek(lower); it->Valid(); it->Next()) {
-        batch.Put(it->key(), it->value()).PermitUncheckedError();
-        ++copied;
-        if (batch.GetDataSize() >= (8 << 20)) {
-          status = FromRocks(impl_->db->Write(impl_->write_options, &batch), "restore write");
-          batch.Clear();
-          if (!status.ok()) break;
-        }
+    rocksdb::ReadOptions read;
+    rocksdb::Slice upper_slice(upper);
+    if (!upper.empty()) read.iterate_upper_bound = &upper_slice;
+    read.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(read));
+    rocksdb::WriteBatch batch;
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      batch.Put(it->key(), it->value()).PermitUncheckedError();
+      ++copied;
+      if (batch.GetDataSize() >= (8 << 20)) {
+        status = FromRocks(impl_->db->Write(impl_->write_options, &batch), "restore write");
+        batch.Clear();
+        if (!status.ok()) break;
       }
-      if (status.ok()) status = FromRocks(it->status(), absl::StrCat("read snapshot ", dir));
-      if (status.ok()) status = FromRocks(impl_->db->Write(impl_->write_options, &batch), "restore write");
-    }  // the iterator goes before its DB (Debian's RocksDB asserts it)
-    snapshot->Close().PermitUncheckedError();
+    }
+    if (status.ok()) status = FromRocks(it->status(), absl::StrCat("read snapshot ", path));
+    if (status.ok()) status = FromRocks(impl_->db->Write(impl_->write_options, &batch), "restore write");
     if (!status.ok()) return status;
   }
   return copied;

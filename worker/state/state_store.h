@@ -9,6 +9,7 @@
 // Owned and used by the single task thread; not thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +26,13 @@ struct StateStoreOptions {
   size_t block_cache_bytes = 64 << 20;
   size_t write_buffer_bytes = 32 << 20;
   bool wipe_existing = true;  // start from empty state (until restore exists)
+};
+
+class StateSnapshot;
+
+struct SnapshotFileInfo {
+  int64_t keys = 0;
+  int64_t bytes = 0;
 };
 
 class StateStore {
@@ -53,22 +61,41 @@ class StateStore {
   // Approximate size of the live state, for metrics.
   uint64_t ApproximateSizeBytes();
 
-  // Writes a consistent copy of the committed state to `dir` (which must not
-  // exist): memtables are flushed and the SST files hard-linked where the
-  // file system allows, so this is fast and the copy is immutable. The
-  // synchronous part of a checkpoint.
-  [[nodiscard]] absl::Status CreateCheckpoint(const std::string& dir);
+  // A consistent, immutable view of the committed state as of now (a RocksDB
+  // snapshot: O(1), no I/O). The synchronous part of a checkpoint.
+  std::unique_ptr<StateSnapshot> TakeSnapshot();
 
-  // Copies into this (empty) store the keys of `range` found in the state
-  // copies `snapshot_dirs` (each a CreateCheckpoint result, possibly of
-  // another worker with another range: this is how state is redistributed
-  // by key group). Returns the number of keys copied.
-  [[nodiscard]] absl::StatusOr<int64_t> IngestKeyGroups(const std::vector<std::string>& snapshot_dirs,
+  // Copies into this (empty) store the keys of `range` found in the snapshot
+  // files `snapshot_files` (each written by StateSnapshot::WriteKeyGroups,
+  // possibly by another worker with another range: this is how state is
+  // redistributed by key group). Returns the number of keys copied.
+  [[nodiscard]] absl::StatusOr<int64_t> IngestKeyGroups(const std::vector<std::string>& snapshot_files,
                                                          KeyGroupRange range);
 
  private:
   struct Impl;
   explicit StateStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A RocksDB snapshot of a StateStore. Unlike the store it may be used from
+// another thread (RocksDB reads are thread-safe), e.g. the checkpoint's
+// asynchronous part. It must be destroyed before its store.
+class StateSnapshot {
+ public:
+  ~StateSnapshot();
+  StateSnapshot(const StateSnapshot&) = delete;
+  StateSnapshot& operator=(const StateSnapshot&) = delete;
+
+  // Writes the snapshot's keys of `range` to a new file at `path` (a
+  // RocksDB SST file, sorted, LZ4 blocks; written to `path`.tmp and renamed,
+  // so `path` is complete when it exists). No keys: an empty file.
+  [[nodiscard]] absl::StatusOr<SnapshotFileInfo> WriteKeyGroups(const std::string& path, KeyGroupRange range) const;
+
+ private:
+  friend class StateStore;
+  struct Impl;
+  explicit StateSnapshot(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

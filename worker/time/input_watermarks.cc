@@ -30,7 +30,8 @@ void InputWatermarks::Recompute() {
   bool any = false;
   int64_t combined = std::numeric_limits<int64_t>::max();
   for (const Channel& c : channels_) {
-    if (c.idle || c.ended || !c.aligned) continue;
+    // An ended channel still counts, at its last watermark: see the header.
+    if (c.idle || !c.aligned) continue;
     any = true;
     combined = std::min(combined, c.watermark);
   }

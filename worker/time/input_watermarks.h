@@ -1,8 +1,13 @@
 // InputWatermarks: the watermark of an operator with several input channels
 // (its own source plus one per peer worker), as Flink's StatusWatermarkValve
-// computes it: the minimum over the channels that are active (not idle, not
-// finished) and aligned; it holds while no channel qualifies, and never goes
-// backwards. A channel that returns from idleness behind the operator's
+// computes it: the minimum over the channels that are active (not idle) and
+// aligned; it holds while no channel qualifies, and never goes backwards.
+// Unlike a finished input in Flink (which sends MAX_WATERMARK first), a
+// channel that sent end of input keeps holding the watermark at its last
+// value: input never ends in this job, so end of input means the sender
+// stopped (graceful stop, stop-with-savepoint, an attempt winding down) and
+// its unread records will be read by the next attempt. Advancing on the other
+// channels alone would fire windows without them: wrong values in Redis. A channel that returns from idleness behind the operator's
 // watermark is not aligned, and does not hold the others back, until its own
 // watermark catches up (its events in between are late, as in Flink). A
 // channel that has sent nothing yet counts with the minimum watermark, so an

@@ -1,6 +1,8 @@
 #include "worker/window/window_engine.h"
 
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <limits>
 #include <string>
 
@@ -25,7 +27,11 @@ struct UserEntry {
   int key_group = 0;
   UserWindowState state;
   int timer_count = 0;
-  bool dirty = false;
+  // The write-behind round whose RocksDB write still owes this user's state
+  // (0: RocksDB has it). Equal to the open round: changed since the last
+  // round closed. Older: RocksDB must get the state as it is now, before the
+  // user changes again (copy-on-write).
+  uint32_t round = 0;
   // End of the last sliding window emitted in watermark step `emitted_step`.
   int64_t emitted_until = std::numeric_limits<int64_t>::min();
   uint64_t emitted_step = 0;
@@ -65,6 +71,20 @@ std::string TimerKey(int key_group, int64_t time_ms, TimerKind kind, std::string
   return key;
 }
 
+using TimerChanges = absl::flat_hash_map<Timer, bool>;
+
+// A closed write-behind round: the users and timers that changed while it was
+// open, written to RocksDB a bounded number at a time. Their values are the
+// ones current when the round closed: a user changed since then was written
+// just before that change (copy-on-write) and is skipped here.
+struct ClosedRound {
+  uint32_t round = 0;
+  std::vector<UserNode*> users;
+  size_t next_user = 0;
+  TimerChanges timer_changes;
+  TimerChanges::iterator next_timer;
+};
+
 }  // namespace
 
 struct WindowEngine::Impl {
@@ -77,24 +97,88 @@ struct WindowEngine::Impl {
   UserMap users;
   uint64_t next_user_id = 0;
   absl::btree_set<Timer> timers;
+
+  // The open round: users changed and net timer changes (true: registered,
+  // false: deleted) since it opened. A timer added and removed within one
+  // round cancels out, so a session growing event by event costs RocksDB two
+  // writes per round, not two per event.
+  uint32_t open_round = 1;
   std::vector<UserNode*> dirty_users;
-  // Net timer changes since the last flush (true: registered, false:
-  // deleted). A timer added and removed within one interval cancels out, so
-  // a session growing event by event costs RocksDB two writes per flush, not
-  // two per event.
-  absl::flat_hash_map<Timer, bool> timer_changes;
-  int64_t last_flush_ms = SteadyNowMs();
+  TimerChanges timer_changes;
+  int64_t round_opened_ms = SteadyNowMs();
+  // Closed rounds, oldest first, written in this order (a timer registered in
+  // one round and deleted in the next must reach RocksDB in that order).
+  std::deque<ClosedRound> closed;
+  // Events and timers handled since the last write step: the next step
+  // writes a multiple of this, so writing keeps up with changing.
+  int64_t work_since_step = 0;
+  // Checkpoint: the round whose end is the snapshot's content (0: none
+  // requested), and the snapshot once that round is in RocksDB.
+  uint32_t snapshot_round = 0;
+  std::unique_ptr<StateSnapshot> completed_snapshot;
+
   int64_t sliding_windows_fired = 0;
   int64_t sessions_fired = 0;
   std::vector<int64_t> removed_timers;  // scratch
   std::string scratch;
 
   void MarkDirty(UserNode* user) {
-    if (!user->second.dirty) {
-      user->second.dirty = true;
+    if (user->second.round != open_round) {
+      user->second.round = open_round;
       dirty_users.push_back(user);
     }
   }
+
+  // Called before `user` changes: if a closed round still owes RocksDB its
+  // state, that state is written now, as the round saw it.
+  void BeforeChange(UserNode* user) {
+    const uint32_t round = user->second.round;
+    if (round != 0 && round != open_round) {
+      WriteUser(user, /*may_erase=*/false);
+      MarkDirty(user);
+    }
+  }
+
+  // Puts the user's state into the store's batch (or deletes an empty one;
+  // with `may_erase` its node goes too, as nothing points at it any more).
+  void WriteUser(UserNode* user, bool may_erase) {
+    UserEntry& entry = user->second;
+    entry.round = 0;
+    const std::string key = sk::UserPrefix(entry.key_group, sk::kUser, user->first);
+    if (entry.state.empty() && entry.timer_count == 0) {
+      store->Delete(key);
+      if (may_erase) users.erase(user->first);
+    } else {
+      entry.state.SerializeTo(&scratch);
+      store->Put(key, scratch);
+    }
+  }
+
+  void WriteTimer(const Timer& timer, bool registered) {
+    const std::string key = TimerKey(timer.user->second.key_group, timer.time_ms, timer.kind, timer.user->first);
+    if (registered) {
+      store->Put(key, "");
+    } else {
+      store->Delete(key);
+    }
+  }
+
+  // Closes the open round (O(1)): its changes are written by later steps.
+  uint32_t CloseRound() {
+    ClosedRound& r = closed.emplace_back();
+    r.round = open_round;
+    r.users.swap(dirty_users);
+    r.timer_changes.swap(timer_changes);
+    r.next_timer = r.timer_changes.begin();
+    ++open_round;
+    if (open_round == 0) open_round = 1;  // 0 means "written"
+    round_opened_ms = SteadyNowMs();
+    return r.round;
+  }
+
+  // Writes up to `budget` users and timers of closed rounds, in order; takes
+  // the requested snapshot when its round is complete. SIZE_MAX: all.
+  absl::Status WriteStep(size_t budget);
 
   void RecordTimerChange(const Timer& timer, bool registered) {
     auto [it, inserted] = timer_changes.try_emplace(timer, registered);
@@ -143,7 +227,10 @@ absl::StatusOr<bool> WindowEngine::ProcessEvent(int key_group, const Event& even
   if (inserted) {
     entry.key_group = key_group;
     entry.id = s.next_user_id++;
+  } else {
+    s.BeforeChange(user);
   }
+  ++s.work_since_step;
 
   bool accepted = false;
   const size_t panes_before = entry.state.panes.size();
@@ -176,6 +263,8 @@ absl::Status WindowEngine::AdvanceWatermark(int64_t watermark_ms, std::vector<Fe
     const Timer timer = *s.timers.begin();
     s.timers.erase(s.timers.begin());
     UserNode* user = timer.user;
+    s.BeforeChange(user);
+    ++s.work_since_step;
     UserEntry& entry = user->second;
     --entry.timer_count;
     s.RecordTimerChange(timer, false);
@@ -201,44 +290,86 @@ absl::Status WindowEngine::AdvanceWatermark(int64_t watermark_ms, std::vector<Fe
   return absl::OkStatus();
 }
 
-absl::Status WindowEngine::Impl::Flush() {
-  // Timers first: they point at user nodes that may be erased below.
-  for (const auto& [timer, registered] : timer_changes) {
-    const std::string key = TimerKey(timer.user->second.key_group, timer.time_ms, timer.kind, timer.user->first);
-    if (registered) {
-      store->Put(key, "");
-    } else {
-      store->Delete(key);
+absl::Status WindowEngine::Impl::WriteStep(size_t budget) {
+  while (!closed.empty() && budget > 0) {
+    ClosedRound& r = closed.front();
+    // Timers first: they point at user nodes that the users' part may erase.
+    for (; r.next_timer != r.timer_changes.end() && budget > 0; ++r.next_timer, --budget) {
+      WriteTimer(r.next_timer->first, r.next_timer->second);
+    }
+    if (r.next_timer != r.timer_changes.end()) break;
+    while (r.next_user < r.users.size() && budget > 0) {
+      UserNode* user = r.users[r.next_user++];
+      // Written already (copy-on-write) unless still owed to this round. A
+      // node in this list is never erased before the round is done: only
+      // the round that owes a user may erase it.
+      if (user->second.round != r.round) continue;
+      WriteUser(user, /*may_erase=*/true);
+      --budget;
+    }
+    if (r.next_user < r.users.size()) break;
+    const uint32_t done = r.round;
+    closed.pop_front();
+    if (done == snapshot_round) {
+      // RocksDB now holds exactly the state as of the round's end (no later
+      // round has been closed meanwhile: see Commit()).
+      if (absl::Status s = store->Commit(); !s.ok()) return s;
+      completed_snapshot = store->TakeSnapshot();
+      snapshot_round = 0;
     }
   }
-  timer_changes.clear();
-  for (UserNode* user : dirty_users) {
-    UserEntry& entry = user->second;
-    entry.dirty = false;
-    const std::string key = sk::UserPrefix(entry.key_group, sk::kUser, user->first);
-    if (entry.state.empty() && entry.timer_count == 0) {
-      store->Delete(key);
-      users.erase(user->first);  // no timer points at it any more
-    } else {
-      entry.state.SerializeTo(&scratch);
-      store->Put(key, scratch);
-    }
-  }
-  dirty_users.clear();
-  last_flush_ms = SteadyNowMs();
+  work_since_step = 0;
+  // Also commits copy-on-write writes made since the last step.
   return store->Commit();
 }
 
 absl::Status WindowEngine::Commit() {
   Impl& s = *impl_;
-  if (s.dirty_users.size() + s.timer_changes.size() < s.options.max_pending &&
-      SteadyNowMs() - s.last_flush_ms < s.options.flush_interval_ms) {
+  // A round closes after the interval or when it is large; not while a
+  // snapshot waits for its round, whose copy-on-write writes must not mix
+  // with a later round's.
+  if (s.snapshot_round == 0 && !(s.dirty_users.empty() && s.timer_changes.empty()) &&
+      (s.dirty_users.size() + s.timer_changes.size() >= s.options.max_pending ||
+       SteadyNowMs() - s.round_opened_ms >= s.options.flush_interval_ms)) {
+    s.CloseRound();
+  }
+  if (s.closed.empty()) {
+    s.work_since_step = 0;
     return absl::OkStatus();
   }
-  return s.Flush();
+  // Enough per call to keep up with the changes made since the last call
+  // (an event changes one user and at most a few timers), yet a bounded
+  // pause for the caller.
+  const size_t budget = s.options.write_step_min + 4 * static_cast<size_t>(s.work_since_step);
+  return s.WriteStep(budget);
 }
 
-absl::Status WindowEngine::Flush() { return impl_->Flush(); }
+absl::Status WindowEngine::Flush() {
+  Impl& s = *impl_;
+  if (s.snapshot_round == 0 && !(s.dirty_users.empty() && s.timer_changes.empty())) s.CloseRound();
+  if (absl::Status status = s.WriteStep(SIZE_MAX); !status.ok()) return status;
+  // With a snapshot pending, the open round is written once the snapshot is
+  // out.
+  if (s.snapshot_round == 0 && !(s.dirty_users.empty() && s.timer_changes.empty())) {
+    s.CloseRound();
+    return s.WriteStep(SIZE_MAX);
+  }
+  return absl::OkStatus();
+}
+
+void WindowEngine::BeginSnapshot() {
+  Impl& s = *impl_;
+  // A snapshot still pending belongs to a checkpoint that this one
+  // supersedes: its round is simply written as a round.
+  s.completed_snapshot.reset();
+  s.snapshot_round = s.CloseRound();
+}
+
+bool WindowEngine::snapshot_pending() const { return impl_->snapshot_round != 0; }
+
+std::unique_ptr<StateSnapshot> WindowEngine::TakeSnapshot() { return std::move(impl_->completed_snapshot); }
+
+bool WindowEngine::writes_pending() const { return !impl_->closed.empty(); }
 
 absl::Status WindowEngine::Restore() {
   Impl& s = *impl_;

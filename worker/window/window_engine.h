@@ -5,17 +5,26 @@
 // State layout: the working copy of every user's windows and all timers live
 // in memory, so the per-event path does no I/O (that is what makes hundreds
 // of thousands of events per second possible); every change is written
-// behind into RocksDB (StateStore) in batches — at the latest after
-// `flush_interval_ms` or `max_pending` changes, and on Flush() — under keys
-// prefixed with the key group:
+// behind into RocksDB (StateStore) under keys prefixed with the key group:
 //   [kg:2]['u'][user]                        -> serialized UserWindowState
 //   [kg:2]['t'][time:8][kind:1][user]        -> ""   (timers, ordered by time)
-// (user = varint length + bytes; see worker/state/state_keys.h). RocksDB is
-// therefore always a consistent copy as of the last Flush(), which is what a
-// snapshot (checkpoint) takes.
+// (user = varint length + bytes; see worker/state/state_keys.h).
+//
+// Write-behind works in rounds, so that neither it nor a checkpoint stops the
+// stream for long: changes collect in the open round; the round closes in
+// O(1) (after `flush_interval_ms`, at `max_pending` changes, or for a
+// checkpoint) and each later Commit() writes a bounded share of the closed
+// rounds' users and timers. A user that is about to change while a closed
+// round still owes RocksDB its state is written first (copy-on-write), so
+// RocksDB receives every closed round exactly as it was when it closed.
+//
+// Checkpoints: BeginSnapshot() closes a round (the synchronous part of a
+// checkpoint: O(1)); once Commit() calls have written it, TakeSnapshot()
+// returns a RocksDB snapshot of exactly the state at BeginSnapshot(), which
+// another thread can write out while processing goes on.
 //
 // It knows nothing about Kafka or Redis, so tests drive it directly. Used
-// from the task thread only.
+// from the task thread only (the returned snapshot may travel).
 #pragma once
 
 #include <cstdint>
@@ -39,8 +48,11 @@ struct WindowEngineStats {
 };
 
 struct WindowEngineOptions {
-  int64_t flush_interval_ms = 10000;
-  size_t max_pending = 1000000;  // changed users + timer changes before a flush
+  int64_t flush_interval_ms = 10000;  // a write-behind round closes after this
+  size_t max_pending = 1000000;       // ... or at this many changed users + timers
+  // Users + timers written per Commit() at least (plus 4 per event or timer
+  // handled since the previous Commit()).
+  size_t write_step_min = 2048;
 };
 
 class WindowEngine {
@@ -58,11 +70,23 @@ class WindowEngine {
   // end order).
   [[nodiscard]] absl::Status AdvanceWatermark(int64_t watermark_ms, std::vector<FeatureWrite>* out);
 
-  // Writes pending changes to RocksDB if the flush interval has passed or
-  // enough changes are pending.
+  // Write-behind step, to call after every batch of events: closes the open
+  // round when it is due and writes a bounded share of the closed rounds.
   [[nodiscard]] absl::Status Commit();
-  // Writes all pending changes to RocksDB now.
+  // Writes every change to RocksDB now (end of input, tests); completes a
+  // pending snapshot on the way.
   [[nodiscard]] absl::Status Flush();
+  // True while closed rounds still owe RocksDB writes: keep calling Commit().
+  bool writes_pending() const;
+
+  // Marks the current state as a checkpoint's content, in O(1). A snapshot
+  // still pending is superseded (its state is written as a round anyway).
+  void BeginSnapshot();
+  bool snapshot_pending() const;
+  // The RocksDB snapshot of the state at the last BeginSnapshot(), once
+  // Commit() calls have written all of it; null before (and after it was
+  // taken).
+  std::unique_ptr<StateSnapshot> TakeSnapshot();
 
   // Rebuilds the working copy (every user and timer of the owned key groups)
   // from the store, e.g. after StateStore::IngestKeyGroups restored a
