@@ -210,6 +210,7 @@ int RunWorker(int argc, char** argv) {
         w.need_register = true;
         w.assignment.Clear();
         w.task_stop.store(true);
+        if (w.task != nullptr) w.task->Cancel();
       } else {
         w.assignment = response.assignment();
         w.cancel_reason = response.reason();
@@ -217,6 +218,7 @@ int RunWorker(int argc, char** argv) {
           spdlog::warn("attempt {} was cancelled by the coordinator: {}", w.running_attempt,
                        response.reason().empty() ? std::string("another attempt is deployed") : response.reason());
           w.task_stop.store(true);
+          if (w.task != nullptr) w.task->Cancel();
         }
       }
       w.cv.notify_all();

@@ -616,5 +616,36 @@ TEST(SessionWindows, SessionsOfOneUserFireInEndOrder) {
   ExpectSession(out[2], "u", 1, B + 40 * kMin, B + 40 * kMin);
 }
 
+TEST(Firing, InBoundedChunksGivesTheSameResults) {
+  // A watermark jump fired in chunks of 3 results equals firing it at once.
+  EngineHarness whole, chunked;
+  ASSERT_TRUE(whole.ok() && chunked.ok());
+  for (int i = 0; i < 40; ++i) {
+    const std::string user = "user-" + std::to_string(i % 13);
+    const int64_t t = B + i * 7 * kMin;
+    EXPECT_TRUE(whole.Process(user, t, EventType::kView, i));
+    EXPECT_TRUE(chunked.Process(user, t, EventType::kView, i));
+  }
+  const std::vector<FeatureWrite> expected = whole.Advance(kHuge);
+  ASSERT_GT(expected.size(), 20u);
+  std::vector<FeatureWrite> all, chunk;
+  int calls = 0;
+  do {
+    ASSERT_TRUE(chunked.engine().AdvanceWatermark(kHuge, &chunk, 3).ok());
+    // At most the limit plus what one timer fires (a user's windows).
+    EXPECT_LT(chunk.size(), 3u + 40u);
+    all.insert(all.end(), chunk.begin(), chunk.end());
+    chunk.clear();
+    ++calls;
+  } while (chunked.engine().firing_pending() && calls < 1000);
+  EXPECT_FALSE(chunked.engine().firing_pending());
+  EXPECT_GE(calls, 4) << "the limit never stopped a call";
+  ASSERT_EQ(all.size(), expected.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].key, expected[i].key) << i;
+    EXPECT_EQ(all[i].fields, expected[i].fields) << i;
+  }
+}
+
 }  // namespace
 }  // namespace slipstream

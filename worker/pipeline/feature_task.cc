@@ -27,6 +27,10 @@
 namespace slipstream {
 
 namespace {
+// Features computed per AdvanceWatermark() call before they go to the sink
+// (whose queue holds 100,000): bounds memory when the watermark jumps.
+constexpr size_t kFeaturesPerFiringStep = 10000;
+
 int64_t SteadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -556,14 +560,21 @@ void FeatureTask::Impl::OperatorLoop() {
       gate->Consumed(batch.channel);
       inputs.Update(batch.channel, batch.watermark_ms, batch.idle, batch.end_of_input);
       if (const std::optional<int64_t> combined = inputs.Combined(); combined && *combined > engine->watermark()) {
-        if (absl::Status s = engine->AdvanceWatermark(*combined, &features); !s.ok()) {
-          Fail(s);
+        // Fired in bounded chunks, each handed to the sink before the next
+        // is computed: memory stays bounded when the watermark jumps over
+        // many windows; no record is processed in between.
+        absl::Status fired;
+        do {
+          fired = engine->AdvanceWatermark(*combined, &features, kFeaturesPerFiringStep);
+          if (!features.empty()) {
+            operator_local.features_emitted += static_cast<int64_t>(features.size());
+            sink->Write(&features);  // blocks while the sink is full: backpressure
+          }
+        } while (fired.ok() && engine->firing_pending() && !cancel.load());
+        if (!fired.ok()) {
+          Fail(fired);
           break;
         }
-      }
-      if (!features.empty()) {
-        operator_local.features_emitted += static_cast<int64_t>(features.size());
-        sink->Write(&features);  // blocks while the sink is full: backpressure
       }
       if (batch.barrier_id != 0 || (batch.end_of_input && alignment.id != 0)) OnBarrier(batch.channel, batch, inputs);
     }
@@ -719,6 +730,7 @@ void FeatureTask::Impl::MaybeStartUpload() {
     const KeyGroupRange range{ack.snapshot().key_groups().first(), ack.snapshot().key_groups().last()};
     absl::StatusOr<SnapshotFileInfo> written = state_snapshot->WriteKeyGroups(pending.target.string(), range);
     state_snapshot.reset();  // lets RocksDB drop what only the snapshot kept
+    const int64_t written_ms = SteadyNowMs() - begin;
     if (!written.ok()) {
       Decline(id, absl::StrCat("cannot write the state to ", pending.target.string(), ": ",
                                std::string(written.status().message())));
@@ -739,9 +751,10 @@ void FeatureTask::Impl::MaybeStartUpload() {
       }
     }
     ++checkpoints_acknowledged;
-    spdlog::info("checkpoint {}: alignment {} ms, sync {} ms, async {} ms, {} keys, {} bytes", id,
-                 ack.snapshot().alignment_ms(), ack.snapshot().sync_ms(), ack.snapshot().async_ms(), written->keys,
-                 ack.snapshot().state_bytes());
+    spdlog::info("checkpoint {}: alignment {} ms, sync {} ms, async {} ms ({} ms writing {} keys, {} bytes; then "
+                 "waiting for Redis), {} users",
+                 id, ack.snapshot().alignment_ms(), ack.snapshot().sync_ms(), ack.snapshot().async_ms(), written_ms,
+                 written->keys, ack.snapshot().state_bytes(), ack.snapshot().users());
   });
 }
 
@@ -779,6 +792,13 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   std::lock_guard lock(s.outbound_mu);
   s.outbound.clear();
   return result;
+}
+
+void FeatureTask::Cancel() {
+  Impl& s = *impl_;
+  s.cancel.store(true);
+  s.interrupt.store(true);
+  if (s.gate) s.gate->Close();
 }
 
 TaskCounters FeatureTask::counters() const {

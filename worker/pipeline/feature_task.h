@@ -123,6 +123,13 @@ class FeatureTask {
   // every peer, state and sink flushed) or the attempt fails (returned).
   [[nodiscard]] absl::Status Run(const std::atomic<bool>& stop);
 
+  // Cancels the running task from another thread, as Flink cancels a task:
+  // it stops at once, without end of input to its peers (they are being
+  // cancelled too) and without processing what is queued; features already
+  // handed to the sink are still written (they are correct: the next attempt
+  // rewrites the same values). Run() then returns OK.
+  void Cancel();
+
   TaskCounters counters() const;
 
  private:

@@ -117,6 +117,8 @@ struct WindowEngine::Impl {
   uint32_t snapshot_round = 0;
   std::unique_ptr<StateSnapshot> completed_snapshot;
 
+  // AdvanceWatermark() stopped at its output limit with timers still due.
+  bool firing_pending = false;
   int64_t sliding_windows_fired = 0;
   int64_t sessions_fired = 0;
   std::vector<int64_t> removed_timers;  // scratch
@@ -254,12 +256,20 @@ absl::StatusOr<bool> WindowEngine::ProcessEvent(int key_group, const Event& even
   return accepted;
 }
 
-absl::Status WindowEngine::AdvanceWatermark(int64_t watermark_ms, std::vector<FeatureWrite>* out) {
+absl::Status WindowEngine::AdvanceWatermark(int64_t watermark_ms, std::vector<FeatureWrite>* out,
+                                           size_t max_out) {
   Impl& s = *impl_;
-  if (watermark_ms <= s.watermark) return absl::OkStatus();
-  s.watermark = watermark_ms;
-  ++s.step;
+  if (watermark_ms > s.watermark) {
+    s.watermark = watermark_ms;
+    ++s.step;
+  }
+  watermark_ms = s.watermark;
+  s.firing_pending = false;
   while (!s.timers.empty() && s.timers.begin()->time_ms <= watermark_ms) {
+    if (out->size() >= max_out) {
+      s.firing_pending = true;  // the same step goes on at the next call
+      return absl::OkStatus();
+    }
     const Timer timer = *s.timers.begin();
     s.timers.erase(s.timers.begin());
     UserNode* user = timer.user;
@@ -368,6 +378,8 @@ void WindowEngine::BeginSnapshot() {
 bool WindowEngine::snapshot_pending() const { return impl_->snapshot_round != 0; }
 
 std::unique_ptr<StateSnapshot> WindowEngine::TakeSnapshot() { return std::move(impl_->completed_snapshot); }
+
+bool WindowEngine::firing_pending() const { return impl_->firing_pending; }
 
 bool WindowEngine::writes_pending() const { return !impl_->closed.empty(); }
 

@@ -27,6 +27,7 @@
 // from the task thread only (the returned snapshot may travel).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -67,8 +68,15 @@ class WindowEngine {
 
   // Moves event time forward (never backwards) and appends the results of
   // every window and session that fires, in timer order (per user: in window
-  // end order).
-  [[nodiscard]] absl::Status AdvanceWatermark(int64_t watermark_ms, std::vector<FeatureWrite>* out);
+  // end order). Stops once `out` holds `max_out` results (or a few more: a
+  // timer fires all of its user's due windows) with timers still due (a
+  // watermark jump over a million users fires millions of windows):
+  // then firing_pending() is true and the caller must call again (with the
+  // same or a later watermark) before ProcessEvent, as Flink fires every due
+  // timer before the next record.
+  [[nodiscard]] absl::Status AdvanceWatermark(int64_t watermark_ms, std::vector<FeatureWrite>* out,
+                                              size_t max_out = SIZE_MAX);
+  bool firing_pending() const;
 
   // Write-behind step, to call after every batch of events: closes the open
   // round when it is due and writes a bounded share of the closed rounds.
