@@ -397,6 +397,7 @@ struct CheckpointCoordinator::Impl {
     spdlog::debug("triggering checkpoint {} of job {} (attempt {}) on {} workers", id, options.job_id, attempt_id,
                   targets.size());
     std::vector<std::string> errors;
+    bool not_all_running = false;
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) {
@@ -407,6 +408,9 @@ struct CheckpointCoordinator::Impl {
         std::condition_variable cv;
         size_t remaining = 0;
         std::vector<std::string> errors;
+        // Errors that only say the worker's task is not (yet, or no longer)
+        // running this attempt: FAILED_PRECONDITION.
+        size_t not_running = 0;
       };
       auto fan = std::make_shared<FanOut>();
       fan->remaining = targets.size();
@@ -420,6 +424,7 @@ struct CheckpointCoordinator::Impl {
               if (!status.ok()) {
                 fan->errors.push_back(absl::StrCat(label, ": TriggerCheckpoint failed: ", status.error_message(),
                                                    " (gRPC code ", static_cast<int>(status.error_code()), ")"));
+                if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) ++fan->not_running;
               }
               if (--fan->remaining == 0) fan->cv.notify_all();
             });
@@ -427,12 +432,21 @@ struct CheckpointCoordinator::Impl {
       std::unique_lock fan_lock(fan->mu);
       fan->cv.wait(fan_lock, [&] { return fan->remaining == 0; });
       errors = fan->errors;
+      not_all_running = !errors.empty() && fan->not_running == errors.size();
     }
 
     lock.lock();
     if (!errors.empty() && pending && pending->id == id && pending->failure.empty() &&
         !pending->acknowledged_by_all()) {
       pending->failure = absl::StrJoin(errors, "; ");
+      // A task that has not started yet (just deployed, still restoring) or
+      // already stopped: Flink's NOT_ALL_REQUIRED_TASKS_RUNNING, which does
+      // not count towards the tolerable failures either. A worker that is
+      // gone fails the attempt through its heartbeats.
+      if (not_all_running) {
+        pending->counts_towards_tolerable = false;
+        pending->failure = "not all tasks are running: " + pending->failure;
+      }
     }
   }
 

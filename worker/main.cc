@@ -21,14 +21,17 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/absl_compat.h"
-#include "common/config.h"
 #include "common/command_line.h"
+#include "common/config.h"
+#include "common/http_endpoint.h"
 #include "common/kafka_admin.h"
 #include "common/logging.h"
 #include "proto/slipstream.grpc.pb.h"
 #include "spdlog/spdlog.h"
 #include "worker/exchange/data_plane.h"
+#include "worker/metrics/worker_metrics.h"
 #include "worker/pipeline/feature_task.h"
 #include "worker/sink/dead_letter_producer.h"
 #include "worker/sink/redis_sink.h"
@@ -94,7 +97,18 @@ struct WorkerState {
   std::string failure_cause;
   std::atomic<bool> task_stop{false};  // stops the running task
   bool stopping = false;          // process shutting down
+  int64_t restores = 0;           // tasks started from a checkpoint or savepoint
 };
+
+int64_t ResidentBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    int64_t kb = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %" SCNd64, &kb) == 1) return kb * 1024;
+  }
+  return 0;
+}
 
 int RunWorker(int argc, char** argv) {
   LoadedCommandLine command_line = LoadCommandLine(
@@ -168,6 +182,34 @@ int RunWorker(int argc, char** argv) {
   };
 
   WorkerState w;
+  // Prometheus metrics (GET /metrics), when metrics.port is set.
+  std::unique_ptr<HttpEndpoint> metrics_endpoint;
+  if (const int64_t metrics_port = settings.Int("metrics.port"); metrics_port != 0) {
+    absl::StatusOr<std::unique_ptr<HttpEndpoint>> endpoint = HttpEndpoint::Start(
+        "0.0.0.0", static_cast<int>(metrics_port), [&w](const HttpRequest& request) {
+          HttpResponse response;
+          if (request.method != "GET" || request.path != "/metrics") {
+            response.status = 404;
+            response.body = "not found: GET /metrics serves this worker's metrics\n";
+            return response;
+          }
+          WorkerMetricsInput input;
+          {
+            std::lock_guard lock(w.mu);
+            input.worker_id = w.worker_id;
+            input.attempt = w.running_attempt;
+            input.restores = w.restores;
+            if (w.task != nullptr) input.task = w.task->counters();
+          }
+          input.now_ms = absl::ToUnixMillis(absl::Now());
+          input.rss_bytes = ResidentBytes();
+          response.body = RenderWorkerMetrics(input);
+          return response;
+        });
+    if (!endpoint.ok()) return Fail(absl::StrCat("metrics.port: ", endpoint.status().message()));
+    metrics_endpoint = std::move(*endpoint);
+    spdlog::info("metrics on http://0.0.0.0:{}/metrics", metrics_endpoint->port());
+  }
   // Heartbeats on their own thread for the life of the process, so a busy
   // task never looks dead: counters of the running task (or attempt 0 when
   // idle), a failure to report, and back the current assignment. Faster
@@ -311,6 +353,10 @@ int RunWorker(int argc, char** argv) {
         absl::StatusOr<int64_t> keys = (*state)->IngestKeyGroups(snapshot_files, owned);
         if (!keys.ok()) return keys.status();
         for (const v1::PartitionOffset& o : restore.offsets()) restored_offsets[o.partition()] = o.next_offset();
+        {
+          std::lock_guard lock(w.mu);
+          ++w.restores;
+        }
         spdlog::info("restored {} state keys of key groups {} from {} snapshot(s) of checkpoint {} in {} ms", *keys,
                      owned.ToString(), snapshot_files.size(), restore.checkpoint_id(),
                      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)

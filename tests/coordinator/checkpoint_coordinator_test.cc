@@ -393,6 +393,22 @@ TEST_F(CheckpointCoordinatorTest, ExceedingTolerableFailuresFailsTheAttempt) {
   EXPECT_EQ(Failures().size(), 1u);
 }
 
+TEST_F(CheckpointCoordinatorTest, TasksNotRunningYetDoNotCountAsFailures) {
+  // Just deployed: worker 0's task starts only after two triggers. With no
+  // tolerable failure, counting them would fail the attempt (Flink: a
+  // NOT_ALL_REQUIRED_TASKS_RUNNING checkpoint failure is not counted).
+  AddWorkers(2);
+  workers_[0]->set_policy([](int64_t id) { return id <= 2 ? Reply::kNotRunning : Reply::kAck; });
+  StartCoordinator(Settings(/*interval_ms=*/50, 10000, /*tolerable=*/0));
+  Deploy(1);
+  ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 1; }));
+  EXPECT_TRUE(Failures().empty()) << Failures()[0].cause;
+  EXPECT_EQ(Overview().failed(), 2);
+  const v1::CheckpointStats* first = FindStats(Overview(), 1);
+  ASSERT_NE(first, nullptr);
+  EXPECT_NE(first->failure_reason().find("not all tasks are running"), std::string::npos) << first->failure_reason();
+}
+
 TEST_F(CheckpointCoordinatorTest, ACompletedCheckpointResetsTheFailureCount) {
   AddWorkers(2);
   // Odd checkpoints are declined, even ones complete: never two failures in a row.

@@ -35,7 +35,8 @@ inline bool Eventually(const std::function<bool()>& done,
 
 class FakeTaskControl final : public v1::TaskControl::Service {
  public:
-  enum class Reply { kAck, kDecline, kFail, kSilent };
+  // kNotRunning: FAILED_PRECONDITION, as a worker whose task has not started.
+  enum class Reply { kAck, kDecline, kFail, kSilent, kNotRunning };
   struct Trigger {
     v1::TriggerCheckpointRequest request;
   };
@@ -187,6 +188,8 @@ class FakeTaskControl final : public v1::TaskControl::Service {
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the task is not running");
       case Reply::kSilent:
         break;
+      case Reply::kNotRunning:
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no task is running on this worker");
     }
     if (after_reply) after_reply(request->checkpoint_id());
     return grpc::Status::OK;

@@ -24,6 +24,7 @@
 // failing test keeps its temporary directory (process logs, state) and
 // prints the tails of every process's stdout/stderr.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <algorithm>
 #include <csignal>
@@ -543,8 +544,11 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
   coordinator_args.push_back(checkpointing ? "-Dexecution.checkpointing.interval=300 ms"
                                            : "-Dexecution.checkpointing.interval=1 h");
   ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, kRedisDbReferenceModel, coordinator_args));
+  std::vector<int> metrics_ports;
   for (int i = 1; i <= workers; ++i) {
-    Start("worker-" + std::to_string(i), "slipstream-worker", kRedisDbReferenceModel);
+    metrics_ports.push_back(FreeTcpPort());
+    Start("worker-" + std::to_string(i), "slipstream-worker", kRedisDbReferenceModel,
+          {"-Dmetrics.port=" + std::to_string(metrics_ports.back())});
   }
 
   // Polls GetJob until `done(counters)` or the timeout; logs progress.
@@ -713,6 +717,40 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
       EXPECT_EQ(p.next_offset(), end_offsets[p.partition()]) << "partition " << p.partition();
       EXPECT_EQ(p.watermark_ms(), final_watermark) << "partition " << p.partition();
     }
+  }
+
+  // --- Prometheus: every worker's /metrics adds up to the same counters ----
+  {
+    std::map<std::string, double> sums;
+    int64_t latency_samples = 0;
+    for (int port : metrics_ports) {
+      httplib::Client client("127.0.0.1", port);
+      client.set_connection_timeout(5);
+      httplib::Result res = client.Get("/metrics");
+      ASSERT_TRUE(res) << "GET http://127.0.0.1:" << port << "/metrics failed";
+      ASSERT_EQ(res->status, 200);
+      std::istringstream lines(res->body);
+      std::string line;
+      while (std::getline(lines, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        const size_t name_end = line.find_first_of("{ ");
+        const size_t value_at = line.rfind(' ');
+        ASSERT_NE(value_at, std::string::npos) << line;
+        const std::string name = line.substr(0, name_end);
+        const double value = std::stod(line.substr(value_at + 1));
+        sums[name] += value;
+        if (name == "slipstream_redis_write_latency_seconds_count") latency_samples += static_cast<int64_t>(value);
+      }
+      EXPECT_EQ(client.Get("/nothing-here")->status, 404);
+    }
+    EXPECT_EQ(sums["slipstream_records_in_total"], static_cast<double>(total_records));
+    EXPECT_EQ(sums["slipstream_records_invalid_total"], static_cast<double>(w.malformed));
+    EXPECT_EQ(sums["slipstream_records_late_total"], static_cast<double>(late));
+    EXPECT_EQ(sums["slipstream_features_emitted_total"], static_cast<double>(c.features_emitted()));
+    EXPECT_EQ(sums["slipstream_redis_features_written_total"], static_cast<double>(c.redis_features_written()));
+    EXPECT_EQ(sums["slipstream_partition_lag_records"], 0.0) << "every partition is read to its end";
+    EXPECT_GT(latency_samples, 0) << "no Redis write latency recorded";
+    EXPECT_EQ(sums["slipstream_worker_task_attempt"], static_cast<double>(workers));
   }
 
   // --- Cluster: one attempt, every key group and partition owned once -------

@@ -314,7 +314,9 @@ class TaskControlService final : public v1::TaskControl::Service {
   grpc::Status TriggerCheckpoint(grpc::ServerContext*, const v1::TriggerCheckpointRequest* request,
                                  v1::TriggerCheckpointResponse*) override {
     std::shared_ptr<TaskControlHandler> handler = Get();
-    if (!handler) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no task is running on this worker");
+    // FAILED_PRECONDITION: the coordinator does not count it as a failed
+    // checkpoint (the task is starting or stopping).
+    if (!handler) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no task is running on this worker");
     return ToGrpcStatus(handler->TriggerCheckpoint(*request));
   }
 

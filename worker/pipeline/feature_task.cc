@@ -481,6 +481,8 @@ void FeatureTask::Impl::PublishOperatorCounters() {
   operator_local.watermark_ms = engine->watermark();
   operator_local.sliding_windows_fired = engine_stats.sliding_windows_fired;
   operator_local.sessions_fired = engine_stats.sessions_fired;
+  operator_local.users = engine_stats.users;
+  operator_local.state_bytes = static_cast<int64_t>(state->ApproximateSizeBytes());
   // Sink totals, channels and gate bytes are read live by counters().
   std::lock_guard lock(counters_mu);
   counters.records_late = operator_local.records_late;
@@ -489,6 +491,8 @@ void FeatureTask::Impl::PublishOperatorCounters() {
   counters.sliding_windows_fired = operator_local.sliding_windows_fired;
   counters.sessions_fired = operator_local.sessions_fired;
   counters.records_shuffled_in = operator_local.records_shuffled_in;
+  counters.users = operator_local.users;
+  counters.state_bytes = operator_local.state_bytes;
 }
 
 void FeatureTask::Impl::OperatorLoop() {
@@ -813,6 +817,7 @@ TaskCounters FeatureTask::counters() const {
   const RedisSinkStats sink_stats = impl_->sink->stats();
   c.redis_features_written = sink_stats.features_written;
   c.redis_errors = sink_stats.command_errors + sink_stats.connection_errors;
+  c.redis_batch_latency = sink_stats.batch_latency;
   c.dlq_delivery_failures = impl_->dead_letters->delivery_failures();
   c.gate_queued_bytes = impl_->gate->queued_bytes();
   c.checkpoints_acknowledged = impl_->checkpoints_acknowledged.load();

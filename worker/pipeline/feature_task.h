@@ -29,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/prometheus.h"
 #include "common/key_groups.h"
 #include "proto/slipstream.pb.h"
 
@@ -103,6 +104,9 @@ struct TaskCounters {
   int64_t checkpoints_declined = 0;
   int64_t last_alignment_ms = 0;
   int64_t last_sync_ms = 0;
+  int64_t state_bytes = 0;  // RocksDB's estimate of the live state
+  int64_t users = 0;        // users with window state in memory
+  LatencyHistogram redis_batch_latency;
   std::vector<PartitionSnapshot> partitions;
   std::vector<v1::ChannelStatus> channels;
 };

@@ -79,6 +79,7 @@ struct RedisSink::Impl {
   std::deque<FeatureWrite> queue;
   uint64_t enqueued = 0;  // total features ever queued
   uint64_t acked = 0;     // total features acknowledged by Redis
+  LatencyHistogram batch_latency;  // per batch, guarded by mu
   bool stopping = false;
 
   std::atomic<int64_t> command_errors{0};
@@ -98,6 +99,9 @@ struct RedisSink::Impl {
   // Writer thread only.
   static constexpr size_t kMaxInFlight = 2;
   std::deque<std::vector<FeatureWrite>> in_flight;  // sent, replies not read
+  // When each batch in flight was first sent: write latency (send to the
+  // last reply, resends after a reconnect included).
+  std::deque<std::chrono::steady_clock::time_point> sent_at;
   std::string resp;
 };
 
@@ -199,6 +203,7 @@ void RedisSink::Impl::Run() {
       }
       not_full.notify_all();
       in_flight.push_back(std::move(batch));
+      sent_at.push_back(std::chrono::steady_clock::now());
       if (!connection || !Send(in_flight.back())) {
         if (!Recover()) return GiveUp();
       }
@@ -208,11 +213,15 @@ void RedisSink::Impl::Run() {
       if (!Recover()) return GiveUp();
       continue;
     }
+    const double latency_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent_at.front()).count();
     {
       std::lock_guard lock(mu);
       acked += in_flight.front().size();
+      batch_latency.Observe(latency_ms);
     }
     in_flight.pop_front();
+    sent_at.pop_front();
     progressed.notify_all();
   }
 }
@@ -297,6 +306,7 @@ RedisSinkStats RedisSink::stats() const {
   s.queued = static_cast<int64_t>(impl_->queue.size());
   s.command_errors = impl_->command_errors.load();
   s.connection_errors = impl_->connection_errors.load();
+  s.batch_latency = impl_->batch_latency;
   return s;
 }
 

@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/prometheus.h"
 #include "worker/window/feature_write.h"
 
 namespace slipstream {
@@ -39,6 +40,7 @@ struct RedisSinkStats {
   int64_t command_errors = 0;
   int64_t connection_errors = 0;
   int64_t queued = 0;
+  LatencyHistogram batch_latency;  // pipelined batch: first send to last reply
 };
 
 class RedisSink {
