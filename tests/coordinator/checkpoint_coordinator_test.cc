@@ -403,8 +403,9 @@ TEST_F(CheckpointCoordinatorTest, TasksNotRunningYetDoNotCountAsFailures) {
   Deploy(1);
   ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 1; }));
   EXPECT_TRUE(Failures().empty()) << Failures()[0].cause;
-  EXPECT_EQ(Overview().failed(), 2);
-  const v1::CheckpointStats* first = FindStats(Overview(), 1);
+  const v1::CheckpointOverview overview = Overview();
+  EXPECT_EQ(overview.failed(), 2);
+  const v1::CheckpointStats* first = FindStats(overview, 1);
   ASSERT_NE(first, nullptr);
   EXPECT_NE(first->failure_reason().find("not all tasks are running"), std::string::npos) << first->failure_reason();
 }
