@@ -83,7 +83,8 @@ TEST(InputGate, LocalCreditsBlockAtTheLimitUntilConsumed) {
   EXPECT_TRUE(WaitFor([&] { return acquired.load(); }, 1000));
   source.join();
   EXPECT_TRUE(acquired.load());
-  EXPECT_GE(blocked_ms, 100);
+  // How long it blocked depends on when the thread got a core (no lower
+  // bound on a loaded machine); that it blocked is checked above.
   // The local channel's credits are taken by the source, never granted to a peer.
   EXPECT_EQ(gate.TakeCreditsToGrant(kLocal, 0), 0);
 }
