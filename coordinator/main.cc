@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <grpcpp/grpcpp.h>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -17,10 +18,12 @@
 #include "common/absl_compat.h"
 #include "common/config.h"
 #include "common/command_line.h"
+#include "common/http_endpoint.h"
+#include "common/kafka_admin.h"
 #include "common/logging.h"
 #include "coordinator/coordinator_server.h"
 #include "coordinator/job_id.h"
-#include "common/kafka_admin.h"
+#include "coordinator/rest_api.h"
 #include "spdlog/spdlog.h"
 
 namespace slipstream {
@@ -110,6 +113,7 @@ int RunCoordinator(int argc, char** argv) {
       settings.DurationMs("restart-strategy.exponential-delay.reset-backoff-threshold");
   const int64_t cancellation_timeout_ms = settings.DurationMs("task.cancellation.timeout");
   const std::string savepoint_uri = settings.String("execution.savepoint.path");
+  const int64_t rest_port = settings.Int("rest.port");
   if (!settings.status().ok()) return Fail(settings.status().message());
   absl::StatusOr<RestartStrategySettings::Type> type = ParseRestartStrategyType(restart_type);
   if (!type.ok()) return Fail(type.status().message());
@@ -166,8 +170,24 @@ int RunCoordinator(int argc, char** argv) {
                checkpoints.interval_ms, checkpoints.exactly_once ? "EXACTLY_ONCE" : "AT_LEAST_ONCE",
                checkpoints.timeout_ms, checkpoints.min_pause_ms, checkpoints.tolerable_failed,
                checkpoints.num_retained, (std::filesystem::path(*checkpoints_dir) / *job_id).string());
+  // Flink's REST API (and /metrics) on rest.port, as a client of the gRPC
+  // service just started (0: any free port).
+  RestApiOptions rest_options;
+  rest_options.job_name = absl::StrCat("slipstream features from ", topic);
+  rest_options.checkpoints = checkpoints;
+  std::shared_ptr<v1::Coordinator::StubInterface> self = v1::Coordinator::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
+  auto rest_api = std::make_shared<RestApi>(self, rest_options);
+  absl::StatusOr<std::unique_ptr<HttpEndpoint>> rest = HttpEndpoint::Start(
+      "0.0.0.0", static_cast<int>(rest_port), [rest_api](const HttpRequest& request) { return rest_api->Handle(request); });
+  if (!rest.ok()) {
+    (*server)->Shutdown();
+    return Fail(absl::StrCat("rest.port: ", rest.status().message()));
+  }
+  spdlog::info("REST API (Flink-compatible) and /metrics on http://{}:{}", rpc_address, (*rest)->port());
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("shutting down");
+  rest->reset();
   (*server)->Shutdown();
   return 0;
 }

@@ -15,7 +15,7 @@ PACKAGES=(
   # C++ libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librdkafka-dev libhiredis-dev librocksdb-dev libabsl-dev libsimdjson-dev
-  libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
+  libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
   # tests and benchmarks
   libbenchmark-dev libgtest-dev libgmock-dev googletest
   # local services: Redis, and Java + Maven for the Kafka broker

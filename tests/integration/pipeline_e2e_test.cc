@@ -340,6 +340,7 @@ class PipelineEndToEnd : public ::testing::Test {
     topic_ = UniqueName(name);
     dlq_topic_ = topic_ + "-dlq";
     rpc_port_ = FreeTcpPort();
+    rest_port_ = FreeTcpPort();
   }
 
   void TearDown() override {
@@ -379,7 +380,7 @@ class PipelineEndToEnd : public ::testing::Test {
         "-Dredis.db=" + std::to_string(redis_db),
         "-Djobmanager.rpc.address=127.0.0.1",
         "-Djobmanager.rpc.port=" + std::to_string(rpc_port_),
-        "-Drest.port=" + std::to_string(FreeTcpPort()),
+        "-Drest.port=" + std::to_string(rest_port_),
         "-Dstate.dir=" + tmp_->path() + "/state",
         "-Dstate.checkpoints.dir=file://" + tmp_->path() + "/checkpoints",
         "-Dstate.savepoints.dir=file://" + tmp_->path() + "/savepoints",
@@ -451,6 +452,7 @@ class PipelineEndToEnd : public ::testing::Test {
   std::string topic_;
   std::string dlq_topic_;
   int rpc_port_ = 0;
+  int rest_port_ = 0;  // the coordinator's REST API
   Stopwatch clock_;
   std::vector<std::unique_ptr<Process>> processes_;
 };
@@ -751,6 +753,48 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
     EXPECT_EQ(sums["slipstream_partition_lag_records"], 0.0) << "every partition is read to its end";
     EXPECT_GT(latency_samples, 0) << "no Redis write latency recorded";
     EXPECT_EQ(sums["slipstream_worker_task_attempt"], static_cast<double>(workers));
+  }
+
+  // --- REST: Flink's endpoints answer with the job's figures ---------------
+  {
+    absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+    ASSERT_TRUE(job.ok()) << job.status();
+    httplib::Client rest("127.0.0.1", rest_port_);
+    rest.set_connection_timeout(5);
+    auto get = [&](const std::string& path, int expected_status) -> std::string {
+      httplib::Result res = rest.Get(path.c_str());
+      if (!res) {
+        ADD_FAILURE() << "GET " << path << " failed";
+        return "";
+      }
+      EXPECT_EQ(res->status, expected_status) << "GET " << path << ": " << res->body;
+      return res->body;
+    };
+    const std::string id = job->job_id();
+    EXPECT_NE(get("/jobs", 200).find("{\"id\":\"" + id + "\",\"status\":\"RUNNING\"}"), std::string::npos);
+    EXPECT_NE(get("/overview", 200).find("\"taskmanagers\":" + std::to_string(workers)), std::string::npos);
+    EXPECT_NE(get("/jobs/" + id, 200).find("\"state\":\"RUNNING\""), std::string::npos);
+    const std::string checkpoints = get("/jobs/" + id + "/checkpoints", 200);
+    EXPECT_NE(checkpoints.find("\"counts\":{"), std::string::npos) << checkpoints;
+    EXPECT_NE(checkpoints.find("\"restored\":0"), std::string::npos) << checkpoints;
+    if (checkpointing) {
+      const std::string chk_prefix = tmp_->path() + "/checkpoints/" + id + "/chk-";
+      EXPECT_NE(checkpoints.find("\"external_path\":\"" + chk_prefix), std::string::npos) << checkpoints;
+      EXPECT_EQ(checkpoints.find("\"completed\":0"), std::string::npos) << checkpoints;
+    }
+    EXPECT_NE(get("/jobs/" + id + "/checkpoints/config", 200).find("\"mode\":\"exactly_once\""), std::string::npos);
+    const std::string taskmanagers = get("/taskmanagers", 200);
+    for (const v1::WorkerStatus& w : job->workers()) {
+      EXPECT_NE(taskmanagers.find("\"id\":\"" + w.worker_id() + "\""), std::string::npos) << taskmanagers;
+    }
+    EXPECT_NE(get("/jobs/00000000000000000000000000000000", 404).find("\"errors\":["), std::string::npos);
+    EXPECT_NE(get("/no/such/path", 404).find("\"errors\":["), std::string::npos);
+    httplib::Result post = rest.Post("/jobs", "{}", "application/json");
+    ASSERT_TRUE(post);
+    EXPECT_EQ(post->status, 405) << post->body;
+    const std::string metrics = get("/metrics", 200);
+    EXPECT_NE(metrics.find("slipstream_job_attempt{job_id=\"" + id + "\"} 1\n"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("slipstream_job_state{job_id=\"" + id + "\",state=\"RUNNING\"} 1\n"), std::string::npos);
   }
 
   // --- Cluster: one attempt, every key group and partition owned once -------

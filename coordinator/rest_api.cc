@@ -1,0 +1,372 @@
+#include "coordinator/rest_api.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/prometheus.h"
+
+namespace slipstream {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kJson = "application/json; charset=UTF-8";
+
+HttpResponse JsonResponse(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = std::string(kJson);
+  r.body = body.dump();
+  return r;
+}
+
+// Flink's error body.
+HttpResponse Error(int status, const std::string& message) {
+  return JsonResponse(status, json{{"errors", json::array({message})}});
+}
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+// Flink's JobStatus names for ours (the same words where they exist).
+std::string FlinkState(const std::string& state) {
+  if (state == "CANCELLED") return "CANCELED";
+  return state;
+}
+
+bool Terminal(const std::string& state) {
+  return state == "FAILED" || state == "CANCELED" || state == "CANCELLED" || state == "FINISHED";
+}
+
+json CheckpointJson(const v1::CheckpointStats& s) {
+  const bool savepoint = s.path().find("/savepoint-") != std::string::npos;
+  json j = {
+      {"className", "completed"},
+      {"id", s.id()},
+      {"status", s.status()},
+      {"is_savepoint", savepoint},
+      {"checkpoint_type", savepoint ? "SAVEPOINT" : "CHECKPOINT"},
+      {"trigger_timestamp", s.trigger_time_ms()},
+      {"latest_ack_timestamp", s.end_to_end_ms() > 0 ? s.trigger_time_ms() + s.end_to_end_ms() : -1},
+      {"state_size", s.state_bytes()},
+      {"checkpointed_size", s.state_bytes()},
+      {"end_to_end_duration", s.end_to_end_ms()},
+      {"alignment_buffered", 0},
+      {"processed_data", 0},
+      {"persisted_data", 0},
+      {"num_subtasks", s.expected()},
+      {"num_acknowledged_subtasks", s.acknowledged()},
+      {"external_path", s.path()},
+      {"discarded", false},
+      // Not in Flink's record, but what its UI shows per subtask.
+      {"alignment_duration", s.alignment_ms()},
+      {"sync_duration", s.sync_ms()},
+      {"async_duration", s.async_ms()},
+  };
+  if (s.status() == "FAILED") {
+    j["className"] = "failed";
+    j["failure_message"] = s.failure_reason();
+    j["failure_timestamp"] = s.trigger_time_ms() + s.end_to_end_ms();
+  } else if (s.status() == "IN_PROGRESS") {
+    j["className"] = "in_progress";
+  }
+  return j;
+}
+
+json MinMaxAvg(const std::vector<int64_t>& values) {
+  if (values.empty()) return json{{"min", 0}, {"max", 0}, {"avg", 0}};
+  int64_t min = values[0], max = values[0], sum = 0;
+  for (int64_t v : values) {
+    min = std::min(min, v);
+    max = std::max(max, v);
+    sum += v;
+  }
+  return json{{"min", min}, {"max", max}, {"avg", sum / static_cast<int64_t>(values.size())}};
+}
+
+json JobOverviewJson(const v1::JobStatus& job, const std::string& name) {
+  const std::string state = FlinkState(job.state());
+  const int64_t now = NowMs();
+  const int running_workers = [&] {
+    int n = 0;
+    for (const auto& w : job.workers()) n += !w.standby() && w.counters().attempt() == job.attempt() && job.attempt() > 0;
+    return n;
+  }();
+  return json{{"jid", job.job_id()},
+              {"name", name},
+              {"state", state},
+              {"start-time", job.start_time_ms()},
+              {"end-time", -1},
+              {"duration", job.start_time_ms() > 0 ? now - job.start_time_ms() : 0},
+              {"last-modification", now},
+              {"tasks",
+               {{"total", job.min_workers()},
+                {"running", running_workers},
+                {"created", 0},
+                {"scheduled", 0},
+                {"deploying", 0},
+                {"finished", 0},
+                {"canceling", 0},
+                {"canceled", 0},
+                {"failed", 0},
+                {"reconciling", 0},
+                {"initializing", 0}}}};
+}
+
+}  // namespace
+
+RestApi::RestApi(std::shared_ptr<v1::Coordinator::StubInterface> coordinator, RestApiOptions options)
+    : coordinator_(std::move(coordinator)), options_(std::move(options)) {}
+
+HttpResponse RestApi::Handle(const HttpRequest& request) const {
+  std::string path = request.path;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
+
+  auto get_job = [&](v1::JobStatus* job) -> std::optional<HttpResponse> {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.grpc_timeout_ms));
+    grpc::Status status = coordinator_->GetJob(&ctx, v1::GetJobRequest(), job);
+    if (!status.ok()) return Error(503, "The coordinator did not answer: " + status.error_message());
+    return std::nullopt;
+  };
+  auto only = [&](std::string_view method) -> std::optional<HttpResponse> {
+    if (request.method == method) return std::nullopt;
+    return Error(405, absl::StrCat("Request method ", request.method, " is not allowed for ", path,
+                                   " (allowed: ", std::string(method), ")"));
+  };
+
+  if (parts.empty()) {
+    if (auto e = only("GET")) return *e;
+    return JsonResponse(200, json{{"name", "slipstream"},
+                                  {"api", "Flink-compatible REST API: /overview, /jobs, /taskmanagers, /metrics"}});
+  }
+
+  if (parts.size() == 1 && parts[0] == "metrics") {
+    if (auto e = only("GET")) return *e;
+    v1::JobStatus job;
+    if (auto e = get_job(&job)) return *e;
+    PrometheusWriter w;
+    const MetricLabels labels = {{"job_id", job.job_id()}};
+    for (const char* s : {"CREATED", "RUNNING", "RESTARTING", "FAILED", "CANCELED", "FINISHED"}) {
+      w.Gauge("slipstream_job_state", "1 for the job's current state.", FlinkState(job.state()) == s ? 1 : 0,
+              {{"job_id", job.job_id()}, {"state", s}});
+    }
+    w.Gauge("slipstream_job_attempt", "The job's current attempt (0: not deployed yet).",
+            static_cast<double>(job.attempt()), labels);
+    w.Counter("slipstream_job_failures_total", "Attempts that failed.", static_cast<double>(job.failures()), labels);
+    w.Counter("slipstream_job_restarts_total", "Attempts deployed after a failure.",
+              static_cast<double>(job.restarts()), labels);
+    w.Gauge("slipstream_job_uptime_seconds", "Time since the job started.",
+            job.start_time_ms() > 0 ? static_cast<double>(NowMs() - job.start_time_ms()) / 1000.0 : 0, labels);
+    int standby = 0;
+    for (const auto& wk : job.workers()) standby += wk.standby();
+    w.Gauge("slipstream_workers_registered", "Registered workers (running the job or standby).",
+            static_cast<double>(job.workers_size()), labels);
+    w.Gauge("slipstream_workers_standby", "Registered workers waiting as standbys.", static_cast<double>(standby),
+            labels);
+    const v1::CheckpointOverview& cp = job.checkpoints();
+    w.Counter("slipstream_checkpoints_completed_total", "Completed checkpoints.", static_cast<double>(cp.completed()),
+              labels);
+    w.Counter("slipstream_checkpoints_failed_total", "Failed checkpoints.", static_cast<double>(cp.failed()), labels);
+    w.Gauge("slipstream_checkpoints_in_progress", "Checkpoints in progress.", static_cast<double>(cp.in_progress()),
+            labels);
+    w.Counter("slipstream_checkpoints_restored_total", "Attempts that restored a checkpoint (Flink's Restored).",
+              static_cast<double>(cp.restored()), labels);
+    if (cp.has_latest_completed() && cp.latest_completed().id() > 0) {
+      const v1::CheckpointStats& l = cp.latest_completed();
+      w.Gauge("slipstream_last_checkpoint_id", "Id of the latest completed checkpoint.", static_cast<double>(l.id()),
+              labels);
+      w.Gauge("slipstream_last_checkpoint_duration_seconds", "End-to-end duration of the latest completed checkpoint.",
+              static_cast<double>(l.end_to_end_ms()) / 1000.0, labels);
+      w.Gauge("slipstream_last_checkpoint_size_bytes", "State size of the latest completed checkpoint.",
+              static_cast<double>(l.state_bytes()), labels);
+      w.Gauge("slipstream_last_checkpoint_alignment_seconds", "Longest alignment in the latest completed checkpoint.",
+              static_cast<double>(l.alignment_ms()) / 1000.0, labels);
+      w.Gauge("slipstream_last_checkpoint_sync_seconds", "Longest synchronous part in the latest completed checkpoint.",
+              static_cast<double>(l.sync_ms()) / 1000.0, labels);
+    }
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", w.text()};
+  }
+
+  if (parts.size() == 1 && parts[0] == "config") {
+    if (auto e = only("GET")) return *e;
+    return JsonResponse(200, json{{"refresh-interval", 3000},
+                                  {"timezone-name", "UTC"},
+                                  {"timezone-offset", 0},
+                                  {"flink-version", "slipstream"},
+                                  {"flink-revision", "slipstream"},
+                                  {"features", {{"web-submit", false}, {"web-cancel", true}}}});
+  }
+
+  if (parts.size() == 1 && parts[0] == "overview") {
+    if (auto e = only("GET")) return *e;
+    v1::JobStatus job;
+    if (auto e = get_job(&job)) return *e;
+    int standby = 0;
+    for (const auto& w : job.workers()) standby += w.standby();
+    const std::string state = FlinkState(job.state());
+    return JsonResponse(200, json{{"taskmanagers", job.workers_size()},
+                                  {"slots-total", job.workers_size()},
+                                  {"slots-available", standby},
+                                  {"jobs-running", Terminal(state) ? 0 : 1},
+                                  {"jobs-finished", state == "FINISHED" ? 1 : 0},
+                                  {"jobs-cancelled", state == "CANCELED" ? 1 : 0},
+                                  {"jobs-failed", state == "FAILED" ? 1 : 0},
+                                  {"flink-version", "slipstream"},
+                                  {"flink-commit", "slipstream"}});
+  }
+
+  if (parts.size() == 1 && parts[0] == "taskmanagers") {
+    if (auto e = only("GET")) return *e;
+    v1::JobStatus job;
+    if (auto e = get_job(&job)) return *e;
+    json list = json::array();
+    for (const v1::WorkerStatus& w : job.workers()) {
+      json ranges = json::array();
+      for (const v1::KeyGroupRange& r : w.assignment().key_groups()) {
+        ranges.push_back(json{{"first", r.first()}, {"last", r.last()}});
+      }
+      list.push_back(json{{"id", w.worker_id()},
+                          {"path", absl::StrCat(w.host(), ":", w.data_port())},
+                          {"dataPort", w.data_port()},
+                          {"timeSinceLastHeartbeat", w.heartbeat_age_ms()},
+                          {"slotsNumber", 1},
+                          {"freeSlots", w.standby() || w.assignment().attempt() == 0 ? 1 : 0},
+                          {"standby", w.standby()},
+                          {"partitions", json(std::vector<int>(w.assignment().partitions().begin(),
+                                                                w.assignment().partitions().end()))},
+                          {"keyGroups", ranges},
+                          {"attempt", w.counters().attempt()},
+                          {"recordsIn", w.counters().records_in()},
+                          {"featuresWritten", w.counters().redis_features_written()},
+                          {"watermark", w.counters().watermark_ms()},
+                          {"hardware", {{"memoryResident", w.counters().rss_bytes()}}}});
+    }
+    return JsonResponse(200, json{{"taskmanagers", list}});
+  }
+
+  if (parts[0] != "jobs") return Error(404, "Not found: " + path);
+
+  v1::JobStatus job;
+  if (parts.size() == 1) {
+    if (auto e = only("GET")) return *e;
+    if (auto e = get_job(&job)) return *e;
+    return JsonResponse(200, json{{"jobs", json::array({json{{"id", job.job_id()}, {"status", FlinkState(job.state())}}})}});
+  }
+  if (parts.size() == 2 && parts[1] == "overview") {
+    if (auto e = only("GET")) return *e;
+    if (auto e = get_job(&job)) return *e;
+    return JsonResponse(200, json{{"jobs", json::array({JobOverviewJson(job, options_.job_name)})}});
+  }
+  if (auto e = get_job(&job)) return *e;
+  if (parts[1] != job.job_id()) {
+    return Error(404, absl::StrCat("org.apache.flink.runtime.rest.NotFoundException: Job ", parts[1], " not found"));
+  }
+
+  if (parts.size() == 2) {
+    if (auto e = only("GET")) return *e;
+    json j = JobOverviewJson(job, options_.job_name);
+    j["isStoppable"] = true;
+    j["now"] = NowMs();
+    j["maxParallelism"] = job.max_parallelism();
+    j["timestamps"] = json{{job.state() == "CREATED" ? "CREATED" : "RUNNING", job.start_time_ms()}};
+    j["vertices"] = json::array({json{{"id", "window-operator"},
+                                      {"name", "Source: Kafka -> event-time windows (1 h/10 min, session 10 min) -> "
+                                               "Sink: Redis"},
+                                      {"parallelism", job.min_workers()},
+                                      {"status", FlinkState(job.state())}}});
+    // What Flink has no field for.
+    j["attempt"] = job.attempt();
+    j["failures"] = job.failures();
+    j["restarts"] = job.restarts();
+    j["failure-cause"] = job.failure_cause();
+    j["restored-from"] = job.restored_from();
+    j["topic"] = job.topic();
+    j["partitions"] = job.num_partitions();
+    return JsonResponse(200, j);
+  }
+
+  if (parts.size() == 3 && parts[2] == "checkpoints") {
+    if (auto e = only("GET")) return *e;
+    const v1::CheckpointOverview& cp = job.checkpoints();
+    json history = json::array();
+    std::vector<int64_t> durations, sizes, alignments;
+    for (const v1::CheckpointStats& s : cp.history()) {
+      history.push_back(CheckpointJson(s));
+      if (s.status() == "COMPLETED") {
+        durations.push_back(s.end_to_end_ms());
+        sizes.push_back(s.state_bytes());
+        alignments.push_back(s.alignment_ms());
+      }
+    }
+    json latest = {{"completed", nullptr}, {"savepoint", nullptr}, {"failed", nullptr}, {"restored", nullptr}};
+    if (cp.has_latest_completed() && cp.latest_completed().id() > 0) {
+      latest["completed"] = CheckpointJson(cp.latest_completed());
+    }
+    for (const v1::CheckpointStats& s : cp.history()) {
+      if (s.status() == "FAILED" && latest["failed"].is_null()) latest["failed"] = CheckpointJson(s);
+      if (s.status() == "COMPLETED" && s.path().find("/savepoint-") != std::string::npos &&
+          latest["savepoint"].is_null()) {
+        latest["savepoint"] = CheckpointJson(s);
+      }
+    }
+    if (cp.has_latest_restored() && !cp.latest_restored().path().empty()) {
+      const v1::CheckpointStats& r = cp.latest_restored();
+      latest["restored"] = json{{"id", r.id()},
+                                {"restore_timestamp", r.trigger_time_ms()},
+                                {"is_savepoint", r.path().find("/savepoint-") != std::string::npos},
+                                {"external_path", r.path()}};
+    }
+    return JsonResponse(
+        200, json{{"counts",
+                   {{"restored", cp.restored()},
+                    {"total", cp.completed() + cp.failed() + cp.in_progress()},
+                    {"in_progress", cp.in_progress()},
+                    {"completed", cp.completed()},
+                    {"failed", cp.failed()}}},
+                  {"summary",
+                   {{"state_size", MinMaxAvg(sizes)},
+                    {"checkpointed_size", MinMaxAvg(sizes)},
+                    {"end_to_end_duration", MinMaxAvg(durations)},
+                    {"alignment_buffered", MinMaxAvg({})},
+                    {"processed_data", MinMaxAvg({})},
+                    {"persisted_data", MinMaxAvg({})},
+                    {"alignment_duration", MinMaxAvg(alignments)}}},
+                  {"latest", latest},
+                  {"history", history}});
+  }
+
+  if (parts.size() == 4 && parts[2] == "checkpoints" && parts[3] == "config") {
+    if (auto e = only("GET")) return *e;
+    const CheckpointSettings& c = options_.checkpoints;
+    const bool delete_on_cancel = options_.checkpoint_retention == "DELETE_ON_CANCELLATION";
+    return JsonResponse(200, json{{"mode", c.exactly_once ? "exactly_once" : "at_least_once"},
+                                  {"interval", c.interval_ms},
+                                  {"timeout", c.timeout_ms},
+                                  {"min_pause", c.min_pause_ms},
+                                  {"max_concurrent", 1},
+                                  {"externalization",
+                                   {{"enabled", options_.checkpoint_retention != "NO_EXTERNALIZED_CHECKPOINTS"},
+                                    {"delete_on_cancellation", delete_on_cancel}}},
+                                  {"state_backend", "EmbeddedRocksDBStateBackend"},
+                                  {"checkpoint_storage", "FileSystemCheckpointStorage"},
+                                  {"unaligned_checkpoints", false},
+                                  {"tolerable_failed_checkpoints", c.tolerable_failed},
+                                  {"aligned_checkpoint_timeout", 0},
+                                  {"checkpoints_after_tasks_finish", false},
+                                  {"state_changelog_enabled", false},
+                                  {"num_retained", c.num_retained}});
+  }
+
+  return Error(404, "Not found: " + path);
+}
+
+}  // namespace slipstream
