@@ -224,6 +224,15 @@ absl::StatusOr<int64_t> StateStore::IngestKeyGroups(const std::vector<std::strin
     if (status.ok()) status = FromRocks(impl_->db->Write(impl_->write_options, &batch), "restore write");
     if (!status.ok()) return status;
   }
+  // The engine's Restore() reads the ranges back with one iterator per key
+  // group; over the unsorted vector memtable each iterator would copy and
+  // sort all of it (measured: 15-23 s at 100k users). One flush sorts it
+  // once into an SST file.
+  if (copied > 0) {
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    if (absl::Status s = FromRocks(impl_->db->Flush(flush), "restore flush"); !s.ok()) return s;
+  }
   return copied;
 }
 
