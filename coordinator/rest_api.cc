@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/prometheus.h"
+#include "coordinator/web_ui.h"
 
 namespace slipstream {
 
@@ -143,10 +144,9 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
                                    " (allowed: ", std::string(method), ")"));
   };
 
-  if (parts.empty()) {
+  if (parts.empty() || (parts.size() == 1 && parts[0] == "index.html")) {
     if (auto e = only("GET")) return *e;
-    return JsonResponse(200, json{{"name", "slipstream"},
-                                  {"api", "Flink-compatible REST API: /overview, /jobs, /taskmanagers, /metrics"}});
+    return HttpResponse{200, "text/html; charset=utf-8", std::string(WebUiHtml())};
   }
 
   if (parts.size() == 1 && parts[0] == "metrics") {
@@ -234,6 +234,17 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
       for (const v1::KeyGroupRange& r : w.assignment().key_groups()) {
         ranges.push_back(json{{"first", r.first()}, {"last", r.last()}});
       }
+      json kafka = json::array();
+      for (const v1::PartitionProgress& p : w.counters().partitions()) {
+        kafka.push_back(json{{"partition", p.partition()},
+                             {"offset", p.next_offset()},
+                             {"end", p.high_watermark()},
+                             {"lag", p.high_watermark() >= 0 && p.next_offset() >= 0
+                                         ? json(std::max<int64_t>(0, p.high_watermark() - p.next_offset()))
+                                         : json(nullptr)},
+                             {"watermark", p.watermark_ms()},
+                             {"idle", p.idle()}});
+      }
       list.push_back(json{{"id", w.worker_id()},
                           {"path", absl::StrCat(w.host(), ":", w.data_port())},
                           {"dataPort", w.data_port()},
@@ -246,8 +257,13 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
                           {"keyGroups", ranges},
                           {"attempt", w.counters().attempt()},
                           {"recordsIn", w.counters().records_in()},
+                          {"recordsInvalid", w.counters().records_invalid()},
+                          {"recordsLate", w.counters().records_late()},
+                          {"featuresEmitted", w.counters().features_emitted()},
                           {"featuresWritten", w.counters().redis_features_written()},
+                          {"redisErrors", w.counters().redis_errors()},
                           {"watermark", w.counters().watermark_ms()},
+                          {"kafka", kafka},
                           {"hardware", {{"memoryResident", w.counters().rss_bytes()}}}});
     }
     return JsonResponse(200, json{{"taskmanagers", list}});

@@ -792,6 +792,7 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
     httplib::Result post = rest.Post("/jobs", "{}", "application/json");
     ASSERT_TRUE(post);
     EXPECT_EQ(post->status, 405) << post->body;
+    EXPECT_NE(get("/", 200).find("<title>Slipstream"), std::string::npos) << "the web UI page";
     const std::string metrics = get("/metrics", 200);
     EXPECT_NE(metrics.find("slipstream_job_attempt{job_id=\"" + id + "\"} 1\n"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("slipstream_job_state{job_id=\"" + id + "\",state=\"RUNNING\"} 1\n"), std::string::npos);
