@@ -1,0 +1,313 @@
+// Checks of what the job wrote to Redis against the independent reference
+// model (workload.h), shared by the end-to-end tests: the final state of the
+// job's database, and every feature write recorded with MONITOR (exactly once
+// when nothing failed; at least once, every value correct, after failures).
+// Failures are reported through gtest (ADD_FAILURE), a few examples each.
+#include "tests/integration/feature_checks.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace slipstream::it {
+
+std::string Printable(std::string_view s, size_t max) {
+  std::string out;
+  for (unsigned char c : s.substr(0, max)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (s.size() > max) out += "...(" + std::to_string(s.size()) + " bytes)";
+  return out;
+}
+
+std::optional<int64_t> ParseInt(const std::string& s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+namespace {
+
+std::string FieldsText(const std::map<std::string, std::string>& h) {
+  std::string out;
+  for (const auto& [k, v] : h) out += " " + k + "=" + Printable(v, 40);
+  return out;
+}
+
+void ExpectField(const std::map<std::string, std::string>& h, const std::string& name, const std::string& value,
+                 std::vector<std::string>* problems) {
+  auto it = h.find(name);
+  if (it == h.end()) {
+    problems->push_back(name + " is missing (should be " + Printable(value) + ")");
+  } else if (it->second != value) {
+    problems->push_back(name + " is " + Printable(it->second) + ", should be " + Printable(value));
+  }
+}
+
+void ExpectExactFields(const std::map<std::string, std::string>& h, const std::set<std::string>& names,
+                       std::vector<std::string>* problems) {
+  std::set<std::string> actual;
+  for (const auto& [k, v] : h) actual.insert(k);
+  if (actual != names) problems->push_back("fields are not exactly " + absl::StrJoin(names, ","));
+}
+
+// What is wrong with a user_features hash that should hold `win`.
+std::vector<std::string> UserFeatureProblems(const std::string& user, const ExpectedWindow& win,
+                                             const std::map<std::string, std::string>& h) {
+  std::vector<std::string> problems;
+  ExpectExactFields(h,
+                    {"user_id", "view_count_1h", "cart_count_1h", "purchase_count_1h", "avg_viewed_price_1h",
+                     "window_start", "window_end"},
+                    &problems);
+  ExpectField(h, "user_id", user, &problems);
+  ExpectField(h, "window_start", std::to_string(win.start), &problems);
+  ExpectField(h, "window_end", std::to_string(win.end()), &problems);
+  ExpectField(h, "view_count_1h", std::to_string(win.views), &problems);
+  ExpectField(h, "cart_count_1h", std::to_string(win.carts), &problems);
+  ExpectField(h, "purchase_count_1h", std::to_string(win.purchases), &problems);
+  if (auto it = h.find("avg_viewed_price_1h"); it != h.end()) {
+    const std::string& text = it->second;
+    const long double expected = win.AvgViewedPrice();
+    double value = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    char shortest[64];
+    auto [q, ec2] = std::to_chars(shortest, shortest + sizeof(shortest), value);
+    char expected_text[64];
+    std::snprintf(expected_text, sizeof(expected_text), "%.17Lg", expected);
+    if (ec != std::errc() || p != text.data() + text.size()) {
+      problems.push_back("avg_viewed_price_1h " + Printable(text) + " is not a number");
+    } else if (ec2 != std::errc() || std::string(shortest, q) != text) {
+      problems.push_back("avg_viewed_price_1h " + text + " is not in shortest round-trip form (" +
+                         std::string(shortest, q) + ")");
+    } else if (win.views == 0 ? text != "0"
+                              : std::fabs(static_cast<long double>(value) - expected) > 1e-12L * std::fabs(expected)) {
+      problems.push_back("avg_viewed_price_1h is " + text + ", should be ~" + expected_text);
+    }
+  }
+  return problems;
+}
+
+std::vector<std::string> SessionProblems(const ExpectedSession& s, const std::map<std::string, std::string>& h) {
+  std::vector<std::string> problems;
+  ExpectExactFields(h, {"user_id", "event_count", "duration_seconds", "session_start", "session_end"}, &problems);
+  ExpectField(h, "user_id", s.user, &problems);
+  ExpectField(h, "event_count", std::to_string(s.count), &problems);
+  ExpectField(h, "duration_seconds", std::to_string((s.last_ms - s.first_ms) / 1000), &problems);
+  ExpectField(h, "session_start", std::to_string(s.first_ms), &problems);
+  ExpectField(h, "session_end", std::to_string(s.last_ms), &problems);
+  return problems;
+}
+
+std::string Upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+// Every HSET/EXPIRE the job sent to its database, against the model: each
+// non-empty window of each user written exactly once, in window order, with
+// the right content; each session written exactly once; EXPIRE 7200 / 3600
+// after every write; nothing else written.
+void CheckFeatureWrites(const ReferenceModel& model, const std::vector<RedisMonitor::Command>& commands) {
+  std::map<std::string, std::vector<std::map<std::string, std::string>>> writes;
+  std::map<std::string, std::vector<std::string>> expires;
+  Mismatches other("commands other than HSET/EXPIRE on the job's database");
+  // Commands the test itself sends (reads).
+  const std::set<std::string> ignored = {"SELECT", "PING", "ECHO", "DBSIZE", "SCAN", "HGETALL", "TTL", "INFO",
+                                         "CLIENT", "COMMAND", "HELLO", "AUTH", "MULTI", "EXEC"};
+  int64_t hsets = 0;
+  for (const RedisMonitor::Command& c : commands) {
+    const std::string name = Upper(c.args[0]);
+    if ((name == "HSET" || name == "HMSET") && c.args.size() >= 4 && c.args.size() % 2 == 0) {
+      std::map<std::string, std::string> fields;
+      for (size_t i = 2; i + 1 < c.args.size(); i += 2) fields[c.args[i]] = c.args[i + 1];
+      writes[c.args[1]].push_back(std::move(fields));
+      ++hsets;
+    } else if (name == "EXPIRE" && c.args.size() == 3) {
+      expires[c.args[1]].push_back(c.args[2]);
+    } else if (!ignored.count(name)) {
+      std::vector<std::string> printable;
+      for (const std::string& a : c.args) printable.push_back(Printable(a, 60));
+      other.Add(absl::StrJoin(printable, " "));
+    }
+  }
+  other.Report();
+
+  Mismatches windows("sliding-window writes (MONITOR)");
+  for (const auto& [user, expected] : model.windows()) {
+    const std::string key = kUserPrefix + user;
+    const auto it = writes.find(key);
+    const size_t written = it == writes.end() ? 0 : it->second.size();
+    if (written != expected.size()) {
+      windows.Add(absl::StrCat(Printable(key), ": ", written, " windows written, expected ", expected.size()));
+    }
+    for (size_t i = 0; i < std::min(written, expected.size()); ++i) {
+      std::vector<std::string> problems = UserFeatureProblems(user, expected[i], it->second[i]);
+      if (!problems.empty()) {
+        windows.Add(absl::StrCat(Printable(key), " write #", i + 1, " (expected window [", expected[i].start, ", ",
+                                 expected[i].end(), ")): ", absl::StrJoin(problems, "; "),
+                                 " | actual:", FieldsText(it->second[i])));
+        break;  // one per user: later ones are usually shifted copies
+      }
+    }
+  }
+  windows.Report();
+
+  Mismatches sessions("session writes (MONITOR)");
+  for (const auto& [key, expected] : model.sessions()) {
+    const auto it = writes.find(key);
+    const size_t written = it == writes.end() ? 0 : it->second.size();
+    if (written != 1) {
+      sessions.Add(absl::StrCat(Printable(key), " written ", written, " times, expected once"));
+      if (written == 0) continue;
+    }
+    std::vector<std::string> problems = SessionProblems(expected, it->second[0]);
+    if (!problems.empty()) {
+      sessions.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(it->second[0]));
+    }
+  }
+  sessions.Report();
+
+  Mismatches stray("writes to keys the model does not expect (MONITOR)");
+  Mismatches ttl("EXPIRE after each write (MONITOR)");
+  for (const auto& [key, list] : writes) {
+    const bool user = key.rfind(kUserPrefix, 0) == 0;
+    const bool known = user ? model.windows().count(key.substr(kUserPrefix.size())) > 0 : model.sessions().count(key) > 0;
+    if (!known) {
+      stray.Add(absl::StrCat(Printable(key), " written ", list.size(), " times; first:", FieldsText(list.front())));
+    }
+    const std::vector<std::string>& e = expires[key];
+    const std::string want = user ? "7200" : "3600";
+    const bool all_right = std::all_of(e.begin(), e.end(), [&](const std::string& v) { return v == want; });
+    if (e.size() != list.size() || !all_right) {
+      ttl.Add(absl::StrCat(Printable(key), ": ", list.size(), " HSETs, ", e.size(), " EXPIREs (",
+                           absl::StrJoin(e, ","), "), expected EXPIRE ", want, " after each"));
+    }
+  }
+  for (const auto& [key, e] : expires) {
+    if (!writes.count(key)) ttl.Add(absl::StrCat(Printable(key), ": EXPIRE without HSET"));
+  }
+  stray.Report();
+  ttl.Report();
+  std::cout << "[it] MONITOR saw " << commands.size() << " commands, " << hsets << " feature writes" << std::endl;
+}
+
+// The final state of the job's Redis database against the model: exactly the
+// expected keys, each with the expected content and a TTL in range.
+void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model) {
+  absl::StatusOr<std::vector<std::string>> keys = redis.Keys("*");
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  std::set<std::string> actual(keys->begin(), keys->end());
+  std::set<std::string> expected;
+  for (const auto& [user, f] : model.user_features()) expected.insert(kUserPrefix + user);
+  for (const auto& [key, s] : model.sessions()) expected.insert(key);
+  Mismatches key_set("the set of Redis keys");
+  for (const std::string& k : expected) {
+    if (!actual.count(k)) key_set.Add("missing key " + Printable(k));
+  }
+  for (const std::string& k : actual) {
+    if (!expected.count(k)) key_set.Add("unexpected key " + Printable(k));
+  }
+  key_set.Report();
+
+  std::vector<std::string> ordered(expected.begin(), expected.end());
+  std::vector<std::map<std::string, std::string>> hashes;
+  std::vector<int64_t> ttls;
+  ASSERT_TRUE(redis.HGetAllMany(ordered, &hashes, &ttls).ok());
+  Mismatches user_mismatches("user_features hashes (final state)");
+  Mismatches session_mismatches("session_features hashes (final state)");
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    const std::string& key = ordered[i];
+    const std::map<std::string, std::string>& h = hashes[i];
+    if (h.empty()) continue;  // reported as missing above
+    if (key.rfind(kUserPrefix, 0) == 0) {
+      const std::string user = key.substr(kUserPrefix.size());
+      std::vector<std::string> problems = UserFeatureProblems(user, model.user_features().at(user), h);
+      if (!(ttls[i] > 3600 && ttls[i] <= 7200)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (3600, 7200]");
+      if (!problems.empty()) user_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
+    } else {
+      std::vector<std::string> problems = SessionProblems(model.sessions().at(key), h);
+      if (!(ttls[i] > 0 && ttls[i] <= 3600)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (0, 3600]");
+      if (!problems.empty()) session_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
+    }
+  }
+  user_mismatches.Report();
+  session_mismatches.Report();
+}
+
+// After failures the job replays from its last checkpoint, so a window may be
+// written more than once; the guarantee is that every value ever written is
+// the model's value for that window or session, and every one the model
+// expects was written at least once.
+void CheckFeatureWritesAreCorrectAtLeastOnce(const ReferenceModel& model,
+                                             const std::vector<RedisMonitor::Command>& commands) {
+  std::map<std::string, std::map<int64_t, const ExpectedWindow*>> windows_by_start;
+  for (const auto& [user, list] : model.windows()) {
+    for (const ExpectedWindow& w : list) windows_by_start[user][w.start] = &w;
+  }
+  std::set<std::pair<std::string, int64_t>> windows_written;
+  std::set<std::string> sessions_written;
+  int64_t writes = 0, duplicates = 0;
+  Mismatches wrong("feature writes (MONITOR) compared with the model, at least once");
+  for (const RedisMonitor::Command& c : commands) {
+    const std::string name = Upper(c.args[0]);
+    if (!((name == "HSET" || name == "HMSET") && c.args.size() >= 4 && c.args.size() % 2 == 0)) continue;
+    std::map<std::string, std::string> fields;
+    for (size_t i = 2; i + 1 < c.args.size(); i += 2) fields[c.args[i]] = c.args[i + 1];
+    const std::string& key = c.args[1];
+    ++writes;
+    if (key.rfind(kUserPrefix, 0) == 0) {
+      const std::string user = key.substr(kUserPrefix.size());
+      const std::optional<int64_t> start = ParseInt(fields["window_start"]);
+      auto u = windows_by_start.find(user);
+      if (!start || u == windows_by_start.end() || !u->second.count(*start)) {
+        wrong.Add(Printable(key) + ": a window the model does not have:" + FieldsText(fields));
+        continue;
+      }
+      std::vector<std::string> problems = UserFeatureProblems(user, *u->second.at(*start), fields);
+      if (!problems.empty()) wrong.Add(Printable(key) + ": " + absl::StrJoin(problems, "; "));
+      if (!windows_written.insert({user, *start}).second) ++duplicates;
+    } else {
+      auto it = model.sessions().find(key);
+      if (it == model.sessions().end()) {
+        wrong.Add(Printable(key) + ": a session the model does not have:" + FieldsText(fields));
+        continue;
+      }
+      std::vector<std::string> problems = SessionProblems(it->second, fields);
+      if (!problems.empty()) wrong.Add(Printable(key) + ": " + absl::StrJoin(problems, "; "));
+      if (!sessions_written.insert(key).second) ++duplicates;
+    }
+  }
+  wrong.Report();
+  Mismatches missing("windows and sessions never written");
+  for (const auto& [user, list] : model.windows()) {
+    for (const ExpectedWindow& w : list) {
+      if (!windows_written.count({user, w.start})) missing.Add(absl::StrCat(Printable(user), " window ", w.start));
+    }
+  }
+  for (const auto& [key, session] : model.sessions()) {
+    if (!sessions_written.count(key)) missing.Add(Printable(key));
+  }
+  missing.Report();
+  std::cout << "[it] MONITOR saw " << writes << " feature writes, " << duplicates
+            << " of them rewrites of a window or session already written (replays after failures)" << std::endl;
+}
+
+}  // namespace slipstream::it

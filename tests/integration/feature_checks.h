@@ -1,0 +1,69 @@
+// Checks of what the job wrote to Redis against the independent reference
+// model (workload.h), shared by the end-to-end tests. Each reports problems
+// as gtest failures: a count and the first few examples per kind.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tests/integration/redis_client.h"
+#include "tests/integration/workload.h"
+
+namespace slipstream::it {
+
+inline const std::string kUserPrefix = "user_features:";
+inline const std::string kSessionPrefix = "session_features:";
+
+// `s` with non-printable bytes escaped, cut after `max` bytes.
+std::string Printable(std::string_view s, size_t max = 200);
+
+// The whole of `s` as a decimal integer, or nullopt.
+std::optional<int64_t> ParseInt(const std::string& s);
+
+// Collects mismatches and reports the count plus the first few, instead of
+// thousands of separate gtest failures.
+class Mismatches {
+ public:
+  explicit Mismatches(std::string what) : what_(std::move(what)) {}
+  void Add(const std::string& message) {
+    if (count_++ < kShown) shown_ << "\n  " << message;
+  }
+  int64_t count() const { return count_; }
+  void Report() const {
+    if (count_ == 0) return;
+    ADD_FAILURE() << count_ << " mismatches in " << what_ << " (first " << std::min<int64_t>(count_, kShown)
+                  << "):" << shown_.str();
+  }
+
+ private:
+  static constexpr int64_t kShown = 25;
+  std::string what_;
+  int64_t count_ = 0;
+  std::ostringstream shown_;
+};
+
+// Every HSET/EXPIRE the job sent to its database (MONITOR), when nothing
+// failed: each non-empty window of each user written exactly once, in window
+// order, with the right content; each session written exactly once; EXPIRE
+// 7200 / 3600 after every write; nothing else written.
+void CheckFeatureWrites(const ReferenceModel& model, const std::vector<RedisMonitor::Command>& commands);
+
+// After failures the job replays from its last checkpoint, so a window may be
+// written more than once; the guarantee is that every value ever written is
+// the model's value for that window or session, and every one the model
+// expects was written at least once.
+void CheckFeatureWritesAreCorrectAtLeastOnce(const ReferenceModel& model,
+                                             const std::vector<RedisMonitor::Command>& commands);
+
+// The final state of the job's Redis database against the model: exactly the
+// expected keys, each with the expected content and a TTL in range.
+void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model);
+
+}  // namespace slipstream::it
