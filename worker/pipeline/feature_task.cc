@@ -729,6 +729,8 @@ void FeatureTask::Impl::MaybeStartUpload() {
   uploader = std::thread([this, pending = std::move(pending), state_snapshot = std::move(state_snapshot), id]() mutable {
     const int64_t begin = SteadyNowMs();
     v1::AcknowledgeCheckpointRequest& ack = pending.ack;
+    // An aborted checkpoint's directory is gone: do not create it again.
+    if (inbox->Aborted(id)) return;
     std::error_code ec;
     std::filesystem::create_directories(pending.target.parent_path(), ec);
     const KeyGroupRange range{ack.snapshot().key_groups().first(), ack.snapshot().key_groups().last()};
@@ -740,11 +742,21 @@ void FeatureTask::Impl::MaybeStartUpload() {
                                std::string(written.status().message())));
       return;
     }
+    if (inbox->Aborted(id)) {
+      std::filesystem::remove(pending.target, ec);
+      return;
+    }
     while (!sink->WaitUntilAcked(pending.sink_mark, 100)) {
       if (cancel.load()) {
         Decline(id, "the attempt ended before Redis acknowledged the checkpoint's features");
         return;
       }
+    }
+    // Dead letters of records before the barrier must be in Kafka too: the
+    // replay after a restore starts after them (at least once).
+    if (absl::Status flushed = dead_letters->Flush(30000); !flushed.ok()) {
+      Decline(id, absl::StrCat("dead letters not delivered: ", std::string(flushed.message())));
+      return;
     }
     ack.mutable_snapshot()->set_state_bytes(written->bytes);
     ack.mutable_snapshot()->set_async_ms(SteadyNowMs() - begin);
