@@ -110,6 +110,8 @@ int RunCoordinator(int argc, char** argv) {
       settings.DurationMs("restart-strategy.exponential-delay.reset-backoff-threshold");
   const int64_t cancellation_timeout_ms = settings.DurationMs("task.cancellation.timeout");
   const std::string savepoint_uri = settings.String("execution.savepoint.path");
+  const std::string savepoints_dir = settings.String("state.savepoints.dir");
+  const std::string retention = settings.String("execution.checkpointing.externalized-checkpoint-retention");
   if (!settings.status().ok()) return Fail(settings.status().message());
   absl::StatusOr<RestartStrategySettings::Type> type = ParseRestartStrategyType(restart_type);
   if (!type.ok()) return Fail(type.status().message());
@@ -148,6 +150,10 @@ int RunCoordinator(int argc, char** argv) {
   options.restart = restart;
   options.cancellation_timeout_ms = cancellation_timeout_ms;
   options.savepoint_path = savepoint_path;
+  // Checked per savepoint (a request may name another directory); a bad
+  // default only fails savepoints that use it.
+  options.savepoints_dir = savepoints_dir;
+  options.delete_checkpoints_on_cancel = retention == "DELETE_ON_CANCELLATION";
   const auto kafka_properties = config.KafkaClientProperties();
   // Once the input topic exists, make sure the dead-letter topic does too
   // (same partition count, broker's default replication), so workers never
