@@ -337,6 +337,25 @@ int Run(int argc, char** argv) {
   CLI::App* workers =
       app.add_subcommand("workers", "Registered workers: address, heartbeat age, partitions, key-group ranges");
 
+  // CLI11 would only say "A subcommand is required" for a mistyped command:
+  // name it. The first word that is neither an option nor an option's value
+  // is the command.
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--coordinator" || arg == "--timeout") {
+      ++i;
+      continue;
+    }
+    if (arg.rfind("-", 0) == 0) continue;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->get_name() == arg;
+    if (!known) {
+      std::cerr << kProgram << ": unknown command \"" << arg
+                << "\" (commands: list, workers, checkpoints, savepoint, stop, cancel; slipstream --help)\n";
+      return kExitUsage;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
