@@ -35,7 +35,8 @@ inline bool Eventually(const std::function<bool()>& done,
 
 class FakeTaskControl final : public v1::TaskControl::Service {
  public:
-  enum class Reply { kAck, kDecline, kFail, kSilent };
+  // kNotRunning: refused as by a worker whose task has not started yet.
+  enum class Reply { kAck, kDecline, kFail, kSilent, kNotRunning };
   struct Trigger {
     v1::TriggerCheckpointRequest request;
   };
@@ -185,6 +186,8 @@ class FakeTaskControl final : public v1::TaskControl::Service {
         break;
       case Reply::kFail:
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the task is not running");
+      case Reply::kNotRunning:
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no task is running on this worker");
       case Reply::kSilent:
         break;
     }
