@@ -168,7 +168,8 @@ TEST_F(CoordinatorControlTest, CheckpointRetentionNeverRemovesASavepoint) {
   EXPECT_EQ(fs::path(op.location()).parent_path(), fs::path(target));
   // Checkpoints go on; with num-retained=1 older ones go, the savepoint stays.
   const int64_t completed = GetJob().checkpoints().completed();
-  const v1::JobStatus job = WaitForJob([&](const v1::JobStatus& j) { return j.checkpoints().completed() >= completed + 3; });
+  const v1::JobStatus job =
+      WaitForJob([&](const v1::JobStatus& j) { return j.checkpoints().completed() >= completed + 3; });
   ASSERT_GE(job.checkpoints().completed(), completed + 3);
   EXPECT_GT(job.checkpoints().latest_completed().id(), op.checkpoint_id());
   EXPECT_TRUE(fs::exists(fs::path(op.location()) / "_metadata"));
@@ -342,8 +343,8 @@ TEST_F(CoordinatorControlTest, FailedStopWithSavepointLeavesTheJobRunning) {
 
 TEST_F(CoordinatorControlTest, CancelRetainsTheLatestCheckpointAndWorkersStayRegisteredIdle) {
   ASSERT_NO_FATAL_FAILURE(SetUpJob(2, /*interval_ms=*/100));
-  ASSERT_GE(WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 2; }).checkpoints().completed(),
-            2);
+  const auto completed_two = [](const v1::JobStatus& j) { return j.checkpoints().completed() >= 2; };
+  ASSERT_GE(WaitForJob(completed_two).checkpoints().completed(), 2);
   v1::CancelJobResponse response;
   EXPECT_EQ(Cancel("ffffffffffffffffffffffffffffffff", &response).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Cancel("", &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -378,8 +379,8 @@ TEST_F(CoordinatorControlTest, CancelRetainsTheLatestCheckpointAndWorkersStayReg
 TEST_F(CoordinatorControlTest, CancelWithDeleteOnCancellationRemovesTheCheckpoints) {
   delete_checkpoints_on_cancel_ = true;
   ASSERT_NO_FATAL_FAILURE(SetUpJob(1, /*interval_ms=*/100));
-  ASSERT_GE(WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 1; }).checkpoints().completed(),
-            1);
+  const auto completed_one = [](const v1::JobStatus& j) { return j.checkpoints().completed() >= 1; };
+  ASSERT_GE(WaitForJob(completed_one).checkpoints().completed(), 1);
   v1::SavepointOperation started;
   ASSERT_TRUE(Trigger(kJobId, "", &started).ok());
   const v1::SavepointOperation savepoint = WaitDone(started);
@@ -398,7 +399,8 @@ TEST_F(CoordinatorControlTest, DisposeDeletesSavepointsOnly) {
   ASSERT_TRUE(Trigger(kJobId, "", &started).ok());
   const v1::SavepointOperation op = WaitDone(started);
   ASSERT_EQ(op.status(), "COMPLETED");
-  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().latest_completed().id() > 0; });
+  const v1::JobStatus job =
+      WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().latest_completed().id() > 0; });
   const std::string checkpoint = job.checkpoints().latest_completed().path();
   ASSERT_FALSE(checkpoint.empty());
 

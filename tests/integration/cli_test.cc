@@ -117,11 +117,12 @@ std::string WindowMismatch(const std::string& user, const ExpectedWindow& w,
 }
 
 std::string SessionMismatch(const ExpectedSession& s, const std::map<std::string, std::string>& h) {
-  const std::map<std::string, std::string> exact = {{"user_id", s.user},
-                                                    {"event_count", std::to_string(s.count)},
-                                                    {"duration_seconds", std::to_string((s.last_ms - s.first_ms) / 1000)},
-                                                    {"session_start", std::to_string(s.first_ms)},
-                                                    {"session_end", std::to_string(s.last_ms)}};
+  const std::map<std::string, std::string> exact = {
+      {"user_id", s.user},
+      {"event_count", std::to_string(s.count)},
+      {"duration_seconds", std::to_string((s.last_ms - s.first_ms) / 1000)},
+      {"session_start", std::to_string(s.first_ms)},
+      {"session_end", std::to_string(s.last_ms)}};
   return h == exact ? "" : "fields differ from the model";
 }
 

@@ -21,14 +21,17 @@ class CoordinatorControl {
   CoordinatorControl(std::string address, int64_t timeout_ms);
   ~CoordinatorControl();
 
-  absl::StatusOr<v1::ListJobsResponse> ListJobs();
-  absl::StatusOr<v1::SavepointOperation> TriggerSavepoint(const std::string& job_id, const std::string& target_dir);
-  absl::StatusOr<v1::SavepointOperation> StopWithSavepoint(const std::string& job_id, const std::string& target_dir);
-  absl::StatusOr<v1::SavepointOperation> GetSavepoint(const std::string& job_id, const std::string& request_id);
-  absl::StatusOr<v1::CancelJobResponse> CancelJob(const std::string& job_id);
-  absl::StatusOr<v1::CheckpointOverview> GetCheckpoints(const std::string& job_id);
-  absl::StatusOr<v1::ListWorkersResponse> ListWorkers();
-  absl::StatusOr<v1::DisposeSavepointResponse> DisposeSavepoint(const std::string& path);
+  [[nodiscard]] absl::StatusOr<v1::ListJobsResponse> ListJobs();
+  [[nodiscard]] absl::StatusOr<v1::SavepointOperation> TriggerSavepoint(const std::string& job_id,
+                                                                         const std::string& target_dir);
+  [[nodiscard]] absl::StatusOr<v1::SavepointOperation> StopWithSavepoint(const std::string& job_id,
+                                                                          const std::string& target_dir);
+  [[nodiscard]] absl::StatusOr<v1::SavepointOperation> GetSavepoint(const std::string& job_id,
+                                                                     const std::string& request_id);
+  [[nodiscard]] absl::StatusOr<v1::CancelJobResponse> CancelJob(const std::string& job_id);
+  [[nodiscard]] absl::StatusOr<v1::CheckpointOverview> GetCheckpoints(const std::string& job_id);
+  [[nodiscard]] absl::StatusOr<v1::ListWorkersResponse> ListWorkers();
+  [[nodiscard]] absl::StatusOr<v1::DisposeSavepointResponse> DisposeSavepoint(const std::string& path);
 
   // True for the errors that mean "no answer from the coordinator"
   // (UNAVAILABLE, DEADLINE_EXCEEDED) rather than "the coordinator said no".

@@ -50,8 +50,9 @@ class CheckpointInbox final : public TaskControlHandler {
     std::lock_guard lock(mu_);
     pending_.push_back(request);
     if (request.stop_after()) stop_id_.store(request.checkpoint_id());
+    const int64_t id = request.checkpoint_id();
     int64_t current = latest_trigger_.load();
-    while (request.checkpoint_id() > current && !latest_trigger_.compare_exchange_weak(current, request.checkpoint_id())) {
+    while (id > current && !latest_trigger_.compare_exchange_weak(current, id)) {
     }
     return absl::OkStatus();
   }
