@@ -174,6 +174,7 @@ struct FeatureTask::Impl {
   // finished at (operator thread); 0: running. Both resume if it fails.
   int64_t source_stopped_at = 0;
   int64_t operator_finished_at = 0;
+  std::deque<InboundBatch> after_stop_barrier;  // taken while finished, never processed unless resumed
 
   mutable std::mutex counters_mu;
   TaskCounters counters;  // guarded by counters_mu
@@ -534,19 +535,21 @@ void FeatureTask::Impl::OperatorLoop() {
     // processed once its end of input is through.
     if (inputs.ended(local)) break;
     if (operator_finished_at != 0) {
-      // Finished at a stop-with-savepoint barrier: nothing after it is
-      // processed or fired (not even the end of input, whose watermark
-      // could fire windows), so a restore from the savepoint repeats nothing.
+      // Finished at a stop-with-savepoint barrier (batches are set aside
+      // below): the task stopping after the savepoint ends the loop; a
+      // failed savepoint resumes with what was set aside, in order.
       if (stopping.load()) break;
-      if (!inbox->StopFailed(operator_finished_at)) {
-        dead_letters->Poll();
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        continue;
+      if (inbox->StopFailed(operator_finished_at)) {
+        spdlog::warn("stop-with-savepoint {} failed: the window operator resumes", operator_finished_at);
+        operator_finished_at = 0;
+        for (auto it = after_stop_barrier.rbegin(); it != after_stop_barrier.rend(); ++it) {
+          replay.push_front(std::move(*it));
+        }
+        after_stop_barrier.clear();
       }
-      spdlog::warn("stop-with-savepoint {} failed: the window operator resumes", operator_finished_at);
-      operator_finished_at = 0;
     }
-    if (!stopping.load() && inbound) {
+    // A channel closing after a stop barrier loses nothing that counts.
+    if (!stopping.load() && operator_finished_at == 0 && inbound) {
       if (std::optional<std::string> broken = inbound->BrokenChannel()) {
         Fail(absl::UnavailableError(*broken));
         break;
@@ -559,6 +562,15 @@ void FeatureTask::Impl::OperatorLoop() {
       have_batch = true;
     } else {
       have_batch = gate->Pop(&batch, 100);
+    }
+
+    if (have_batch && operator_finished_at != 0) {
+      // After a stop-with-savepoint barrier nothing is processed or fired
+      // (not even an end of input, whose watermark could fire windows): a
+      // restore from the savepoint repeats nothing. The rest of the loop
+      // still runs (the snapshot may need it to complete).
+      after_stop_barrier.push_back(std::move(batch));
+      have_batch = false;
     }
     if (have_batch && alignment.id != 0 && options.exactly_once && alignment.barrier_seen[batch.channel]) {
       // EXACTLY_ONCE alignment: this channel is past the barrier; its records
