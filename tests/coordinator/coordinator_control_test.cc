@@ -257,6 +257,54 @@ TEST_F(CoordinatorControlTest, SavepointErrorsAreClearGrpcCodes) {
   EXPECT_EQ(got.acknowledged(), 0);
 }
 
+// At most one checkpoint at a time: a savepoint requested while checkpoint n
+// runs waits (IN_PROGRESS, no id yet) and becomes n + 1 once n is done.
+TEST_F(CoordinatorControlTest, SavepointWaitsForTheRunningCheckpoint) {
+  EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/20000, /*tolerable=*/0);
+  savepoints_dir_ = (checkpoints_root_ / "savepoints").string();
+  StartServer();
+  FakeTaskControl& w = AddFakeWorker();  // silent: checkpoint 1 stays pending
+  ASSERT_TRUE(Eventually([&] { return !w.triggers().empty(); }));
+  const v1::TriggerCheckpointRequest first = w.triggers()[0].request;
+  EXPECT_FALSE(first.savepoint());
+  v1::SavepointOperation started;
+  ASSERT_TRUE(Trigger(kJobId, "", &started).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  v1::SavepointOperation got;
+  ASSERT_TRUE(Get(kJobId, started.request_id(), &got).ok());
+  EXPECT_EQ(got.status(), "IN_PROGRESS");
+  EXPECT_EQ(got.checkpoint_id(), 0) << "not triggered while checkpoint " << first.checkpoint_id() << " runs";
+  EXPECT_EQ(w.triggers().size(), 1u);
+  w.set_reply(FakeTaskControl::Reply::kAck);
+  {
+    grpc::ClientContext ctx;
+    v1::AcknowledgeCheckpointResponse response;
+    ASSERT_TRUE(stub_->AcknowledgeCheckpoint(&ctx, w.MakeAck(first), &response).ok());
+  }
+  const v1::SavepointOperation op = WaitDone(started);
+  ASSERT_EQ(op.status(), "COMPLETED") << op.failure_cause();
+  EXPECT_EQ(op.checkpoint_id(), first.checkpoint_id() + 1);
+  const v1::TriggerCheckpointRequest* t = FindTrigger(w, op.checkpoint_id());
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->savepoint());
+}
+
+// Cancelling while a savepoint runs fails it (and removes its directory).
+TEST_F(CoordinatorControlTest, CancelFailsTheSavepointInProgress) {
+  ASSERT_NO_FATAL_FAILURE(SetUpJob(1));
+  fakes_[0]->set_reply(FakeTaskControl::Reply::kSilent);
+  v1::SavepointOperation started;
+  ASSERT_TRUE(Trigger(kJobId, "", &started).ok());
+  ASSERT_TRUE(Eventually([&] { return !fakes_[0]->triggers().empty(); }));
+  v1::CancelJobResponse canceled;
+  ASSERT_TRUE(Cancel(kJobId, &canceled).ok());
+  const v1::SavepointOperation op = WaitDone(started);
+  EXPECT_EQ(op.status(), "FAILED");
+  EXPECT_NE(op.failure_cause().find("canceled"), std::string::npos) << op.failure_cause();
+  EXPECT_TRUE(Eventually([&] { return fakes_[0]->WasAborted(op.checkpoint_id()); }));
+  EXPECT_TRUE(Eventually([&] { return fs::is_empty(savepoints_dir_); }));
+}
+
 TEST_F(CoordinatorControlTest, ControlRpcsWithoutCheckpointingAreRefused) {
   StartServer();
   MustRegister(7001);
