@@ -532,7 +532,6 @@ struct CheckpointCoordinator::Impl {
     spdlog::debug("triggering checkpoint {} of job {} (attempt {}) on {} workers", id, options.job_id, attempt_id,
                   targets.size());
     std::vector<std::string> errors;
-    bool not_running = false;
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) {
@@ -543,7 +542,6 @@ struct CheckpointCoordinator::Impl {
         std::condition_variable cv;
         size_t remaining = 0;
         std::vector<std::string> errors;
-        bool only_not_running = true;  // every error says the task does not run the attempt (yet)
       };
       auto fan = std::make_shared<FanOut>();
       fan->remaining = targets.size();
@@ -557,7 +555,6 @@ struct CheckpointCoordinator::Impl {
               if (!status.ok()) {
                 fan->errors.push_back(absl::StrCat(label, ": TriggerCheckpoint failed: ", status.error_message(),
                                                    " (gRPC code ", static_cast<int>(status.error_code()), ")"));
-                if (status.error_code() != grpc::StatusCode::FAILED_PRECONDITION) fan->only_not_running = false;
               }
               if (--fan->remaining == 0) fan->cv.notify_all();
             });
@@ -565,18 +562,12 @@ struct CheckpointCoordinator::Impl {
       std::unique_lock fan_lock(fan->mu);
       fan->cv.wait(fan_lock, [&] { return fan->remaining == 0; });
       errors = fan->errors;
-      not_running = fan->only_not_running;
     }
 
     lock.lock();
     if (!errors.empty() && pending && pending->id == id && pending->failure.empty() &&
         !pending->acknowledged_by_all()) {
       pending->failure = absl::StrJoin(errors, "; ");
-      // A worker whose task has not started yet (just deployed) or already
-      // stopped refuses with FAILED_PRECONDITION: Flink's
-      // NOT_ALL_REQUIRED_TASKS_RUNNING, which does not count towards the
-      // tolerable failures (a lost worker fails the attempt by itself).
-      if (not_running) pending->counts_towards_tolerable = false;
     }
   }
 

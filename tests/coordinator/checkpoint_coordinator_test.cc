@@ -393,24 +393,6 @@ TEST_F(CheckpointCoordinatorTest, ExceedingTolerableFailuresFailsTheAttempt) {
   EXPECT_EQ(Failures().size(), 1u);
 }
 
-// A worker whose task has not started yet (the first trigger can come right
-// after the deployment) refuses with FAILED_PRECONDITION: the checkpoint
-// fails without counting towards the tolerable failures, and the next one
-// completes in the same attempt.
-TEST_F(CheckpointCoordinatorTest, TriggerBeforeTheTaskRunsDoesNotCountAsAFailure) {
-  AddWorkers(2);
-  workers_[1]->set_policy([](int64_t id) { return id == 1 ? Reply::kNotRunning : Reply::kAck; });
-  StartCoordinator(Settings(/*interval_ms=*/50, 10000, /*tolerable=*/0));
-  Deploy(1);
-  ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 1; }));
-  const v1::CheckpointOverview overview = Overview();
-  const v1::CheckpointStats* failed = FindStats(overview, 1);
-  ASSERT_NE(failed, nullptr);
-  EXPECT_EQ(failed->status(), "FAILED");
-  EXPECT_NE(failed->failure_reason().find("no task is running"), std::string::npos) << failed->failure_reason();
-  EXPECT_TRUE(Failures().empty()) << Failures()[0].cause;
-}
-
 TEST_F(CheckpointCoordinatorTest, ACompletedCheckpointResetsTheFailureCount) {
   AddWorkers(2);
   // Odd checkpoints are declined, even ones complete: never two failures in a row.

@@ -35,8 +35,7 @@ inline bool Eventually(const std::function<bool()>& done,
 
 class FakeTaskControl final : public v1::TaskControl::Service {
  public:
-  // kNotRunning: refused as by a worker whose task has not started yet.
-  enum class Reply { kAck, kDecline, kFail, kSilent, kNotRunning };
+  enum class Reply { kAck, kDecline, kFail, kSilent };
   struct Trigger {
     v1::TriggerCheckpointRequest request;
   };
@@ -186,8 +185,6 @@ class FakeTaskControl final : public v1::TaskControl::Service {
         break;
       case Reply::kFail:
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the task is not running");
-      case Reply::kNotRunning:
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no task is running on this worker");
       case Reply::kSilent:
         break;
     }

@@ -314,12 +314,7 @@ class TaskControlService final : public v1::TaskControl::Service {
   grpc::Status TriggerCheckpoint(grpc::ServerContext*, const v1::TriggerCheckpointRequest* request,
                                  v1::TriggerCheckpointResponse*) override {
     std::shared_ptr<TaskControlHandler> handler = Get();
-    // FAILED_PRECONDITION, like a trigger for another attempt: the task is
-    // not running (yet), which the coordinator does not count as a failed
-    // checkpoint (Flink's NOT_ALL_REQUIRED_TASKS_RUNNING).
-    if (!handler) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no task is running on this worker");
-    }
+    if (!handler) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no task is running on this worker");
     return ToGrpcStatus(handler->TriggerCheckpoint(*request));
   }
 
