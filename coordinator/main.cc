@@ -91,6 +91,8 @@ int RunCoordinator(int argc, char** argv) {
   const int64_t min_workers = settings.Int("cluster.min-workers");
   const int64_t stabilization_ms = settings.DurationMs("cluster.stabilization-timeout");
   const std::string checkpoints_uri = settings.String("state.checkpoints.dir");
+  const std::string savepoints_dir = settings.String("state.savepoints.dir");
+  const std::string retention = settings.String("execution.checkpointing.externalized-checkpoint-retention");
   CheckpointSettings checkpoints;
   checkpoints.interval_ms = settings.DurationMs("execution.checkpointing.interval");
   checkpoints.timeout_ms = settings.DurationMs("execution.checkpointing.timeout");
@@ -110,8 +112,6 @@ int RunCoordinator(int argc, char** argv) {
       settings.DurationMs("restart-strategy.exponential-delay.reset-backoff-threshold");
   const int64_t cancellation_timeout_ms = settings.DurationMs("task.cancellation.timeout");
   const std::string savepoint_uri = settings.String("execution.savepoint.path");
-  const std::string savepoints_dir = settings.String("state.savepoints.dir");
-  const std::string retention = settings.String("execution.checkpointing.externalized-checkpoint-retention");
   if (!settings.status().ok()) return Fail(settings.status().message());
   absl::StatusOr<RestartStrategySettings::Type> type = ParseRestartStrategyType(restart_type);
   if (!type.ok()) return Fail(type.status().message());
