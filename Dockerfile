@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# Slipstream image: slipstream-coordinator, slipstream-worker and slipstream-gen
+# Slipstream image: slipstream-coordinator, slipstream-worker, slipstream-gen and the slipstream CLI
 # in /opt/slipstream/bin (on PATH), the default configuration in
 # /opt/slipstream/conf/application.properties.
 #
@@ -26,7 +26,7 @@ COPY . .
 # Tests and benchmarks are not shipped: turn them off to halve the build.
 RUN SLIPSTREAM_SKIP_SETUP=1 BUILD_TYPE=Release scripts/build.sh \
         -DSLIPSTREAM_BUILD_TESTS=OFF -DSLIPSTREAM_BUILD_BENCH=OFF \
- && strip build/bin/slipstream-*
+ && strip build/bin/slipstream build/bin/slipstream-*
 
 ############################ runtime ##########################################
 FROM debian:bookworm-slim
@@ -70,7 +70,7 @@ RUN useradd --system --uid 10001 --user-group --home-dir /opt/slipstream --no-cr
  && mkdir -p /opt/slipstream/bin /opt/slipstream/conf /checkpoints /tmp/slipstream \
  && chown slipstream:slipstream /checkpoints /tmp/slipstream
 
-COPY --from=builder /src/build/bin/slipstream-* /opt/slipstream/bin/
+COPY --from=builder /src/build/bin/slipstream /src/build/bin/slipstream-* /opt/slipstream/bin/
 COPY conf/application.properties /opt/slipstream/conf/application.properties
 
 ENV PATH=/opt/slipstream/bin:$PATH

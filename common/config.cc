@@ -155,16 +155,23 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
              "over; 0 fails over on the first failure."),
       EnumKey("execution.checkpointing.externalized-checkpoint-retention",
               "RETAIN_ON_CANCELLATION", {"RETAIN_ON_CANCELLATION", "DELETE_ON_CANCELLATION"},
-              "What happens to retained checkpoints when the job is cancelled: "
-              "RETAIN_ON_CANCELLATION keeps them so the job can be resumed from one "
-              "(execution.savepoint.path); DELETE_ON_CANCELLATION deletes them."),
+              "What happens to retained checkpoints when the job is cancelled (slipstream "
+              "cancel): RETAIN_ON_CANCELLATION keeps them so the job can be resumed from one "
+              "(execution.savepoint.path); DELETE_ON_CANCELLATION deletes them. Savepoints are "
+              "never deleted. Flink's default is NO_EXTERNALIZED_CHECKPOINTS; here checkpoints "
+              "are always on disk (recovery and a restarted coordinator need them), so the "
+              "default keeps them."),
       StringKey("state.checkpoints.dir", "file:///tmp/slipstream/checkpoints",
                 "Directory for completed checkpoints: a file:// URI or plain path on a local "
                 "or shared file system that the coordinator and every worker can reach."),
       IntKey("state.checkpoints.num-retained", 1, 1, INT64_MAX,
              "Number of completed checkpoints to keep."),
       StringKey("state.savepoints.dir", "file:///tmp/slipstream/savepoints",
-                "Default target directory for savepoints (file:// URI or plain path)."),
+                "Default target directory for savepoints (absolute file:// URI or path on the "
+                "coordinator's file system, shared with the workers): each savepoint is a "
+                "self-contained directory savepoint-<first 6 characters of the job id>-<12 hex> "
+                "inside it, kept until disposed (slipstream savepoint --dispose). Empty: every "
+                "savepoint must name its directory."),
       StringKey("execution.savepoint.path", "",
                 "Savepoint or retained checkpoint to restore the job from when it starts: a "
                 "chk-<n> or savepoint directory holding a _metadata file (file:// URI or plain "

@@ -17,11 +17,13 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <random>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/absl_compat.h"
+#include "common/config.h"
 #include "spdlog/spdlog.h"
 
 namespace slipstream {
@@ -33,6 +35,7 @@ using Stub = v1::TaskControl::StubInterface;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kHistorySize = 20;
+constexpr size_t kMaxSavepointOperations = 100;
 constexpr char kMetadataFile[] = "_metadata";
 constexpr char kDirPrefix[] = "chk-";
 
@@ -111,10 +114,38 @@ absl::StatusOr<v1::CheckpointMetadata> ReadMetadata(const fs::path& file) {
   return metadata;
 }
 
+// Flink's checkpoint_type names.
+const char* CheckpointType(bool savepoint, bool stop) {
+  return !savepoint ? "CHECKPOINT" : stop ? "SYNC_SAVEPOINT" : "SAVEPOINT";
+}
+
+std::string RandomHex(int digits) {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::lock_guard lock(mu);
+  std::string s;
+  for (int i = 0; i < digits; ++i) s.push_back(kHex[rng() & 15]);
+  return s;
+}
+
+// A state path a worker reported is inside the checkpoint directory: a
+// relative path without "..", so the directory can be moved as a whole.
+bool IsContainedRelativePath(const std::string& path) {
+  const fs::path p(path);
+  if (path.empty() || p.is_absolute()) return false;
+  for (const fs::path& part : p.lexically_normal()) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
 v1::CheckpointStats StatsFromMetadata(const v1::CheckpointMetadata& metadata, const std::string& path) {
   v1::CheckpointStats stats;
   stats.set_id(metadata.checkpoint_id());
   stats.set_status("COMPLETED");
+  stats.set_is_savepoint(metadata.savepoint());
+  stats.set_checkpoint_type(CheckpointType(metadata.savepoint(), false));
   stats.set_trigger_time_ms(metadata.trigger_time_ms());
   stats.set_end_to_end_ms(metadata.completion_time_ms() - metadata.trigger_time_ms());
   int64_t bytes = 0;
@@ -231,6 +262,9 @@ struct Pending {
   std::map<std::string, v1::WorkerSnapshot> acks;  // by worker id
   std::string failure;                             // set: to be aborted
   bool counts_towards_tolerable = true;
+  bool savepoint = false;
+  bool stop = false;           // stop-with-savepoint
+  std::string request_id;      // the savepoint's operation
 
   bool acknowledged_by_all() const { return acks.size() == workers.size(); }
 
@@ -238,6 +272,8 @@ struct Pending {
     v1::CheckpointStats stats;
     stats.set_id(id);
     stats.set_status("IN_PROGRESS");
+    stats.set_is_savepoint(savepoint);
+    stats.set_checkpoint_type(CheckpointType(savepoint, stop));
     stats.set_trigger_time_ms(trigger_time_ms);
     stats.set_end_to_end_ms(now_ms - trigger_time_ms);
     int64_t bytes = 0;
@@ -263,7 +299,48 @@ struct Pending {
   }
 };
 
+// A savepoint requested but not triggered yet (a checkpoint is running).
+struct QueuedSavepoint {
+  std::string request_id;
+  fs::path dir;
+  bool stop = false;
+  int64_t attempt = 0;
+};
+
 }  // namespace
+
+absl::StatusOr<std::string> NewSavepointDirectory(std::string_view target_dir, std::string_view default_dir,
+                                                  std::string_view job_id) {
+  const bool use_default = target_dir.empty();
+  const std::string_view key = use_default ? "state.savepoints.dir" : "savepoint target directory";
+  const std::string_view uri = use_default ? default_dir : target_dir;
+  if (uri.empty()) {
+    // Flink's message for the same situation, nearly.
+    return absl::InvalidArgumentError(
+        "no savepoint directory: give a target directory, or configure a default with state.savepoints.dir");
+  }
+  absl::StatusOr<std::string> local = LocalPathFromUri(key, uri);
+  if (!local.ok()) return local.status();
+  const fs::path dir = fs::path(*local).lexically_normal();
+  if (!dir.is_absolute()) {
+    // The coordinator resolves it, not the caller: a relative path would
+    // mean the coordinator's working directory, which is never what is meant.
+    return absl::InvalidArgumentError(absl::StrCat(ToAbsl(key), ": \"", ToAbsl(uri),
+                                                   "\" is not absolute; give an absolute path or a file:/// URI"));
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(ToAbsl(key), ": cannot create directory ", dir.string(), ": ",
+                                                   ec ? ec.message() : "a file of that name exists"));
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(key), ": directory ", dir.string(), " is not writable: ", ErrnoText()));
+  }
+  // Flink's layout: savepoint-<first 6 characters of the job id>-<12 hex>.
+  return (dir / absl::StrCat("savepoint-", ToAbsl(job_id.substr(0, 6)), "-", RandomHex(12))).string();
+}
 
 std::unique_ptr<v1::TaskControl::StubInterface> MakeTaskControlStub(const std::string& target) {
   return v1::TaskControl::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
@@ -295,6 +372,34 @@ struct CheckpointCoordinator::Impl {
   // until a checkpoint of that attempt or a later one completes.
   fs::path protected_path;
   int64_t protected_attempt = 0;
+  // Savepoints: the one waiting to be triggered, and every operation by
+  // request id (the newest kMaxSavepointOperations).
+  std::optional<QueuedSavepoint> queued_savepoint;
+  std::map<std::string, v1::SavepointOperation> operations;
+  std::deque<std::string> operation_order;
+  bool terminated = false;          // canceled or finished: never trigger again
+  bool discard_checkpoints = false; // DELETE_ON_CANCELLATION still to do
+
+  v1::SavepointOperation* Operation(const std::string& request_id) {
+    auto it = operations.find(request_id);
+    return it == operations.end() ? nullptr : &it->second;
+  }
+
+  void FailOperation(const std::string& request_id, const std::string& cause) {
+    if (v1::SavepointOperation* op = Operation(request_id)) {
+      op->set_status("FAILED");
+      op->set_failure_cause(cause);
+      op->set_end_time_ms(NowMs());
+    }
+  }
+
+  void FailQueuedSavepoint(const std::string& cause) {
+    if (!queued_savepoint) return;
+    spdlog::warn("savepoint request {} of job {} failed before it started: {}", queued_savepoint->request_id,
+                 options.job_id, cause);
+    FailOperation(queued_savepoint->request_id, cause);
+    queued_savepoint.reset();
+  }
 
   const CheckpointSettings& settings() const { return options.settings; }
 
@@ -357,6 +462,15 @@ struct CheckpointCoordinator::Impl {
         } else {
           cv.wait_until(lock, pending->deadline);
         }
+      } else if (queued_savepoint && attempt != 0 && !workers.empty()) {
+        QueuedSavepoint savepoint = std::move(*queued_savepoint);
+        queued_savepoint.reset();
+        TriggerCheckpoint(lock, std::move(savepoint));
+      } else if (discard_checkpoints) {
+        discard_checkpoints = false;
+        lock.unlock();
+        DiscardCheckpoints();
+        lock.lock();
       } else if (attempt != 0 && !workers.empty() && settings().interval_ms > 0) {
         if (now >= next_trigger) {
           TriggerCheckpoint(lock);
@@ -369,7 +483,8 @@ struct CheckpointCoordinator::Impl {
     }
   }
 
-  void TriggerCheckpoint(std::unique_lock<std::mutex>& lock) {
+  // Triggers the next periodic checkpoint, or `savepoint`.
+  void TriggerCheckpoint(std::unique_lock<std::mutex>& lock, std::optional<QueuedSavepoint> savepoint = std::nullopt) {
     Pending p;
     p.id = ++last_id;
     p.attempt = attempt;
@@ -378,8 +493,26 @@ struct CheckpointCoordinator::Impl {
     p.deadline = now + std::chrono::milliseconds(settings().timeout_ms);
     p.workers = workers;
     p.num_partitions = num_partitions;
-    p.dir = job_dir / CheckpointDirName(p.id);
-    next_trigger = now + std::chrono::milliseconds(settings().interval_ms);
+    if (savepoint) {
+      // Flink does not count savepoint failures towards the tolerable
+      // checkpoint failures, and a savepoint does not move the periodic
+      // schedule.
+      p.savepoint = true;
+      p.stop = savepoint->stop;
+      p.request_id = savepoint->request_id;
+      p.dir = savepoint->dir;
+      p.counts_towards_tolerable = false;
+      if (v1::SavepointOperation* op = Operation(p.request_id)) {
+        op->set_checkpoint_id(p.id);
+        op->set_expected(static_cast<int32_t>(p.workers.size()));
+      }
+      spdlog::info("triggering {} {} of job {} (attempt {}, request {}) into {}",
+                   p.stop ? "stop-with-savepoint" : "savepoint", p.id, options.job_id, p.attempt, p.request_id,
+                   p.dir.string());
+    } else {
+      p.dir = job_dir / CheckpointDirName(p.id);
+      next_trigger = now + std::chrono::milliseconds(settings().interval_ms);
+    }
     const int64_t id = p.id;
     const int64_t attempt_id = p.attempt;
     const std::vector<v1::PeerEndpoint> targets = p.workers;
@@ -390,6 +523,8 @@ struct CheckpointCoordinator::Impl {
     request.set_timestamp_ms(p.trigger_time_ms);
     request.set_target_dir(p.dir.string());
     request.set_exactly_once(settings().exactly_once);
+    request.set_savepoint(p.savepoint);
+    request.set_stop_after(p.stop);
     const fs::path dir = p.dir;
     pending = std::move(p);
     lock.unlock();
@@ -461,9 +596,23 @@ struct CheckpointCoordinator::Impl {
     metadata.set_max_parallelism(options.max_parallelism);
     metadata.set_num_partitions(p.num_partitions);
     metadata.set_attempt(p.attempt);
+    metadata.set_savepoint(p.savepoint);
     for (const v1::PeerEndpoint& w : p.workers) *metadata.add_workers() = p.acks.at(w.worker_id());
     const fs::path dir = p.dir;
     const std::vector<v1::PeerEndpoint> targets = p.workers;
+    const bool savepoint = p.savepoint;
+    const bool stop = p.stop;
+    const std::string request_id = p.request_id;
+    if (savepoint) {
+      // A savepoint must be self-contained: every state path inside it.
+      for (const v1::WorkerSnapshot& w : metadata.workers()) {
+        if (!IsContainedRelativePath(w.state_path())) {
+          pending->failure = absl::StrCat("worker ", w.worker_id(), " reported state path \"", w.state_path(),
+                                          "\", which is not inside the savepoint directory");
+          return;
+        }
+      }
+    }
     // Nobody changes an acknowledged-by-all pending checkpoint but this
     // thread, so it can be finished without the lock.
     lock.unlock();
@@ -485,29 +634,59 @@ struct CheckpointCoordinator::Impl {
       return;
     }
 
-    // Completed from here on (it has a _metadata): recovery may use it
-    // before older checkpoints are deleted.
-    lock.lock();
-    latest_completed = CompletedCheckpoint{metadata, dir.string()};
-    if (!protected_path.empty() && metadata.attempt() >= protected_attempt) protected_path.clear();
-    const fs::path keep = protected_path;
-    lock.unlock();
-    DeleteSubsumed(metadata.checkpoint_id(), keep);
-
-    lock.lock();
     v1::CheckpointStats stats = StatsFromMetadata(metadata, dir.string());
-    latest_completed_stats = stats;
-    PushHistory(stats);
-    ++completed_count;
-    consecutive_failures = 0;
-    pending.reset();
-    ScheduleAfterEnd();
-    lock.unlock();
+    stats.set_checkpoint_type(CheckpointType(savepoint, stop));
+    if (savepoint) {
+      // Savepoints are the user's: not used for recovery, never retained or
+      // deleted here, and not the "latest completed checkpoint".
+      lock.lock();
+      PushHistory(stats);
+      ++completed_count;
+      pending.reset();
+      ScheduleAfterEnd();
+      lock.unlock();
+      spdlog::info("{} {} of job {} (attempt {}) completed in {} ms: {} bytes from {} workers, max alignment {} ms, "
+                   "sync {} ms, async {} ms ({})",
+                   stop ? "stop-with-savepoint" : "savepoint", stats.id(), options.job_id, metadata.attempt(),
+                   stats.end_to_end_ms(), stats.state_bytes(), metadata.workers_size(), stats.alignment_ms(),
+                   stats.sync_ms(), stats.async_ms(), dir.string());
+      // The job ends before the operation reads COMPLETED, so a client that
+      // sees COMPLETED sees the job FINISHED (unless it failed meanwhile).
+      // Nothing is triggered in between: this thread is the one that would.
+      if (stop && options.on_stopped) options.on_stopped(metadata.attempt(), dir.string());
+      lock.lock();
+      if (v1::SavepointOperation* op = Operation(request_id)) {
+        op->set_status("COMPLETED");
+        op->set_location(dir.string());
+        op->set_end_time_ms(metadata.completion_time_ms());
+        op->set_acknowledged(metadata.workers_size());
+        op->set_state_bytes(stats.state_bytes());
+      }
+      lock.unlock();
+    } else {
+      // Completed from here on (it has a _metadata): recovery may use it
+      // before older checkpoints are deleted.
+      lock.lock();
+      latest_completed = CompletedCheckpoint{metadata, dir.string()};
+      if (!protected_path.empty() && metadata.attempt() >= protected_attempt) protected_path.clear();
+      const fs::path keep = protected_path;
+      lock.unlock();
+      DeleteSubsumed(metadata.checkpoint_id(), keep);
 
-    spdlog::info("checkpoint {} of job {} (attempt {}) completed in {} ms: {} bytes from {} workers, max alignment "
-                 "{} ms, sync {} ms, async {} ms ({})",
-                 stats.id(), options.job_id, metadata.attempt(), stats.end_to_end_ms(), stats.state_bytes(),
-                 metadata.workers_size(), stats.alignment_ms(), stats.sync_ms(), stats.async_ms(), dir.string());
+      lock.lock();
+      latest_completed_stats = stats;
+      PushHistory(stats);
+      ++completed_count;
+      consecutive_failures = 0;
+      pending.reset();
+      ScheduleAfterEnd();
+      lock.unlock();
+
+      spdlog::info("checkpoint {} of job {} (attempt {}) completed in {} ms: {} bytes from {} workers, max alignment "
+                   "{} ms, sync {} ms, async {} ms ({})",
+                   stats.id(), options.job_id, metadata.attempt(), stats.end_to_end_ms(), stats.state_bytes(),
+                   metadata.workers_size(), stats.alignment_ms(), stats.sync_ms(), stats.async_ms(), dir.string());
+    }
     v1::CheckpointNotification note;
     note.set_job_id(options.job_id);
     note.set_attempt(metadata.attempt());
@@ -573,6 +752,7 @@ struct CheckpointCoordinator::Impl {
     stats.set_failure_reason(p.failure);
     PushHistory(stats);
     ++failed_count;
+    if (p.savepoint) FailOperation(p.request_id, p.failure);
     std::string job_failure;
     if (p.counts_towards_tolerable) {
       ++consecutive_failures;
@@ -592,9 +772,10 @@ struct CheckpointCoordinator::Impl {
     ScheduleAfterEnd();
     lock.unlock();
 
-    spdlog::log(p.counts_towards_tolerable ? spdlog::level::warn : spdlog::level::info,
-                "checkpoint {} of job {} (attempt {}) failed after {} ms ({} of {} workers acknowledged): {}", p.id,
-                options.job_id, p.attempt, stats.end_to_end_ms(), p.acks.size(), p.workers.size(), p.failure);
+    spdlog::log(p.counts_towards_tolerable || p.savepoint ? spdlog::level::warn : spdlog::level::info,
+                "{} {} of job {} (attempt {}) failed after {} ms ({} of {} workers acknowledged): {}",
+                p.savepoint ? (p.stop ? "stop-with-savepoint" : "savepoint") : "checkpoint", p.id, options.job_id,
+                p.attempt, stats.end_to_end_ms(), p.acks.size(), p.workers.size(), p.failure);
     v1::CheckpointNotification note;
     note.set_job_id(options.job_id);
     note.set_attempt(p.attempt);
@@ -613,6 +794,26 @@ struct CheckpointCoordinator::Impl {
       if (options.on_failure) options.on_failure(p.attempt, job_failure);
     }
     lock.lock();
+  }
+
+  // DELETE_ON_CANCELLATION: every checkpoint directory of the job goes
+  // (completed or not); savepoints live elsewhere and stay.
+  void DiscardCheckpoints() {
+    std::error_code ec;
+    std::vector<fs::path> doomed;
+    for (const fs::directory_entry& entry : fs::directory_iterator(job_dir, ec)) {
+      if (ParseCheckpointDirName(entry.path().filename().string())) doomed.push_back(entry.path());
+    }
+    for (const fs::path& path : doomed) {
+      std::error_code remove_ec;
+      fs::remove_all(path, remove_ec);
+      if (remove_ec) spdlog::warn("cannot delete checkpoint {}: {}", path.string(), remove_ec.message());
+    }
+    spdlog::info("job {} canceled with DELETE_ON_CANCELLATION: deleted {} checkpoint directories in {}",
+                 options.job_id, doomed.size(), job_dir.string());
+    std::lock_guard lock(mu);
+    latest_completed.reset();
+    latest_completed_stats.reset();
   }
 
   // Finds the checkpoints an earlier run left in the job directory.
@@ -702,8 +903,14 @@ absl::StatusOr<std::unique_ptr<CheckpointCoordinator>> CheckpointCoordinator::St
 CheckpointCoordinator::~CheckpointCoordinator() { Stop(); }
 
 void CheckpointCoordinator::OnAttemptDeployed(int64_t attempt, std::vector<v1::PeerEndpoint> workers,
-                                              int num_partitions, std::string restored_path) {
+                                              int num_partitions, std::string restored_path, int64_t restored_id) {
   std::lock_guard lock(impl_->mu);
+  if (impl_->terminated) return;
+  impl_->last_id = std::max(impl_->last_id, restored_id);
+  if (impl_->queued_savepoint && impl_->queued_savepoint->attempt != attempt) {
+    impl_->FailQueuedSavepoint(absl::StrCat("attempt ", impl_->queued_savepoint->attempt, " was replaced by attempt ",
+                                            attempt, " before the savepoint started"));
+  }
   if (!restored_path.empty()) {
     impl_->protected_path = fs::path(restored_path);
     impl_->protected_attempt = attempt;
@@ -724,6 +931,10 @@ void CheckpointCoordinator::OnAttemptEnded(int64_t attempt, std::string_view cau
   if (impl_->attempt == attempt) {
     impl_->attempt = 0;
     impl_->workers.clear();
+  }
+  if (impl_->queued_savepoint && impl_->queued_savepoint->attempt == attempt) {
+    impl_->FailQueuedSavepoint(absl::StrCat("attempt ", attempt, " ended before the savepoint started",
+                                            cause.empty() ? "" : ": ", ToAbsl(cause)));
   }
   Pending* p = impl_->pending ? &*impl_->pending : nullptr;
   // Flink aborts pending checkpoints on failover (JOB_FAILOVER_REGION) and
@@ -784,6 +995,68 @@ absl::Status CheckpointCoordinator::Decline(const v1::DeclineCheckpointRequest& 
   return absl::OkStatus();
 }
 
+absl::StatusOr<v1::SavepointOperation> CheckpointCoordinator::TriggerSavepoint(std::string directory, bool stop) {
+  std::lock_guard lock(impl_->mu);
+  const std::string what = stop ? "stop-with-savepoint" : "savepoint";
+  if (impl_->terminated || impl_->attempt == 0 || impl_->workers.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot take a ", what, " of job ", impl_->options.job_id, ": no attempt is running"));
+  }
+  std::string busy;
+  if (impl_->queued_savepoint) busy = impl_->queued_savepoint->request_id;
+  if (impl_->pending && impl_->pending->savepoint) busy = impl_->pending->request_id;
+  if (!busy.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("a savepoint of job ", impl_->options.job_id,
+                                                      " is already in progress (request ", busy,
+                                                      "); wait for it to finish"));
+  }
+  v1::SavepointOperation op;
+  op.set_request_id(RandomHex(32));
+  op.set_job_id(impl_->options.job_id);
+  op.set_status("IN_PROGRESS");
+  op.set_trigger_time_ms(NowMs());
+  op.set_stop(stop);
+  op.set_expected(static_cast<int32_t>(impl_->workers.size()));
+  impl_->queued_savepoint = QueuedSavepoint{op.request_id(), fs::path(std::move(directory)), stop, impl_->attempt};
+  impl_->operations[op.request_id()] = op;
+  impl_->operation_order.push_back(op.request_id());
+  while (impl_->operation_order.size() > kMaxSavepointOperations) {
+    impl_->operations.erase(impl_->operation_order.front());
+    impl_->operation_order.pop_front();
+  }
+  impl_->cv.notify_all();
+  return op;
+}
+
+absl::StatusOr<v1::SavepointOperation> CheckpointCoordinator::GetSavepoint(std::string_view request_id) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->operations.find(std::string(request_id));
+  if (it == impl_->operations.end()) {
+    return absl::NotFoundError(absl::StrCat("no savepoint request ", ToAbsl(request_id), " for job ",
+                                            impl_->options.job_id));
+  }
+  v1::SavepointOperation op = it->second;
+  if (op.status() == "IN_PROGRESS" && impl_->pending && impl_->pending->request_id == op.request_id()) {
+    op.set_acknowledged(static_cast<int32_t>(impl_->pending->acks.size()));
+  }
+  return op;
+}
+
+void CheckpointCoordinator::OnJobTerminated(std::string_view cause, bool delete_checkpoints) {
+  std::lock_guard lock(impl_->mu);
+  impl_->terminated = true;
+  impl_->attempt = 0;
+  impl_->workers.clear();
+  impl_->FailQueuedSavepoint(std::string(cause));
+  Pending* p = impl_->pending ? &*impl_->pending : nullptr;
+  if (p != nullptr && p->failure.empty() && !p->acknowledged_by_all()) {
+    p->failure = std::string(cause);
+    p->counts_towards_tolerable = false;
+  }
+  impl_->discard_checkpoints = delete_checkpoints;
+  impl_->cv.notify_all();
+}
+
 void CheckpointCoordinator::FillOverview(v1::CheckpointOverview* overview) const {
   std::lock_guard lock(impl_->mu);
   overview->set_completed(impl_->completed_count);
@@ -817,6 +1090,11 @@ void CheckpointCoordinator::Stop() {
     std::lock_guard lock(impl_->mu);
     abandoned.swap(impl_->pending);
     impl_->attempt = 0;
+  }
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->FailQueuedSavepoint("the coordinator is stopping");
+    if (abandoned && abandoned->savepoint) impl_->FailOperation(abandoned->request_id, "the coordinator is stopping");
   }
   if (abandoned) {
     spdlog::info("checkpoint {} of job {} abandoned: the coordinator is stopping", abandoned->id,

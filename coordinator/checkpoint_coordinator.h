@@ -17,6 +17,13 @@
 //    call `on_failure` (the server fails the attempt). A checkpoint aborted
 //    because its attempt ended is counted as failed in the statistics but not
 //    towards the tolerable failures (Flink ignores failover aborts there too);
+//  - savepoints (TriggerSavepoint) use the same barriers and the same id
+//    sequence, one at a time and never concurrently with a checkpoint (a
+//    request waits for the running checkpoint); each goes into its own
+//    self-contained `savepoint-<job>-<hex>/` directory outside the job
+//    directory, is never deleted by retention, is not used for recovery
+//    (Flink's FLIP-193: savepoints belong to the user), and does not count
+//    towards the tolerable failures;
 //  - `num_retained` completed checkpoints are kept; older ones and abandoned
 //    incomplete directories are deleted when a newer one completes. The
 //    checkpoint an attempt restored is kept in any case until a checkpoint of
@@ -71,6 +78,10 @@ struct CheckpointCoordinatorOptions {
   TaskControlStubFactory make_stub;  // empty: MakeTaskControlStub
   // Too many consecutive checkpoint failures in `attempt`; `cause` says why.
   std::function<void(int64_t attempt, const std::string& cause)> on_failure;
+  // The stop-with-savepoint of `attempt` completed at `path`: the server
+  // ends the job (FINISHED). Called on the internal thread, no lock held,
+  // before the operation reads COMPLETED.
+  std::function<void(int64_t attempt, const std::string& path)> on_stopped;
 };
 
 struct CompletedCheckpoint {
@@ -87,6 +98,15 @@ absl::StatusOr<CompletedCheckpoint> ReadCompletedCheckpoint(const std::string& p
 // The statistics of a completed checkpoint (status COMPLETED), as GetJob shows them.
 v1::CheckpointStats CheckpointStatsFromMetadata(const v1::CheckpointMetadata& metadata, const std::string& path);
 
+// Resolves a savepoint target directory (`target_dir`, or `default_dir`
+// = state.savepoints.dir when empty; file:// URI or absolute path), creates it
+// when missing and checks it is writable, and returns the new savepoint's
+// directory `<dir>/savepoint-<first 6 characters of job_id>-<12 hex>` (not
+// created yet). InvalidArgument, naming the problem, otherwise. Does I/O:
+// call it without holding locks.
+absl::StatusOr<std::string> NewSavepointDirectory(std::string_view target_dir, std::string_view default_dir,
+                                                  std::string_view job_id);
+
 class CheckpointCoordinator {
  public:
   // Scans the job directory (creating it if needed) and starts the trigger
@@ -99,8 +119,10 @@ class CheckpointCoordinator {
   // pending from an earlier attempt is aborted. `restored_path`: the
   // checkpoint directory the attempt restores ("" for none), kept until a
   // checkpoint of this attempt completes.
+  // `restored_id`: that checkpoint's id; new ids continue after it (as
+  // Flink does when it restores a savepoint).
   void OnAttemptDeployed(int64_t attempt, std::vector<v1::PeerEndpoint> workers, int num_partitions,
-                         std::string restored_path = "");
+                         std::string restored_path = "", int64_t restored_id = 0);
   // `attempt` is over: its pending checkpoint (unless already acknowledged by
   // every worker) is aborted, and nothing is triggered until the next
   // deployment.
@@ -113,6 +135,22 @@ class CheckpointCoordinator {
   [[nodiscard]] absl::Status Acknowledge(const v1::AcknowledgeCheckpointRequest& request);
   // A worker cannot take its part: the checkpoint is aborted. Same errors.
   [[nodiscard]] absl::Status Decline(const v1::DeclineCheckpointRequest& request);
+
+  // Queues a savepoint of the running attempt into `directory` (from
+  // NewSavepointDirectory); it is triggered as soon as no checkpoint is in
+  // progress. `stop`: stop-with-savepoint (on_stopped when it completes).
+  // FailedPrecondition when no attempt runs or a savepoint is queued or in
+  // progress. Returns the operation (IN_PROGRESS) with its request id.
+  [[nodiscard]] absl::StatusOr<v1::SavepointOperation> TriggerSavepoint(std::string directory, bool stop);
+  // NotFound for an unknown (or long forgotten) request id.
+  [[nodiscard]] absl::StatusOr<v1::SavepointOperation> GetSavepoint(std::string_view request_id) const;
+
+  // The job ended for good (canceled, or finished by stop-with-savepoint):
+  // nothing is triggered any more; a queued or pending checkpoint or
+  // savepoint is aborted; with `delete_checkpoints`
+  // (DELETE_ON_CANCELLATION) every completed checkpoint of the job is then
+  // deleted (asynchronously, on the internal thread).
+  void OnJobTerminated(std::string_view cause, bool delete_checkpoints);
 
   // Counts, the latest completed checkpoint and recent history (newest first).
   // `restored` and `latest_restored` are the server's to fill.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/absl_compat.h"
+#include "common/config.h"
 #include "coordinator/assignment.h"
 #include "proto/slipstream.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -54,6 +56,8 @@ grpc::Status ToGrpc(const absl::Status& s) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()));
     case absl::StatusCode::kFailedPrecondition:
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message()));
+    case absl::StatusCode::kAlreadyExists:
+      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS, std::string(s.message()));
     default:
       return grpc::Status(grpc::StatusCode::INTERNAL, std::string(s.message()));
   }
@@ -86,6 +90,9 @@ constexpr char kCreated[] = "CREATED";
 constexpr char kRunning[] = "RUNNING";
 constexpr char kRestarting[] = "RESTARTING";
 constexpr char kFailed[] = "FAILED";
+// Flink's names: CancelJob ends a job CANCELED, stop-with-savepoint FINISHED.
+constexpr char kCanceled[] = "CANCELED";
+constexpr char kFinished[] = "FINISHED";
 constexpr size_t kMaxForgotten = 1000;
 constexpr int64_t kWaitLogIntervalMs = 10000;
 
@@ -168,9 +175,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
                    "workers (rescaling a running job comes with savepoints)",
                    id, request->pid(), request->host(), request->data_port(), attempt_, options_.job_id,
                    AttemptWorkerCount());
-    } else if (state_ == kFailed) {
-      spdlog::warn("worker {} registered (pid {}, data {}:{}) but job {} has FAILED ({}); it stays idle", id,
-                   request->pid(), request->host(), request->data_port(), options_.job_id, failure_cause_);
+    } else if (IsTerminal()) {
+      spdlog::warn("worker {} registered (pid {}, data {}:{}) but {}; it stays idle", id, request->pid(),
+                   request->host(), request->data_port(), end_reason_);
     } else {
       spdlog::info("worker {} registered (pid {}, data {}:{}); {} of cluster.min-workers={} registered", id,
                    request->pid(), request->host(), request->data_port(), workers_.size(), options_.min_workers);
@@ -241,6 +248,105 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
   grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest*, v1::JobStatus* response) override {
     std::lock_guard lock(mu_);
+    FillJob(response);
+    return grpc::Status::OK;
+  }
+
+  // --- Operator control API -------------------------------------------------
+
+  grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*, v1::ListJobsResponse* response) override {
+    std::lock_guard lock(mu_);
+    FillJob(response->add_jobs());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status TriggerSavepoint(grpc::ServerContext*, const v1::TriggerSavepointRequest* request,
+                                v1::SavepointOperation* response) override {
+    return ToGrpc(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/false, response));
+  }
+
+  grpc::Status StopWithSavepoint(grpc::ServerContext*, const v1::StopWithSavepointRequest* request,
+                                 v1::SavepointOperation* response) override {
+    return ToGrpc(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/true, response));
+  }
+
+  grpc::Status GetSavepoint(grpc::ServerContext*, const v1::GetSavepointRequest* request,
+                            v1::SavepointOperation* response) override {
+    std::lock_guard lock(mu_);
+    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
+    if (!checkpoints_) return CheckpointingDisabled();
+    absl::StatusOr<v1::SavepointOperation> op = checkpoints_->GetSavepoint(request->request_id());
+    if (!op.ok()) return ToGrpc(op.status());
+    *response = *std::move(op);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
+                         v1::CancelJobResponse* response) override {
+    std::lock_guard lock(mu_);
+    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
+    if (IsTerminal()) {
+      return ToGrpc(absl::FailedPreconditionError(
+          absl::StrCat("job ", options_.job_id, " is already ", state_, ": there is nothing to cancel")));
+    }
+    const bool discard = options_.delete_checkpoints_on_cancel;
+    std::string retained;
+    if (checkpoints_ && !discard) {
+      if (std::optional<CompletedCheckpoint> latest = checkpoints_->LatestCompleted()) retained = latest->path;
+    }
+    const std::string previous = state_;
+    state_ = kCanceled;
+    end_reason_ = absl::StrCat("job ", options_.job_id, " was CANCELED");
+    EndAllTasks(NowMs());
+    if (checkpoints_) checkpoints_->OnJobTerminated(absl::StrCat("job ", options_.job_id, " was canceled"), discard);
+    response->set_state(state_);
+    response->set_checkpoint_retention(discard ? "DELETE_ON_CANCELLATION" : "RETAIN_ON_CANCELLATION");
+    response->set_retained_checkpoint(retained);
+    spdlog::info("job {} CANCELED (was {}, attempt {}); its {} workers stop their tasks and stay registered; "
+                 "checkpoints: {}",
+                 options_.job_id, previous, attempt_, workers_.size(),
+                 discard ? std::string("DELETE_ON_CANCELLATION, deleting them")
+                         : absl::StrCat("RETAIN_ON_CANCELLATION, ", retained.empty() ? "none completed" : retained));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetCheckpoints(grpc::ServerContext*, const v1::GetCheckpointsRequest* request,
+                              v1::CheckpointOverview* response) override {
+    std::lock_guard lock(mu_);
+    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
+    FillCheckpoints(response);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+                           v1::ListWorkersResponse* response) override {
+    std::lock_guard lock(mu_);
+    const int64_t now = NowMs();
+    for (const WorkerEntry* w : WorkersInOrder()) FillWorker(*w, now, response->add_workers());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DisposeSavepoint(grpc::ServerContext*, const v1::DisposeSavepointRequest* request,
+                                v1::DisposeSavepointResponse* response) override {
+    return ToGrpc(Dispose(request->path(), response));
+  }
+
+  // The stop-with-savepoint of `attempt` completed: the job is FINISHED.
+  void FinishJob(int64_t attempt, const std::string& savepoint_path) {
+    std::lock_guard lock(mu_);
+    if (state_ != kRunning || attempt_ != attempt) {
+      spdlog::warn("stop-with-savepoint {} of attempt {} completed, but the job is {} in attempt {}: not finished",
+                   savepoint_path, attempt, state_, attempt_);
+      return;
+    }
+    state_ = kFinished;
+    end_reason_ = absl::StrCat("job ", options_.job_id, " FINISHED: stopped with savepoint ", savepoint_path);
+    EndAllTasks(NowMs());
+    if (checkpoints_) checkpoints_->OnJobTerminated(end_reason_, /*delete_checkpoints=*/false);
+    spdlog::info("{}; its {} workers stop their tasks and stay registered", end_reason_, workers_.size());
+  }
+
+  void FillJob(v1::JobStatus* response) {
     const int64_t now = NowMs();
     response->set_job_id(options_.job_id);
     response->set_state(state_);
@@ -254,22 +360,25 @@ class CoordinatorService final : public v1::Coordinator::Service {
     response->set_failures(failures_);
     response->set_restarts(restarts_);
     response->set_restored_from(restored_from_);
-    v1::CheckpointOverview* overview = response->mutable_checkpoints();
+    FillCheckpoints(response->mutable_checkpoints());
+    for (const WorkerEntry* w : WorkersInOrder()) FillWorker(*w, now, response->add_workers());
+  }
+
+  void FillCheckpoints(v1::CheckpointOverview* overview) const {
     if (checkpoints_) checkpoints_->FillOverview(overview);
     overview->set_restored(restored_count_);
     if (latest_restored_) *overview->mutable_latest_restored() = *latest_restored_;
-    for (const WorkerEntry* w : WorkersInOrder()) {
-      v1::WorkerStatus* s = response->add_workers();
-      s->set_worker_id(w->id);
-      s->set_host(w->registration.host());
-      s->set_data_port(w->registration.data_port());
-      s->set_heartbeat_age_ms(now - w->last_heartbeat_ms);
-      s->set_registered_at_ms(w->registered_at_ms);
-      s->set_standby(!w->in_attempt());
-      if (w->in_attempt()) *s->mutable_assignment() = w->assignment;
-      *s->mutable_counters() = w->counters;
-    }
-    return grpc::Status::OK;
+  }
+
+  static void FillWorker(const WorkerEntry& w, int64_t now, v1::WorkerStatus* s) {
+    s->set_worker_id(w.id);
+    s->set_host(w.registration.host());
+    s->set_data_port(w.registration.data_port());
+    s->set_heartbeat_age_ms(now - w.last_heartbeat_ms);
+    s->set_registered_at_ms(w.registered_at_ms);
+    s->set_standby(!w.in_attempt());
+    if (w.in_attempt()) *s->mutable_assignment() = w.assignment;
+    *s->mutable_counters() = w.counters;
   }
 
   // Checkpoint acknowledgements go straight to the checkpoint coordinator,
@@ -321,6 +430,101 @@ class CoordinatorService final : public v1::Coordinator::Service {
   static grpc::Status CheckpointingDisabled() {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "checkpointing is disabled on this coordinator (no state.checkpoints.dir job directory)");
+  }
+
+  bool IsTerminal() const { return state_ == kFailed || state_ == kCanceled || state_ == kFinished; }
+
+  // Flink answers an unknown job id with NOT_FOUND ("Job ... not found").
+  absl::Status CheckJobId(const std::string& job_id) const {
+    if (job_id.empty()) return absl::InvalidArgumentError("a job id is required (slipstream list shows it)");
+    if (job_id != options_.job_id) {
+      return absl::NotFoundError(
+          absl::StrCat("job ", job_id, " not found: this coordinator runs job ", options_.job_id));
+    }
+    return absl::OkStatus();
+  }
+
+  // Every worker's task ends (CANCELED, FINISHED): assignments cleared, so
+  // heartbeat answers tell them to cancel with `end_reason_`.
+  void EndAllTasks(int64_t now) {
+    ended_at_ms_ = now;
+    end_seq_ = ++events_;
+    for (auto& [id, w] : workers_) {
+      w.assignment.Clear();
+      UpdateStale(w, now);
+    }
+  }
+
+  absl::Status StartSavepoint(const std::string& job_id, const std::string& target_dir, bool stop,
+                              v1::SavepointOperation* out) {
+    const std::string what = stop ? "stop-with-savepoint" : "savepoint";
+    auto check = [&]() -> absl::Status {
+      if (absl::Status s = CheckJobId(job_id); !s.ok()) return s;
+      if (!checkpoints_) {
+        return absl::FailedPreconditionError(
+            "checkpointing is disabled on this coordinator (no state.checkpoints.dir job directory)");
+      }
+      if (state_ != kRunning) {
+        return absl::FailedPreconditionError(absl::StrCat("job ", options_.job_id, " is ", state_, ": a ", what,
+                                                          " needs a RUNNING job"));
+      }
+      return absl::OkStatus();
+    };
+    {
+      std::lock_guard lock(mu_);
+      if (absl::Status s = check(); !s.ok()) return s;
+    }
+    // Creating and probing the directory is I/O: outside the lock.
+    absl::StatusOr<std::string> dir = NewSavepointDirectory(target_dir, options_.savepoints_dir, options_.job_id);
+    if (!dir.ok()) return dir.status();
+    std::lock_guard lock(mu_);
+    if (absl::Status s = check(); !s.ok()) return s;
+    absl::StatusOr<v1::SavepointOperation> op = checkpoints_->TriggerSavepoint(*dir, stop);
+    if (!op.ok()) return op.status();
+    spdlog::info("{} of job {} requested (request {}) into {}", what, options_.job_id, op->request_id(), *dir);
+    *out = *std::move(op);
+    return absl::OkStatus();
+  }
+
+  absl::Status Dispose(const std::string& path_text, v1::DisposeSavepointResponse* response) {
+    if (path_text.empty()) return absl::InvalidArgumentError("a savepoint path is required");
+    absl::StatusOr<std::string> local = LocalPathFromUri("savepoint path", path_text);
+    if (!local.ok()) return local.status();
+    if (!std::filesystem::path(*local).is_absolute()) {
+      return absl::InvalidArgumentError(absl::StrCat("savepoint path \"", path_text,
+                                                     "\" is not absolute; give an absolute path or a file:/// URI"));
+    }
+    absl::StatusOr<CompletedCheckpoint> savepoint = ReadCompletedCheckpoint(*local);
+    if (!savepoint.ok()) {
+      if (savepoint.status().code() == absl::StatusCode::kNotFound) return savepoint.status();
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot dispose ", *local, ": not a readable savepoint: ", savepoint.status().message()));
+    }
+    if (!savepoint->metadata.savepoint()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          savepoint->path, " is checkpoint ", savepoint->metadata.checkpoint_id(), " of job ",
+          savepoint->metadata.job_id(), ", not a savepoint (checkpoints are removed by state.checkpoints.num-retained "
+                                        "and externalized-checkpoint-retention)"));
+    }
+    {
+      std::lock_guard lock(mu_);
+      const std::optional<CompletedCheckpoint> source = RestoreSource();
+      std::error_code ec_a, ec_b;
+      if (!IsTerminal() && source && savepoint_ && source->path == savepoint_->path &&
+          std::filesystem::weakly_canonical(source->path, ec_a) ==
+              std::filesystem::weakly_canonical(savepoint->path, ec_b)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("job ", options_.job_id, " restored savepoint ", savepoint->path,
+                         " and needs it to recover until one of its own checkpoints completes; try again later"));
+      }
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(savepoint->path, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot delete ", savepoint->path, ": ", ec.message()));
+    spdlog::info("disposed savepoint {} (checkpoint {} of job {})", savepoint->path,
+                 savepoint->metadata.checkpoint_id(), savepoint->metadata.job_id());
+    response->set_path(savepoint->path);
+    return absl::OkStatus();
   }
 
   void Forget(const std::string& id, const std::string& reason) {
@@ -540,7 +744,10 @@ class CoordinatorService final : public v1::Coordinator::Service {
       ++restored_count_;
       latest_restored_ = CheckpointStatsFromMetadata(restore->metadata, restore->path);
     }
-    if (checkpoints_) checkpoints_->OnAttemptDeployed(attempt_, peers, num_partitions_, restored_from_);
+    if (checkpoints_) {
+      checkpoints_->OnAttemptDeployed(attempt_, peers, num_partitions_, restored_from_,
+                                      restore ? restore->metadata.checkpoint_id() : 0);
+    }
     spdlog::info("deploying attempt {} of job {} on {} workers ({} partitions, {} key groups){}", attempt_,
                  options_.job_id, n, num_partitions_, options_.max_parallelism,
                  attempt_ > 1 ? absl::StrCat(" after ", now - ended_at_ms_, " ms of recovery") : "");
@@ -683,6 +890,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
     CoordinatorService* service = impl->service.get();
     checkpoint_options.on_failure = [service](int64_t attempt, const std::string& cause) {
       service->FailAttemptForCheckpoints(attempt, cause);
+    };
+    checkpoint_options.on_stopped = [service](int64_t attempt, const std::string& path) {
+      service->FinishJob(attempt, path);
     };
     absl::StatusOr<std::unique_ptr<CheckpointCoordinator>> checkpoints =
         CheckpointCoordinator::Start(std::move(checkpoint_options));

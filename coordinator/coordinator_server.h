@@ -23,6 +23,14 @@
 //    attempts never share a worker; or FAILED (terminal: workers stay idle).
 //    A worker that keeps running a task it was told to cancel for longer than
 //    `cancellation_timeout_ms` is dropped (known=false).
+//  - Operators end the job with CancelJob (CANCELED) or StopWithSavepoint
+//    (FINISHED once its savepoint completed; sources stop at its barrier).
+//    Both are terminal like FAILED: assignments are cleared, so workers
+//    cancel their tasks and stay registered, idle. On cancel,
+//    `delete_checkpoints_on_cancel` (DELETE_ON_CANCELLATION) deletes the
+//    job's checkpoints; otherwise the latest is kept (RETAIN_ON_CANCELLATION).
+//  - Savepoints (TriggerSavepoint) go to `savepoints_dir` unless the request
+//    names a directory, and are asynchronous operations with a request id.
 //  - Every deployment restores the newest completed checkpoint (or the
 //    savepoint `savepoint_path` while no newer checkpoint of the job exists):
 //    Assignment.restore carries its directory, every worker snapshot and the
@@ -69,6 +77,11 @@ struct CoordinatorOptions {
   // savepoint directory (or its _metadata file). Start fails, naming the key,
   // when it holds no readable _metadata.
   std::string savepoint_path;
+  // state.savepoints.dir as configured (file:// URI or path; "" for none).
+  std::string savepoints_dir;
+  // execution.checkpointing.externalized-checkpoint-retention is
+  // DELETE_ON_CANCELLATION.
+  bool delete_checkpoints_on_cancel = false;
 };
 
 class CoordinatorServer {

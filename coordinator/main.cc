@@ -94,6 +94,8 @@ int RunCoordinator(int argc, char** argv) {
   const int64_t min_workers = settings.Int("cluster.min-workers");
   const int64_t stabilization_ms = settings.DurationMs("cluster.stabilization-timeout");
   const std::string checkpoints_uri = settings.String("state.checkpoints.dir");
+  const std::string savepoints_dir = settings.String("state.savepoints.dir");
+  const std::string retention = settings.String("execution.checkpointing.externalized-checkpoint-retention");
   CheckpointSettings checkpoints;
   checkpoints.interval_ms = settings.DurationMs("execution.checkpointing.interval");
   checkpoints.timeout_ms = settings.DurationMs("execution.checkpointing.timeout");
@@ -152,6 +154,10 @@ int RunCoordinator(int argc, char** argv) {
   options.restart = restart;
   options.cancellation_timeout_ms = cancellation_timeout_ms;
   options.savepoint_path = savepoint_path;
+  // Checked per savepoint (a request may name another directory); a bad
+  // default only fails savepoints that use it.
+  options.savepoints_dir = savepoints_dir;
+  options.delete_checkpoints_on_cancel = retention == "DELETE_ON_CANCELLATION";
   const auto kafka_properties = config.KafkaClientProperties();
   // Once the input topic exists, make sure the dead-letter topic does too
   // (same partition count, broker's default replication), so workers never

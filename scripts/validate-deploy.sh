@@ -16,7 +16,7 @@
 #             worker wiring: StatefulSet replicas == the ConfigMap's
 #             cluster.min-workers, pod IP advertised through the downward API
 #             (-Dtaskmanager.host=$(POD_IP)), data port 6121 as containerPort
-#   runtime   every shared library build/bin/slipstream-{coordinator,worker,gen}
+#   runtime   every shared library build/bin/slipstream{-coordinator,-worker,-gen,}
 #             link is provided by the Dockerfile's runtime package list (direct
 #             NEEDED libraries listed explicitly, the rest through apt
 #             dependencies), and each listed package exists in apt
@@ -45,7 +45,7 @@ COMPOSE_FILE="$ROOT/docker-compose.yml"
 DOCKERFILE="$ROOT/Dockerfile"
 K8S_DIR="$ROOT/deploy/k8s"
 BIN_DIR="$SLIPSTREAM_BUILD_DIR/bin"
-BINARIES=(slipstream-coordinator slipstream-worker slipstream-gen)
+BINARIES=(slipstream-coordinator slipstream-worker slipstream-gen slipstream)
 # PyYAML: Debian's python3-yaml, a dependency of docker-compose.
 SYS_PY=/usr/bin/python3
 export PATH="$PATH:/usr/local/go/bin"

@@ -106,6 +106,8 @@ class CoordinatorFixture : public ::testing::Test {
     options.restart = restart_;
     options.cancellation_timeout_ms = cancellation_timeout_ms_;
     options.savepoint_path = savepoint_path_;
+    options.savepoints_dir = savepoints_dir_;
+    options.delete_checkpoints_on_cancel = delete_checkpoints_on_cancel_;
     auto server = CoordinatorServer::Start(options);
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
@@ -201,6 +203,8 @@ class CoordinatorFixture : public ::testing::Test {
   RestartStrategySettings restart_;  // fixed-delay without delay unless a test says otherwise
   int64_t cancellation_timeout_ms_ = 180000;
   std::string savepoint_path_;
+  std::string savepoints_dir_;                 // state.savepoints.dir
+  bool delete_checkpoints_on_cancel_ = false;  // DELETE_ON_CANCELLATION
   std::vector<std::unique_ptr<FakeTaskControl>> fakes_;
   std::mutex sink_mu_;
   std::vector<grpc::Status> sink_statuses_;

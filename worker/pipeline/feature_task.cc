@@ -53,8 +53,18 @@ class CheckpointInbox final : public TaskControlHandler {
     }
     std::lock_guard lock(mu_);
     pending_.push_back(request);
+    if (request.stop_after()) stop_id_.store(request.checkpoint_id());
+    const int64_t id = request.checkpoint_id();
+    int64_t current = latest_trigger_.load();
+    while (id > current && !latest_trigger_.compare_exchange_weak(current, id)) {
+    }
     return absl::OkStatus();
   }
+  // Checkpoint `id` is a stop-with-savepoint: nothing may follow its barrier.
+  bool IsStop(int64_t id) const { return id != 0 && stop_id_.load() == id; }
+  // A task stopped at stop barrier `id` resumes when that savepoint failed:
+  // aborted, or a newer checkpoint was triggered (the abort was lost).
+  bool StopFailed(int64_t id) const { return Aborted(id) || latest_trigger_.load() > id; }
   void CheckpointComplete(const v1::CheckpointNotification& n) override {
     int64_t current = completed_up_to_.load();
     while (n.checkpoint_id() > current && !completed_up_to_.compare_exchange_weak(current, n.checkpoint_id())) {
@@ -84,6 +94,8 @@ class CheckpointInbox final : public TaskControlHandler {
   std::deque<v1::TriggerCheckpointRequest> pending_;
   std::atomic<int64_t> aborted_up_to_{0};
   std::atomic<int64_t> completed_up_to_{0};
+  std::atomic<int64_t> stop_id_{0};
+  std::atomic<int64_t> latest_trigger_{0};
 };
 
 }  // namespace
@@ -161,6 +173,12 @@ struct FeatureTask::Impl {
   // Offsets of barriers whose checkpoint may still complete: committed to
   // the consumer group when it does (lag monitoring only).
   std::map<int64_t, std::vector<std::pair<int, int64_t>>> offsets_to_commit;
+  // Stop-with-savepoint (TriggerCheckpointRequest.stop_after): the barrier
+  // the source stopped after (source thread) and the one the operator
+  // finished at (operator thread); 0: running. Both resume if it fails.
+  int64_t source_stopped_at = 0;
+  int64_t operator_finished_at = 0;
+  std::deque<InboundBatch> after_stop_barrier;  // taken while finished, never processed unless resumed
 
   mutable std::mutex counters_mu;
   TaskCounters counters;  // guarded by counters_mu
@@ -403,7 +421,27 @@ void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
   int64_t last_publish_ms = 0;
   int64_t last_report_ms = SteadyNowMs();
   int64_t last_report_records = 0;
+  auto commit_completed_offsets = [&] {
+    if (!offsets_to_commit.empty() && offsets_to_commit.begin()->first <= inbox->completed_up_to()) {
+      const int64_t completed = inbox->completed_up_to();
+      auto newest = offsets_to_commit.upper_bound(completed);
+      --newest;  // the newest completed checkpoint this source took part in
+      source->CommitOffsets(newest->second);
+      offsets_to_commit.erase(offsets_to_commit.begin(), std::next(newest));
+    }
+  };
   while (!stop.load(std::memory_order_relaxed) && !cancel.load(std::memory_order_relaxed)) {
+    if (source_stopped_at != 0) {
+      // Stop-with-savepoint: nothing is read or sent after its barrier (not
+      // even a watermark) until the task is stopped, or the savepoint failed.
+      if (!inbox->StopFailed(source_stopped_at)) {
+        commit_completed_offsets();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
+      spdlog::warn("stop-with-savepoint {} failed: the source resumes", source_stopped_at);
+      source_stopped_at = 0;
+    }
     if (absl::Status polled = source->Poll(options.poll_batch, options.poll_timeout_ms, &records); !polled.ok()) {
       Fail(polled);
       break;
@@ -413,17 +451,15 @@ void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
       if (!interrupt.load()) Fail(routed);
       break;
     }
-    if (!offsets_to_commit.empty() && offsets_to_commit.begin()->first <= inbox->completed_up_to()) {
-      const int64_t completed = inbox->completed_up_to();
-      auto newest = offsets_to_commit.upper_bound(completed);
-      --newest;  // the newest completed checkpoint this source took part in
-      source->CommitOffsets(newest->second);
-      offsets_to_commit.erase(offsets_to_commit.begin(), std::next(newest));
-    }
+    commit_completed_offsets();
     if (std::optional<v1::TriggerCheckpointRequest> trigger = inbox->TakeTrigger()) {
       if (absl::Status injected = InjectBarrier(*trigger, interrupt); !injected.ok()) {
         if (!interrupt.load()) Fail(injected);
         break;
+      }
+      if (trigger->stop_after()) {
+        source_stopped_at = trigger->checkpoint_id();
+        spdlog::info("stop-with-savepoint {}: the source stopped after its barrier", source_stopped_at);
       }
     }
     dead_letters->Poll();
@@ -508,7 +544,22 @@ void FeatureTask::Impl::OperatorLoop() {
     // After a graceful stop, everything this worker's source read has been
     // processed once its end of input is through.
     if (inputs.ended(local)) break;
-    if (!stopping.load() && inbound) {
+    if (operator_finished_at != 0) {
+      // Finished at a stop-with-savepoint barrier (batches are set aside
+      // below): the task stopping after the savepoint ends the loop; a
+      // failed savepoint resumes with what was set aside, in order.
+      if (stopping.load()) break;
+      if (inbox->StopFailed(operator_finished_at)) {
+        spdlog::warn("stop-with-savepoint {} failed: the window operator resumes", operator_finished_at);
+        operator_finished_at = 0;
+        for (auto it = after_stop_barrier.rbegin(); it != after_stop_barrier.rend(); ++it) {
+          replay.push_front(std::move(*it));
+        }
+        after_stop_barrier.clear();
+      }
+    }
+    // A channel closing after a stop barrier loses nothing that counts.
+    if (!stopping.load() && operator_finished_at == 0 && inbound) {
       if (std::optional<std::string> broken = inbound->BrokenChannel()) {
         Fail(absl::UnavailableError(*broken));
         break;
@@ -523,6 +574,15 @@ void FeatureTask::Impl::OperatorLoop() {
       // While the engine owes RocksDB writes, it writes between batches and
       // must not sleep when none come.
       have_batch = gate->Pop(&batch, engine->writes_pending() ? 0 : 100);
+    }
+
+    if (have_batch && operator_finished_at != 0) {
+      // After a stop-with-savepoint barrier nothing is processed or fired
+      // (not even an end of input, whose watermark could fire windows): a
+      // restore from the savepoint repeats nothing. The rest of the loop
+      // still runs (the snapshot may need it to complete).
+      after_stop_barrier.push_back(std::move(batch));
+      have_batch = false;
     }
     if (have_batch && alignment.id != 0 && options.exactly_once && alignment.barrier_seen[batch.channel]) {
       // EXACTLY_ONCE alignment: this channel is past the barrier; its records
@@ -661,6 +721,8 @@ void FeatureTask::Impl::OnBarrier(int channel, const InboundBatch& batch, const 
     Decline(alignment.id, "this worker's source ended before the barrier");
   } else {
     Snapshot();
+    // A declined snapshot aborts the savepoint, which resumes the operator.
+    if (inbox->IsStop(alignment.id)) operator_finished_at = alignment.id;
   }
   ReleaseHeld();
 }
