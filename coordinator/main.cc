@@ -181,6 +181,7 @@ int RunCoordinator(int argc, char** argv) {
   RestApiOptions rest_options;
   rest_options.job_name = absl::StrCat("slipstream features from ", topic);
   rest_options.checkpoints = checkpoints;
+  rest_options.checkpoint_retention = retention;
   std::shared_ptr<v1::Coordinator::StubInterface> self = v1::Coordinator::NewStub(
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
   auto rest_api = std::make_shared<RestApi>(self, rest_options);

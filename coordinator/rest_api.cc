@@ -3,12 +3,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/prometheus.h"
 #include "coordinator/web_ui.h"
@@ -35,6 +37,50 @@ HttpResponse Error(int status, const std::string& message) {
 }
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+int HttpStatusFor(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return 400;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return 409;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+// Flink's AsynchronousOperationResult for a savepoint or stop.
+json SavepointOperationJson(const v1::SavepointOperation& op) {
+  if (op.status() == "IN_PROGRESS") return json{{"status", {{"id", "IN_PROGRESS"}}}, {"operation", nullptr}};
+  json operation;
+  if (op.status() == "COMPLETED") {
+    operation = json{{"location", op.location()}};
+  } else {
+    operation = json{{"failure-cause",
+                      {{"class", "org.apache.flink.runtime.checkpoint.CheckpointException"},
+                       {"stack-trace", op.failure_cause()},
+                       {"serialized-throwable", nullptr}}}};
+  }
+  return json{{"status", {{"id", "COMPLETED"}}}, {"operation", operation}};
+}
+
+// Parses a request body as a JSON object ("" is {}); nullopt when it is not one.
+std::optional<json> ParseBody(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object()) return std::nullopt;
+  return parsed;
+}
 
 // Flink's JobStatus names for ours (the same words where they exist).
 std::string FlinkState(const std::string& state) {
@@ -285,6 +331,92 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
   if (auto e = get_job(&job)) return *e;
   if (parts[1] != job.job_id()) {
     return Error(404, absl::StrCat("org.apache.flink.runtime.rest.NotFoundException: Job ", parts[1], " not found"));
+  }
+
+  auto call = [&](auto method, const auto& request, auto* response) -> std::optional<HttpResponse> {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.grpc_timeout_ms));
+    grpc::Status status = ((*coordinator_).*method)(&ctx, request, response);
+    if (status.ok()) return std::nullopt;
+    return Error(HttpStatusFor(status.error_code()), status.error_message());
+  };
+  auto bad_body = [&](const std::string& expected) {
+    return Error(400, "Request did not match expected format " + expected + ".");
+  };
+  const std::string& id = parts[1];
+
+  // PATCH /jobs/<id>?mode=cancel (Flink's cancel; mode=stop is not supported).
+  if (parts.size() == 2 && request.method == "PATCH") {
+    std::string mode;
+    for (absl::string_view kv : absl::StrSplit(request.query, '&')) {
+      if (absl::ConsumePrefix(&kv, "mode=")) mode = std::string(kv);
+    }
+    if (mode.empty()) mode = "cancel";  // Flink's default
+    if (mode != "cancel") return Error(400, "Only mode=cancel is supported (stop: POST /jobs/<id>/stop).");
+    v1::CancelJobRequest cancel;
+    cancel.set_job_id(id);
+    v1::CancelJobResponse cancelled;
+    if (auto e = call(&v1::Coordinator::StubInterface::CancelJob, cancel, &cancelled)) return *e;
+    return JsonResponse(202, json::object());
+  }
+
+  // POST /jobs/<id>/savepoints {"target-directory": ..., "cancel-job": bool}
+  if (parts.size() == 3 && parts[2] == "savepoints") {
+    if (auto e = only("POST")) return *e;
+    std::optional<json> body = ParseBody(request.body);
+    if (!body) return bad_body("SavepointTriggerRequestBody");
+    const json target = body->value("target-directory", json(nullptr));
+    const json cancel_job = body->value("cancel-job", json(false));
+    if (!(target.is_null() || target.is_string()) || !cancel_job.is_boolean()) {
+      return bad_body("SavepointTriggerRequestBody");
+    }
+    v1::SavepointOperation op;
+    if (cancel_job.get<bool>()) {
+      // Flink's deprecated cancel-with-savepoint: the savepoint, then the job ends.
+      v1::StopWithSavepointRequest stop;
+      stop.set_job_id(id);
+      if (target.is_string()) stop.set_target_dir(target.get<std::string>());
+      if (auto e = call(&v1::Coordinator::StubInterface::StopWithSavepoint, stop, &op)) return *e;
+    } else {
+      v1::TriggerSavepointRequest trigger;
+      trigger.set_job_id(id);
+      if (target.is_string()) trigger.set_target_dir(target.get<std::string>());
+      if (auto e = call(&v1::Coordinator::StubInterface::TriggerSavepoint, trigger, &op)) return *e;
+    }
+    return JsonResponse(202, json{{"request-id", op.request_id()}});
+  }
+
+  // GET /jobs/<id>/savepoints/<request-id> (also the status of a stop)
+  if (parts.size() == 4 && parts[2] == "savepoints") {
+    if (auto e = only("GET")) return *e;
+    v1::GetSavepointRequest get;
+    get.set_job_id(id);
+    get.set_request_id(parts[3]);
+    v1::SavepointOperation op;
+    if (auto e = call(&v1::Coordinator::StubInterface::GetSavepoint, get, &op)) return *e;
+    return JsonResponse(200, SavepointOperationJson(op));
+  }
+
+  // POST /jobs/<id>/stop {"targetDirectory": ..., "drain": false}
+  if (parts.size() == 3 && parts[2] == "stop") {
+    if (auto e = only("POST")) return *e;
+    std::optional<json> body = ParseBody(request.body);
+    if (!body) return bad_body("StopWithSavepointRequestBody");
+    const json target = body->value("targetDirectory", json(nullptr));
+    const json drain = body->value("drain", json(false));
+    if (!(target.is_null() || target.is_string()) || !drain.is_boolean()) {
+      return bad_body("StopWithSavepointRequestBody");
+    }
+    if (drain.get<bool>()) {
+      return Error(400, "drain=true is not supported: a stop never advances the watermark to the end of time "
+                        "(the job's input does not end)");
+    }
+    v1::StopWithSavepointRequest stop;
+    stop.set_job_id(id);
+    if (target.is_string()) stop.set_target_dir(target.get<std::string>());
+    v1::SavepointOperation op;
+    if (auto e = call(&v1::Coordinator::StubInterface::StopWithSavepoint, stop, &op)) return *e;
+    return JsonResponse(202, json{{"request-id", op.request_id()}});
   }
 
   if (parts.size() == 2) {

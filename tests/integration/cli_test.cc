@@ -20,6 +20,7 @@
 // Each test has its own topic, Redis database, RPC port and temporary
 // directory; a failing one keeps the directory and prints process logs.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -240,6 +241,7 @@ class CliEndToEnd : public ::testing::Test {
                                                   ::testing::UnitTest::GetInstance()->current_test_info()->name()));
     topic_ = UniqueName("cli");
     rpc_port_ = FreeTcpPort();
+    rest_port_ = FreeTcpPort();
   }
 
   void TearDown() override {
@@ -271,7 +273,7 @@ class CliEndToEnd : public ::testing::Test {
         "-Dredis.db=" + std::to_string(redis_db),
         "-Djobmanager.rpc.address=127.0.0.1",
         "-Djobmanager.rpc.port=" + std::to_string(rpc_port_),
-        "-Drest.port=" + std::to_string(FreeTcpPort()),
+        "-Drest.port=" + std::to_string(rest_port_),
         "-Dstate.dir=" + tmp_->path() + "/state",
         "-Dstate.checkpoints.dir=file://" + tmp_->path() + "/checkpoints-" + phase,
         "-Dstate.savepoints.dir=file://" + tmp_->path() + "/savepoints",
@@ -419,6 +421,7 @@ class CliEndToEnd : public ::testing::Test {
   std::unique_ptr<TempDir> tmp_;
   std::string topic_;
   int rpc_port_ = 0;
+  int rest_port_ = 0;  // the coordinator's REST API
   Stopwatch clock_;
   int cli_runs_ = 0;
   std::vector<std::unique_ptr<Process>> running_;
@@ -735,6 +738,78 @@ TEST_F(CliEndToEnd, StopWithSavepointThenRestoreRepeatsAndLosesNothing) {
   ASSERT_TRUE(commands.ok()) << commands.status();
   CheckWrites(model, *commands, /*exactly_once=*/true);
   if (!HasFailure()) (void)redis->FlushDb();
+}
+
+// Flink's REST calls that change the job, against a running cluster: a
+// savepoint (POST, then its status by request id), the errors of bad bodies,
+// stop with drain refused, and cancel (PATCH ?mode=cancel). No events: the
+// workers write nothing (the Redis db is shared with the commands test).
+TEST_F(CliEndToEnd, RestSavepointStopAndCancelAsInFlink) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());
+  const v1::JobStatus job = StartCluster(kRedisDbCommands, "rest", 1);
+  ASSERT_FALSE(job.job_id().empty());
+  const std::string id = job.job_id();
+  httplib::Client rest("127.0.0.1", rest_port_);
+  rest.set_connection_timeout(5);
+  rest.set_read_timeout(30);
+
+  // A savepoint into a directory of our choosing, as in the original README.
+  const std::string target = tmp_->path() + "/flink-savepoints";
+  httplib::Result res = rest.Post(("/jobs/" + id + "/savepoints").c_str(),
+                                  "{\"target-directory\": \"" + target + "\"}", "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 202) << res->body;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(res->body, m, std::regex("\"request-id\":\"([0-9a-f]+)\""))) << res->body;
+  const std::string request_id = m[1];
+  std::string status_body;
+  const int64_t deadline = SteadyNowMs() + 30000;
+  while (SteadyNowMs() < deadline) {
+    httplib::Result st = rest.Get(("/jobs/" + id + "/savepoints/" + request_id).c_str());
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->status, 200) << st->body;
+    status_body = st->body;
+    if (status_body.find("\"id\":\"COMPLETED\"") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(std::regex_search(status_body, m, std::regex("\"location\":\"([^\"]+)\""))) << status_body;
+  const std::string location = m[1];
+  EXPECT_EQ(location.rfind(target + "/savepoint-" + id.substr(0, 6) + "-", 0), 0u) << location;
+  EXPECT_TRUE(std::filesystem::exists(location + "/_metadata")) << location;
+  // The checkpoint history shows it as a savepoint.
+  EXPECT_NE(rest.Get(("/jobs/" + id + "/checkpoints").c_str())->body.find("\"is_savepoint\":true"),
+            std::string::npos);
+
+  // Errors: Flink's {"errors": [...]} with the matching status.
+  auto expect_error = [&](httplib::Result r, int status, const std::string& needle) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status) << r->body;
+    EXPECT_EQ(r->body.rfind("{\"errors\":[", 0), 0u) << r->body;
+    EXPECT_NE(r->body.find(needle), std::string::npos) << r->body;
+  };
+  expect_error(rest.Post(("/jobs/" + id + "/savepoints").c_str(), "{not json", "application/json"), 400,
+               "SavepointTriggerRequestBody");
+  expect_error(rest.Post(("/jobs/" + id + "/savepoints").c_str(), "{\"target-directory\": 5}", "application/json"),
+               400, "SavepointTriggerRequestBody");
+  expect_error(rest.Post(("/jobs/" + id + "/savepoints").c_str(), "{\"target-directory\": \"relative/dir\"}",
+                         "application/json"),
+               400, "relative");
+  expect_error(rest.Get(("/jobs/" + id + "/savepoints/ffff").c_str()), 404, "ffff");
+  expect_error(rest.Post(("/jobs/" + id + "/stop").c_str(), "{\"drain\": true}", "application/json"), 400, "drain");
+  expect_error(rest.Post("/jobs/0123456789abcdef0123456789abcdef/savepoints", "{}", "application/json"), 404,
+               "not found");
+  expect_error(rest.Patch(("/jobs/" + id + "?mode=stop").c_str(), "", "application/json"), 400, "mode=cancel");
+
+  // Cancel: 202, then the job is CANCELED everywhere.
+  httplib::Result cancelled = rest.Patch(("/jobs/" + id + "?mode=cancel").c_str(), "", "application/json");
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(cancelled->status, 202) << cancelled->body;
+  WaitJob("the job cancelled", [](const v1::JobStatus& j) { return j.state() == "CANCELED"; });
+  EXPECT_NE(rest.Get("/jobs")->body.find("\"status\":\"CANCELED\""), std::string::npos);
+  EXPECT_NE(rest.Get("/overview")->body.find("\"jobs-cancelled\":1"), std::string::npos);
+  // A savepoint of a cancelled job is refused (409 Conflict).
+  expect_error(rest.Post(("/jobs/" + id + "/savepoints").c_str(), "{}", "application/json"), 409, "");
 }
 
 }  // namespace
