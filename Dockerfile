@@ -49,6 +49,7 @@ RUN apt-get update \
         libabsl20220623 \
         librdkafka1 \
         libhiredis0.14 \
+        libcpp-httplib0.11 \
         libsimdjson14 \
         libspdlog1.10 \
         libfmt9 \
