@@ -1,6 +1,12 @@
 #include "coordinator/coordinator_server.h"
 
 #include <grpcpp/grpcpp.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <chrono>
@@ -85,6 +91,40 @@ std::string JoinInts(const google::protobuf::RepeatedField<int32_t>& values) {
   for (int v : values) absl::StrAppend(&out, out.empty() ? "" : ",", v);
   return out;
 }
+
+// True when host:port actively refuses a TCP connection: no process listens
+// there any more (a worker that died, or restarted on another port). False
+// when it accepts, or when the outcome is unknown within `timeout_ms` (a hung
+// or partitioned worker: the heartbeat timeout decides about those).
+bool ConnectionRefused(const std::string& host, int port, int timeout_ms) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || found == nullptr) return false;
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found, &freeaddrinfo);
+  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool refused = false;
+  if (connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    if (errno == ECONNREFUSED) {
+      refused = true;
+    } else if (errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (poll(&p, 1, timeout_ms) == 1) {
+        int error = 0;
+        socklen_t length = sizeof(error);
+        refused = getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == ECONNREFUSED;
+      }
+    }
+  }
+  close(fd);
+  return refused;
+}
+
+// Silence after which a worker's data port is probed (heartbeat.interval
+// defaults to 2 s).
+constexpr int64_t kProbeAfterSilenceMs = 2500;
 
 constexpr char kCreated[] = "CREATED";
 constexpr char kRunning[] = "RUNNING";
@@ -393,6 +433,47 @@ class CoordinatorService final : public v1::Coordinator::Service {
                                  v1::DeclineCheckpointResponse*) override {
     if (!checkpoints_) return CheckpointingDisabled();
     return ToGrpc(checkpoints_->Decline(*request));
+  }
+
+  // Flink notices a TaskManager whose connection is gone without waiting for
+  // its heartbeat timeout. Here: a worker silent for a while, or one the
+  // coordinator waits for (a failed attempt's worker that has not reported
+  // its task stopped), is probed with a TCP connection to its data port; a
+  // refused connection means the process is gone, and the worker is lost at
+  // once. Called by the prober thread, never under the lock during probes.
+  void ProbeWorkers() {
+    struct Candidate {
+      std::string id;
+      std::string host;
+      int port;
+      int64_t last_heartbeat_ms;
+    };
+    std::vector<Candidate> candidates;
+    {
+      std::lock_guard lock(mu_);
+      const int64_t now = NowMs();
+      for (const auto& [id, w] : workers_) {
+        const bool awaited = state_ == kRestarting && (w.runs_stale_task() || w.stale_since_ms != 0);
+        if (now - w.last_heartbeat_ms >= kProbeAfterSilenceMs || awaited) {
+          candidates.push_back({id, w.registration.host(), w.registration.data_port(), w.last_heartbeat_ms});
+        }
+      }
+    }
+    for (const Candidate& c : candidates) {
+      if (!ConnectionRefused(c.host, c.port, 300)) continue;
+      std::lock_guard lock(mu_);
+      auto it = workers_.find(c.id);
+      if (it == workers_.end() || it->second.last_heartbeat_ms != c.last_heartbeat_ms) continue;  // it spoke since
+      const std::string cause = absl::StrCat("worker ", c.id, " lost: its data endpoint ", c.host, ":", c.port,
+                                             " refuses connections (the process is gone)");
+      spdlog::warn("{}", cause);
+      const bool in_attempt = it->second.in_attempt();
+      Forget(c.id, cause);
+      workers_.erase(it);
+      const int64_t now = NowMs();
+      if (in_attempt && state_ == kRunning) FailAttempt(cause, /*failed=*/true, now);
+      if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
+    }
   }
 
   // Reaper tick: expires silent workers and workers that do not cancel their
@@ -859,6 +940,7 @@ struct CoordinatorServer::Impl {
   std::condition_variable cv;
   bool stopping = false;
   std::thread reaper;
+  std::thread prober;  // CoordinatorService::ProbeWorkers, when enabled
 };
 
 CoordinatorServer::CoordinatorServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -867,6 +949,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   auto impl = std::make_unique<Impl>();
   const std::string address = options.listen_address;
   const int64_t timeout_ms = options.heartbeat_timeout_ms;
+  const bool probe_workers = options.probe_workers;
   CheckpointCoordinatorOptions checkpoint_options;
   checkpoint_options.settings = options.checkpoints;
   checkpoint_options.job_dir = options.job_dir;
@@ -917,6 +1000,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
     const auto period = std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms / 10, 20, 100));
     while (!raw->cv.wait_for(lock, period, [raw] { return raw->stopping; })) raw->service->Tick();
   });
+  if (probe_workers) {
+    impl->prober = std::thread([raw] {
+      std::unique_lock lock(raw->mu);
+      while (!raw->cv.wait_for(lock, std::chrono::milliseconds(200), [raw] { return raw->stopping; })) {
+        lock.unlock();
+        raw->service->ProbeWorkers();
+        lock.lock();
+      }
+    });
+  }
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }
 
@@ -932,6 +1025,7 @@ void CoordinatorServer::Shutdown() {
   }
   impl_->cv.notify_all();
   if (impl_->reaper.joinable()) impl_->reaper.join();
+  if (impl_->prober.joinable()) impl_->prober.join();
   // Before the service goes: its thread may call back into the service.
   if (impl_->service->checkpoints() != nullptr) impl_->service->checkpoints()->Stop();
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -77,6 +77,10 @@ struct CoordinatorOptions {
   // savepoint directory (or its _metadata file). Start fails, naming the key,
   // when it holds no readable _metadata.
   std::string savepoint_path;
+  // Probe silent workers (and those a restart waits for) with a TCP
+  // connection to their data port; a refused one is lost at once instead of
+  // after heartbeat.timeout (the process is gone).
+  bool probe_workers = false;
   // state.savepoints.dir as configured (file:// URI or path; "" for none).
   std::string savepoints_dir;
   // execution.checkpointing.externalized-checkpoint-retention is

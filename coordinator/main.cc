@@ -154,6 +154,7 @@ int RunCoordinator(int argc, char** argv) {
   options.restart = restart;
   options.cancellation_timeout_ms = cancellation_timeout_ms;
   options.savepoint_path = savepoint_path;
+  options.probe_workers = true;
   // Checked per savepoint (a request may name another directory); a bad
   // default only fails savepoints that use it.
   options.savepoints_dir = savepoints_dir;

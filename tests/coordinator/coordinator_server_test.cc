@@ -8,6 +8,9 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <unistd.h>
 
@@ -232,6 +235,43 @@ TEST_F(CoordinatorServerTest, SilentWorkerIsForgottenAfterHeartbeatTimeout) {
   EXPECT_EQ(job.workers_size(), 0);
   EXPECT_EQ(job.state(), "RESTARTING");
   EXPECT_FALSE(Heartbeat(response.worker_id()));
+}
+
+// A worker whose data port refuses connections is lost as soon as it is
+// silent for a moment, long before heartbeat.timeout; one whose port accepts
+// stays until the timeout.
+TEST_F(CoordinatorServerTest, WorkerWhoseProcessIsGoneIsLostWithoutWaitingForTheTimeout) {
+  probe_workers_ = true;
+  StartServer(/*heartbeat_timeout_ms=*/60000);
+  // A port something listens on (a live process) and one nothing listens on.
+  const int listening = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listening, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listening, 8), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(listening, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int live_port = ntohs(address.sin_port);
+  const int closed = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in closed_address{};
+  closed_address.sin_family = AF_INET;
+  closed_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(closed, reinterpret_cast<sockaddr*>(&closed_address), sizeof(closed_address)), 0);
+  length = sizeof(closed_address);
+  ASSERT_EQ(getsockname(closed, reinterpret_cast<sockaddr*>(&closed_address), &length), 0);
+  const int dead_port = ntohs(closed_address.sin_port);  // bound, never listening: refused
+  const std::string live = MustRegister(live_port);
+  const std::string dead = MustRegister(dead_port);
+  const auto begin = std::chrono::steady_clock::now();
+  const v1::JobStatus job = WaitForJob([&](const v1::JobStatus& j) {
+    return j.workers_size() == 1 && j.workers(0).worker_id() == live;
+  });
+  ASSERT_EQ(job.workers_size(), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(30)) << "not the 60 s timeout";
+  EXPECT_FALSE(Heartbeat(dead));
+  close(listening);
+  close(closed);
 }
 
 TEST_F(CoordinatorServerTest, RegistrationWaitsWhileTheTopicIsMissing) {
