@@ -66,6 +66,8 @@ set -euo pipefail
 SLIPSTREAM_TAG="bench scaleout"
 # shellcheck disable=SC1091 source=SCRIPTDIR/../scripts/lib.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../scripts/lib.sh"
+# shellcheck disable=SC1091 source=SCRIPTDIR/bench_lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/bench_lib.sh"
 
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -216,23 +218,7 @@ cleanup() {
     wait "$PERF_PID" 2>/dev/null
   fi
   stop_run
-  if [[ "$STARTED_KAFKA" -eq 1 ]]; then "$KAFKA_SH" clean >/dev/null; fi
-  if [[ "$STARTED_REDIS" -eq 1 ]]; then "$REDIS_SH" stop >/dev/null; fi
-  find "$RUN" -maxdepth 2 \( -name 'state*' -o -name checkpoints -o -name savepoints \) -exec rm -rf {} + 2>/dev/null
-  rm -rf "${RUN:?}/bin"
-  if [[ "$status" -ne 0 ]]; then
-    for f in "$RUN"/*.log "$RUN"/*/*.log; do
-      [[ -f "$f" ]] || continue
-      printf -- '----- last 10 lines of %s -----\n' "$f" >&2
-      tail -n 10 "$f" >&2
-    done
-    warn "failed (exit $status); logs kept in $RUN"
-  elif [[ "$KEEP_LOGS" -eq 1 ]]; then
-    log "logs kept in $RUN"
-  else
-    rm -rf "$RUN"
-  fi
-  exit "$status"
+  bench_finish "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

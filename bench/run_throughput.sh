@@ -48,6 +48,8 @@ set -euo pipefail
 SLIPSTREAM_TAG="bench"
 # shellcheck disable=SC1091 source=SCRIPTDIR/../scripts/lib.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../scripts/lib.sh"
+# shellcheck disable=SC1091 source=SCRIPTDIR/bench_lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/bench_lib.sh"
 
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -150,23 +152,7 @@ cleanup() {
   fi
   if [[ -n "$WORKER_PID" ]]; then stop_pid "$WORKER_PID" "slipstream-worker" 60; fi
   if [[ -n "$COORDINATOR_PID" ]]; then stop_pid "$COORDINATOR_PID" "slipstream-coordinator" 20; fi
-  # Kafka's data (this run's topic) goes with it; nothing else uses that dir.
-  if [[ "$STARTED_KAFKA" -eq 1 ]]; then "$KAFKA_SH" clean >/dev/null; fi
-  if [[ "$STARTED_REDIS" -eq 1 ]]; then "$REDIS_SH" stop >/dev/null; fi
-  rm -rf "$RUN/state" "$RUN/checkpoints" "$RUN/savepoints"
-  if [[ "$status" -ne 0 ]]; then
-    for f in "$RUN"/*.log; do
-      [[ -f "$f" ]] || continue
-      printf -- '----- last 15 lines of %s -----\n' "$f" >&2
-      tail -n 15 "$f" >&2
-    done
-    warn "failed (exit $status); logs kept in $RUN"
-  elif [[ "$KEEP_LOGS" -eq 1 ]]; then
-    log "logs kept in $RUN"
-  else
-    rm -rf "$RUN"
-  fi
-  exit "$status"
+  bench_finish "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -1,0 +1,30 @@
+# shellcheck shell=bash
+# Shared by the bench/run_*.sh scripts (sourced after scripts/lib.sh).
+
+# bench_finish STATUS: the end of a run's EXIT trap, once its processes are
+# stopped. Stops the Kafka and Redis the script started (STARTED_KAFKA,
+# STARTED_REDIS, KAFKA_SH, REDIS_SH), removes state, checkpoints, savepoints
+# and the copied binaries from $RUN, then keeps the logs on failure (printing
+# their tails) or with --keep-logs (KEEP_LOGS=1), else removes $RUN; exits
+# with STATUS.
+bench_finish() {
+  local status=$1
+  # Kafka's data (this run's topics) goes with it; nothing else uses that dir.
+  if [[ "$STARTED_KAFKA" -eq 1 ]]; then "$KAFKA_SH" clean >/dev/null; fi
+  if [[ "$STARTED_REDIS" -eq 1 ]]; then "$REDIS_SH" stop >/dev/null; fi
+  find "$RUN" -maxdepth 2 \( -name 'state*' -o -name checkpoints -o -name savepoints \) -exec rm -rf {} + 2>/dev/null
+  rm -rf "${RUN:?}/bin"
+  if [[ "$status" -ne 0 ]]; then
+    for f in "$RUN"/*.log "$RUN"/*/*.log; do
+      [[ -f "$f" ]] || continue
+      printf -- '----- last 15 lines of %s -----\n' "$f" >&2
+      tail -n 15 "$f" >&2
+    done
+    warn "failed (exit $status); logs kept in $RUN"
+  elif [[ "$KEEP_LOGS" -eq 1 ]]; then
+    log "logs kept in $RUN"
+  else
+    rm -rf "$RUN"
+  fi
+  exit "$status"
+}
