@@ -1341,7 +1341,9 @@ void RecoveryEndToEnd::RunRecoveryScenario(bool kill_coordinator, int redis_db) 
   clock_.Log(absl::StrCat("final: attempt ", job->attempt(), ", failures ", job->failures(), ", restored ",
                           job->checkpoints().restored(), " (", job->restored_from(), "), checkpoints completed ",
                           job->checkpoints().completed()));
-  if (!kill_coordinator) EXPECT_GE(job->failures(), 1);
+  if (!kill_coordinator) {
+    EXPECT_GE(job->failures(), 1);
+  }
   EXPECT_GE(job->checkpoints().restored(), 1);
   ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
   absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);

@@ -208,7 +208,9 @@ void CheckSeed(uint64_t seed, int parts) {
   for (const auto& [key, writes] : after_restored) {
     if (!after_original.count(key)) ADD_FAILURE() << key << ": written only after the restore";
   }
-  if (cut > 10) EXPECT_GT(keys, 0) << "the checkpoint held no state";
+  if (cut > 10) {
+    EXPECT_GT(keys, 0) << "the checkpoint held no state";
+  }
 }
 
 TEST(EngineRestore, ContinuesExactlyLikeTheOriginal) {
