@@ -28,3 +28,29 @@ bench_finish() {
   fi
   exit "$status"
 }
+
+# Polling helpers (no forks: the scripts poll every 100 ms).
+kv() { # kv KEY LINE: the value of KEY in a line of key=value pairs
+  local re="(^| )$1=([^ ]*)"
+  if [[ "$2" =~ $re ]]; then printf '%s\n' "${BASH_REMATCH[2]}"; fi
+}
+clock_ms() { # sets NOW_MS
+  local t="${EPOCHREALTIME/[.,]/}"
+  # shellcheck disable=SC2034  # read by the scripts that source this
+  NOW_MS=$((t / 1000))
+}
+running() { # running PID: alive and not a zombie
+  local stat
+  [[ -r "/proc/$1/stat" ]] && read -r stat <"/proc/$1/stat" 2>/dev/null && [[ "$stat" != *") Z "* ]]
+}
+cpu_ticks() { # cpu_ticks PID: utime + stime (clock ticks), 0 if gone
+  local stat fields
+  read -r stat <"/proc/$1/stat" 2>/dev/null || {
+    echo 0
+    return
+  }
+  read -r -a fields <<<"${stat##*) }"
+  echo $((fields[11] + fields[12]))
+}
+# shellcheck disable=SC2034  # used by the scripts that source this
+CLK_TCK="$(getconf CLK_TCK)"

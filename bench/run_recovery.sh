@@ -241,29 +241,7 @@ STARTED_REDIS=1
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
 # ------------------------------------------------------------------ helpers
-kv() { # kv KEY LINE: the value of KEY in a line of key=value pairs (no fork)
-  local re="(^| )$1=([^ ]*)"
-  if [[ "$2" =~ $re ]]; then printf '%s\n' "${BASH_REMATCH[2]}"; fi
-}
 ms_to_s() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }
-clock_ms() { # sets NOW_MS
-  local t="${EPOCHREALTIME/[.,]/}"
-  NOW_MS=$((t / 1000))
-}
-running() {
-  local stat
-  [[ -r "/proc/$1/stat" ]] && read -r stat <"/proc/$1/stat" 2>/dev/null && [[ "$stat" != *") Z "* ]]
-}
-cpu_ticks() { # cpu_ticks PID: utime + stime (clock ticks), 0 if gone
-  local stat fields
-  read -r stat <"/proc/$1/stat" 2>/dev/null || {
-    echo 0
-    return
-  }
-  read -r -a fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
-}
-CLK_TCK="$(getconf CLK_TCK)"
 fmt() { LC_ALL=C awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
 median() { # median of the numbers on stdin
   awk -v fmt="${1:-%.0f}" '{ for (i = 1; i <= NF; i++) v[++n] = $i }

@@ -294,29 +294,7 @@ for w in "${!LOCAL_FOR[@]}"; do
 done
 
 # ------------------------------------------------------------------ helpers
-kv() { # kv KEY LINE: the value of KEY in a line of key=value pairs (no fork: polled often)
-  local re="(^| )$1=([^ ]*)"
-  if [[ "$2" =~ $re ]]; then printf '%s\n' "${BASH_REMATCH[2]}"; fi
-}
 ms_to_s() { awk -v ms="$1" 'BEGIN { printf "%.3f", ms / 1000 }'; }
-clock_ms() { # sets NOW_MS
-  local t="${EPOCHREALTIME/[.,]/}"
-  NOW_MS=$((t / 1000))
-}
-running() {
-  local stat
-  [[ -r "/proc/$1/stat" ]] && read -r stat <"/proc/$1/stat" 2>/dev/null && [[ "$stat" != *") Z "* ]]
-}
-cpu_ticks() { # cpu_ticks PID: utime + stime (clock ticks), 0 if gone
-  local stat fields
-  read -r stat <"/proc/$1/stat" 2>/dev/null || {
-    echo 0
-    return
-  }
-  read -r -a fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
-}
-CLK_TCK="$(getconf CLK_TCK)"
 # cpu_snapshot: "busy idle kafka redis coordinator w1 w2 ..." in ticks.
 cpu_snapshot() {
   local user nice system idle iowait irq softirq steal rest out pid

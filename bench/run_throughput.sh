@@ -202,10 +202,6 @@ log "$(cat "$RUN/gen.log") [$(elapsed_since "$gen_start")]"
 EXPECTED=$((EVENTS + PARTITIONS))
 
 # ------------------------------------------------------------------ ceiling
-kv() { # kv KEY LINE: the value of KEY in a line of key=value pairs (no fork: polled often)
-  local re="(^| )$1=([^ ]*)"
-  if [[ "$2" =~ $re ]]; then printf '%s\n' "${BASH_REMATCH[2]}"; fi
-}
 ms_to_s() { awk -v ms="$1" 'BEGIN { printf "%.3f", ms / 1000 }'; }
 CEILING=0
 CEILING_ALL=()
@@ -248,21 +244,6 @@ done
 
 # The polling loop forks only the status tool (and sleep), so it keeps its
 # 100 ms rhythm on a loaded machine: times are integer ms from $EPOCHREALTIME.
-clock_ms() { # sets NOW_MS
-  local t="${EPOCHREALTIME/[.,]/}"
-  NOW_MS=$((t / 1000))
-}
-running() { # like pid_alive, without forking
-  local stat
-  [[ -r "/proc/$1/stat" ]] && read -r stat <"/proc/$1/stat" 2>/dev/null && [[ "$stat" != *") Z "* ]]
-}
-cpu_ticks() { # cpu_ticks STATFILE: prints utime + stime (clock ticks) of a process or thread
-  local stat fields
-  read -r stat <"$1" || return 1
-  read -r -a fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
-}
-CLK_TCK="$(getconf CLK_TCK)"
 # cpu_snapshot NAME: remembers the CPU ticks of the worker, Redis, Kafka and the
 # whole machine (busy, idle) in SNAP_<NAME>_* (no forks but the $(...) below).
 cpu_snapshot() {
@@ -270,9 +251,9 @@ cpu_snapshot() {
   read -r _ user nice system idle iowait irq softirq steal rest </proc/stat
   printf -v "SNAP_$1_BUSY" '%s' $((user + nice + system + irq + softirq + steal))
   printf -v "SNAP_$1_IDLE" '%s' $((idle + iowait))
-  printf -v "SNAP_$1_WORKER" '%s' "$(cpu_ticks "/proc/$WORKER_PID/stat" || echo 0)"
-  printf -v "SNAP_$1_REDIS" '%s' "$(cpu_ticks "/proc/${REDIS_PID:-0}/stat" 2>/dev/null || echo 0)"
-  printf -v "SNAP_$1_KAFKA" '%s' "$(cpu_ticks "/proc/${KAFKA_PID:-0}/stat" 2>/dev/null || echo 0)"
+  printf -v "SNAP_$1_WORKER" '%s' "$(cpu_ticks "$WORKER_PID")"
+  printf -v "SNAP_$1_REDIS" '%s' "$(cpu_ticks "${REDIS_PID:-0}")"
+  printf -v "SNAP_$1_KAFKA" '%s' "$(cpu_ticks "${KAFKA_PID:-0}")"
 }
 TASK_SCHEDSTAT_OK=1
 task_sched() { # sets TASK_ON_NS, TASK_WAIT_NS: the task thread's on-CPU and runqueue-wait time
