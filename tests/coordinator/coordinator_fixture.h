@@ -109,6 +109,7 @@ class CoordinatorFixture : public ::testing::Test {
     options.savepoints_dir = savepoints_dir_;
     options.delete_checkpoints_on_cancel = delete_checkpoints_on_cancel_;
     options.probe_workers = probe_workers_;
+    options.rescale_on_join = rescale_on_join_;
     auto server = CoordinatorServer::Start(options);
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
@@ -207,6 +208,7 @@ class CoordinatorFixture : public ::testing::Test {
   std::string savepoints_dir_;                 // state.savepoints.dir
   bool delete_checkpoints_on_cancel_ = false;  // DELETE_ON_CANCELLATION
   bool probe_workers_ = false;  // CoordinatorOptions::probe_workers
+  bool rescale_on_join_ = false;  // CoordinatorOptions::rescale_on_join
   std::vector<std::unique_ptr<FakeTaskControl>> fakes_;
   std::mutex sink_mu_;
   std::vector<grpc::Status> sink_statuses_;
