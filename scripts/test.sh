@@ -11,6 +11,8 @@
 # The tests find the services and binaries through:
 #   SLIPSTREAM_TEST_KAFKA=127.0.0.1:19092  SLIPSTREAM_TEST_REDIS=127.0.0.1:16379
 #   SLIPSTREAM_BIN_DIR=<root>/build/bin    SLIPSTREAM_SOURCE_DIR=<root>
+#   SLIPSTREAM_UI_TEST_MODULES=~/.cache/slipstream/ui-test (the web UI test's
+#   npm packages; its screenshot: <root>/build/test-artifacts/ui.png)
 # The test Kafka starts from an empty data dir on every run; its log stays in
 # $SLIPSTREAM_RUN_DIR/test-kafka-19092/kafka.log after the run.
 #
@@ -75,11 +77,14 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-"$SLIPSTREAM_SCRIPTS/setup.sh"
+"$SLIPSTREAM_SCRIPTS/setup.sh" --with-ui-test
 SLIPSTREAM_SKIP_SETUP=1 "$SLIPSTREAM_SCRIPTS/build.sh" "${SANITIZE_ARGS[@]}"
 
 export SLIPSTREAM_BIN_DIR="$SLIPSTREAM_BUILD_DIR/bin"
 export SLIPSTREAM_SOURCE_DIR="$SLIPSTREAM_ROOT"
+# The web UI test's playwright-core (scripts/setup.sh installed it there); its
+# screenshot goes to $SLIPSTREAM_BUILD_DIR/test-artifacts/ui.png.
+export SLIPSTREAM_UI_TEST_MODULES="$SLIPSTREAM_CACHE/ui-test"
 
 # --no-tests=error: a filter that matches nothing (or an empty suite) fails
 # instead of passing silently.
