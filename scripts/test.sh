@@ -11,8 +11,6 @@
 # The tests find the services and binaries through:
 #   SLIPSTREAM_TEST_KAFKA=127.0.0.1:19092  SLIPSTREAM_TEST_REDIS=127.0.0.1:16379
 #   SLIPSTREAM_BIN_DIR=<root>/build/bin    SLIPSTREAM_SOURCE_DIR=<root>
-#   SLIPSTREAM_UI_TEST_MODULES=~/.cache/slipstream/ui-test (the web UI test's
-#   npm packages; its screenshot: <root>/build/test-artifacts/ui.png)
 # The test Kafka starts from an empty data dir on every run; its log stays in
 # $SLIPSTREAM_RUN_DIR/test-kafka-19092/kafka.log after the run.
 #
@@ -82,7 +80,7 @@ SLIPSTREAM_SKIP_SETUP=1 "$SLIPSTREAM_SCRIPTS/build.sh" "${SANITIZE_ARGS[@]}"
 
 export SLIPSTREAM_BIN_DIR="$SLIPSTREAM_BUILD_DIR/bin"
 export SLIPSTREAM_SOURCE_DIR="$SLIPSTREAM_ROOT"
-# The web UI test's playwright-core (scripts/setup.sh installed it there); its
+# The web UI test's playwright-core (scripts/setup.sh --with-ui-test put it there); its
 # screenshot goes to $SLIPSTREAM_BUILD_DIR/test-artifacts/ui.png.
 export SLIPSTREAM_UI_TEST_MODULES="$SLIPSTREAM_CACHE/ui-test"
 
