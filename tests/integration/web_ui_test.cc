@@ -6,16 +6,16 @@
 //    First the REST side of what the page draws from: GET /taskmanagers
 //    carries each worker's Redis write latency, the coordinator's /metrics
 //    re-exports it. Then tests/ui/ui_test.mjs drives Debian's headless
-//    Chromium (playwright-core from $SLIPSTREAM_UI_TEST_MODULES, installed
-//    by scripts/setup.sh --with-ui-test) over http://127.0.0.1:<rest.port>/: job, workers,
-//    key-group map, throughput, watermark, Kafka lag, invalid/late counters,
+//    Chromium (playwright-core from $SLIPSTREAM_UI_TEST_MODULES, installed by
+//    scripts/setup.sh --with-ui-test) over http://127.0.0.1:<rest.port>/:
+//    job, workers, key-group map, throughput, watermark, Kafka lag, invalid/late counters,
 //    Redis latency and checkpoint history must show real values, the
 //    savepoint button must show the savepoint's path, and that path must hold
 //    a _metadata file. The screenshot goes to <build>/test-artifacts/ui.png.
 //
-// Redis: database 14, shared with PipelineEndToEnd.LostWorkerIsReportedWithoutHanging;
-// neither test reads, flushes or counts what is in it (every other database
-// is flushed and compared with a reference model by its test).
+// Redis: database 14, shared with PipelineEndToEnd.LostWorkerIsReportedWithoutHanging
+// (all 16 are taken): neither test reads, flushes or counts what is in it,
+// so what one writes changes no assertion of the other, in parallel or not.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -83,16 +83,17 @@ TEST_F(WebUi, ShowsTheRunningClusterAndTakesASavepoint) {
                                            {"-Dcluster.min-workers=2", "-Dexecution.checkpointing.interval=2 s"}));
   for (int i = 1; i <= kWorkers; ++i) Start("worker-" + std::to_string(i), "slipstream-worker", kRedisDbWebUi);
 
-  // Events for the whole test: event time runs 100x faster than the clock
-  // from 6 h ago, so 10-minute panes close every 6 s and features reach
-  // Redis (Redis latency, throughput out) while the watermark stays behind
-  // the wall clock (its lag is a real, positive number). 1% malformed and 2%
-  // two hours late feed the invalid and late counters.
+  // Events for the whole test (stopped at its end; 300 s is only a bound):
+  // event time runs 100x faster than the clock from 6 h ago, so 10-minute
+  // panes close every 6 s and features reach Redis (Redis latency,
+  // throughput out) while the watermark stays behind the wall clock (its lag
+  // is a real, positive number). 1% malformed and 2% two hours late feed the
+  // invalid and late counters.
   const std::string start_time =
       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now() - absl::Hours(6), absl::UTCTimeZone());
   Process gen("gen",
               {BinaryPath(env_, "slipstream-gen"), "--config", env_.source_dir + "/conf/application.properties",
-               "-Dkafka.bootstrap.servers=" + env_.kafka, "--topic", topic_, "--count", "0", "--duration", "120 s",
+               "-Dkafka.bootstrap.servers=" + env_.kafka, "--topic", topic_, "--count", "0", "--duration", "300 s",
                "--rate", "2000", "--users", "500", "--event-time-start", start_time, "--event-time-step", "50 ms",
                "--malformed-fraction", "0.01", "--late-fraction", "0.02", "--late-by", "2 h", "--seed", "6", "-q"},
               tmp_->path());
