@@ -676,7 +676,7 @@ run_rescale() {
   stop_pid "$GEN_PID" "slipstream-gen" 10
   GEN_PID=""
   local restore_lines
-  restore_lines="$(grep -h -o 'restored [0-9]* state keys of key groups [0-9-]* from [0-9]* snapshot(s) of checkpoint [0-9]* in [0-9]* ms' \
+  restore_lines="$(grep -h -o 'restored [0-9]* state keys of key groups \[[0-9-]*\] from [0-9]* snapshot(s) of checkpoint [0-9]* in [0-9]* ms' \
     "$dir"/worker-*.log | tr '\n' ';' || true)"
   stop_job
   cat <<EOT

@@ -105,6 +105,7 @@ struct WorkerState {
   bool stopping = false;          // process shutting down
   int64_t restores = 0;           // tasks started from a checkpoint or savepoint
   bool heartbeat_now = false;     // CancelTask arrived: ask the coordinator at once
+  int64_t cancelled_attempt = 0;  // the attempt whose cancellation was logged
 };
 
 int64_t ResidentBytes() {
@@ -268,8 +269,11 @@ int RunWorker(int argc, char** argv) {
         w.assignment = response.assignment();
         w.cancel_reason = response.reason();
         if (w.running_attempt != 0 && w.assignment.attempt() != w.running_attempt) {
-          spdlog::warn("attempt {} was cancelled by the coordinator: {}", w.running_attempt,
-                       response.reason().empty() ? std::string("another attempt is deployed") : response.reason());
+          if (w.cancelled_attempt != w.running_attempt) {
+            w.cancelled_attempt = w.running_attempt;
+            spdlog::warn("attempt {} was cancelled by the coordinator: {}", w.running_attempt,
+                         response.reason().empty() ? std::string("another attempt is deployed") : response.reason());
+          }
           w.task_stop.store(true);
           if (w.task != nullptr) w.task->Cancel();
         }
@@ -438,6 +442,7 @@ int RunWorker(int argc, char** argv) {
         w.running_attempt = assignment.attempt();
       }
       absl::Status status = (*task)->Run(w.task_stop);
+      const auto run_ended = std::chrono::steady_clock::now();
       last_counters = (*task)->counters();
       {
         std::lock_guard lock(w.mu);
@@ -449,9 +454,12 @@ int RunWorker(int argc, char** argv) {
         w.running_attempt = 0;
         w.cv.notify_all();  // report "idle" at once: the next deployment waits for it
       }
-      spdlog::info("attempt {} stopped: {} records in, {} invalid, {} late, {} features written",
+      spdlog::info("attempt {} stopped: {} records in, {} invalid, {} late, {} features written (task and state "
+                   "closed in {} ms)",
                    assignment.attempt(), last_counters.records_in, last_counters.records_invalid,
-                   last_counters.records_late, last_counters.redis_features_written);
+                   last_counters.records_late, last_counters.redis_features_written,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - run_ended)
+                       .count());
       return status;
     }();
     if (!run_status.ok() && !g_stop.load()) {

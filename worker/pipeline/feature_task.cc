@@ -888,14 +888,20 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   operator_thread.join();
   if (s.data_plane) s.data_plane->Detach();
   absl::Status result = s.FirstFailure();
-  if (absl::Status flushed = s.engine->Flush(); !flushed.ok() && result.ok()) result = flushed;
-  // A checkpoint whose state the flush just completed (e.g. the barrier came
-  // with the end of input) still goes out.
-  if (result.ok()) s.MaybeStartUpload();
-  s.sink->Flush();
-  if (absl::Status flushed = s.dead_letters->Flush(30000); !flushed.ok()) {
-    spdlog::error("{}", std::string(flushed.message()));
+  if (!s.cancel.load()) {
+    if (absl::Status flushed = s.engine->Flush(); !flushed.ok() && result.ok()) result = flushed;
+    // A checkpoint whose state the flush just completed (e.g. the barrier
+    // came with the end of input) still goes out.
+    if (result.ok()) s.MaybeStartUpload();
+    s.sink->Flush();
+    if (absl::Status flushed = s.dead_letters->Flush(30000); !flushed.ok()) {
+      spdlog::error("{}", std::string(flushed.message()));
+    }
   }
+  // Cancelled (the attempt ended: a failure elsewhere, a rescale, a cancel):
+  // the next attempt restores the last checkpoint and replays what came
+  // after it, features and dead letters included, so nothing here needs to
+  // be written; the sooner this task is gone, the shorter the pause.
   if (s.uploader.joinable()) s.uploader.join();
   if (s.data_plane) s.data_plane->SetTaskControl(nullptr);
   s.PublishSourceCounters();
