@@ -9,10 +9,13 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/config.h"
 #include "common/grpc_security.h"
 #include "common/http_endpoint.h"
 #include "tests/coordinator/coordinator_fixture.h"
@@ -146,6 +149,38 @@ TEST_F(CoordinatorTlsTest, HttpsWithUnusableCertificateFailsToStartNamingTheFile
       "127.0.0.1", 0, [](const HttpRequest&) { return HttpResponse{}; }, &files);
   ASSERT_FALSE(endpoint.ok());
   EXPECT_NE(endpoint.status().message().find("/nonexistent/cert.pem"), absl::string_view::npos);
+}
+
+
+TEST_F(CoordinatorTlsTest, SettingsNameTheKeyOfAMissingOrInvalidFile) {
+  auto load = [](std::map<std::string, std::string> values) -> absl::Status {
+    absl::StatusOr<Config> config = Config::FromMap(std::move(values));
+    if (!config.ok()) return config.status();
+    return LoadTlsSettings(*config).status();
+  };
+  const absl::Status missing = load({{"security.ssl.enabled", "true"},
+                                     {"security.ssl.cert", "/nonexistent/node.pem"},
+                                     {"security.ssl.key", server_cert_.key},
+                                     {"security.ssl.ca", ca_->ca_path()}});
+  EXPECT_NE(missing.message().find("security.ssl.cert"), absl::string_view::npos) << missing;
+  const absl::Status unset = load({{"security.ssl.enabled", "true"},
+                                   {"security.ssl.cert", server_cert_.cert},
+                                   {"security.ssl.key", server_cert_.key}});
+  EXPECT_NE(unset.message().find("security.ssl.ca"), absl::string_view::npos) << unset;
+  const std::string text_file = (checkpoints_root_ / "not-a-certificate.txt").string();
+  std::ofstream(text_file) << "hello\n";
+  const absl::Status not_pem = load({{"security.ssl.enabled", "true"},
+                                     {"security.ssl.cert", server_cert_.cert},
+                                     {"security.ssl.key", server_cert_.key},
+                                     {"security.ssl.ca", text_file}});
+  EXPECT_NE(not_pem.message().find("not a PEM file"), absl::string_view::npos) << not_pem;
+  const absl::Status mtls_without_tls = load({{"security.ssl.client-auth", "true"}});
+  EXPECT_NE(mtls_without_tls.message().find("security.ssl.enabled"), absl::string_view::npos) << mtls_without_tls;
+  EXPECT_TRUE(load({{"security.ssl.enabled", "true"},
+                    {"security.ssl.cert", server_cert_.cert},
+                    {"security.ssl.key", server_cert_.key},
+                    {"security.ssl.ca", ca_->ca_path()}})
+                  .ok());
 }
 
 }  // namespace
