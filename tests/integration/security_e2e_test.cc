@@ -13,6 +13,8 @@
 //    over TLS, checkpoints complete, Redis ends up equal to the reference
 //    model; the CLI needs the CA, its certificate and a token; plaintext and
 //    certificate-less clients are refused.
+//  SecurityEndToEnd.RedisSslIsRefusedAtStartSayingWhy
+//    redis.ssl=true: the worker exits at once saying hiredis has no TLS.
 //  SecurityEndToEnd.KafkaSaslPlainLogsInThroughThePassThroughOrFailsClearly
 //    the test broker's SASL_PLAINTEXT listener (PLAIN; scripts/test.sh):
 //    with a wrong password the worker's task fails at once with an error
@@ -363,11 +365,15 @@ TEST_F(SecurityEndToEnd, KafkaSaslPlainLogsInThroughThePassThroughOrFailsClearly
     EXPECT_NE(failed.failure_cause().find("kafka.sasl"), std::string::npos) << failed.failure_cause();
     EXPECT_NE(failed.failure_cause().find("uthentication"), std::string::npos) << failed.failure_cause();
     EXPECT_EQ(failed.workers_size(), 1);
-    if (failed.workers_size() == 1) EXPECT_EQ(failed.workers(0).counters().records_in(), 0);
+    if (failed.workers_size() == 1) {
+      EXPECT_EQ(failed.workers(0).counters().records_in(), 0);
+    }
     // Stop this cluster (each process must still exit cleanly).
     for (const bool coordinators : {false, true}) {
       for (const auto& p : processes_) {
-        if ((p->name().rfind("coordinator", 0) == 0) == coordinators) EXPECT_EQ(p->Stop(), 0) << p->name();
+        if ((p->name().rfind("coordinator", 0) == 0) == coordinators) {
+          EXPECT_EQ(p->Stop(), 0) << p->name();
+        }
       }
     }
     processes_.clear();
@@ -385,6 +391,21 @@ TEST_F(SecurityEndToEnd, KafkaSaslPlainLogsInThroughThePassThroughOrFailsClearly
   });
   ASSERT_FALSE(HasFailure());
   EXPECT_EQ(consumed.state(), "RUNNING");
+}
+
+
+// hiredis 0.14 has no TLS: redis.ssl=true must fail at start and say so,
+// not connect in clear text.
+TEST_F(SecurityEndToEnd, RedisSslIsRefusedAtStartSayingWhy) {
+  ASSERT_TRUE(env_ok_);
+  Process& worker = Start("worker-redis-ssl", "slipstream-worker", kRedisDbTokens, {"-Dredis.ssl=true"});
+  const std::optional<int> status = worker.WaitForExit(10000);
+  ASSERT_TRUE(status.has_value()) << "a worker with redis.ssl=true keeps running";
+  EXPECT_NE(*status, 0);
+  const std::string err = worker.ReadStderr();
+  EXPECT_NE(err.find("redis.ssl"), std::string::npos) << err;
+  EXPECT_NE(err.find("not supported"), std::string::npos) << err;
+  EXPECT_NE(err.find("hiredis"), std::string::npos) << err;
 }
 
 }  // namespace
