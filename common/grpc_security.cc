@@ -27,7 +27,7 @@ absl::StatusOr<std::string> ReadPem(const Config& config, const char* key) {
 // Adds "authorization: Bearer <token>" to the initial metadata of every call.
 class TokenInterceptor final : public grpc::experimental::Interceptor {
  public:
-  explicit TokenInterceptor(const std::string& header) : header_(header) {}
+  explicit TokenInterceptor(std::string header) : header_(std::move(header)) {}
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
       methods->GetSendInitialMetadata()->insert({"authorization", header_});
@@ -36,7 +36,8 @@ class TokenInterceptor final : public grpc::experimental::Interceptor {
   }
 
  private:
-  const std::string& header_;  // owned by the factory, which the channel keeps
+  // A copy: a call may outlive the stub and channel it was started from.
+  const std::string header_;
 };
 
 class TokenInterceptorFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
