@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Recovery and checkpoint-overhead benchmark (issue 4).
 #
-# Usage: bench/run_recovery.sh [--part kill|overhead|all] [options] [-Dkey=value ...]
+# Usage: bench/run_recovery.sh [--part kill|overhead|rescale|all] [options] [-Dkey=value ...]
 #
 # Part "kill": how long a job is down after a worker dies.
 #   A live stream (slipstream-gen --rate R, event time advancing 1 ms per
@@ -52,6 +52,25 @@
 #   --workers N           workers per run (default 1)
 #   --runs N              runs of each mode (default 2)
 #
+# Part "rescale" (issue 5): the pause a scale-out causes.
+#   --preload records of --users users (default for this part: 1,000,000
+#   users, 3,000,000 records, event time 1 ms apart, ending now) are produced
+#   first, then a live stream of --rate records/s follows. A coordinator
+#   (scheduler-mode=reactive, checkpoints every --interval,
+#   cluster.stabilization-timeout 1 s) and 2 workers read from the earliest
+#   offset. Once they have caught up, a worker joins (--joins times, one more
+#   each time, after the job caught up again) and the script reports, from
+#   the start of the joining worker's process:
+#     requested  the coordinator asks for the rescale checkpoint (its log)
+#     ended      the checkpoint completed and the old attempt ended (its log)
+#     running    every worker reports the new attempt (state restored)
+#     resumed    the new attempt processes records (records_in > 0)
+#     caught up  lag back under --lag-ok records
+#   The pause is "ended" to "resumed": the time no worker processes input.
+#
+#   --preload N       records before the live stream (default 3000000)
+#   --joins N         workers added one after the other (default 2: 2 -> 3 -> 4)
+#
 # Common:
 #   --build           run scripts/build.sh first (default: only if a binary is missing)
 #   --keep-logs       keep the run directory (logs; state is always deleted)
@@ -85,6 +104,9 @@ USERS=100000
 INTERVAL="30 s"
 KILL_AFTER="15 s"
 KILLS=3
+PRELOAD=3000000
+JOINS=2
+USERS_SET=0
 LAG_OK=""
 EVENTS=12000000
 OVERHEAD_USERS=100000
@@ -98,7 +120,9 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --part) need_value "$@"; PART="$2"; shift 2 ;;
     --rate) need_value "$@"; RATE="$2"; shift 2 ;;
-    --users) need_value "$@"; USERS="$2"; shift 2 ;;
+    --users) need_value "$@"; USERS="$2"; USERS_SET=1; shift 2 ;;
+    --preload) need_value "$@"; PRELOAD="$2"; shift 2 ;;
+    --joins) need_value "$@"; JOINS="$2"; shift 2 ;;
     --interval) need_value "$@"; INTERVAL="$2"; shift 2 ;;
     --kill-after) need_value "$@"; KILL_AFTER="$2"; shift 2 ;;
     --kills) need_value "$@"; KILLS="$2"; shift 2 ;;
@@ -114,8 +138,9 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[[ "$PART" =~ ^(kill|overhead|all)$ ]] || die "--part must be kill, overhead or all, got '$PART'"
-for v in RATE USERS KILLS EVENTS WORKERS RUNS; do
+[[ "$PART" =~ ^(kill|overhead|rescale|all)$ ]] || die "--part must be kill, overhead, rescale or all, got '$PART'"
+if [[ "$PART" == rescale && "$USERS_SET" -eq 0 ]]; then USERS=1000000; fi
+for v in RATE USERS KILLS EVENTS WORKERS RUNS PRELOAD JOINS; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "--${v,,} must be a positive integer, got '${!v}'"
 done
 [[ -z "$LAG_OK" || "$LAG_OK" =~ ^[1-9][0-9]*$ ]] || die "--lag-ok must be a positive integer, got '$LAG_OK'"
@@ -547,5 +572,127 @@ EOF
 
 RESUMED_ALL=()
 CAUGHT_ALL=()
+# ================================================================== part: rescale
+# log_ms FILE PATTERN: epoch ms of the first log line matching PATTERN (or "")
+log_ms() {
+  local line
+  line="$(grep -h -m 1 -E "$2" "$1" 2>/dev/null || true)"
+  [[ -n "$line" ]] || return 0
+  date -d "${line:0:23}" +%s%3N 2>/dev/null || true
+}
+run_rescale() {
+  local dir="$RUN/rescale" topic="$TOPIC_BASE-rescale" line state attempt current records_in lag
+  mkdir -p "$dir"
+  log "rescale: preloading $(fmt "$PRELOAD") records of $(fmt "$USERS") users into $topic"
+  "$BIN/slipstream-gen" "-Dkafka.bootstrap.servers=$BOOTSTRAP" --topic "$topic" --partitions "$PARTITIONS" \
+    --count "$PRELOAD" --users "$USERS" --event-time-step "1 ms" --seed 11 --quiet \
+    >"$dir/gen-preload.log" 2>&1 8>&- || die "slipstream-gen failed (log: $dir/gen-preload.log)"
+  log "rescale: then a live stream of $RATE records/s; 2 workers, checkpoints every $INTERVAL"
+  "$BIN/slipstream-gen" "-Dkafka.bootstrap.servers=$BOOTSTRAP" --topic "$topic" --partitions "$PARTITIONS" \
+    --count 0 --rate "$RATE" --users "$USERS" --event-time-step "1 ms" --seed 7 \
+    >"$dir/gen.log" 2>&1 8>&- &
+  GEN_PID=$!
+  common_args "$dir" "$topic"
+  start_coordinator "$dir" "$topic" -Dcluster.min-workers=2 -Dscheduler-mode=reactive \
+    "-Dexecution.checkpointing.interval=$INTERVAL" "-Dcluster.stabilization-timeout=1 s"
+  start_worker "$dir" 0
+  start_worker "$dir" 1
+  ROWS=()
+  PAUSES=()
+  local j n last_line="" start_ms join_ms attempt_before requested_ms ended_ms running_ms resumed_ms caught_ms
+  local progress_ms max_lag ckpt_line
+  for ((j = 1; j <= JOINS; j++)); do
+    n=$((j + 1))  # workers before this join
+    clock_ms
+    start_ms=$NOW_MS
+    progress_ms=$start_ms
+    while :; do
+      running "$GEN_PID" || die "slipstream-gen exited (log: $dir/gen.log)"
+      running "$COORDINATOR_PID" || die "the coordinator exited (log: $dir/coordinator.log)"
+      if line="$(status_total)"; then
+        last_line="$line"
+        if [[ "$(kv state "$line")" == RUNNING && "$(kv current "$line")" == "$n" && "$(kv lag "$line")" -ge 0 &&
+          "$(kv lag "$line")" -le "$LAG_OK" && "$(completed_checkpoints "$dir/coordinator.log")" -ge "$j" ]]; then
+          break
+        fi
+      fi
+      clock_ms
+      if ((NOW_MS - progress_ms >= 10000)); then
+        progress_ms=$NOW_MS
+        log "  waiting for $n workers to catch up: ${line:-no status}"
+      fi
+      ((NOW_MS - start_ms < TIMEOUT * 1000)) || die "not caught up on $n workers within ${TIMEOUT}s: $last_line"
+      sleep 0.1
+    done
+    attempt_before="$(kv attempt "$last_line")"
+    log "join $j/$JOINS: $n workers caught up (attempt $attempt_before); starting worker $n"
+    clock_ms
+    join_ms=$NOW_MS
+    start_worker "$dir" "$n"
+    running_ms=""; resumed_ms=""; caught_ms=""; max_lag=0
+    progress_ms=$join_ms
+    while [[ -z "$caught_ms" ]]; do
+      running "${WORKER_PIDS[$n]}" || die "worker $n exited (log: $dir/worker-$n.log)"
+      if line="$(status_total)"; then
+        clock_ms
+        echo "$((NOW_MS - join_ms)) $line" >>"$dir/status-join-$j.log"
+        state="$(kv state "$line")"
+        attempt="$(kv attempt "$line")"
+        current="$(kv current "$line")"
+        records_in="$(kv records_in "$line")"
+        lag="$(kv lag "$line")"
+        if [[ "$state" == RUNNING && "$attempt" -gt "$attempt_before" && "$current" == $((n + 1)) ]]; then
+          [[ -n "$running_ms" ]] || running_ms=$((NOW_MS - join_ms))
+          if [[ -z "$resumed_ms" && "$records_in" -gt 0 ]]; then resumed_ms=$((NOW_MS - join_ms)); fi
+          if [[ -n "$resumed_ms" ]]; then
+            ((lag > max_lag)) && max_lag=$lag
+            if [[ "$lag" -ge 0 && "$lag" -le "$LAG_OK" ]]; then caught_ms=$((NOW_MS - join_ms)); fi
+          fi
+        fi
+      fi
+      clock_ms
+      if ((NOW_MS - progress_ms >= 5000)); then
+        progress_ms=$NOW_MS
+        log "  +$(ms_to_s $((NOW_MS - join_ms)))s: ${line:-no status}"
+      fi
+      ((NOW_MS - join_ms < TIMEOUT * 1000)) || die "join $j: not caught up within ${TIMEOUT}s: $line"
+      sleep 0.1
+    done
+    requested_ms="$(log_ms "$dir/coordinator.log" "rescale of job .* joined attempt $attempt_before ")"
+    ended_ms="$(log_ms "$dir/coordinator.log" "attempt $attempt_before of job .* ended: rescale")"
+    [[ -n "$requested_ms" && -n "$ended_ms" ]] ||
+      die "join $j: no rescale lines for attempt $attempt_before in $dir/coordinator.log"
+    requested_ms=$((requested_ms - join_ms))
+    ended_ms=$((ended_ms - join_ms))
+    ckpt_line="$(grep -h -o 'checkpoint [0-9]* of job [0-9a-f]* (attempt [0-9]*) completed in [0-9]* ms: [0-9]* bytes' \
+      "$dir/coordinator.log" | tail -n 1 || true)"
+    ckpt_line="${ckpt_line#checkpoint }"
+    log "  join $j ($n -> $((n + 1)) workers): requested $(ms_to_s "$requested_ms") s, ended $(ms_to_s "$ended_ms") s," \
+      "running $(ms_to_s "$running_ms") s, resumed $(ms_to_s "$resumed_ms") s (pause $(ms_to_s $((resumed_ms - ended_ms))) s)," \
+      "caught up $(ms_to_s "$caught_ms") s, backlog $max_lag records; checkpoint $ckpt_line"
+    ROWS+=("| $(date -u +%H:%M:%S) | $n → $((n + 1)) | $(ms_to_s "$requested_ms") | $(ms_to_s "$ended_ms") | $(ms_to_s "$running_ms") | $(ms_to_s "$resumed_ms") | **$(ms_to_s $((resumed_ms - ended_ms)))** | $(ms_to_s "$caught_ms") | $(fmt "$max_lag") | $ckpt_line |")
+    PAUSES+=("$((resumed_ms - ended_ms))")
+  done
+  stop_pid "$GEN_PID" "slipstream-gen" 10
+  GEN_PID=""
+  local restore_lines
+  restore_lines="$(grep -h -o 'restored [0-9]* state keys of key groups [0-9-]* from [0-9]* snapshot(s) of checkpoint [0-9]* in [0-9]* ms' \
+    "$dir"/worker-*.log | tr '\n' ';' || true)"
+  stop_job
+  cat <<EOT
+
+### $(date -u '+%Y-%m-%d %H:%M UTC'): rescale pause, \`--part rescale --users $USERS --preload $PRELOAD --rate $RATE --interval "$INTERVAL" --joins $JOINS\`${EXTRA[@]+ ${EXTRA[*]}}
+
+$HEADER Load average at start $LOADAVG_START, now $(cut -d' ' -f1-3 /proc/loadavg). $PARTITIONS partitions, $(fmt "$PRELOAD") records of $(fmt "$USERS") users preloaded, then a live stream of $(fmt "$RATE") records/s; scheduler-mode=reactive, cluster.stabilization-timeout 1 s. Times in seconds from the start of the joining worker's process, from polls 100 ms apart; **pause** = old attempt ended → new attempt processes records.
+
+| time (UTC) | workers | checkpoint requested | old attempt ended | tasks running (state restored) | resumed | **pause** | caught up | backlog replayed (records) | rescale checkpoint |
+|---|---|---|---|---|---|---|---|---|---|
+$(printf '%s\n' "${ROWS[@]}")
+
+Median pause **$(ms_to_s "$(printf '%s ' "${PAUSES[@]}" | median)") s** (target ≤ 5 s at 1M users). Restores logged by the workers: ${restore_lines:-none}
+EOT
+}
+
 if [[ "$PART" == kill || "$PART" == all ]]; then run_kill; fi
 if [[ "$PART" == overhead || "$PART" == all ]]; then run_overhead; fi
+if [[ "$PART" == rescale || "$PART" == all ]]; then run_rescale; fi

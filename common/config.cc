@@ -194,6 +194,12 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
                   "Once cluster.min-workers are registered, the coordinator deploys when no "
                   "further worker has registered for this long, so workers starting together "
                   "join one deployment (like Flink's resource-stabilization-timeout)."),
+      EnumKey("scheduler-mode", "reactive", {"reactive", "default"},
+              "reactive (Flink's reactive mode): a worker joining a running job makes the "
+              "coordinator take a checkpoint and redeploy the job over every worker, each "
+              "restoring the key-group ranges it now owns; workers joining within "
+              "cluster.stabilization-timeout cause one rescale. Needs state.checkpoints.dir. "
+              "default: a worker joining a running job waits as a standby until a restart."),
       DurationKey("heartbeat.interval", "2 s",
                   "Interval at which workers send heartbeats to the coordinator."),
       DurationKey("heartbeat.timeout", "10 s",

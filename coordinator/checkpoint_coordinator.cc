@@ -379,6 +379,10 @@ struct CheckpointCoordinator::Impl {
   std::deque<std::string> operation_order;
   bool terminated = false;          // canceled or finished: never trigger again
   bool discard_checkpoints = false; // DELETE_ON_CANCELLATION still to do
+  bool trigger_soon = false;        // RequestCheckpoint: trigger without waiting for the interval
+  // CancelTask calls to send (the thread owns the stubs): attempts that ended.
+  std::vector<v1::CancelTaskRequest> cancel_orders;
+  std::vector<std::vector<v1::PeerEndpoint>> cancel_targets;
 
   v1::SavepointOperation* Operation(const std::string& request_id) {
     auto it = operations.find(request_id);
@@ -445,9 +449,48 @@ struct CheckpointCoordinator::Impl {
         absl::StrCat("worker \"", worker_id, "\" is not part of attempt ", attempt_id, " of job ", options.job_id));
   }
 
+  // Queues CancelTask for every worker of an attempt that ended (under `mu`).
+  void OrderCancel(int64_t ended_attempt, std::string_view cause) {
+    if (ended_attempt == 0 || workers.empty()) return;
+    v1::CancelTaskRequest request;
+    request.set_job_id(options.job_id);
+    request.set_attempt(ended_attempt);
+    request.set_reason(std::string(cause));
+    cancel_orders.push_back(std::move(request));
+    cancel_targets.push_back(workers);
+  }
+
+  // Tells the workers of ended attempts at once, instead of at their next
+  // heartbeat (heartbeat.interval), that their task is to stop: this is most
+  // of the pause of a rescale or a recovery. Best effort; heartbeats remain
+  // the authority.
+  void SendCancels(std::vector<v1::CancelTaskRequest> orders, std::vector<std::vector<v1::PeerEndpoint>> targets) {
+    for (size_t i = 0; i < orders.size(); ++i) {
+      for (const v1::PeerEndpoint& w : targets[i]) {
+        StartRpc<v1::CancelTaskRequest, v1::CancelTaskResponse>(
+            &rpcs, StubFor(Target(w)), orders[i], settings().rpc_timeout_ms, &Stub::async_interface::CancelTask,
+            &Stub::CancelTask, [worker_id = w.worker_id(), attempt = orders[i].attempt()](const grpc::Status& status) {
+              if (!status.ok()) {
+                spdlog::debug("CancelTask of attempt {} on worker {}: {}", attempt, worker_id, status.error_message());
+              }
+            });
+      }
+    }
+  }
+
   void Run() {
     std::unique_lock lock(mu);
     while (!stopping) {
+      if (!cancel_orders.empty()) {
+        std::vector<v1::CancelTaskRequest> orders = std::move(cancel_orders);
+        std::vector<std::vector<v1::PeerEndpoint>> targets = std::move(cancel_targets);
+        cancel_orders.clear();
+        cancel_targets.clear();
+        lock.unlock();
+        SendCancels(std::move(orders), std::move(targets));
+        lock.lock();
+        continue;
+      }
       const SteadyClock::time_point now = SteadyClock::now();
       if (pending) {
         if (!pending->failure.empty()) {
@@ -471,8 +514,9 @@ struct CheckpointCoordinator::Impl {
         lock.unlock();
         DiscardCheckpoints();
         lock.lock();
-      } else if (attempt != 0 && !workers.empty() && settings().interval_ms > 0) {
-        if (now >= next_trigger) {
+      } else if (attempt != 0 && !workers.empty() && (settings().interval_ms > 0 || trigger_soon)) {
+        if (trigger_soon || now >= next_trigger) {
+          trigger_soon = false;
           TriggerCheckpoint(lock);
         } else {
           cv.wait_until(lock, next_trigger);
@@ -929,6 +973,8 @@ void CheckpointCoordinator::OnAttemptDeployed(int64_t attempt, std::vector<v1::P
 void CheckpointCoordinator::OnAttemptEnded(int64_t attempt, std::string_view cause) {
   std::lock_guard lock(impl_->mu);
   if (impl_->attempt == attempt) {
+    impl_->OrderCancel(attempt, cause);
+    impl_->trigger_soon = false;
     impl_->attempt = 0;
     impl_->workers.clear();
   }
@@ -1045,6 +1091,8 @@ absl::StatusOr<v1::SavepointOperation> CheckpointCoordinator::GetSavepoint(std::
 void CheckpointCoordinator::OnJobTerminated(std::string_view cause, bool delete_checkpoints) {
   std::lock_guard lock(impl_->mu);
   impl_->terminated = true;
+  impl_->OrderCancel(impl_->attempt, cause);
+  impl_->trigger_soon = false;
   impl_->attempt = 0;
   impl_->workers.clear();
   impl_->FailQueuedSavepoint(std::string(cause));
@@ -1055,6 +1103,15 @@ void CheckpointCoordinator::OnJobTerminated(std::string_view cause, bool delete_
   }
   impl_->discard_checkpoints = delete_checkpoints;
   impl_->cv.notify_all();
+}
+
+bool CheckpointCoordinator::RequestCheckpoint(int64_t attempt) {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->terminated || attempt == 0 || impl_->attempt != attempt || impl_->workers.empty()) return false;
+  if (impl_->pending || impl_->queued_savepoint || impl_->trigger_soon) return true;
+  impl_->trigger_soon = true;
+  impl_->cv.notify_all();
+  return true;
 }
 
 void CheckpointCoordinator::FillOverview(v1::CheckpointOverview* overview) const {

@@ -124,8 +124,9 @@ class CheckpointCoordinator {
   void OnAttemptDeployed(int64_t attempt, std::vector<v1::PeerEndpoint> workers, int num_partitions,
                          std::string restored_path = "", int64_t restored_id = 0);
   // `attempt` is over: its pending checkpoint (unless already acknowledged by
-  // every worker) is aborted, and nothing is triggered until the next
-  // deployment.
+  // every worker) is aborted, nothing is triggered until the next
+  // deployment, and its workers are sent CancelTask (so they stop at once,
+  // not at their next heartbeat).
   void OnAttemptEnded(int64_t attempt, std::string_view cause = "");
 
   // A worker's part of the pending checkpoint. InvalidArgument: wrong job,
@@ -135,6 +136,11 @@ class CheckpointCoordinator {
   [[nodiscard]] absl::Status Acknowledge(const v1::AcknowledgeCheckpointRequest& request);
   // A worker cannot take its part: the checkpoint is aborted. Same errors.
   [[nodiscard]] absl::Status Decline(const v1::DeclineCheckpointRequest& request);
+
+  // A checkpoint of `attempt` is wanted now (a rescale): one is triggered at
+  // once unless a checkpoint or savepoint is in progress or queued (then the
+  // caller asks again once it ended). False when `attempt` is not running.
+  bool RequestCheckpoint(int64_t attempt);
 
   // Queues a savepoint of the running attempt into `directory` (from
   // NewSavepointDirectory); it is triggered as soon as no checkpoint is in

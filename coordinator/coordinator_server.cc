@@ -24,6 +24,7 @@
 #include "common/config.h"
 #include "common/grpc_security.h"
 #include "coordinator/assignment.h"
+#include "coordinator/job_id.h"
 #include "proto/slipstream.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -213,10 +214,12 @@ class CoordinatorService final : public v1::Coordinator::Service {
     workers_.emplace(id, std::move(entry));
     last_registration_ms_ = now;
     if (state_ == kRunning) {
-      spdlog::info("worker {} registered (pid {}, data {}:{}) as a standby: attempt {} of job {} is running on {} "
-                   "workers (rescaling a running job comes with savepoints)",
-                   id, request->pid(), request->host(), request->data_port(), attempt_, options_.job_id,
-                   AttemptWorkerCount());
+      spdlog::info("worker {} registered (pid {}, data {}:{}) while attempt {} of job {} runs on {} workers: {}", id,
+                   request->pid(), request->host(), request->data_port(), attempt_, options_.job_id,
+                   AttemptWorkerCount(),
+                   CanRescale() ? absl::StrCat("rescaling once no worker joined for ", options_.stabilization_ms,
+                                               " ms (cluster.stabilization-timeout)")
+                                : std::string(WhyNoRescale()));
     } else if (IsTerminal()) {
       spdlog::warn("worker {} registered (pid {}, data {}:{}) but {}; it stays idle", id, request->pid(),
                    request->host(), request->data_port(), end_reason_);
@@ -349,6 +352,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
     end_reason_ = absl::StrCat("job ", options_.job_id, " was CANCELED");
     EndAllTasks(NowMs());
     if (checkpoints_) checkpoints_->OnJobTerminated(absl::StrCat("job ", options_.job_id, " was canceled"), discard);
+    RecordEnded();
     response->set_state(state_);
     response->set_checkpoint_retention(discard ? "DELETE_ON_CANCELLATION" : "RETAIN_ON_CANCELLATION");
     response->set_retained_checkpoint(retained);
@@ -396,6 +400,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
     end_reason_ = absl::StrCat("job ", options_.job_id, " FINISHED: stopped with savepoint ", savepoint_path);
     EndAllTasks(NowMs());
     if (checkpoints_) checkpoints_->OnJobTerminated(end_reason_, /*delete_checkpoints=*/false);
+    RecordEnded();
     spdlog::info("{}; its {} workers stop their tasks and stay registered", end_reason_, workers_.size());
   }
 
@@ -413,6 +418,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
     response->set_failures(failures_);
     response->set_restarts(restarts_);
     response->set_restored_from(restored_from_);
+    response->set_rescales(rescales_);
     FillCheckpoints(response->mutable_checkpoints());
     for (const WorkerEntry* w : WorkersInOrder()) FillWorker(*w, now, response->add_workers());
   }
@@ -520,6 +526,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
       if (in_attempt && state_ == kRunning) FailAttempt(cause, /*failed=*/true, now);
     }
     if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
+    if (state_ == kRunning) MaybeRescale(now);
   }
 
  private:
@@ -530,6 +537,64 @@ class CoordinatorService final : public v1::Coordinator::Service {
     if (s.ok()) return grpc::Status::OK;
     spdlog::warn("refused {} from {}: {}", method, context.peer(), s.message());
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(s.message()));
+  }
+
+  // Workers registered but not in the running attempt, that the next
+  // deployment would use (it takes at most max_parallelism workers).
+  int JoinedWorkerCount() const {
+    const int in_attempt = AttemptWorkerCount();
+    const int usable = std::min<int>(static_cast<int>(workers_.size()), options_.max_parallelism);
+    return std::max(0, usable - in_attempt);
+  }
+
+  bool CanRescale() const { return options_.rescale_on_join && checkpoints_ != nullptr; }
+
+  const char* WhyNoRescale() const {
+    if (!options_.rescale_on_join) return "it waits as a standby (scheduler-mode is not reactive)";
+    return "it waits as a standby (rescaling needs checkpoints: state.checkpoints.dir)";
+  }
+
+  // Reactive mode: workers joined the running attempt. Once none joined for
+  // `stabilization_ms`, ask for a checkpoint; once a checkpoint of this
+  // attempt newer than the request completed, end the attempt (not a
+  // failure) so the next one is deployed over every worker from it. The
+  // workers keep processing while the checkpoint is written; what they do
+  // after its barrier is replayed by the next attempt, as in a recovery.
+  void MaybeRescale(int64_t now) {
+    const int joined = JoinedWorkerCount();
+    if (joined == 0 || !CanRescale()) {
+      rescale_requested_at_ms_ = 0;
+      return;
+    }
+    if (now - last_registration_ms_ < options_.stabilization_ms) return;
+    // New workers must be ready (idle and heard from since they registered).
+    for (const auto& [id, w] : workers_) {
+      if (!w.in_attempt() && !ReadyForDeployment(w)) return;
+    }
+    const std::optional<CompletedCheckpoint> latest = checkpoints_->LatestCompleted();
+    const int64_t latest_id = latest ? latest->metadata.checkpoint_id() : 0;
+    if (rescale_requested_at_ms_ == 0) {
+      rescale_requested_at_ms_ = now;
+      rescale_after_checkpoint_ = latest_id;
+      spdlog::info("rescale of job {}: {} worker(s) joined attempt {} on {} workers; taking a checkpoint, then "
+                   "redeploying on {} workers",
+                   options_.job_id, joined, attempt_, AttemptWorkerCount(), AttemptWorkerCount() + joined);
+    }
+    if (latest && latest_id > rescale_after_checkpoint_ && latest->metadata.attempt() == attempt_) {
+      const int from = AttemptWorkerCount();
+      ++rescales_;
+      rescale_attempt_ = attempt_ + 1;
+      const std::string cause =
+          absl::StrCat("rescale from ", from, " to ", from + joined, " workers after checkpoint ", latest_id, " (",
+                       now - rescale_requested_at_ms_, " ms after it was requested)");
+      rescale_requested_at_ms_ = 0;
+      FailAttempt(cause, /*failed=*/false, now);
+      MaybeDeploy(now);
+      return;
+    }
+    // Asks again while a checkpoint or savepoint in progress delays it, or
+    // after one failed.
+    checkpoints_->RequestCheckpoint(attempt_);
   }
 
   static grpc::Status CheckpointingDisabled() {
@@ -547,6 +612,18 @@ class CoordinatorService final : public v1::Coordinator::Service {
           absl::StrCat("job ", job_id, " not found: this coordinator runs job ", options_.job_id));
     }
     return absl::OkStatus();
+  }
+
+  // A restarted coordinator must not resume a job that ended for good: a
+  // marker in the job directory makes it start a new job instead. A small
+  // local write, done under the lock so no request sees the job ended
+  // before it is recorded.
+  void RecordEnded() {
+    if (options_.job_dir.empty()) return;
+    if (absl::Status s = RecordJobEnded(options_.job_dir, state_, end_reason_); !s.ok()) {
+      spdlog::error("job {} is {}, but {}: a restarted coordinator would resume it", options_.job_id, state_,
+                    std::string(s.message()));
+    }
   }
 
   // Every worker's task ends (CANCELED, FINISHED): assignments cleared, so
@@ -855,7 +932,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
     }
     spdlog::info("deploying attempt {} of job {} on {} workers ({} partitions, {} key groups){}", attempt_,
                  options_.job_id, n, num_partitions_, options_.max_parallelism,
-                 attempt_ > 1 ? absl::StrCat(" after ", now - ended_at_ms_, " ms of recovery") : "");
+                 attempt_ > 1 ? absl::StrCat(" after ", now - ended_at_ms_, " ms of ",
+                                             attempt_ == rescale_attempt_ ? "rescale" : "recovery")
+                              : "");
     if (restore) {
       spdlog::info("attempt {} restores checkpoint {} from {} ({} worker snapshots, offsets of {} partitions)",
                    attempt_, restore->metadata.checkpoint_id(), restore->path, restore->metadata.workers_size(),
@@ -951,6 +1030,10 @@ class CoordinatorService final : public v1::Coordinator::Service {
   int64_t latest_at_start_id_ = 0;  // newest completed checkpoint found on start
   int64_t restored_count_ = 0;
   std::optional<v1::CheckpointStats> latest_restored_;
+  int64_t rescales_ = 0;
+  int64_t rescale_requested_at_ms_ = 0;  // the pending rescale asked for a checkpoint then (0: none)
+  int64_t rescale_after_checkpoint_ = 0;  // newest completed checkpoint id at that moment
+  int64_t rescale_attempt_ = 0;           // the attempt a rescale deploys (for its log line)
   std::string restored_from_;
 };
 

@@ -8,7 +8,9 @@
 //    registered for `stabilization_ms`; then attempt 1 is deployed over every
 //    registered worker (RUNNING): partitions round-robin, key groups in
 //    Flink's contiguous ranges, and each worker learns every peer's data
-//    endpoint. Workers registering later wait as standbys.
+//    endpoint. Workers registering later wait as standbys, or, with
+//    `rescale_on_join` (Flink's reactive mode), cause a rescale: a
+//    checkpoint, then the next attempt over all of them from it.
 //  - The running attempt ends when one of its workers is lost (no heartbeat
 //    for `heartbeat_timeout_ms`), fails (DeregisterWorker or a heartbeat with a
 //    failure_cause for that attempt), leaves on purpose (DeregisterWorker
@@ -88,6 +90,13 @@ struct CoordinatorOptions {
   // execution.checkpointing.externalized-checkpoint-retention is
   // DELETE_ON_CANCELLATION.
   bool delete_checkpoints_on_cancel = false;
+  // scheduler-mode=reactive (needs checkpointing): a worker registering with
+  // a RUNNING job triggers a rescale once no worker registered for
+  // `stabilization_ms` (several joins, one rescale): a checkpoint is taken,
+  // then the attempt ends (not a failure) and the next one is deployed over
+  // every registered worker, restoring that checkpoint by key-group range.
+  // Off: joining workers wait as standbys.
+  bool rescale_on_join = false;
   // Who may call which RPC (security.*-token); default: everything open.
   // Operators' calls need the read or admin token, workers' the internal one.
   AccessControl access;

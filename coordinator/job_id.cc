@@ -1,6 +1,7 @@
 #include "coordinator/job_id.h"
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -15,7 +16,8 @@ bool IsJobId(std::string_view text) {
   return true;
 }
 
-absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir) {
+absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir,
+                                              std::vector<std::string>* ended_jobs) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(checkpoints_dir, ec);
@@ -28,6 +30,11 @@ absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir
   for (const fs::directory_entry& entry : fs::directory_iterator(checkpoints_dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (!entry.is_directory() || !IsJobId(name)) continue;
+    std::error_code exists_ec;
+    if (fs::exists(entry.path() / kJobEndedFile, exists_ec)) {
+      if (ended_jobs != nullptr) ended_jobs->push_back(name);
+      continue;
+    }
     const fs::file_time_type t = entry.last_write_time(ec);
     if (newest.empty() || t > newest_time) newest = name, newest_time = t;
   }
@@ -42,6 +49,15 @@ absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir
   fs::create_directories(fs::path(checkpoints_dir) / id, ec);
   if (ec) return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot create job directory: ", ec.message()));
   return id;
+}
+
+absl::Status RecordJobEnded(const std::string& job_dir, std::string_view state, std::string_view reason) {
+  const std::filesystem::path path = std::filesystem::path(job_dir) / kJobEndedFile;
+  std::ofstream out(path, std::ios::trunc);
+  out << state << "\n" << reason << "\n";
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path.string()));
+  return absl::OkStatus();
 }
 
 }  // namespace slipstream

@@ -5,14 +5,30 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace slipstream {
 
+// A job directory holding this file belongs to a job that ended for good
+// (CANCELED, or FINISHED by stop-with-savepoint): a restarted coordinator
+// does not resume it but starts a new job, as Flink does for a terminal job
+// (its retained checkpoints and savepoints are restored only when named by
+// execution.savepoint.path / --from-savepoint).
+inline constexpr char kJobEndedFile[] = "_job_ended";
+
 // Returns the job id found in `checkpoints_dir` (the most recently modified
-// 32-hex directory when there are several), or creates a new random one.
-absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir);
+// 32-hex directory without a kJobEndedFile when there are several), or
+// creates a new random one. `ended_jobs` (optional) receives the ids of the
+// ended jobs that were passed over.
+absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir,
+                                              std::vector<std::string>* ended_jobs = nullptr);
+
+// Writes `<job_dir>/_job_ended` with the terminal state and why.
+absl::Status RecordJobEnded(const std::string& job_dir, std::string_view state, std::string_view reason);
 
 bool IsJobId(std::string_view text);
 

@@ -95,6 +95,7 @@ int RunCoordinator(int argc, char** argv) {
   const int64_t heartbeat_timeout_ms = settings.DurationMs("heartbeat.timeout");
   const int64_t min_workers = settings.Int("cluster.min-workers");
   const int64_t stabilization_ms = settings.DurationMs("cluster.stabilization-timeout");
+  const bool reactive = settings.String("scheduler-mode") == "reactive";
   const std::string checkpoints_uri = settings.String("state.checkpoints.dir");
   const std::string savepoints_dir = settings.String("state.savepoints.dir");
   const std::string retention = settings.String("execution.checkpointing.externalized-checkpoint-retention");
@@ -147,8 +148,13 @@ int RunCoordinator(int argc, char** argv) {
   if (!checkpoints_dir.ok()) return Fail(checkpoints_dir.status().message());
   if (absl::Status s = SetUpLogging("coordinator", log_level); !s.ok()) return Fail(s.message());
 
-  absl::StatusOr<std::string> job_id = LoadOrCreateJobId(*checkpoints_dir);
+  std::vector<std::string> ended_jobs;
+  absl::StatusOr<std::string> job_id = LoadOrCreateJobId(*checkpoints_dir, &ended_jobs);
   if (!job_id.ok()) return Fail(job_id.status().message());
+  for (const std::string& ended : ended_jobs) {
+    spdlog::info("job {} in {} ended (its {} says how); it is not resumed{}", ended, *checkpoints_dir, kJobEndedFile,
+                 savepoint_path.empty() ? " (restore its checkpoints or savepoints with --from-savepoint)" : "");
+  }
 
   CoordinatorOptions options;
   // Flink's JobManager binds on all interfaces; the address key is what
@@ -167,6 +173,7 @@ int RunCoordinator(int argc, char** argv) {
   options.cancellation_timeout_ms = cancellation_timeout_ms;
   options.savepoint_path = savepoint_path;
   options.probe_workers = true;
+  options.rescale_on_join = reactive;
   // Checked per savepoint (a request may name another directory); a bad
   // default only fails savepoints that use it.
   options.savepoints_dir = savepoints_dir;

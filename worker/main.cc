@@ -100,6 +100,7 @@ struct WorkerState {
   std::atomic<bool> task_stop{false};  // stops the running task
   bool stopping = false;          // process shutting down
   int64_t restores = 0;           // tasks started from a checkpoint or savepoint
+  bool heartbeat_now = false;     // CancelTask arrived: ask the coordinator at once
 };
 
 int64_t ResidentBytes() {
@@ -161,7 +162,10 @@ int RunWorker(int argc, char** argv) {
   const auto kafka_properties = config.KafkaClientProperties();
 
   // The data endpoint first: its port goes into the registration.
-  absl::StatusOr<std::unique_ptr<DataPlaneServer>> data_plane = DataPlaneServer::Start(static_cast<int>(data_port), security, *access);
+  // Before the data plane: its CancelTask listener refers to it.
+  WorkerState w;
+  absl::StatusOr<std::unique_ptr<DataPlaneServer>> data_plane =
+      DataPlaneServer::Start(static_cast<int>(data_port), security, *access);
   if (!data_plane.ok()) return Fail(data_plane.status().message());
 
   auto channel = security.Channel(coordinator_address);
@@ -202,7 +206,6 @@ int RunWorker(int argc, char** argv) {
     }
   };
 
-  WorkerState w;
   // Prometheus metrics (GET /metrics), when metrics.port is set.
   std::unique_ptr<HttpEndpoint> metrics_endpoint;
   if (const int64_t metrics_port = settings.Int("metrics.port"); metrics_port != 0) {
@@ -247,8 +250,11 @@ int RunWorker(int argc, char** argv) {
     std::unique_lock lock(w.mu);
     while (!w.stopping) {
       const bool idle = w.running_attempt == 0;
-      w.cv.wait_for(lock, std::chrono::milliseconds(idle ? std::min<int64_t>(100, heartbeat_interval_ms)
-                                                         : heartbeat_interval_ms));
+      w.cv.wait_for(lock,
+                    std::chrono::milliseconds(idle ? std::min<int64_t>(100, heartbeat_interval_ms)
+                                                   : heartbeat_interval_ms),
+                    [&] { return w.stopping || w.heartbeat_now; });
+      w.heartbeat_now = false;
       if (w.stopping) break;
       if (w.need_register || w.worker_id.empty()) continue;
       v1::HeartbeatRequest request;
@@ -293,6 +299,16 @@ int RunWorker(int argc, char** argv) {
       }
       w.cv.notify_all();
     }
+  });
+  // The coordinator's CancelTask only makes the next heartbeat happen now:
+  // its answer (no assignment for this attempt) cancels the task, so a
+  // delayed CancelTask can never stop a newer attempt.
+  (*data_plane)->SetCancelListener([&w](const v1::CancelTaskRequest& request) {
+    std::lock_guard lock(w.mu);
+    if (w.running_attempt == 0 || request.attempt() != w.running_attempt) return;
+    spdlog::info("the coordinator cancels attempt {}: {}", request.attempt(), request.reason());
+    w.heartbeat_now = true;
+    w.cv.notify_all();
   });
   // A signal only sets g_stop: relay it to the running task.
   std::thread stop_relay([&] {

@@ -112,6 +112,7 @@ class CoordinatorFixture : public ::testing::Test {
     options.probe_workers = probe_workers_;
     options.access = access_;
     options.security = security_;
+    options.rescale_on_join = rescale_on_join_;
     auto server = CoordinatorServer::Start(options);
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
@@ -219,6 +220,7 @@ class CoordinatorFixture : public ::testing::Test {
   AccessControl access_;         // CoordinatorOptions::access (open)
   GrpcSecurity security_;        // server and stub_ credentials (plaintext)
   std::string stub_token_;       // sent by stub_ (the fake workers' calls go through it)
+  bool rescale_on_join_ = false;  // CoordinatorOptions::rescale_on_join
   std::vector<std::unique_ptr<FakeTaskControl>> fakes_;
   std::mutex sink_mu_;
   std::vector<grpc::Status> sink_statuses_;

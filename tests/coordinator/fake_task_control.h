@@ -122,6 +122,16 @@ class FakeTaskControl final : public v1::TaskControl::Service {
     std::lock_guard lock(mu_);
     return aborts_;
   }
+  std::vector<v1::CancelTaskRequest> cancels() const {
+    std::lock_guard lock(mu_);
+    return cancels_;
+  }
+  bool WasCancelled(int64_t attempt) const {
+    for (const auto& c : cancels()) {
+      if (c.attempt() == attempt) return true;
+    }
+    return false;
+  }
   bool WasAborted(int64_t checkpoint_id) const {
     for (const auto& a : aborts()) {
       if (a.checkpoint_id() == checkpoint_id) return true;
@@ -195,6 +205,13 @@ class FakeTaskControl final : public v1::TaskControl::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status CancelTask(grpc::ServerContext*, const v1::CancelTaskRequest* request,
+                          v1::CancelTaskResponse*) override {
+    std::lock_guard lock(mu_);
+    cancels_.push_back(*request);
+    return grpc::Status::OK;
+  }
+
   grpc::Status NotifyCheckpointComplete(grpc::ServerContext*, const v1::CheckpointNotification* request,
                                         v1::CheckpointNotificationResponse*) override {
     std::lock_guard lock(mu_);
@@ -221,6 +238,7 @@ class FakeTaskControl final : public v1::TaskControl::Service {
   std::vector<Trigger> triggers_;
   std::vector<v1::CheckpointNotification> completions_;
   std::vector<v1::CheckpointNotification> aborts_;
+  std::vector<v1::CancelTaskRequest> cancels_;
   std::mutex shutdown_mu_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -352,6 +352,25 @@ class TaskControlService final : public v1::TaskControl::Service {
     return grpc::Status::OK;
   }
 
+  // Not the task's to answer: the process decides (it asks the coordinator).
+  grpc::Status CancelTask(grpc::ServerContext* ctx, const v1::CancelTaskRequest* request,
+                          v1::CancelTaskResponse*) override {
+    if (grpc::Status denied = AuthorizeInternal(access_, *ctx, "CancelTask"); !denied.ok()) return denied;
+    std::function<void(const v1::CancelTaskRequest&)> listener;
+    {
+      std::lock_guard lock(mu_);
+      listener = cancel_listener_;
+    }
+    if (!listener) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this worker does not take cancellations yet");
+    listener(*request);
+    return grpc::Status::OK;
+  }
+
+  void SetCancelListener(std::function<void(const v1::CancelTaskRequest&)> listener) {
+    std::lock_guard lock(mu_);
+    cancel_listener_ = std::move(listener);
+  }
+
  private:
   std::shared_ptr<TaskControlHandler> Get() {
     std::lock_guard lock(mu_);
@@ -360,6 +379,7 @@ class TaskControlService final : public v1::TaskControl::Service {
   const AccessControl access_;
   std::mutex mu_;
   std::shared_ptr<TaskControlHandler> handler_;
+  std::function<void(const v1::CancelTaskRequest&)> cancel_listener_;
 };
 
 }  // namespace
@@ -405,6 +425,10 @@ int DataPlaneServer::port() const { return impl_->port; }
 void DataPlaneServer::Attach(std::shared_ptr<InboundEndpoint> endpoint) { impl_->service.Attach(std::move(endpoint)); }
 
 void DataPlaneServer::Detach() { impl_->service.Detach(); }
+
+void DataPlaneServer::SetCancelListener(std::function<void(const v1::CancelTaskRequest&)> listener) {
+  impl_->control.SetCancelListener(std::move(listener));
+}
 
 void DataPlaneServer::SetTaskControl(std::shared_ptr<TaskControlHandler> handler) {
   impl_->control.Set(std::move(handler));

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,6 +86,8 @@ class DataPlaneServer {
   // The task that answers TaskControl calls (null: none, calls are refused
   // as UNAVAILABLE). A call in flight keeps its handler alive.
   void SetTaskControl(std::shared_ptr<TaskControlHandler> handler);
+  // Called with the coordinator's CancelTask requests (on a gRPC thread).
+  void SetCancelListener(std::function<void(const v1::CancelTaskRequest&)> listener);
 
  private:
   struct Impl;

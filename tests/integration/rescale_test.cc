@@ -1,0 +1,287 @@
+// Elastic scaling against the real Kafka broker and a private redis-server:
+//
+//  Rescale.WorkersJoiningAndLeavingMidStreamLeaveRedisEqualToTheModel
+//    One worker runs the job (scheduler-mode=reactive, a checkpoint every
+//    second) while events are produced over ~20 s. Mid-stream a second worker
+//    joins (one rescale: 1 -> 2), later two more join together (one rescale:
+//    2 -> 4, they arrive within cluster.stabilization-timeout), and later one
+//    worker gets SIGTERM (it leaves on purpose: recovery onto 3, no failure).
+//    A sampler polls the coordinator every 25 ms the whole time: whenever an
+//    attempt runs, its key-group ranges cover 0..max-1 exactly once, and no
+//    worker still runs the previous attempt's task while one runs the new
+//    attempt's. At the end every feature write Redis received (MONITOR) is
+//    the reference model's value, every window and session was written, and
+//    the final Redis state equals the model; no failure and no restart were
+//    counted, two rescales were.
+//
+// Its own redis-server (all 16 databases of the shared one are taken by
+// other tests).
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "tests/integration/coordinator_client.h"
+#include "tests/integration/e2e_fixture.h"
+#include "tests/integration/feature_checks.h"
+#include "tests/integration/it_env.h"
+#include "tests/integration/kafka_client.h"
+#include "tests/integration/process_runner.h"
+#include "tests/integration/redis_client.h"
+#include "tests/integration/workload.h"
+
+namespace slipstream::it {
+namespace {
+
+constexpr int kPartitions = 6;
+constexpr int kSlices = 10;
+constexpr int64_t kSliceEveryMs = 2000;
+constexpr int64_t kWatermarkLagMs = 10 * kSecondMs + 1;
+const char* const kWatermarkUser = "__watermark__";
+
+class Rescale : public PipelineEndToEnd {
+ protected:
+  // A redis-server of this test's own on a free port; the fixture's
+  // processes then use it (it is stopped after the workers in TearDown).
+  void StartPrivateRedis() {
+    const int port = FreeTcpPort();
+    // Process runs its binary by path (execv): find redis-server on PATH.
+    std::string binary;
+    const char* path = std::getenv("PATH");
+    for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin", ':')) {
+      const std::string candidate = absl::StrCat(dir, "/redis-server");
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        binary = candidate;
+        break;
+      }
+    }
+    ASSERT_FALSE(binary.empty()) << "redis-server is not on PATH (run ./scripts/setup.sh)";
+    processes_.push_back(std::make_unique<Process>(
+        "redis", std::vector<std::string>{binary, "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                          "--save", "", "--appendonly", "no", "--loglevel", "warning"},
+        tmp_->path()));
+    env_.redis_host = "127.0.0.1";
+    env_.redis_port = port;
+    const int64_t deadline = SteadyNowMs() + 10000;
+    while (!TcpPortAcceptsConnections(port) && SteadyNowMs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(TcpPortAcceptsConnections(port)) << "redis-server did not start on port " << port;
+  }
+
+  // Polls GetJob until `done` (or fails after `timeout_ms`, naming `what`).
+  std::optional<v1::JobStatus> WaitFor(CoordinatorClient& coordinator, const std::string& what, int64_t timeout_ms,
+                                       const std::function<bool(const v1::JobStatus&)>& done) {
+    const int64_t deadline = SteadyNowMs() + timeout_ms;
+    std::string last = "no answer";
+    while (SteadyNowMs() < deadline) {
+      for (const auto& p : processes_) {
+        if (!p->Running() && !left_.count(p.get())) {
+          ADD_FAILURE() << p->name() << " exited (status " << p->exit_status().value_or(-1) << ") while waiting for "
+                        << what;
+          return std::nullopt;
+        }
+      }
+      absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+      if (job.ok()) {
+        if (done(*job)) return *job;
+        last = absl::StrCat(job->state(), ", attempt ", job->attempt(), ", ", job->workers_size(), " workers, ",
+                            job->rescales(), " rescales, ", job->failures(), " failures");
+      } else {
+        last = std::string(job.status().message());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "timed out after " << timeout_ms / 1000 << " s waiting for " << what << "; last: " << last;
+    return std::nullopt;
+  }
+
+  std::set<Process*> left_;  // stopped on purpose
+};
+
+// What the ownership sampler found.
+struct OwnershipSamples {
+  std::mutex mu;
+  int64_t samples = 0;
+  int64_t running_samples = 0;  // samples with an attempt running
+  std::vector<std::string> violations;
+  void Add(std::string v) {
+    std::lock_guard lock(mu);
+    if (violations.size() < 20) violations.push_back(std::move(v));
+  }
+};
+
+// One sample: the attempt's ranges partition the key groups, and no two
+// attempts have running tasks at once.
+void CheckOwnership(const v1::JobStatus& job, OwnershipSamples* out) {
+  std::set<int64_t> running_attempts;
+  for (const v1::WorkerStatus& w : job.workers()) {
+    if (w.counters().attempt() != 0) running_attempts.insert(w.counters().attempt());
+  }
+  std::lock_guard lock(out->mu);
+  ++out->samples;
+  if (running_attempts.size() > 1) {
+    if (out->violations.size() < 20) {
+      out->violations.push_back(absl::StrCat("tasks of attempts ", absl::StrJoin(running_attempts, " and "),
+                                             " run at the same time (job ", job.state(), ", attempt ", job.attempt(),
+                                             ")"));
+    }
+  }
+  if (job.state() != "RUNNING") return;
+  ++out->running_samples;
+  std::vector<int> owners(job.max_parallelism(), 0);
+  for (const v1::WorkerStatus& w : job.workers()) {
+    if (w.standby()) continue;
+    for (const v1::KeyGroupRange& r : w.assignment().key_groups()) {
+      for (int k = r.first(); k <= r.last() && k < job.max_parallelism(); ++k) ++owners[k];
+    }
+  }
+  for (int k = 0; k < job.max_parallelism(); ++k) {
+    if (owners[k] != 1 && out->violations.size() < 20) {
+      out->violations.push_back(absl::StrCat("attempt ", job.attempt(), ": key group ", k, " owned by ", owners[k],
+                                             " workers"));
+      break;
+    }
+  }
+}
+
+TEST_F(Rescale, WorkersJoiningAndLeavingMidStreamLeaveRedisEqualToTheModel) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  clock_.Log(absl::StrCat("topic ", topic_, ", redis port ", env_.redis_port, ", tmp ", tmp_->path()));
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  const Workload w = GenerateWorkload(WorkloadOptions{});
+  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());
+  absl::StatusOr<std::unique_ptr<TestProducer>> producer_or = TestProducer::Create(env_.kafka);
+  ASSERT_TRUE(producer_or.ok()) << producer_or.status();
+  TestProducer& producer = **producer_or;
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  const std::vector<std::string> job_args = {"-Dscheduler-mode=reactive", "-Dcluster.stabilization-timeout=1 s",
+                                             "-Dexecution.checkpointing.interval=1 s"};
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, job_args));
+  std::vector<Process*> workers;
+  auto start_worker = [&] {
+    workers.push_back(&Start("worker-" + std::to_string(workers.size() + 1), "slipstream-worker", 0, job_args));
+  };
+  start_worker();
+  ASSERT_TRUE(WaitFor(coordinator, "the job on 1 worker", 60000,
+                      [](const v1::JobStatus& j) { return JobCounters(j, 1).ok(); }));
+
+  OwnershipSamples ownership;
+  std::atomic<bool> sampling{true};
+  std::thread sampler([&] {
+    CoordinatorClient own(CoordinatorAddress());
+    while (sampling.load()) {
+      if (absl::StatusOr<v1::JobStatus> job = own.GetJob(); job.ok()) CheckOwnership(*job, &ownership);
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  });
+  struct StopSampler {
+    std::atomic<bool>& flag;
+    std::thread& thread;
+    ~StopSampler() {
+      flag.store(false);
+      if (thread.joinable()) thread.join();
+    }
+  } stop_sampler{sampling, sampler};
+  clock_.EndPhase("start");
+
+  // Produce a slice every kSliceEveryMs; scale at slices 2, 5 and 8.
+  const int64_t begin = SteadyNowMs();
+  std::vector<std::string> pauses;
+  for (int slice = 0; slice < kSlices; ++slice) {
+    const int64_t due = begin + slice * kSliceEveryMs;
+    if (due > SteadyNowMs()) std::this_thread::sleep_for(std::chrono::milliseconds(due - SteadyNowMs()));
+    const size_t from = w.records.size() * slice / kSlices;
+    const size_t to = w.records.size() * (slice + 1) / kSlices;
+    for (size_t i = from; i < to; ++i) producer.Produce(topic_, w.records[i].key, w.records[i].value);
+    ASSERT_TRUE(producer.Flush(60000).ok());
+    if (slice != 2 && slice != 5 && slice != 8) continue;
+
+    absl::StatusOr<v1::JobStatus> before = coordinator.GetJob();
+    ASSERT_TRUE(before.ok()) << before.status();
+    const int64_t changed_at = SteadyNowMs();
+    int expected_workers = 0;
+    if (slice == 2) {
+      start_worker();
+      expected_workers = 2;
+    } else if (slice == 5) {
+      start_worker();
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      start_worker();
+      expected_workers = 4;
+    } else {
+      Process* leaving = workers[1];
+      left_.insert(leaving);
+      ASSERT_EQ(::kill(leaving->pid(), SIGTERM), 0);
+      ASSERT_EQ(leaving->WaitForExit(15000).value_or(-1), 0) << "worker-2 did not leave cleanly on SIGTERM";
+      expected_workers = 3;
+    }
+    std::optional<v1::JobStatus> after =
+        WaitFor(coordinator, absl::StrCat("the job on ", expected_workers, " workers"), 60000,
+                [&](const v1::JobStatus& j) { return j.attempt() > before->attempt() && JobCounters(j, expected_workers).ok(); });
+    ASSERT_TRUE(after.has_value());
+    pauses.push_back(absl::StrCat(before->workers_size(), " -> ", expected_workers, ": ", SteadyNowMs() - changed_at,
+                                  " ms until attempt ", after->attempt(), " ran on every worker"));
+    clock_.Log(pauses.back() + ", restored from " + after->restored_from());
+    EXPECT_FALSE(after->restored_from().empty());
+  }
+  clock_.EndPhase("produce and rescale");
+
+  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    producer.Produce(topic_, std::string(kWatermarkUser),
+                     CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100), p);
+  }
+  ASSERT_TRUE(producer.Flush(30000).ok());
+  const ReferenceModel model(w.valid);
+  const int64_t expected_keys = static_cast<int64_t>(model.user_features().size() + model.sessions().size());
+  const int64_t final_watermark = future_ms - kWatermarkLagMs;
+  std::optional<v1::JobStatus> final_job = WaitFor(coordinator, "every feature in Redis", 120000, [&](const v1::JobStatus& j) {
+    absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 3);
+    if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {
+      return false;
+    }
+    absl::StatusOr<int64_t> size = (*redis)->DbSize();
+    return size.ok() && *size == expected_keys;
+  });
+  ASSERT_TRUE(final_job.has_value());
+  sampling.store(false);
+  sampler.join();
+  clock_.EndPhase("drain");
+
+  EXPECT_EQ(final_job->rescales(), 2) << final_job->DebugString();
+  EXPECT_EQ(final_job->failures(), 0) << final_job->failure_cause();
+  EXPECT_EQ(final_job->restarts(), 0);
+  {
+    std::lock_guard lock(ownership.mu);
+    clock_.Log(absl::StrCat("ownership: ", ownership.samples, " samples, ", ownership.running_samples,
+                            " while running; pauses: ", absl::StrJoin(pauses, "; ")));
+    EXPECT_GT(ownership.running_samples, 100);
+    EXPECT_TRUE(ownership.violations.empty()) << absl::StrJoin(ownership.violations, "\n");
+  }
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  CheckFeatureWritesAreCorrectAtLeastOnce(model, *commands);
+  clock_.EndPhase("check");
+}
+
+}  // namespace
+}  // namespace slipstream::it
