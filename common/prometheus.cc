@@ -95,20 +95,43 @@ void PrometheusWriter::Gauge(std::string_view name, std::string_view help, doubl
 
 void PrometheusWriter::Histogram(std::string_view name, std::string_view help, const LatencyHistogram& histogram,
                                  const MetricLabels& labels) {
+  Histogram(name, help, LatencyHistogram::kBoundsMs, histogram.bucket_counts, histogram.count, histogram.sum_ms,
+            labels);
+}
+
+void PrometheusWriter::Histogram(std::string_view name, std::string_view help, std::span<const double> bounds_ms,
+                                 std::span<const int64_t> bucket_counts, int64_t count, double sum_ms,
+                                 const MetricLabels& labels) {
   Header(name, help, "histogram");
   const std::string bucket = std::string(name) + "_bucket";
   int64_t cumulative = 0;
-  for (size_t i = 0; i < LatencyHistogram::kBoundsMs.size(); ++i) {
-    cumulative += histogram.bucket_counts[i];
+  for (size_t i = 0; i < bounds_ms.size(); ++i) {
+    if (i < bucket_counts.size()) cumulative += bucket_counts[i];
     MetricLabels with_le = labels;
-    with_le.emplace_back("le", FormatValue(LatencyHistogram::kBoundsMs[i] / 1000.0));
+    with_le.emplace_back("le", FormatValue(bounds_ms[i] / 1000.0));
     Sample(bucket, with_le, static_cast<double>(cumulative));
   }
   MetricLabels inf = labels;
   inf.emplace_back("le", "+Inf");
-  Sample(bucket, inf, static_cast<double>(histogram.count));
-  Sample(std::string(name) + "_sum", labels, histogram.sum_ms / 1000.0);
-  Sample(std::string(name) + "_count", labels, static_cast<double>(histogram.count));
+  Sample(bucket, inf, static_cast<double>(count));
+  Sample(std::string(name) + "_sum", labels, sum_ms / 1000.0);
+  Sample(std::string(name) + "_count", labels, static_cast<double>(count));
+}
+
+double EstimateQuantileMs(std::span<const double> bounds_ms, std::span<const int64_t> bucket_counts, int64_t count,
+                          double q) {
+  if (count <= 0 || bounds_ms.empty()) return 0;
+  const double rank = q * static_cast<double>(count);
+  double below = 0;  // observations in the buckets before bucket i
+  for (size_t i = 0; i < bounds_ms.size() && i < bucket_counts.size(); ++i) {
+    const double in_bucket = static_cast<double>(bucket_counts[i]);
+    if (in_bucket > 0 && below + in_bucket >= rank) {
+      const double lower = i == 0 ? 0 : bounds_ms[i - 1];
+      return lower + (bounds_ms[i] - lower) * (rank - below) / in_bucket;
+    }
+    below += in_bucket;
+  }
+  return bounds_ms.back();
 }
 
 }  // namespace slipstream

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -39,6 +40,12 @@ class PrometheusWriter {
   // `_sum` and `_count` series.
   void Histogram(std::string_view name, std::string_view help, const LatencyHistogram& histogram,
                  const MetricLabels& labels = {});
+  // The same for a histogram with other bounds (e.g. one received in a
+  // heartbeat): per-bucket counts under ascending `bounds_ms`, `count` all
+  // observations (the +Inf bucket).
+  void Histogram(std::string_view name, std::string_view help, std::span<const double> bounds_ms,
+                 std::span<const int64_t> bucket_counts, int64_t count, double sum_ms,
+                 const MetricLabels& labels = {});
 
   const std::string& text() const { return text_; }
 
@@ -49,6 +56,14 @@ class PrometheusWriter {
   std::string text_;
   std::string last_family_;
 };
+
+// Estimates the q-quantile (0 < q < 1), in ms, of a histogram with per-bucket
+// counts under ascending `bounds_ms` and `count` observations in all, as
+// Prometheus' histogram_quantile() does: linear interpolation inside the
+// bucket that holds it (the first bucket starts at 0), the last bound when it
+// lies above every bound, 0 when the histogram is empty.
+double EstimateQuantileMs(std::span<const double> bounds_ms, std::span<const int64_t> bucket_counts, int64_t count,
+                          double q);
 
 // Escapes a label value (backslash, double quote, newline).
 std::string EscapeLabelValue(std::string_view value);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <vector>
@@ -138,6 +139,31 @@ json MinMaxAvg(const std::vector<int64_t>& values) {
   return json{{"min", min}, {"max", max}, {"avg", sum / static_cast<int64_t>(values.size())}};
 }
 
+// A worker's Redis write latency for /taskmanagers, in ms, named like the
+// statistics of Flink's histogram metrics (count, mean, p50, p95, p99), plus
+// the cumulative buckets so a client can compute quantiles over any interval
+// from two readings (the web UI does).
+json RedisLatencyJson(const v1::LatencyHistogramSnapshot& h) {
+  const std::span<const double> bounds(h.bounds_ms().data(), h.bounds_ms().size());
+  const std::span<const int64_t> counts(h.bucket_counts().data(), h.bucket_counts().size());
+  json buckets = json::array();
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    if (i < counts.size()) cumulative += counts[i];
+    buckets.push_back(json{{"le", bounds[i]}, {"count", cumulative}});
+  }
+  auto quantile = [&](double q) {
+    return h.count() > 0 ? json(EstimateQuantileMs(bounds, counts, h.count(), q)) : json(nullptr);
+  };
+  return json{{"count", h.count()},
+              {"sum", h.sum_ms()},
+              {"mean", h.count() > 0 ? json(h.sum_ms() / static_cast<double>(h.count())) : json(nullptr)},
+              {"p50", quantile(0.5)},
+              {"p95", quantile(0.95)},
+              {"p99", quantile(0.99)},
+              {"buckets", buckets}};
+}
+
 json JobOverviewJson(const v1::JobStatus& job, const std::string& name) {
   const std::string state = FlinkState(job.state());
   const int64_t now = NowMs();
@@ -257,6 +283,17 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
       w.Gauge("slipstream_last_checkpoint_sync_seconds", "Longest synchronous part in the latest completed checkpoint.",
               static_cast<double>(l.sync_ms()) / 1000.0, labels);
     }
+    // Each worker's Redis write latency as of its last heartbeat, so one
+    // scrape of the coordinator covers the sink of every worker.
+    for (const v1::WorkerStatus& wk : job.workers()) {
+      const v1::LatencyHistogramSnapshot& h = wk.counters().redis_write_latency();
+      if (h.bounds_ms_size() == 0) continue;  // idle or not reporting yet
+      w.Histogram("slipstream_worker_redis_write_latency_seconds",
+                  "Redis write latency per pipelined batch of each worker's task, as of its last heartbeat.",
+                  std::span<const double>(h.bounds_ms().data(), h.bounds_ms().size()),
+                  std::span<const int64_t>(h.bucket_counts().data(), h.bucket_counts().size()), h.count(),
+                  h.sum_ms(), {{"job_id", job.job_id()}, {"worker_id", wk.worker_id()}});
+    }
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", w.text()};
   }
 
@@ -326,6 +363,7 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
                           {"featuresEmitted", w.counters().features_emitted()},
                           {"featuresWritten", w.counters().redis_features_written()},
                           {"redisErrors", w.counters().redis_errors()},
+                          {"redisWriteLatency", RedisLatencyJson(w.counters().redis_write_latency())},
                           {"watermark", w.counters().watermark_ms()},
                           {"kafka", kafka},
                           {"hardware", {{"memoryResident", w.counters().rss_bytes()}}}});

@@ -3,11 +3,29 @@
 # apt-get (Debian bookworm). Idempotent: when every package is already there
 # it only asks dpkg and returns (well under a second).
 #
-# Usage: scripts/setup.sh
+# Usage: scripts/setup.sh [--with-ui-test]
+#
+#   --with-ui-test   also what the web UI test needs (scripts/test.sh passes
+#                    it): Debian's chromium, Node.js + npm, and the test's npm
+#                    packages (tests/ui/, pinned by its package-lock.json) in
+#                    $SLIPSTREAM_CACHE/ui-test/node_modules via `npm ci`.
+#                    Not for images or quick starts: Chromium is ~300 MB.
 set -euo pipefail
 SLIPSTREAM_TAG="slipstream setup"
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
+
+WITH_UI_TEST=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-ui-test) WITH_UI_TEST=1 ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) die "unknown argument: $arg (see --help)" ;;
+  esac
+done
 
 PACKAGES=(
   # toolchain
@@ -27,6 +45,16 @@ PACKAGES=(
   # the TLS tests make throw-away certificates with the openssl tool
   openssl
 )
+if [[ "$WITH_UI_TEST" == "1" ]]; then
+  # Debian's Chromium, driven by playwright-core (npm) with executablePath
+  # /usr/bin/chromium (no browser download), and a font for its pages.
+  PACKAGES+=(chromium fonts-dejavu-core)
+  # Node.js and npm from Debian, unless a Node.js that brings its own npm is
+  # installed (Debian's npm package conflicts with such a one).
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+  fi
+fi
 
 command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script supports Debian/Ubuntu only"
 
@@ -46,10 +74,34 @@ missing_packages() {
   done
 }
 
+# The UI test's node_modules, outside the source tree (nothing installed is
+# ever committed): `npm ci` from tests/ui/package-lock.json into
+# $SLIPSTREAM_CACHE/ui-test, skipped when that lock file is already installed.
+install_ui_test_modules() {
+  [[ "$WITH_UI_TEST" == "1" ]] || return 0
+  local src="$SLIPSTREAM_ROOT/tests/ui" dest="$SLIPSTREAM_CACHE/ui-test"
+  if [[ -f "$dest/package-lock.json" && -d "$dest/node_modules/playwright-core" ]] &&
+    cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
+    return 0
+  fi
+  log "npm ci for the web UI test into $dest"
+  local start
+  start="$(now_s)"
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  cp "$src/package.json" "$src/package-lock.json" "$dest/"
+  # --ignore-scripts: playwright-core has no install step we need (it never
+  # downloads a browser: the test uses Debian's /usr/bin/chromium).
+  (cd "$dest" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error </dev/null) ||
+    die "npm ci failed for the web UI test's packages (in $dest)"
+  log "UI test packages installed in $(elapsed_since "$start")"
+}
+
 mapfile -t MISSING < <(missing_packages)
 
 if [[ ${#MISSING[@]} -eq 0 ]]; then
   log "all ${#PACKAGES[@]} packages already installed"
+  install_ui_test_modules
   exit 0
 fi
 
@@ -79,3 +131,4 @@ if [[ ${#STILL_MISSING[@]} -gt 0 ]]; then
   die "still not installed after apt-get: ${STILL_MISSING[*]}"
 fi
 log "installed ${#MISSING[@]} package(s) in $(elapsed_since "$START")"
+install_ui_test_modules

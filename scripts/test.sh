@@ -82,11 +82,14 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-"$SLIPSTREAM_SCRIPTS/setup.sh"
+"$SLIPSTREAM_SCRIPTS/setup.sh" --with-ui-test
 SLIPSTREAM_SKIP_SETUP=1 "$SLIPSTREAM_SCRIPTS/build.sh" "${SANITIZE_ARGS[@]}"
 
 export SLIPSTREAM_BIN_DIR="$SLIPSTREAM_BUILD_DIR/bin"
 export SLIPSTREAM_SOURCE_DIR="$SLIPSTREAM_ROOT"
+# The web UI test's playwright-core (scripts/setup.sh --with-ui-test put it there); its
+# screenshot goes to $SLIPSTREAM_BUILD_DIR/test-artifacts/ui.png.
+export SLIPSTREAM_UI_TEST_MODULES="$SLIPSTREAM_CACHE/ui-test"
 
 # --no-tests=error: a filter that matches nothing (or an empty suite) fails
 # instead of passing silently.

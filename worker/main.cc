@@ -30,6 +30,7 @@
 #include "common/http_endpoint.h"
 #include "common/kafka_admin.h"
 #include "common/logging.h"
+#include "common/prometheus.h"
 #include "proto/slipstream.grpc.pb.h"
 #include "spdlog/spdlog.h"
 #include "worker/exchange/data_plane.h"
@@ -67,6 +68,11 @@ void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
   out->set_gate_queued_bytes(c.gate_queued_bytes);
   out->set_records_shuffled_out(c.records_shuffled_out);
   out->set_records_shuffled_in(c.records_shuffled_in);
+  v1::LatencyHistogramSnapshot* latency = out->mutable_redis_write_latency();
+  for (double bound : LatencyHistogram::kBoundsMs) latency->add_bounds_ms(bound);
+  for (int64_t n : c.redis_batch_latency.bucket_counts) latency->add_bucket_counts(n);
+  latency->set_count(c.redis_batch_latency.count);
+  latency->set_sum_ms(c.redis_batch_latency.sum_ms);
   // Resident memory from /proc/self/status (kB).
   std::ifstream status("/proc/self/status");
   std::string line;

@@ -158,6 +158,7 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "execution.savepoint.path",
       "cluster.min-workers",
       "cluster.stabilization-timeout",
+      "scheduler-mode",
       "heartbeat.interval",
       "heartbeat.timeout",
       "restart-strategy.type",

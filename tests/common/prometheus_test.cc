@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace slipstream {
 namespace {
 
@@ -39,6 +41,35 @@ TEST(Prometheus, HistogramIsCumulativeInSeconds) {
   EXPECT_NE(t.find("lat_seconds_bucket{w=\"1\",le=\"+Inf\"} 4\n"), std::string::npos) << t;
   EXPECT_NE(t.find("lat_seconds_count{w=\"1\"} 4\n"), std::string::npos) << t;
   EXPECT_NE(t.find("lat_seconds_sum{w=\"1\"} 9.0065\n"), std::string::npos) << t;
+}
+
+TEST(Prometheus, QuantileInterpolatesInsideItsBucketLikeHistogramQuantile) {
+  // 10 observations: 4 in (0, 1], 6 in (2, 5]. Worked by hand with
+  // Prometheus' rule: rank q*count, linear within the bucket holding it.
+  const std::vector<double> bounds = {1, 2, 5};
+  const std::vector<int64_t> counts = {4, 0, 6};
+  EXPECT_DOUBLE_EQ(EstimateQuantileMs(bounds, counts, 10, 0.2), 0.5);   // rank 2 of 4 in (0, 1]
+  EXPECT_DOUBLE_EQ(EstimateQuantileMs(bounds, counts, 10, 0.4), 1.0);   // rank 4: the top of (0, 1]
+  EXPECT_DOUBLE_EQ(EstimateQuantileMs(bounds, counts, 10, 0.7), 3.5);   // rank 7: 3rd of 6 in (2, 5]
+  EXPECT_NEAR(EstimateQuantileMs(bounds, counts, 10, 0.99), 4.95, 1e-9);  // rank 9.9: 2 + 3 * 5.9 / 6
+  // Two observations above every bound: quantiles past the bounds are the last bound.
+  EXPECT_DOUBLE_EQ(EstimateQuantileMs(bounds, counts, 12, 0.99), 5.0);
+  EXPECT_DOUBLE_EQ(EstimateQuantileMs(bounds, counts, 0, 0.5), 0.0);  // empty
+}
+
+TEST(Prometheus, HistogramWithItsOwnBounds) {
+  PrometheusWriter w;
+  const std::vector<double> bounds = {10, 100};
+  const std::vector<int64_t> counts = {2, 3};
+  w.Histogram("h_seconds", "H.", bounds, counts, 7, 1500, {{"worker_id", "w1"}});
+  EXPECT_EQ(w.text(),
+            "# HELP h_seconds H.\n"
+            "# TYPE h_seconds histogram\n"
+            "h_seconds_bucket{worker_id=\"w1\",le=\"0.01\"} 2\n"
+            "h_seconds_bucket{worker_id=\"w1\",le=\"0.1\"} 5\n"
+            "h_seconds_bucket{worker_id=\"w1\",le=\"+Inf\"} 7\n"
+            "h_seconds_sum{worker_id=\"w1\"} 1.5\n"
+            "h_seconds_count{worker_id=\"w1\"} 7\n");
 }
 
 }  // namespace

@@ -282,7 +282,9 @@ void CheckFeatureWritesAreCorrectAtLeastOnce(const ReferenceModel& model,
         continue;
       }
       std::vector<std::string> problems = UserFeatureProblems(user, *u->second.at(*start), fields);
-      if (!problems.empty()) wrong.Add(Printable(key) + ": " + absl::StrJoin(problems, "; "));
+      if (!problems.empty()) {
+        wrong.Add(absl::StrCat(c.origin, " ", Printable(key), " window ", *start, ": ", absl::StrJoin(problems, "; ")));
+      }
       if (!windows_written.insert({user, *start}).second) ++duplicates;
     } else {
       auto it = model.sessions().find(key);
@@ -291,7 +293,7 @@ void CheckFeatureWritesAreCorrectAtLeastOnce(const ReferenceModel& model,
         continue;
       }
       std::vector<std::string> problems = SessionProblems(it->second, fields);
-      if (!problems.empty()) wrong.Add(Printable(key) + ": " + absl::StrJoin(problems, "; "));
+      if (!problems.empty()) wrong.Add(absl::StrCat(c.origin, " ", Printable(key), ": ", absl::StrJoin(problems, "; ")));
       if (!sessions_written.insert(key).second) ++duplicates;
     }
   }

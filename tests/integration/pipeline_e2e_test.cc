@@ -68,6 +68,7 @@ namespace {
 constexpr int kPartitions = 4;
 // Redis databases owned by these tests (nothing else in the suite uses them).
 // MatchesReferenceModel/N uses 14 - N (13, 12, 11).
+// 14 is shared with WebUi.* (web_ui_test.cc): neither reads nor flushes it.
 constexpr int kRedisDbLostWorker = 14;
 // The watermark trails the largest event time by the out-of-orderness bound
 // (10 s) plus 1 ms.

@@ -1,5 +1,7 @@
 #include "tests/integration/redis_client.h"
 
+#include <algorithm>
+
 #include <hiredis/hiredis.h>
 #include <sys/socket.h>
 
@@ -229,6 +231,7 @@ struct RedisMonitor::State {
       int line_db = -1;
       Command command;
       if (!ParseMonitorLine(line, &line_db, &command.args) || line_db != db) continue;
+      command.origin = line.substr(0, std::min(line.find(']'), line.size()) + 1);
       std::lock_guard lock(mu);
       if (marker_seen) continue;
       if (command.args.size() == 2 && command.args[1] == marker) {

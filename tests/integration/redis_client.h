@@ -47,6 +47,7 @@ class RedisMonitor {
  public:
   struct Command {
     std::vector<std::string> args;  // args[0] is the command name as sent
+    std::string origin;             // "<unix time> [<db> <client>]": when and from which connection
   };
   static absl::StatusOr<std::unique_ptr<RedisMonitor>> Start(const std::string& host, int port, int db);
   ~RedisMonitor();

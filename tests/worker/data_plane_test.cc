@@ -148,6 +148,8 @@ class AsyncSend {
     return status_;
   }
   void Cancel() { cancel_.store(true); }
+  // After done(): what is left of the batch.
+  v1::DataBatch& batch() { return batch_; }
 
  private:
   v1::DataBatch batch_;
@@ -297,6 +299,38 @@ TEST(DataPlane, SendBlocksWithoutCreditUntilTheOperatorConsumes) {
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   EXPECT_FALSE(fourth.done());
   EXPECT_FALSE(rx.endpoint().BrokenChannel().has_value());
+}
+
+// FeatureTask relies on this: a stopping source whose send is cancelled while
+// waiting for credit keeps the batch and sends its records with the end of
+// input (dropping them while the end of input carries the newer watermark
+// would let the receiver fire windows without them).
+TEST(DataPlane, SendCancelledWhileWaitingForCreditLeavesTheBatchWhole) {
+  Receiver rx(1);
+  ASSERT_TRUE(rx.ok());
+  std::atomic<bool> cancel{false};
+  OutboundChannel out("w0", rx.target(), Open());
+  v1::DataBatch first = MakeBatch(0, 1, 0);
+  ASSERT_TRUE(out.Send(&first, cancel).ok());
+  const v1::DataBatch original = MakeBatch(1, 5, 1000);
+  AsyncSend second(&out, original);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_FALSE(second.done());
+  second.Cancel();
+  ASSERT_TRUE(second.WaitDone(2000));
+  EXPECT_TRUE(absl::IsCancelled(second.status())) << second.status();
+  EXPECT_EQ(second.batch().records(), original.records());
+  EXPECT_EQ(second.batch().record_count(), 5);
+  EXPECT_EQ(out.Status().batches(), 1);
+  // The same batch goes out once credit returns, and arrives whole.
+  InboundBatch b;
+  ASSERT_TRUE(rx.gate().Pop(&b, 1000));
+  rx.gate().Consumed(kSender);
+  ASSERT_TRUE(out.Send(&second.batch(), cancel).ok());
+  ASSERT_TRUE(rx.gate().Pop(&b, 2000));
+  EXPECT_EQ(b.record_count, 5);
+  EXPECT_EQ(b.records, original.records());
+  EXPECT_EQ(b.watermark_ms, 1000);
 }
 
 TEST(DataPlane, SenderThatConnectsEarlyWaitsForTheAttempt) {

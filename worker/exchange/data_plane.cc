@@ -538,7 +538,9 @@ struct OutboundChannel::Impl {
       while (!cancel.load() && SteadyNowMs() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
     }
-    if (cancel.load()) return absl::CancelledError("cancelled while connecting");
+    // Cancelled before the stream opened; one that opened just as the cancel
+    // came is used (its reader must run, or credit would never return).
+    if (!stream) return absl::CancelledError("cancelled while connecting");
     reader = std::thread([this] {
       v1::ChannelCredit credit;
       while (stream->Read(&credit)) {

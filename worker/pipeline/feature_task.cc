@@ -134,6 +134,10 @@ struct FeatureTask::Impl {
     bool sent_any = false;
     int64_t sent_watermark = kMinWatermark;
     bool sent_idle = false;
+    // A send failed after records may have left: nothing more goes on this
+    // channel (not even end of input, whose watermark would cover the lost
+    // records); the receiver sees the stream break and fails its attempt.
+    bool broken = false;
   };
   std::vector<OutBuffer> out;
   int64_t source_watermark = kMinWatermark;
@@ -312,15 +316,25 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
 absl::Status FeatureTask::Impl::EmitTo(int index, bool end_of_input, const std::atomic<bool>& give_up,
                                        int64_t barrier_id) {
   OutBuffer& b = out[index];
+  if (b.broken) {
+    return absl::UnavailableError(absl::StrCat("the data channel to worker ", options.workers[index].worker_id,
+                                               " broke earlier; nothing more is sent on it"));
+  }
   std::string records = std::move(b.records);
   const int32_t count = b.count;
   b.records.clear();
   b.count = 0;
-  b.sent_any = true;
-  b.sent_watermark = source_watermark;
-  b.sent_idle = source_idle;
+  // A send cancelled before anything left (a stop while waiting for credit)
+  // keeps its records for the end of input that follows: dropping them
+  // while that end of input carries the newer watermark would let the
+  // receiver fire windows without them.
+  auto keep_unsent = [&b, count](std::string unsent) {
+    b.records = std::move(unsent);
+    b.count = count;
+  };
   if (index == options.worker_index) {
     if (!gate->AcquireCredit(give_up, &local_backpressure_ms)) {
+      keep_unsent(std::move(records));
       return absl::CancelledError("the local window operator stopped");
     }
     InboundBatch batch;
@@ -335,17 +349,36 @@ absl::Status FeatureTask::Impl::EmitTo(int index, bool end_of_input, const std::
       batch.offsets = barrier_offsets;
       batch.checkpoint_dir = barrier_request->target_dir();
     }
-    return gate->Push(std::move(batch));
+    absl::Status pushed = gate->Push(std::move(batch));
+    if (!pushed.ok()) {
+      b.broken = true;
+      return pushed;
+    }
+  } else {
+    v1::DataBatch batch;
+    batch.set_records(std::move(records));
+    batch.set_record_count(count);
+    batch.set_watermark_ms(source_watermark);
+    batch.set_idle(source_idle);
+    batch.set_end_of_input(end_of_input);
+    batch.set_barrier_id(barrier_id);
+    absl::Status sent = outbound[index]->Send(&batch, give_up);
+    if (absl::IsCancelled(sent)) {
+      // Cancelled before the batch was written (connecting or waiting for
+      // credit): it is still whole.
+      keep_unsent(std::move(*batch.mutable_records()));
+      return sent;
+    }
+    if (!sent.ok()) {
+      b.broken = true;
+      return sent;
+    }
+    source_local.records_shuffled_out += count;
   }
-  v1::DataBatch batch;
-  batch.set_records(std::move(records));
-  batch.set_record_count(count);
-  batch.set_watermark_ms(source_watermark);
-  batch.set_idle(source_idle);
-  batch.set_end_of_input(end_of_input);
-  batch.set_barrier_id(barrier_id);
-  source_local.records_shuffled_out += count;
-  return outbound[index]->Send(&batch, give_up);
+  b.sent_any = true;
+  b.sent_watermark = source_watermark;
+  b.sent_idle = source_idle;
+  return absl::OkStatus();
 }
 
 // The source's part of a checkpoint, between two poll batches: the offsets
