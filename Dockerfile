@@ -50,6 +50,7 @@ RUN apt-get update \
         librdkafka1 \
         libhiredis0.14 \
         libcpp-httplib0.11 \
+        libssl3 \
         libsimdjson14 \
         libspdlog1.10 \
         libfmt9 \

@@ -45,6 +45,12 @@ std::string SettingsReader::String(std::string_view key) {
   return v.ok() ? *v : std::string();
 }
 
+bool SettingsReader::Bool(std::string_view key) {
+  absl::StatusOr<bool> v = config_.GetBool(key);
+  if (!v.ok() && status_.ok()) status_ = v.status();
+  return v.ok() && *v;
+}
+
 int64_t SettingsReader::Int(std::string_view key) {
   absl::StatusOr<int64_t> v = config_.GetInt(key);
   if (!v.ok() && status_.ok()) status_ = v.status();

@@ -29,6 +29,7 @@ class SettingsReader {
   std::string String(std::string_view key);
   int64_t Int(std::string_view key);
   int64_t DurationMs(std::string_view key);
+  bool Bool(std::string_view key);
   // The first error met, or OK.
   const absl::Status& status() const { return status_; }
 

@@ -65,6 +65,10 @@ ConfigKeyInfo DurationKey(std::string name, std::string default_value, std::stri
   return info;
 }
 
+ConfigKeyInfo BoolKey(std::string name, bool default_value, std::string description) {
+  return MakeKey(std::move(name), ConfigType::kBool, default_value ? "true" : "false", std::move(description));
+}
+
 ConfigKeyInfo EnumKey(std::string name, std::string default_value,
                       std::vector<std::string> allowed, std::string description) {
   ConfigKeyInfo info = MakeKey(std::move(name), ConfigType::kEnum, std::move(default_value),
@@ -103,6 +107,9 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       IntKey("redis.batch-size", 1000, 1, 100000,
              "Maximum number of Redis commands pipelined per network round trip."),
       DurationKey("redis.timeout", "5 s", "Connect and I/O timeout for Redis operations."),
+      BoolKey("redis.ssl", false,
+              "TLS to Redis. Not supported: the hiredis in Debian bookworm (0.14) has no TLS, so "
+              "true fails at start. Reach a TLS-only Redis through a local TLS tunnel (stunnel)."),
 
       // Coordinator (Flink's JobManager).
       StringKey("jobmanager.rpc.address", "localhost",
@@ -229,6 +236,41 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       IntKey("rest.port", 8081, 0, kMaxPort, "Port of the coordinator's REST endpoint."),
       IntKey("metrics.port", 0, 0, kMaxPort,
              "Port of the HTTP metrics endpoint; 0 disables it."),
+
+      // Access control and transport security.
+      StringKey("security.admin-token", "",
+                "Bearer token required for anything that changes the job (savepoint, stop, "
+                "cancel, dispose) over REST (Authorization: Bearer <token>) and gRPC (metadata "
+                "authorization: Bearer <token>); also grants reads. Empty: no token needed."),
+      StringKey("security.read-token", "",
+                "Bearer token required to read the job's status over REST (except the web UI "
+                "page itself) and gRPC; the admin token is accepted too. Empty: reads are open. "
+                "Needs security.admin-token."),
+      StringKey("security.internal-token", "",
+                "Shared secret of the coordinator and the workers, sent on every call they make "
+                "to each other (registration, heartbeats, checkpoint acknowledgements, "
+                "checkpoint triggers, the data plane) and required by the receiver. Set the same "
+                "value on every process. Empty: internal calls need no token (then protect the "
+                "network, or use security.ssl.client-auth)."),
+      BoolKey("security.ssl.enabled", false,
+              "TLS on every gRPC connection: the coordinator's server, the workers' data and "
+              "TaskControl servers, the workers' channels to the coordinator and to each other, "
+              "and the CLI. Needs security.ssl.cert, security.ssl.key and security.ssl.ca."),
+      StringKey("security.ssl.cert", "",
+                "PEM file with this process's certificate chain (its hostnames or IPs in "
+                "subjectAltName: jobmanager.rpc.address for the coordinator, taskmanager.host "
+                "for workers)."),
+      StringKey("security.ssl.key", "", "PEM file with the private key of security.ssl.cert."),
+      StringKey("security.ssl.ca", "",
+                "PEM file with the CA certificate(s) trusted for peers' certificates (servers' "
+                "and, with client-auth, clients')."),
+      BoolKey("security.ssl.client-auth", false,
+              "Mutual TLS: gRPC servers require a client certificate signed by security.ssl.ca, "
+              "and every process presents security.ssl.cert as one."),
+      BoolKey("security.ssl.rest.enabled", false,
+              "HTTPS on rest.port (REST API, web UI, /metrics) with security.ssl.cert and "
+              "security.ssl.key."),
+
       EnumKey("log.level", "info", {"trace", "debug", "info", "warn", "error"},
               "Minimum level of log messages that are written."),
   };
@@ -643,6 +685,7 @@ absl::string_view GroupTitle(absl::string_view prefix) {
       {"task", "Tasks"},
       {"rest", "REST endpoint"},
       {"metrics", "Metrics"},
+      {"security", "Access control and transport security"},
       {"log", "Logging"},
   };
   for (const auto& [candidate, title] : kTitles) {

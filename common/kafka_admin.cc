@@ -2,7 +2,9 @@
 
 #include "common/kafka_handles.h"
 
+#include <algorithm>
 #include <chrono>
+#include <string>
 #include <memory>
 #include <thread>
 
@@ -12,10 +14,27 @@ namespace slipstream {
 
 namespace {
 
+// Errors librdkafka reports through its error callback (served by
+// rd_kafka_poll), which a metadata request alone never shows: a refused
+// SASL login or TLS handshake looks like a broker that never answers.
+struct ClientErrors {
+  std::string authentication;  // the first authentication failure
+};
+
+extern "C" void OnClientError(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  auto* errors = static_cast<ClientErrors*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION && errors->authentication.empty()) errors->authentication = reason;
+}
+
 // A producer handle is the lightest client for metadata and admin calls.
-absl::StatusOr<KafkaClientPtr> NewAdminClient(
-    const std::map<std::string, std::string>& client_properties) {
+// `errors` (optional) must outlive the client.
+absl::StatusOr<KafkaClientPtr> NewAdminClient(const std::map<std::string, std::string>& client_properties,
+                                              ClientErrors* errors = nullptr) {
   KafkaConfPtr conf(rd_kafka_conf_new());
+  if (errors != nullptr) {
+    rd_kafka_conf_set_error_cb(conf.get(), &OnClientError);
+    rd_kafka_conf_set_opaque(conf.get(), errors);
+  }
   char err[512];
   for (const auto& [k, v] : client_properties) {
     if (k == "group.id" || k.rfind("enable.auto", 0) == 0 || k == "auto.offset.reset") continue;
@@ -33,11 +52,32 @@ absl::StatusOr<KafkaClientPtr> NewAdminClient(
 
 absl::StatusOr<int> FetchPartitionCount(const std::map<std::string, std::string>& client_properties,
                                         const std::string& topic, int timeout_ms) {
-  absl::StatusOr<KafkaClientPtr> rk = NewAdminClient(client_properties);
+  ClientErrors errors;  // declared before the client, which uses it until destroyed
+  absl::StatusOr<KafkaClientPtr> rk = NewAdminClient(client_properties, &errors);
   if (!rk.ok()) return rk.status();
   KafkaTopicPtr rkt(rd_kafka_topic_new(rk->get(), topic.c_str(), nullptr));
   const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_resp_err_t e = rd_kafka_metadata(rk->get(), 0, rkt.get(), &metadata, timeout_ms);
+  // In slices, checking for a refused login between them: wrong credentials
+  // are a configuration error to report at once, not a broker to wait for.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto slice_start = std::chrono::steady_clock::now();
+    e = rd_kafka_metadata(rk->get(), 0, rkt.get(), &metadata,
+                          static_cast<int>(std::clamp<int64_t>(left.count(), 1, 1000)));
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    // An early failure (no broker up) must not become a busy loop.
+    if (std::chrono::steady_clock::now() - slice_start < std::chrono::milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    rd_kafka_poll(rk->get(), 0);
+    if (!errors.authentication.empty()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "kafka.security.protocol/kafka.sasl.*: the broker refused this client: ", errors.authentication));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+  }
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     const auto bootstrap = client_properties.find("bootstrap.servers");
     return absl::UnavailableError(absl::StrCat("kafka.bootstrap.servers: no broker answered at ",

@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "common/absl_compat.h"
 #include "common/config.h"
+#include "common/grpc_security.h"
 #include "coordinator/assignment.h"
 #include "coordinator/job_id.h"
 #include "proto/slipstream.grpc.pb.h"
@@ -184,8 +185,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
     FailAttempt(cause, /*failed=*/true, NowMs());
   }
 
-  grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
+  grpc::Status RegisterWorker(grpc::ServerContext* context, const v1::RegisterWorkerRequest* request,
                               v1::RegisterWorkerResponse* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kInternal, "RegisterWorker"); !denied.ok()) return denied;
     if (request->host().empty() || request->data_port() <= 0 || request->data_port() > 65535) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("a worker must register with its host and data port (got host \"",
@@ -232,8 +234,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kInternal, "Heartbeat"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     auto it = workers_.find(request->worker_id());
     if (it == workers_.end()) {
@@ -267,8 +270,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status DeregisterWorker(grpc::ServerContext*, const v1::DeregisterWorkerRequest* request,
+  grpc::Status DeregisterWorker(grpc::ServerContext* context, const v1::DeregisterWorkerRequest* request,
                                 v1::DeregisterWorkerResponse*) override {
+    if (grpc::Status denied = Authorize(*context, Access::kInternal, "DeregisterWorker"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     auto it = workers_.find(request->worker_id());
     if (it == workers_.end()) return grpc::Status::OK;
@@ -289,7 +293,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest*, v1::JobStatus* response) override {
+  grpc::Status GetJob(grpc::ServerContext* context, const v1::GetJobRequest*, v1::JobStatus* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kRead, "GetJob"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     FillJob(response);
     return grpc::Status::OK;
@@ -297,24 +302,28 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
   // --- Operator control API -------------------------------------------------
 
-  grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*, v1::ListJobsResponse* response) override {
+  grpc::Status ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest*, v1::ListJobsResponse* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kRead, "ListJobs"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     FillJob(response->add_jobs());
     return grpc::Status::OK;
   }
 
-  grpc::Status TriggerSavepoint(grpc::ServerContext*, const v1::TriggerSavepointRequest* request,
+  grpc::Status TriggerSavepoint(grpc::ServerContext* context, const v1::TriggerSavepointRequest* request,
                                 v1::SavepointOperation* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kAdmin, "TriggerSavepoint"); !denied.ok()) return denied;
     return ToGrpc(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/false, response));
   }
 
-  grpc::Status StopWithSavepoint(grpc::ServerContext*, const v1::StopWithSavepointRequest* request,
+  grpc::Status StopWithSavepoint(grpc::ServerContext* context, const v1::StopWithSavepointRequest* request,
                                  v1::SavepointOperation* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kAdmin, "StopWithSavepoint"); !denied.ok()) return denied;
     return ToGrpc(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/true, response));
   }
 
-  grpc::Status GetSavepoint(grpc::ServerContext*, const v1::GetSavepointRequest* request,
+  grpc::Status GetSavepoint(grpc::ServerContext* context, const v1::GetSavepointRequest* request,
                             v1::SavepointOperation* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kRead, "GetSavepoint"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
     if (!checkpoints_) return CheckpointingDisabled();
@@ -324,8 +333,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
+  grpc::Status CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request,
                          v1::CancelJobResponse* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kAdmin, "CancelJob"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
     if (IsTerminal()) {
@@ -354,24 +364,27 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetCheckpoints(grpc::ServerContext*, const v1::GetCheckpointsRequest* request,
+  grpc::Status GetCheckpoints(grpc::ServerContext* context, const v1::GetCheckpointsRequest* request,
                               v1::CheckpointOverview* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kRead, "GetCheckpoints"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
     FillCheckpoints(response);
     return grpc::Status::OK;
   }
 
-  grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+  grpc::Status ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest*,
                            v1::ListWorkersResponse* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kRead, "ListWorkers"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     const int64_t now = NowMs();
     for (const WorkerEntry* w : WorkersInOrder()) FillWorker(*w, now, response->add_workers());
     return grpc::Status::OK;
   }
 
-  grpc::Status DisposeSavepoint(grpc::ServerContext*, const v1::DisposeSavepointRequest* request,
+  grpc::Status DisposeSavepoint(grpc::ServerContext* context, const v1::DisposeSavepointRequest* request,
                                 v1::DisposeSavepointResponse* response) override {
+    if (grpc::Status denied = Authorize(*context, Access::kAdmin, "DisposeSavepoint"); !denied.ok()) return denied;
     return ToGrpc(Dispose(request->path(), response));
   }
 
@@ -429,14 +442,16 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
   // Checkpoint acknowledgements go straight to the checkpoint coordinator,
   // which knows the attempt and workers of its pending checkpoint.
-  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext*, const v1::AcknowledgeCheckpointRequest* request,
+  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext* context, const v1::AcknowledgeCheckpointRequest* request,
                                      v1::AcknowledgeCheckpointResponse*) override {
+    if (grpc::Status denied = Authorize(*context, Access::kInternal, "AcknowledgeCheckpoint"); !denied.ok()) return denied;
     if (!checkpoints_) return CheckpointingDisabled();
     return ToGrpc(checkpoints_->Acknowledge(*request));
   }
 
-  grpc::Status DeclineCheckpoint(grpc::ServerContext*, const v1::DeclineCheckpointRequest* request,
+  grpc::Status DeclineCheckpoint(grpc::ServerContext* context, const v1::DeclineCheckpointRequest* request,
                                  v1::DeclineCheckpointResponse*) override {
+    if (grpc::Status denied = Authorize(*context, Access::kInternal, "DeclineCheckpoint"); !denied.ok()) return denied;
     if (!checkpoints_) return CheckpointingDisabled();
     return ToGrpc(checkpoints_->Decline(*request));
   }
@@ -515,6 +530,15 @@ class CoordinatorService final : public v1::Coordinator::Service {
   }
 
  private:
+  // Every RPC starts here: the job must not change, nor be read, for a
+  // caller without the token its kind of access needs (AccessControl).
+  grpc::Status Authorize(const grpc::ServerContext& context, Access access, const char* method) const {
+    const absl::Status s = options_.access.Check(access, AuthorizationOf(context));
+    if (s.ok()) return grpc::Status::OK;
+    spdlog::warn("refused {} from {}: {}", method, context.peer(), s.message());
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(s.message()));
+  }
+
   // Workers registered but not in the running attempt, that the next
   // deployment would use (it takes at most max_parallelism workers).
   int JoinedWorkerCount() const {
@@ -1040,6 +1064,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   checkpoint_options.topic = options.topic;
   checkpoint_options.max_parallelism = options.max_parallelism;
   checkpoint_options.make_stub = options.task_control_stub;
+  if (!checkpoint_options.make_stub) {
+    // Calls to workers' TaskControl are internal: TLS as configured, and the
+    // internal token the workers require.
+    const GrpcSecurity to_workers = options.security.WithToken(options.access.tokens().internal);
+    checkpoint_options.make_stub = [to_workers](const std::string& target) {
+      return std::unique_ptr<v1::TaskControl::StubInterface>(v1::TaskControl::NewStub(to_workers.Channel(target)));
+    };
+  }
+  const std::shared_ptr<grpc::ServerCredentials> server_credentials = options.security.ServerCredentials();
   const bool checkpointing = !options.job_dir.empty();
   std::optional<CompletedCheckpoint> savepoint;
   if (!options.savepoint_path.empty()) {
@@ -1070,7 +1103,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   // gRPC sets SO_REUSEPORT by default, which would let a second coordinator
   // bind the same port and split the workers between the two.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(address, server_credentials, &impl->port);
   builder.RegisterService(impl->service.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {

@@ -50,6 +50,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/access_control.h"
+#include "common/grpc_security.h"
 #include "coordinator/checkpoint_coordinator.h"
 #include "coordinator/restart_strategy.h"
 
@@ -95,6 +97,12 @@ struct CoordinatorOptions {
   // every registered worker, restoring that checkpoint by key-group range.
   // Off: joining workers wait as standbys.
   bool rescale_on_join = false;
+  // Who may call which RPC (security.*-token); default: everything open.
+  // Operators' calls need the read or admin token, workers' the internal one.
+  AccessControl access;
+  // TLS of the gRPC server and of the channels to the workers' TaskControl
+  // (security.ssl.*); those channels carry the internal token.
+  GrpcSecurity security;
 };
 
 class CoordinatorServer {

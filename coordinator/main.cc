@@ -16,7 +16,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
+#include "common/access_control.h"
 #include "common/config.h"
+#include "common/grpc_security.h"
 #include "common/command_line.h"
 #include "common/http_endpoint.h"
 #include "common/kafka_admin.h"
@@ -117,7 +119,17 @@ int RunCoordinator(int argc, char** argv) {
   const int64_t cancellation_timeout_ms = settings.DurationMs("task.cancellation.timeout");
   const std::string savepoint_uri = settings.String("execution.savepoint.path");
   const int64_t rest_port = settings.Int("rest.port");
+  const bool rest_tls = settings.Bool("security.ssl.rest.enabled");
+  const std::string ssl_cert = settings.String("security.ssl.cert");
+  const std::string ssl_key = settings.String("security.ssl.key");
   if (!settings.status().ok()) return Fail(settings.status().message());
+  absl::StatusOr<AccessControl> access = AccessControl::FromConfig(config);
+  if (!access.ok()) return Fail(access.status().message());
+  absl::StatusOr<TlsSettings> tls = LoadTlsSettings(config);
+  if (!tls.ok()) return Fail(tls.status().message());
+  if (rest_tls && (ssl_cert.empty() || ssl_key.empty())) {
+    return Fail("security.ssl.rest.enabled: needs security.ssl.cert and security.ssl.key");
+  }
   absl::StatusOr<RestartStrategySettings::Type> type = ParseRestartStrategyType(restart_type);
   if (!type.ok()) return Fail(type.status().message());
   restart.type = *type;
@@ -166,6 +178,8 @@ int RunCoordinator(int argc, char** argv) {
   // default only fails savepoints that use it.
   options.savepoints_dir = savepoints_dir;
   options.delete_checkpoints_on_cancel = retention == "DELETE_ON_CANCELLATION";
+  options.access = *access;
+  options.security = GrpcSecurity(*tls, /*token=*/"");
   const auto kafka_properties = config.KafkaClientProperties();
   // Once the input topic exists, make sure the dead-letter topic does too
   // (same partition count, broker's default replication), so workers never
@@ -190,16 +204,34 @@ int RunCoordinator(int argc, char** argv) {
   rest_options.job_name = absl::StrCat("slipstream features from ", topic);
   rest_options.checkpoints = checkpoints;
   rest_options.checkpoint_retention = retention;
-  std::shared_ptr<v1::Coordinator::StubInterface> self = v1::Coordinator::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
+  rest_options.access = *access;
+  // Over TLS the coordinator's certificate names jobmanager.rpc.address (what
+  // workers dial), not necessarily 127.0.0.1: check it under that name. The
+  // REST layer passes each caller's token on per call, so this channel
+  // carries none of its own.
+  std::shared_ptr<v1::Coordinator::StubInterface> self = v1::Coordinator::NewStub(GrpcSecurity(*tls, "").Channel(
+      absl::StrCat("127.0.0.1:", (*server)->port()), grpc::ChannelArguments(), rpc_address));
   auto rest_api = std::make_shared<RestApi>(self, rest_options);
+  const HttpTls rest_tls_files{ssl_cert, ssl_key};
   absl::StatusOr<std::unique_ptr<HttpEndpoint>> rest = HttpEndpoint::Start(
-      "0.0.0.0", static_cast<int>(rest_port), [rest_api](const HttpRequest& request) { return rest_api->Handle(request); });
+      "0.0.0.0", static_cast<int>(rest_port), [rest_api](const HttpRequest& request) { return rest_api->Handle(request); },
+      rest_tls ? &rest_tls_files : nullptr);
   if (!rest.ok()) {
     (*server)->Shutdown();
     return Fail(absl::StrCat("rest.port: ", rest.status().message()));
   }
-  spdlog::info("REST API (Flink-compatible) and /metrics on http://{}:{}", rpc_address, (*rest)->port());
+  spdlog::info("REST API (Flink-compatible) and /metrics on {}://{}:{}", rest_tls ? "https" : "http", rpc_address,
+               (*rest)->port());
+  spdlog::info("access: changes {}, reads {}, workers {}; gRPC {}",
+               access->Required(Access::kAdmin) ? "need security.admin-token" : "open",
+               access->Required(Access::kRead) ? "need security.read-token" : "open",
+               access->Required(Access::kInternal) ? "need security.internal-token" : "unauthenticated",
+               !tls->enabled ? "plaintext" : tls->client_auth ? "over mutual TLS" : "over TLS");
+  if (access->Required(Access::kAdmin) && !access->Required(Access::kInternal) && !tls->client_auth) {
+    spdlog::warn("security.admin-token is set but workers' calls are unauthenticated: anyone who reaches port {} "
+                 "can pose as a worker (and fail the job); set security.internal-token or security.ssl.client-auth",
+                 (*server)->port());
+  }
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("shutting down");
   rest->reset();

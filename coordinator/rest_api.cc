@@ -203,8 +203,26 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   const std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
 
+  // Authentication before routing: a caller without the token learns
+  // nothing, not even which paths exist. The page of the web UI is static.
+  const bool ui_page = request.method == "GET" && (parts.empty() || (parts.size() == 1 && parts[0] == "index.html"));
+  const Access access = request.method == "GET" ? Access::kRead : Access::kAdmin;
+  if (!ui_page) {
+    if (absl::Status s = options_.access.Check(access, request.authorization); !s.ok()) {
+      HttpResponse denied = Error(401, std::string(s.message()));
+      denied.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"slipstream\"");
+      return denied;
+    }
+  }
+  // The gRPC API checks the same tokens: pass the caller's on.
+  const bool forward_token = options_.access.Required(access) && !ui_page;
+  auto authorize = [&](grpc::ClientContext& ctx) {
+    if (forward_token) ctx.AddMetadata("authorization", request.authorization);
+  };
+
   auto get_job = [&](v1::JobStatus* job) -> std::optional<HttpResponse> {
     grpc::ClientContext ctx;
+    authorize(ctx);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.grpc_timeout_ms));
     grpc::Status status = coordinator_->GetJob(&ctx, v1::GetJobRequest(), job);
     if (!status.ok()) return Error(503, "The coordinator did not answer: " + status.error_message());
@@ -373,6 +391,7 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
 
   auto call = [&](auto method, const auto& request, auto* response) -> std::optional<HttpResponse> {
     grpc::ClientContext ctx;
+    authorize(ctx);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.grpc_timeout_ms));
     grpc::Status status = ((*coordinator_).*method)(&ctx, request, response);
     if (status.ok()) return std::nullopt;

@@ -8,12 +8,19 @@
 //
 // It is a translation layer over the coordinator's gRPC API (a client of the
 // coordinator's own gRPC port), so REST and the CLI can never disagree.
+//
+// Access: with security.admin-token set, every request that is not a GET
+// (savepoint, stop, cancel) needs `Authorization: Bearer <admin token>`; with
+// security.read-token set, GETs need the read or the admin token, except the
+// web UI page itself (GET /), which holds no data. Otherwise 401 with
+// Flink's errors body and `WWW-Authenticate: Bearer`, and nothing is done.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "common/access_control.h"
 #include "common/http_endpoint.h"
 #include "coordinator/checkpoint_coordinator.h"
 #include "proto/slipstream.grpc.pb.h"
@@ -25,6 +32,9 @@ struct RestApiOptions {
   CheckpointSettings checkpoints;   // for /jobs/<id>/checkpoints/config
   std::string checkpoint_retention; // execution.checkpointing.externalized-checkpoint-retention
   int64_t grpc_timeout_ms = 5000;
+  // security.admin-token / read-token: checked here, and the caller's
+  // Authorization is passed on to the gRPC API, which checks it again.
+  AccessControl access;
 };
 
 class RestApi {

@@ -34,12 +34,16 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librdkafka-dev libhiredis-dev librocksdb-dev libabsl-dev libsimdjson-dev
   libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
+  # TLS: HTTPS on rest.port (cpp-httplib's SSLServer, CPPHTTPLIB_OPENSSL_SUPPORT)
+  libssl-dev
   # tests and benchmarks
   libbenchmark-dev libgtest-dev libgmock-dev googletest
   # local services: Redis, and Java + Maven for the Kafka broker
   redis-server redis-tools openjdk-17-jre-headless maven
   # utilities the scripts and tests use
   curl ca-certificates procps iproute2 netcat-openbsd
+  # the TLS tests make throw-away certificates with the openssl tool
+  openssl
 )
 if [[ "$WITH_UI_TEST" == "1" ]]; then
   # Debian's Chromium, driven by playwright-core (npm) with executablePath

@@ -24,7 +24,9 @@
 #include "absl/time/clock.h"
 #include "common/absl_compat.h"
 #include "common/command_line.h"
+#include "common/access_control.h"
 #include "common/config.h"
+#include "common/grpc_security.h"
 #include "common/http_endpoint.h"
 #include "common/kafka_admin.h"
 #include "common/logging.h"
@@ -145,7 +147,21 @@ int RunWorker(int argc, char** argv) {
   redis.db = static_cast<int>(settings.Int("redis.db"));
   redis.batch_size = static_cast<int>(settings.Int("redis.batch-size"));
   redis.timeout_ms = settings.DurationMs("redis.timeout");
+  const bool redis_ssl = settings.Bool("redis.ssl");
   if (!settings.status().ok()) return Fail(settings.status().message());
+  // Said plainly rather than connecting in clear text to a server the user
+  // expects to reach over TLS.
+  if (redis_ssl) {
+    return Fail("redis.ssl=true is not supported: this build's hiredis (Debian's 0.14) has no TLS; reach a TLS-only "
+                "Redis through a local TLS tunnel (e.g. stunnel) and point redis.host/redis.port at it");
+  }
+  absl::StatusOr<AccessControl> access = AccessControl::FromConfig(config);
+  if (!access.ok()) return Fail(access.status().message());
+  absl::StatusOr<TlsSettings> tls = LoadTlsSettings(config);
+  if (!tls.ok()) return Fail(tls.status().message());
+  // Every call this worker makes (to the coordinator, to peers) carries the
+  // internal token; its own servers require it (security.internal-token).
+  const GrpcSecurity security(*tls, access->tokens().internal);
   absl::StatusOr<StartingOffsets> starting_offsets = ParseStartingOffsets(starting_offsets_text);
   if (!starting_offsets.ok()) return Fail(starting_offsets.status().message());
   if (advertised_host.empty()) advertised_host = "127.0.0.1";
@@ -155,10 +171,11 @@ int RunWorker(int argc, char** argv) {
   // The data endpoint first: its port goes into the registration.
   // Before the data plane: its CancelTask listener refers to it.
   WorkerState w;
-  absl::StatusOr<std::unique_ptr<DataPlaneServer>> data_plane = DataPlaneServer::Start(static_cast<int>(data_port));
+  absl::StatusOr<std::unique_ptr<DataPlaneServer>> data_plane =
+      DataPlaneServer::Start(static_cast<int>(data_port), security, *access);
   if (!data_plane.ok()) return Fail(data_plane.status().message());
 
-  auto channel = grpc::CreateChannel(coordinator_address, grpc::InsecureChannelCredentials());
+  auto channel = security.Channel(coordinator_address);
   auto stub = v1::Coordinator::NewStub(channel);
   v1::RegisterWorkerRequest register_request;
   register_request.set_host(advertised_host);
@@ -175,6 +192,11 @@ int RunWorker(int argc, char** argv) {
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
       grpc::Status status = stub->RegisterWorker(&ctx, register_request, registration);
       if (status.ok()) return absl::OkStatus();
+      if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+        return absl::UnauthenticatedError(absl::StrCat("security.internal-token: the coordinator at ",
+                                                       coordinator_address, " refused this worker: ",
+                                                       status.error_message()));
+      }
       if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
           status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
         return absl::FailedPreconditionError(absl::StrCat("the coordinator at ", coordinator_address,
@@ -195,8 +217,15 @@ int RunWorker(int argc, char** argv) {
   std::unique_ptr<HttpEndpoint> metrics_endpoint;
   if (const int64_t metrics_port = settings.Int("metrics.port"); metrics_port != 0) {
     absl::StatusOr<std::unique_ptr<HttpEndpoint>> endpoint = HttpEndpoint::Start(
-        "0.0.0.0", static_cast<int>(metrics_port), [&w](const HttpRequest& request) {
+        "0.0.0.0", static_cast<int>(metrics_port), [&w, &access](const HttpRequest& request) {
           HttpResponse response;
+          // Metrics are reads: with security.read-token they need it, as the coordinator's.
+          if (absl::Status s = access->Check(Access::kRead, request.authorization); !s.ok()) {
+            response.status = 401;
+            response.body = absl::StrCat(s.message(), "\n");
+            response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"slipstream\"");
+            return response;
+          }
           if (request.method != "GET" || request.path != "/metrics") {
             response.status = 404;
             response.body = "not found: GET /metrics serves this worker's metrics\n";
@@ -395,6 +424,8 @@ int RunWorker(int argc, char** argv) {
       for (int attempt = 0;; ++attempt) {
         absl::StatusOr<int> dlq = FetchPartitionCount(kafka_properties, dlq_topic, 10000);
         if (dlq.ok()) break;
+        // Refused credentials do not get better by waiting.
+        if (absl::IsPermissionDenied(dlq.status())) return dlq.status();
         if (attempt == 60 || w.task_stop.load()) {
           return absl::UnavailableError(absl::StrCat("kafka.dlq.topic: ", dlq.status().message()));
         }
@@ -410,6 +441,7 @@ int RunWorker(int argc, char** argv) {
       task_options.max_parallelism = assignment.max_parallelism();
       task_options.idle_timeout_ms = idle_timeout_ms;
       task_options.job_id = assignment.job_id();
+      task_options.peer_security = security;
       task_options.attempt = assignment.attempt();
       task_options.worker_index = assignment.worker_index();
       for (const v1::PeerEndpoint& peer : assignment.workers()) {

@@ -137,6 +137,7 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "redis.db",
       "redis.batch-size",
       "redis.timeout",
+      "redis.ssl",
       "jobmanager.rpc.address",
       "jobmanager.rpc.port",
       "taskmanager.host",
@@ -170,6 +171,15 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "task.cancellation.timeout",
       "rest.port",
       "metrics.port",
+      "security.admin-token",
+      "security.read-token",
+      "security.internal-token",
+      "security.ssl.enabled",
+      "security.ssl.cert",
+      "security.ssl.key",
+      "security.ssl.ca",
+      "security.ssl.client-auth",
+      "security.ssl.rest.enabled",
       "log.level",
   };
   EXPECT_EQ(names, expected);

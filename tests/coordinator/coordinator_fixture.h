@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_security.h"
 #include "coordinator/coordinator_server.h"
 #include "proto/slipstream.grpc.pb.h"
 #include "tests/coordinator/fake_task_control.h"
@@ -109,13 +110,21 @@ class CoordinatorFixture : public ::testing::Test {
     options.savepoints_dir = savepoints_dir_;
     options.delete_checkpoints_on_cancel = delete_checkpoints_on_cancel_;
     options.probe_workers = probe_workers_;
+    options.access = access_;
+    options.security = security_;
     options.rescale_on_join = rescale_on_join_;
     auto server = CoordinatorServer::Start(options);
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
-    stub_ = v1::Coordinator::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                                         grpc::InsecureChannelCredentials()));
+    stub_ = StubWithToken(stub_token_);
     return absl::OkStatus();
+  }
+
+  // A client of the running server with the fixture's TLS settings and
+  // `token` ("" for none) on every call.
+  std::unique_ptr<v1::Coordinator::Stub> StubWithToken(const std::string& token) const {
+    return v1::Coordinator::NewStub(
+        security_.WithToken(token).Channel(absl::StrCat("127.0.0.1:", server_->port())));
   }
 
   grpc::Status Register(v1::RegisterWorkerResponse* response, int data_port = 7000) {
@@ -208,6 +217,9 @@ class CoordinatorFixture : public ::testing::Test {
   std::string savepoints_dir_;                 // state.savepoints.dir
   bool delete_checkpoints_on_cancel_ = false;  // DELETE_ON_CANCELLATION
   bool probe_workers_ = false;  // CoordinatorOptions::probe_workers
+  AccessControl access_;         // CoordinatorOptions::access (open)
+  GrpcSecurity security_;        // server and stub_ credentials (plaintext)
+  std::string stub_token_;       // sent by stub_ (the fake workers' calls go through it)
   bool rescale_on_join_ = false;  // CoordinatorOptions::rescale_on_join
   std::vector<std::unique_ptr<FakeTaskControl>> fakes_;
   std::mutex sink_mu_;

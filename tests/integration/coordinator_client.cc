@@ -12,19 +12,19 @@
 namespace slipstream::it {
 
 namespace {
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const GrpcSecurity& security) {
   // The tests poll a coordinator that may not listen yet: keep gRPC's
   // reconnect backoff short (its default grows from 1 s to 120 s).
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return security.Channel(address, args);
 }
 }  // namespace
 
-CoordinatorClient::CoordinatorClient(const std::string& address)
-    : stub_(v1::Coordinator::NewStub(MakeChannel(address))) {}
+CoordinatorClient::CoordinatorClient(const std::string& address, const GrpcSecurity& security)
+    : stub_(v1::Coordinator::NewStub(MakeChannel(address, security))) {}
 
 absl::StatusOr<v1::JobStatus> CoordinatorClient::GetJob() {
   grpc::ClientContext ctx;

@@ -5,13 +5,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_security.h"
 #include "proto/slipstream.grpc.pb.h"
 
 namespace slipstream::it {
 
 class CoordinatorClient {
  public:
-  explicit CoordinatorClient(const std::string& address);  // host:port
+  // host:port; `security`: TLS and token of the calls (default: plaintext, none).
+  explicit CoordinatorClient(const std::string& address, const GrpcSecurity& security = {});
   // One GetJob call with a 2 s deadline.
   absl::StatusOr<v1::JobStatus> GetJob();
 

@@ -39,13 +39,19 @@ int FreePort() {
 // A redis-server child process on a private port, without persistence.
 class RedisProcess {
  public:
-  explicit RedisProcess(int port) : port_(port) {}
+  // `password` non-empty: the server is started with --requirepass.
+  explicit RedisProcess(int port, std::string password = "") : port_(port), password_(std::move(password)) {}
   ~RedisProcess() { Stop(); }
 
   void Start() {
     pid_ = fork();
     if (pid_ == 0) {
       const std::string port = std::to_string(port_);
+      if (!password_.empty()) {
+        execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--loglevel", "warning", "--requirepass", password_.c_str(),
+               static_cast<char*>(nullptr));
+      }
       execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--loglevel", "warning", static_cast<char*>(nullptr));
       _exit(127);
@@ -71,6 +77,11 @@ class RedisProcess {
     timeval tv{0, 200000};
     redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
     bool ok = c != nullptr && c->err == 0;
+    if (ok && !password_.empty()) {
+      auto* reply = static_cast<redisReply*>(redisCommand(c, "AUTH %s", password_.c_str()));
+      ok = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
+      if (reply) freeReplyObject(reply);
+    }
     if (ok) {
       auto* reply = static_cast<redisReply*>(redisCommand(c, "PING"));
       ok = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
@@ -82,7 +93,7 @@ class RedisProcess {
 
   // HGETALL as a flat vector plus the key's TTL.
   std::vector<std::string> HGetAll(const std::string& key, long long* ttl) const {
-    redisContext* c = redisConnect("127.0.0.1", port_);
+    redisContext* c = Connect();
     std::vector<std::string> out;
     auto* reply = static_cast<redisReply*>(redisCommand(c, "HGETALL %b", key.data(), key.size()));
     for (size_t i = 0; reply && i < reply->elements; ++i) out.emplace_back(reply->element[i]->str, reply->element[i]->len);
@@ -95,7 +106,7 @@ class RedisProcess {
   }
 
   long long DbSize() const {
-    redisContext* c = redisConnect("127.0.0.1", port_);
+    redisContext* c = Connect();
     auto* reply = static_cast<redisReply*>(redisCommand(c, "DBSIZE"));
     const long long n = reply ? reply->integer : -1;
     if (reply) freeReplyObject(reply);
@@ -104,7 +115,18 @@ class RedisProcess {
   }
 
  private:
+  // A connection, authenticated when the server wants a password.
+  redisContext* Connect() const {
+    redisContext* c = redisConnect("127.0.0.1", port_);
+    if (!password_.empty()) {
+      auto* reply = static_cast<redisReply*>(redisCommand(c, "AUTH %s", password_.c_str()));
+      if (reply) freeReplyObject(reply);
+    }
+    return c;
+  }
+
   int port_;
+  std::string password_;
   pid_t pid_ = -1;
 };
 
@@ -141,6 +163,38 @@ TEST(RedisSink, WritesEveryFeatureWithItsTtl) {
   EXPECT_GT(ttl, 7100);
   EXPECT_LE(ttl, 7200);
   EXPECT_EQ((*sink)->stats().features_written, 5000);
+}
+
+// redis.password against a server started with --requirepass: the right
+// password gets every feature written; a wrong one, or none, is refused at
+// start with an error naming the key (a configuration error, not a retry).
+TEST(RedisSink, WritesWithTheRightPasswordAndNamesTheKeyWhenItIsWrong) {
+  const int port = FreePort();
+  RedisProcess redis(port, "s3cret-pass");
+  redis.Start();
+  RedisSinkOptions options = LocalOptions(port);
+  options.password = "wrong-pass";
+  auto refused = RedisSink::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.status().message().find("redis.password"), absl::string_view::npos) << refused.status();
+  EXPECT_EQ(refused.status().message().find("wrong-pass"), absl::string_view::npos) << "the password leaked";
+  options.password = "";
+  auto anonymous = RedisSink::Start(options);
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_NE(anonymous.status().message().find("redis.password"), absl::string_view::npos) << anonymous.status();
+
+  options.password = "s3cret-pass";
+  auto sink = RedisSink::Start(options);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  std::vector<FeatureWrite> batch;
+  for (int i = 0; i < 500; ++i) batch.push_back(MakeFeature(i));
+  (*sink)->Write(&batch);
+  (*sink)->Flush();
+  EXPECT_EQ(redis.DbSize(), 500);
+  long long ttl = 0;
+  EXPECT_EQ(redis.HGetAll("user_features:7", &ttl), (std::vector<std::string>{"user_id", "7", "view_count_1h", "0"}));
+  EXPECT_EQ((*sink)->stats().features_written, 500);
 }
 
 TEST(RedisSink, LosesNothingWhenRedisStartsLateOrRestarts) {

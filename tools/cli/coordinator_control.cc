@@ -24,6 +24,10 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& address, in
     return absl::DeadlineExceededError(absl::StrCat("the coordinator at ", address, " did not answer within ",
                                                     timeout_ms, " ms (--timeout)"));
   }
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    return absl::UnauthenticatedError(absl::StrCat("the coordinator at ", address, " refused: ", status.error_message(),
+                                                   " (pass it with --token or SLIPSTREAM_TOKEN)"));
+  }
   if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
     return absl::UnimplementedError(absl::StrCat("the coordinator at ", address,
                                                  " does not support this command (an older version?): ",
@@ -45,12 +49,14 @@ absl::StatusOr<Response> Call(Stub* stub, Method<Request, Response> method, cons
 
 }  // namespace
 
-CoordinatorControl::CoordinatorControl(std::string address, int64_t timeout_ms)
-    : address_(std::move(address)),
-      timeout_ms_(timeout_ms),
-      stub_(v1::Coordinator::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()))) {}
+CoordinatorControl::CoordinatorControl(std::string address, int64_t timeout_ms, const GrpcSecurity& security)
+    : address_(std::move(address)), timeout_ms_(timeout_ms), stub_(v1::Coordinator::NewStub(security.Channel(address_))) {}
 
 CoordinatorControl::~CoordinatorControl() = default;
+
+bool CoordinatorControl::IsUnauthenticated(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnauthenticated;
+}
 
 bool CoordinatorControl::IsUnreachable(const absl::Status& status) {
   return status.code() == absl::StatusCode::kUnavailable || status.code() == absl::StatusCode::kDeadlineExceeded;

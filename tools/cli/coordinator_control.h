@@ -11,14 +11,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_security.h"
 #include "proto/slipstream.grpc.pb.h"
 
 namespace slipstream {
 
 class CoordinatorControl {
  public:
-  // `address` is host:port.
-  CoordinatorControl(std::string address, int64_t timeout_ms);
+  // `address` is host:port; `security`: TLS and the operator's token.
+  CoordinatorControl(std::string address, int64_t timeout_ms, const GrpcSecurity& security = {});
   ~CoordinatorControl();
 
   [[nodiscard]] absl::StatusOr<v1::ListJobsResponse> ListJobs();
@@ -36,6 +37,8 @@ class CoordinatorControl {
   // True for the errors that mean "no answer from the coordinator"
   // (UNAVAILABLE, DEADLINE_EXCEEDED) rather than "the coordinator said no".
   static bool IsUnreachable(const absl::Status& status);
+  // True when the coordinator wants a (different) token.
+  static bool IsUnauthenticated(const absl::Status& status);
 
  private:
   std::string address_;

@@ -8,16 +8,20 @@
 // (field names as in proto/slipstream.proto, 64-bit integers as strings, as
 // the protobuf JSON mapping has it), one object per line on stdout. Errors:
 // one line on stderr, exit status 1 (refused or failed), 2 (usage),
-// 3 (coordinator unreachable or not answering within --timeout).
+// 3 (coordinator unreachable or not answering within --timeout), 4 (the
+// coordinator wants a token: --token or SLIPSTREAM_TOKEN, none or a wrong
+// one given).
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -27,6 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/event.h"
+#include "common/grpc_security.h"
 #include "tools/cli/coordinator_control.h"
 
 namespace slipstream {
@@ -36,6 +41,7 @@ constexpr char kProgram[] = "slipstream";
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;
+constexpr int kExitUnauthenticated = 4;
 constexpr int64_t kPollIntervalMs = 200;
 constexpr int64_t kProgressEveryMs = 2000;
 // How long `stop` waits for the job to report FINISHED after its savepoint.
@@ -48,6 +54,11 @@ struct Flags {
   std::string job_id;
   std::string target_dir;
   std::string dispose_path;
+  std::string token;  // --token, else $SLIPSTREAM_TOKEN
+  bool tls = false;
+  std::string ca_path;
+  std::string cert_path;
+  std::string key_path;
 };
 
 int64_t SteadyNowMs() {
@@ -58,6 +69,7 @@ int64_t SteadyNowMs() {
 // The one error line, and the exit status that goes with it.
 int Fail(const absl::Status& status, std::string_view context = "") {
   std::cerr << kProgram << ": " << context << (context.empty() ? "" : ": ") << status.message() << "\n";
+  if (CoordinatorControl::IsUnauthenticated(status)) return kExitUnauthenticated;
   return CoordinatorControl::IsUnreachable(status) ? kExitUnreachable : kExitFailed;
 }
 
@@ -306,13 +318,21 @@ int Run(int argc, char** argv) {
   Flags flags;
   CLI::App app{
       "slipstream: control a running Slipstream job through its coordinator (like Flink's `flink` CLI).\n"
-      "Exit status: 0 done, 1 refused or failed, 2 usage, 3 coordinator unreachable.",
+      "Exit status: 0 done, 1 refused or failed, 2 usage, 3 coordinator unreachable, 4 token missing or wrong.",
       kProgram};
   app.option_defaults()->always_capture_default();
   app.add_option("--coordinator", flags.coordinator, "Coordinator address host:port (jobmanager.rpc.port)");
   app.add_flag("--json", flags.json, "Machine-readable output: the gRPC response as protobuf JSON, one line");
   app.add_option("--timeout", flags.timeout_s, "Seconds to wait for each answer from the coordinator")
       ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--token", flags.token,
+                 "Bearer token (security.admin-token to change the job, security.read-token to read it); "
+                 "default: $SLIPSTREAM_TOKEN")
+      ->always_capture_default(false);
+  app.add_flag("--tls", flags.tls, "Connect over TLS (the coordinator has security.ssl.enabled=true)");
+  app.add_option("--ca", flags.ca_path, "PEM file of the CA that signed the coordinator's certificate (implies --tls)");
+  app.add_option("--cert", flags.cert_path, "PEM file of this client's certificate (security.ssl.client-auth)");
+  app.add_option("--key", flags.key_path, "PEM file of the key of --cert");
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the command
 
@@ -342,7 +362,8 @@ int Run(int argc, char** argv) {
   // is the command.
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--coordinator" || arg == "--timeout") {
+    if (arg == "--coordinator" || arg == "--timeout" || arg == "--token" || arg == "--ca" || arg == "--cert" ||
+        arg == "--key") {
       ++i;
       continue;
     }
@@ -367,7 +388,34 @@ int Run(int argc, char** argv) {
     return kExitUsage;
   }
 
-  CoordinatorControl control(flags.coordinator, static_cast<int64_t>(flags.timeout_s * 1000));
+  if (flags.token.empty()) {
+    if (const char* env = std::getenv("SLIPSTREAM_TOKEN"); env != nullptr) flags.token = env;
+  }
+  TlsSettings tls;
+  tls.enabled = flags.tls || !flags.ca_path.empty() || !flags.cert_path.empty();
+  if (tls.enabled) {
+    if (flags.ca_path.empty()) {
+      std::cerr << kProgram << ": --tls needs --ca (the CA that signed the coordinator's certificate)\n";
+      return kExitUsage;
+    }
+    if (flags.cert_path.empty() != flags.key_path.empty()) {
+      std::cerr << kProgram << ": --cert and --key go together\n";
+      return kExitUsage;
+    }
+    for (auto [flag, path, pem] : {std::tuple{"--ca", &flags.ca_path, &tls.ca_pem},
+                                   std::tuple{"--cert", &flags.cert_path, &tls.cert_pem},
+                                   std::tuple{"--key", &flags.key_path, &tls.key_pem}}) {
+      if (path->empty()) continue;
+      absl::StatusOr<std::string> text = ReadPemFile(flag, *path);
+      if (!text.ok()) {
+        std::cerr << kProgram << ": " << text.status().message() << "\n";
+        return kExitUsage;
+      }
+      *pem = *std::move(text);
+    }
+  }
+  CoordinatorControl control(flags.coordinator, static_cast<int64_t>(flags.timeout_s * 1000),
+                             GrpcSecurity(std::move(tls), flags.token));
   if (list->parsed()) return List(control, flags);
   if (savepoint->parsed()) return Savepoint(control, flags);
   if (stop->parsed()) return Stop(control, flags);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_security.h"
 #include "proto/slipstream.grpc.pb.h"
 #include "spdlog/spdlog.h"
 #include "worker/exchange/input_gate.h"
@@ -163,8 +164,18 @@ std::vector<v1::ChannelStatus> InboundEndpoint::Status() const {
 // --------------------------------------------------------------------------
 // DataPlaneServer
 
+// Peers and the coordinator must show the internal token (AccessControl).
+grpc::Status AuthorizeInternal(const AccessControl& access, const grpc::ServerContext& ctx, const char* method) {
+  const absl::Status s = access.Check(Access::kInternal, AuthorizationOf(ctx));
+  if (s.ok()) return grpc::Status::OK;
+  spdlog::warn("refused {} from {}: {}", method, ctx.peer(), std::string(s.message()));
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(s.message()));
+}
+
 class DataPlaneService final : public v1::DataPlane::Service {
  public:
+  explicit DataPlaneService(AccessControl access) : access_(std::move(access)) {}
+
   void Attach(std::shared_ptr<InboundEndpoint> endpoint) {
     std::lock_guard lock(mu_);
     endpoint_ = std::move(endpoint);
@@ -188,6 +199,7 @@ class DataPlaneService final : public v1::DataPlane::Service {
 
   grpc::Status Exchange(grpc::ServerContext* ctx,
                         grpc::ServerReaderWriter<v1::ChannelCredit, v1::ChannelMessage>* stream) override {
+    if (grpc::Status denied = AuthorizeInternal(access_, *ctx, "Exchange"); !denied.ok()) return denied;
     v1::ChannelMessage first;
     if (!stream->Read(&first) || !first.has_open()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a data channel must start with ChannelOpen");
@@ -286,6 +298,7 @@ class DataPlaneService final : public v1::DataPlane::Service {
   }
 
  private:
+  const AccessControl access_;
   bool stopping_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -306,13 +319,16 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
 // Forwards the coordinator's checkpoint calls to the running task.
 class TaskControlService final : public v1::TaskControl::Service {
  public:
+  explicit TaskControlService(AccessControl access) : access_(std::move(access)) {}
+
   void Set(std::shared_ptr<TaskControlHandler> handler) {
     std::lock_guard lock(mu_);
     handler_ = std::move(handler);
   }
 
-  grpc::Status TriggerCheckpoint(grpc::ServerContext*, const v1::TriggerCheckpointRequest* request,
+  grpc::Status TriggerCheckpoint(grpc::ServerContext* ctx, const v1::TriggerCheckpointRequest* request,
                                  v1::TriggerCheckpointResponse*) override {
+    if (grpc::Status denied = AuthorizeInternal(access_, *ctx, "TriggerCheckpoint"); !denied.ok()) return denied;
     std::shared_ptr<TaskControlHandler> handler = Get();
     // FAILED_PRECONDITION: the coordinator does not count it as a failed
     // checkpoint (the task is starting or stopping).
@@ -320,21 +336,26 @@ class TaskControlService final : public v1::TaskControl::Service {
     return ToGrpcStatus(handler->TriggerCheckpoint(*request));
   }
 
-  grpc::Status NotifyCheckpointComplete(grpc::ServerContext*, const v1::CheckpointNotification* request,
+  grpc::Status NotifyCheckpointComplete(grpc::ServerContext* ctx, const v1::CheckpointNotification* request,
                                         v1::CheckpointNotificationResponse*) override {
+    if (grpc::Status denied = AuthorizeInternal(access_, *ctx, "NotifyCheckpointComplete"); !denied.ok()) {
+      return denied;
+    }
     if (std::shared_ptr<TaskControlHandler> handler = Get()) handler->CheckpointComplete(*request);
     return grpc::Status::OK;
   }
 
-  grpc::Status AbortCheckpoint(grpc::ServerContext*, const v1::CheckpointNotification* request,
+  grpc::Status AbortCheckpoint(grpc::ServerContext* ctx, const v1::CheckpointNotification* request,
                                v1::CheckpointNotificationResponse*) override {
+    if (grpc::Status denied = AuthorizeInternal(access_, *ctx, "AbortCheckpoint"); !denied.ok()) return denied;
     if (std::shared_ptr<TaskControlHandler> handler = Get()) handler->AbortCheckpoint(*request);
     return grpc::Status::OK;
   }
 
   // Not the task's to answer: the process decides (it asks the coordinator).
-  grpc::Status CancelTask(grpc::ServerContext*, const v1::CancelTaskRequest* request,
+  grpc::Status CancelTask(grpc::ServerContext* ctx, const v1::CancelTaskRequest* request,
                           v1::CancelTaskResponse*) override {
+    if (grpc::Status denied = AuthorizeInternal(access_, *ctx, "CancelTask"); !denied.ok()) return denied;
     std::function<void(const v1::CancelTaskRequest&)> listener;
     {
       std::lock_guard lock(mu_);
@@ -355,6 +376,7 @@ class TaskControlService final : public v1::TaskControl::Service {
     std::lock_guard lock(mu_);
     return handler_;
   }
+  const AccessControl access_;
   std::mutex mu_;
   std::shared_ptr<TaskControlHandler> handler_;
   std::function<void(const v1::CancelTaskRequest&)> cancel_listener_;
@@ -363,6 +385,7 @@ class TaskControlService final : public v1::TaskControl::Service {
 }  // namespace
 
 struct DataPlaneServer::Impl {
+  explicit Impl(const AccessControl& access) : service(access), control(access) {}
   DataPlaneService service;
   TaskControlService control;
   std::unique_ptr<grpc::Server> server;
@@ -371,15 +394,16 @@ struct DataPlaneServer::Impl {
 
 DataPlaneServer::DataPlaneServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-absl::StatusOr<std::unique_ptr<DataPlaneServer>> DataPlaneServer::Start(int port) {
-  auto impl = std::make_unique<Impl>();
+absl::StatusOr<std::unique_ptr<DataPlaneServer>> DataPlaneServer::Start(int port, const GrpcSecurity& security,
+                                                                       AccessControl access) {
+  auto impl = std::make_unique<Impl>(access);
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(64 << 20);
   // Accept the senders' keepalive pings (every 10 s).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddListeningPort(absl::StrCat("0.0.0.0:", port), grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(absl::StrCat("0.0.0.0:", port), security.ServerCredentials(), &impl->port);
   builder.RegisterService(&impl->service);
   builder.RegisterService(&impl->control);
   impl->server = builder.BuildAndStart();
@@ -414,6 +438,7 @@ void DataPlaneServer::SetTaskControl(std::shared_ptr<TaskControlHandler> handler
 // OutboundChannel
 
 struct OutboundChannel::Impl {
+  GrpcSecurity security;
   std::string peer_id;
   std::string target;
   v1::ChannelOpen open;
@@ -461,7 +486,7 @@ struct OutboundChannel::Impl {
         // Notice a peer that vanished without closing its connection.
         args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
         args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-        channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+        channel = security.Channel(target, args);
         stub = v1::DataPlane::NewStub(channel);
       }
       std::string problem;
@@ -541,8 +566,10 @@ struct OutboundChannel::Impl {
   }
 };
 
-OutboundChannel::OutboundChannel(std::string peer_worker_id, std::string target, v1::ChannelOpen open)
+OutboundChannel::OutboundChannel(std::string peer_worker_id, std::string target, v1::ChannelOpen open,
+                                 GrpcSecurity security)
     : impl_(std::make_unique<Impl>()) {
+  impl_->security = std::move(security);
   impl_->peer_id = std::move(peer_worker_id);
   impl_->target = std::move(target);
   impl_->open = std::move(open);

@@ -24,6 +24,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/access_control.h"
+#include "common/grpc_security.h"
 #include "proto/slipstream.pb.h"
 
 namespace slipstream {
@@ -66,8 +68,11 @@ class TaskControlHandler {
 
 class DataPlaneServer {
  public:
-  // Listens on 0.0.0.0:`port` (0 picks a free port).
-  static absl::StatusOr<std::unique_ptr<DataPlaneServer>> Start(int port);
+  // Listens on 0.0.0.0:`port` (0 picks a free port) with `security`'s
+  // server credentials. Every call (data streams and TaskControl) needs the
+  // internal token when `access` requires one.
+  static absl::StatusOr<std::unique_ptr<DataPlaneServer>> Start(int port, const GrpcSecurity& security = {},
+                                                                AccessControl access = {});
   ~DataPlaneServer();
 
   int port() const;
@@ -93,7 +98,9 @@ class DataPlaneServer {
 class OutboundChannel {
  public:
   // `target` is host:port of the peer's data endpoint.
-  OutboundChannel(std::string peer_worker_id, std::string target, v1::ChannelOpen open);
+  // `security`: TLS and the internal token of the connection.
+  OutboundChannel(std::string peer_worker_id, std::string target, v1::ChannelOpen open,
+                  GrpcSecurity security = {});
   ~OutboundChannel();  // cancels the stream if still open
 
   // Sends one batch, connecting first if needed. Blocks while the peer has

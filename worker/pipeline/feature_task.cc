@@ -304,7 +304,7 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
       open.set_sender_worker_id(options.workers[options.worker_index].worker_id);
       open.set_sender_index(options.worker_index);
       impl->outbound[i] = std::make_unique<OutboundChannel>(options.workers[i].worker_id, options.workers[i].address,
-                                                            std::move(open));
+                                                            std::move(open), options.peer_security);
     }
     data_plane->Attach(impl->inbound);
   }

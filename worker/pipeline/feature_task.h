@@ -29,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/grpc_security.h"
 #include "common/prometheus.h"
 #include "common/key_groups.h"
 #include "proto/slipstream.pb.h"
@@ -64,6 +65,8 @@ struct FeatureTaskOptions {
   size_t max_batch_bytes = 256 * 1024;
   // On a graceful stop, how long to wait for peers to take the end of input.
   int64_t end_of_input_timeout_ms = 5000;
+  // TLS and the internal token of the channels to peers (security.*).
+  GrpcSecurity peer_security;
 
   // Checkpoints (Chandy-Lamport barriers, as in Flink). The coordinator's
   // TriggerCheckpoint reaches the task through the data plane's TaskControl

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "spdlog/spdlog.h"
@@ -49,6 +50,14 @@ absl::StatusOr<RedisContextPtr> Connect(const RedisSinkOptions& o) {
     if (absl::Status s = command({"AUTH", o.password}); !s.ok()) {
       return absl::PermissionDeniedError(absl::StrCat("redis.password: AUTH failed: ", s.message()));
     }
+  } else if (absl::Status s = command({"PING"}); !s.ok()) {
+    // A server with requirepass answers every command with NOAUTH: say so
+    // at start, naming the key, instead of as rejected writes later.
+    if (absl::StartsWith(s.message(), "NOAUTH")) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("redis.password: the Redis server requires a password (", s.message(), ")"));
+    }
+    if (absl::IsUnavailable(s)) return s;
   }
   if (o.db != 0) {
     if (absl::Status s = command({"SELECT", absl::StrCat(o.db)}); !s.ok()) {
