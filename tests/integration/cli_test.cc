@@ -61,8 +61,6 @@ constexpr int kPartitions = 4;
 constexpr int kRedisDbCommands = 0;
 constexpr int kRedisDbCancelRestore = 15;
 constexpr int kRedisDbStop = 1;
-constexpr int64_t kWatermarkLagMs = 10 * kSecondMs + 1;
-const char* const kWatermarkUser = "__watermark__";
 
 // --- Checks against the reference model -------------------------------------
 // (the same contract as pipeline_e2e_test.cc's checks, compact.)
@@ -408,12 +406,7 @@ class CliEndToEnd : public ::testing::Test {
   }
 
   void ProduceWatermarkPush(TestProducer& producer, int64_t* final_watermark) {
-    const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
-    for (int32_t p = 0; p < kPartitions; ++p) {
-      producer.Produce(topic_, std::string(kWatermarkUser),
-                       CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100), p);
-    }
-    *final_watermark = future_ms - kWatermarkLagMs;
+    *final_watermark = ProduceClosingEvents(producer, topic_, kPartitions);
   }
 
   bool env_ok_ = false;

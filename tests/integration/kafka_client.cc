@@ -10,6 +10,7 @@
 #include "common/kafka_admin.h"
 #include "common/kafka_handles.h"
 #include "tests/integration/it_env.h"
+#include "tests/integration/workload.h"
 
 namespace slipstream::it {
 
@@ -247,6 +248,15 @@ absl::StatusOr<int64_t> CommittedOffsetSum(const std::string& bootstrap, const s
   }
   rd_kafka_consumer_close(rk.get());
   return sum;
+}
+
+int64_t ProduceClosingEvents(TestProducer& producer, const std::string& topic, int partitions) {
+  static const std::string kUser = "__watermark__";
+  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
+  for (int32_t p = 0; p < partitions; ++p) {
+    producer.Produce(topic, kUser, CanonicalEventJson(kUser, future_ms, EventKind::kView, 100), p);
+  }
+  return future_ms - 10 * kSecondMs - 1;  // forBoundedOutOfOrderness(10 s)
 }
 
 }  // namespace slipstream::it

@@ -28,6 +28,14 @@ struct Delivery {
   int error = -1;  // rd_kafka_resp_err_t; -1 while not yet reported
 };
 
+class TestProducer;
+
+// The closing events of a test: one event of user "__watermark__" far in the
+// future (9999-12-31T23:59:59.999Z) on each of `partitions` partitions, so
+// that once the job reads them every window and session fires. Returns the
+// operator watermark they lead to (that time - 10 s - 1 ms). Not flushed.
+int64_t ProduceClosingEvents(TestProducer& producer, const std::string& topic, int partitions);
+
 class TestProducer {
  public:
   // Key-hashed partitioning as the Java client (murmur2), random for null

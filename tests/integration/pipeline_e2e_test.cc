@@ -994,10 +994,7 @@ TEST_F(PipelineEndToEnd, SlowRedisHoldsThePipelineBackWithBoundedMemory) {
   for (const ValidEvent& e : events) {
     producer.Produce(topic_, e.user, CanonicalEventJson(e.user, e.time_ms, e.kind, e.price_cents));
   }
-  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
-  for (int32_t p = 0; p < kPartitions; ++p) {
-    producer.Produce(topic_, kWatermarkUser, CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100), p);
-  }
+  const int64_t final_watermark = ProduceClosingEvents(producer, topic_, kPartitions);
   {
     absl::Status flushed = producer.Flush(120000);
     ASSERT_TRUE(flushed.ok()) << flushed;
@@ -1130,7 +1127,6 @@ TEST_F(PipelineEndToEnd, SlowRedisHoldsThePipelineBackWithBoundedMemory) {
   proxy.SetRateLimit(0);
   const int64_t unthrottled_at = SteadyNowMs();
   clock_.Log("rate limit lifted");
-  const int64_t final_watermark = future_ms - kWatermarkLagMs;
   std::optional<v1::JobStatus> final_job;
   v1::WorkerCounters c;
   {
@@ -1319,16 +1315,11 @@ void RecoveryEndToEnd::RunRecoveryScenario(bool kill_coordinator, int redis_db) 
   clock_.Log(absl::StrCat("a restored attempt runs ", SteadyNowMs() - killed_at, " ms after the kill (including the "
                           "restart of the killed process)"));
   produce_range(2 * n / 3, n);
-  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
-  for (int32_t p = 0; p < kPartitions; ++p) {
-    producer.Produce(topic_, std::string(kWatermarkUser),
-                     CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100), p);
-  }
+  const int64_t final_watermark = ProduceClosingEvents(producer, topic_, kPartitions);
   ASSERT_TRUE(producer.Flush(30000).ok());
 
   const ReferenceModel model(w.valid);
   const int64_t expected_keys = static_cast<int64_t>(model.user_features().size() + model.sessions().size());
-  const int64_t final_watermark = future_ms - kWatermarkLagMs;
   ASSERT_TRUE(wait_job("every feature in Redis", [&](const v1::JobStatus& j) {
     absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 2);
     if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {

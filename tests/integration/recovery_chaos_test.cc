@@ -59,10 +59,6 @@ namespace {
 // Redis databases owned by these tests (pipeline_e2e_test.cc uses 4-14).
 constexpr int kRedisDbChaos = 3;
 constexpr int kRedisDbCheckpointTimeout = 2;
-// The watermark trails the largest event time by the out-of-orderness bound
-// (10 s) plus 1 ms.
-constexpr int64_t kWatermarkLagMs = 10 * kSecondMs + 1;
-const char* const kWatermarkUser = "__watermark__";
 
 uint64_t ChaosSeed() {
   if (const char* text = std::getenv("SLIPSTREAM_CHAOS_SEED"); text != nullptr && *text != '\0') {
@@ -325,16 +321,11 @@ TEST_F(RecoveryChaos, KillsAtRandomMomentsLeaveRedisEqualToTheModel) {
   clock_.EndPhase("produce and kill");
 
   // --- Close: a far-future event per partition fires every window --------------
-  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
-  for (int32_t p = 0; p < kChaosPartitions; ++p) {
-    producer.Produce(topic_, std::string(kWatermarkUser),
-                     CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100), p);
-    produced.push_back(RecordSpec{});
-  }
+  const int64_t final_watermark = ProduceClosingEvents(producer, topic_, kChaosPartitions);
+  produced.insert(produced.end(), kChaosPartitions, RecordSpec{});  // producer indices stay aligned
   ASSERT_TRUE(producer.Flush(30000).ok());
   const ReferenceModel model(w.valid);
   const int64_t expected_keys = static_cast<int64_t>(model.user_features().size() + model.sessions().size());
-  const int64_t final_watermark = future_ms - kWatermarkLagMs;
   std::optional<v1::JobStatus> final_job =
       WaitForJob(coordinator, "every feature in Redis", 120000, alive(), [&](const v1::JobStatus& j) {
         absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, kChaosWorkers);
@@ -513,15 +504,10 @@ TEST_F(RecoveryChaos, CheckpointThatTimesOutIsAbortedAndTheJobGoesOn) {
   clock_.EndPhase("checkpoint timeout");
 
   // --- Nothing else changed: Redis is exactly the model, each window once ------
-  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
-  for (int32_t p = 0; p < kTimeoutPartitions; ++p) {
-    producer.Produce(topic_, std::string(kWatermarkUser),
-                     CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100), p);
-  }
+  const int64_t final_watermark = ProduceClosingEvents(producer, topic_, kTimeoutPartitions);
   ASSERT_TRUE(producer.Flush(30000).ok());
   const ReferenceModel model(w.valid);
   const int64_t expected_keys = static_cast<int64_t>(model.user_features().size() + model.sessions().size());
-  const int64_t final_watermark = future_ms - kWatermarkLagMs;
   std::optional<v1::JobStatus> final_job =
       WaitForJob(coordinator, "every feature in Redis", 90000, alive, [&](const v1::JobStatus& j) {
         absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 2);

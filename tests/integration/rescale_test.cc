@@ -49,8 +49,6 @@ namespace {
 constexpr int kPartitions = 6;
 constexpr int kSlices = 10;
 constexpr int64_t kSliceEveryMs = 2000;
-constexpr int64_t kWatermarkLagMs = 10 * kSecondMs + 1;
-const char* const kWatermarkUser = "__watermark__";
 
 class Rescale : public PipelineEndToEnd {
  protected:
@@ -244,15 +242,10 @@ TEST_F(Rescale, WorkersJoiningAndLeavingMidStreamLeaveRedisEqualToTheModel) {
   }
   clock_.EndPhase("produce and rescale");
 
-  const int64_t future_ms = EpochMs(9999, 12, 31, 23, 59, 59, 999);
-  for (int32_t p = 0; p < kPartitions; ++p) {
-    producer.Produce(topic_, std::string(kWatermarkUser),
-                     CanonicalEventJson(kWatermarkUser, future_ms, EventKind::kView, 100), p);
-  }
+  const int64_t final_watermark = ProduceClosingEvents(producer, topic_, kPartitions);
   ASSERT_TRUE(producer.Flush(30000).ok());
   const ReferenceModel model(w.valid);
   const int64_t expected_keys = static_cast<int64_t>(model.user_features().size() + model.sessions().size());
-  const int64_t final_watermark = future_ms - kWatermarkLagMs;
   std::optional<v1::JobStatus> final_job = WaitFor(coordinator, "every feature in Redis", 120000, [&](const v1::JobStatus& j) {
     absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 3);
     if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {
