@@ -676,8 +676,10 @@ run_rescale() {
   stop_pid "$GEN_PID" "slipstream-gen" 10
   GEN_PID=""
   local restore_lines
-  restore_lines="$(grep -h -o 'restored [0-9]* state keys of key groups \[[0-9-]*\] from [0-9]* snapshot(s) of checkpoint [0-9]* in [0-9]* ms' \
-    "$dir"/worker-*.log | tr '\n' ';' || true)"
+  # Per worker and attempt: the old task closing, the snapshot ingest, the
+  # engine rebuild (worker log lines).
+  restore_lines="$(grep -h -o -E 'attempt [0-9]+ stopped: .*task closed in [0-9]+ ms|ingested [0-9]+ snapshot file.* in [0-9]+ ms|restored [0-9]+ users and [0-9]+ timers of key groups \[[0-9-]*\] in [0-9]+ ms' \
+    "$dir"/worker-*.log | sed -E 's/stopped: .*task closed in/closed in/' | tr '\n' ';' || true)"
   stop_job
   cat <<EOT
 

@@ -5,10 +5,13 @@
 //   sync       WindowEngine::BeginSnapshot (the synchronous pause)
 //   write      Commit() steps until the snapshot's round is in RocksDB
 //   upload     StateSnapshot::WriteKeyGroups (the SST file of the range)
-//   ingest     StateStore::IngestKeyGroups into a fresh store (restore)
+//   release    destroying the engine (what a cancelled task frees)
+//   ingest     StateStore::IngestKeyGroups into a fresh store (restore of
+//              key groups --restore-first..--restore-last, default all)
 //   rebuild    WindowEngine::Restore (the working copy back in memory)
 // Prints one line per phase with its time and throughput.
 //   slipstream-bench-state --users 1000000 [--events-per-user 3] [--dir /dev/shm/...]
+//                          [--restore-first 0 --restore-last 42]
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -48,10 +51,20 @@ int main(int argc, char** argv) {
   app.add_option("--users", users, "distinct users")->check(CLI::PositiveNumber);
   app.add_option("--events-per-user", events_per_user, "events per user, 1 min apart")->check(CLI::PositiveNumber);
   app.add_option("--dir", dir, "scratch directory (wiped)");
+  int restore_first = 0;
+  int restore_last = 127;
+  app.add_option("--restore-first", restore_first, "first key group restored (a worker's share after a rescale)")
+      ->check(CLI::Range(0, 127));
+  app.add_option("--restore-last", restore_last, "last key group restored")->check(CLI::Range(0, 127));
+  int rebuilds = 1;
+  app.add_option("--rebuilds", rebuilds, "rebuild this many times (one line each; for profiling)")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   namespace sl = slipstream;
   constexpr int kMaxParallelism = 128;
   const sl::KeyGroupRange all{0, kMaxParallelism - 1};
+  const sl::KeyGroupRange restore_range{restore_first, restore_last};
+  if (restore_range.empty()) return Fail("--restore-first is after --restore-last");
   std::filesystem::remove_all(dir);
   int status = 0;
   {
@@ -98,21 +111,29 @@ int main(int argc, char** argv) {
     Report("upload", SecondsSince(begin), written->keys, "keys");
     std::printf("         %lld bytes in %s\n", static_cast<long long>(written->bytes), file.c_str());
     snapshot.reset();
+    begin = Clock::now();
+    const int64_t built_users = engine->stats().users;
     engine.reset();
+    Report("release", SecondsSince(begin), built_users, "users");
     store->reset();
 
     auto restored_store = sl::StateStore::Open(dir + "/restored", sl::StateStoreOptions{});
     if (!restored_store.ok()) return Fail(std::string(restored_store.status().message()));
     begin = Clock::now();
-    absl::StatusOr<int64_t> keys = (*restored_store)->IngestKeyGroups({file}, all);
-    if (!keys.ok()) return Fail(std::string(keys.status().message()));
-    Report("ingest", SecondsSince(begin), *keys, "keys");
+    absl::StatusOr<sl::IngestedSnapshots> ingested = (*restored_store)->IngestKeyGroups({file}, restore_range);
+    if (!ingested.ok()) return Fail(std::string(ingested.status().message()));
+    Report("ingest", SecondsSince(begin), ingested->bytes, "bytes");
 
-    begin = Clock::now();
-    sl::WindowEngine restored(restored_store->get(), all);
-    if (!restored.Restore().ok()) return Fail("Restore failed");
-    Report("rebuild", SecondsSince(begin), restored.stats().users, "users");
-    if (restored.stats().users != users) status = Fail("restored a different number of users");
+    for (int i = 0; i < rebuilds; ++i) {
+      begin = Clock::now();
+      sl::WindowEngine restored(restored_store->get(), restore_range);
+      if (!restored.Restore().ok()) return Fail("Restore failed");
+      Report("rebuild", SecondsSince(begin), restored.stats().users, "users");
+      std::printf("         %lld timers\n", static_cast<long long>(restored.stats().timers));
+      if (restore_range.first == 0 && restore_range.last == kMaxParallelism - 1 && restored.stats().users != users) {
+        status = Fail("restored a different number of users");
+      }
+    }
   }
   std::filesystem::remove_all(dir);
   return status;

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/absl_compat.h"
@@ -36,6 +37,7 @@
 #include "worker/exchange/data_plane.h"
 #include "worker/metrics/worker_metrics.h"
 #include "worker/pipeline/feature_task.h"
+#include "worker/pipeline/state_releaser.h"
 #include "worker/sink/dead_letter_producer.h"
 #include "worker/sink/redis_sink.h"
 #include "worker/source/kafka_source.h"
@@ -333,6 +335,7 @@ int RunWorker(int argc, char** argv) {
     w.cv.notify_all();
   });
 
+  StateReleaser releaser;
   absl::Status fatal;
   int64_t last_attempt = 0;
   TaskCounters last_counters;
@@ -390,8 +393,20 @@ int RunWorker(int argc, char** argv) {
                                                      : absl::StrCat(", restoring ", restore.checkpoint_path()));
 
       // Local state of this attempt: fresh, then filled from the checkpoint.
+      // One directory per attempt: the previous attempt's may still be being
+      // freed (StateReleaser), which then deletes it.
       const std::string worker_state_dir =
-          (std::filesystem::path(state_dir) / assignment.job_id() / worker_id).string();
+          (std::filesystem::path(state_dir) / assignment.job_id() / worker_id / absl::StrCat("attempt-", assignment.attempt()))
+              .string();
+      // The previous attempt's state is freed once this one has restored
+      // its own (StateReleaser), also when it fails before that.
+      absl::Cleanup free_previous_state = [&releaser] { releaser.Resume(); };
+      bool state_handed_over = false;
+      const absl::Cleanup remove_state_dir = [&] {
+        if (state_handed_over) return;
+        std::error_code ignored;
+        std::filesystem::remove_all(worker_state_dir, ignored);
+      };
       absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, StateStoreOptions{});
       if (!state.ok()) return state.status();
       std::map<int, int64_t> restored_offsets;
@@ -404,15 +419,16 @@ int RunWorker(int argc, char** argv) {
           }
         }
         const auto begin = std::chrono::steady_clock::now();
-        absl::StatusOr<int64_t> keys = (*state)->IngestKeyGroups(snapshot_files, owned);
-        if (!keys.ok()) return keys.status();
+        absl::StatusOr<IngestedSnapshots> ingested = (*state)->IngestKeyGroups(snapshot_files, owned);
+        if (!ingested.ok()) return ingested.status();
         for (const v1::PartitionOffset& o : restore.offsets()) restored_offsets[o.partition()] = o.next_offset();
         {
           std::lock_guard lock(w.mu);
           ++w.restores;
         }
-        spdlog::info("restored {} state keys of key groups {} from {} snapshot(s) of checkpoint {} in {} ms", *keys,
-                     owned.ToString(), snapshot_files.size(), restore.checkpoint_id(),
+        spdlog::info("ingested {} snapshot file(s) of checkpoint {} ({} bytes, {} copied, the rest linked) for key "
+                     "groups {} in {} ms",
+                     ingested->files, restore.checkpoint_id(), ingested->bytes, ingested->copied, owned.ToString(),
                      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
                          .count());
       }
@@ -467,6 +483,7 @@ int RunWorker(int argc, char** argv) {
       absl::StatusOr<std::unique_ptr<FeatureTask>> task =
           FeatureTask::Create(task_options, std::move(*source), std::move(*dead_letters), std::move(*sink),
                               std::move(*state), data_plane->get());
+      std::move(free_previous_state).Invoke();
       if (!task.ok()) return task.status();
       {
         std::lock_guard lock(w.mu);
@@ -480,14 +497,21 @@ int RunWorker(int argc, char** argv) {
         std::lock_guard lock(w.mu);
         w.task = nullptr;  // heartbeats stop reading its counters
       }
-      task->reset();  // every thread joined, channels closed, RocksDB closed
+      // Every thread has joined and nothing of this attempt reaches Redis or
+      // a peer any more; the window state is freed in the background, and
+      // the Kafka clients and the sink are closed here.
+      std::unique_ptr<TaskState> task_state = (*task)->TakeState();
+      task->reset();
       {
         std::lock_guard lock(w.mu);
         w.running_attempt = 0;
-        w.cv.notify_all();  // report "idle" at once: the next deployment waits for it
+        w.heartbeat_now = true;  // report "idle" at once: the next deployment waits for it
+        w.cv.notify_all();
       }
-      spdlog::info("attempt {} stopped: {} records in, {} invalid, {} late, {} features written (task and state "
-                   "closed in {} ms)",
+      releaser.Release(std::move(task_state), worker_state_dir, absl::StrCat("attempt ", assignment.attempt()));
+      state_handed_over = true;
+      spdlog::info("attempt {} stopped: {} records in, {} invalid, {} late, {} features written (task closed in {} "
+                   "ms; its state is freed in the background)",
                    assignment.attempt(), last_counters.records_in, last_counters.records_invalid,
                    last_counters.records_late, last_counters.redis_features_written,
                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - run_ended)

@@ -257,5 +257,41 @@ TEST(RedisSink, FullQueueBlocksTheWriterUntilRedisDrainsIt) {
   EXPECT_EQ(redis.DbSize(), 500);
 }
 
+TEST(RedisSink, DiscardDropsWhatWasNotSentAndWaitsForWhatRedisHas) {
+  // A cancelled attempt's sink: what Redis already has must be answered
+  // before the next attempt may write (or it could land after, and older
+  // values overwrite newer ones); what is only queued is dropped.
+  const int port = FreePort();
+  RedisProcess redis(port);
+  redis.Start();
+  RedisSinkOptions options = LocalOptions(port);
+  options.batch_size = 100;
+  options.max_queued = 100000;
+  options.timeout_ms = 10000;
+  auto sink = RedisSink::Start(options);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  redis.Pause();
+  std::vector<FeatureWrite> batch;
+  for (int i = 0; i < 20000; ++i) batch.push_back(MakeFeature(i));
+  (*sink)->Write(&batch);
+  std::this_thread::sleep_for(milliseconds(200));  // the writer sends its batches in flight
+  std::atomic<bool> discarded{false};
+  size_t dropped = 0;
+  std::thread discard([&] {
+    dropped = (*sink)->Discard();
+    discarded = true;
+  });
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_FALSE(discarded.load()) << "Discard() returned while Redis still held unanswered batches";
+  redis.Resume();
+  discard.join();
+  const int64_t written = (*sink)->stats().features_written;
+  EXPECT_GT(written, 0);
+  EXPECT_LE(written, 200) << "more than the batches in flight (2 of 100) were written";
+  EXPECT_EQ(static_cast<int64_t>(dropped) + written, 20000);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(redis.DbSize(), written) << "a dropped feature reached Redis";
+}
+
 }  // namespace
 }  // namespace slipstream

@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <fstream>
+#include <iterator>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,12 +90,12 @@ class RestoredEngine {
       return;
     }
     store_ = std::move(*store);
-    absl::StatusOr<int64_t> copied = store_->IngestKeyGroups(snapshots, range);
-    if (!copied.ok()) {
-      ADD_FAILURE() << std::string(copied.status().message());
+    absl::StatusOr<IngestedSnapshots> ingested = store_->IngestKeyGroups(snapshots, range);
+    if (!ingested.ok()) {
+      ADD_FAILURE() << std::string(ingested.status().message());
       return;
     }
-    keys_ = *copied;
+    ingested_ = *ingested;
     engine_ = std::make_unique<WindowEngine>(store_.get(), range);
     absl::Status restored = engine_->Restore();
     if (!restored.ok()) {
@@ -107,14 +110,17 @@ class RestoredEngine {
   bool ok() const { return engine_ != nullptr; }
   bool owns(const std::string& user) const { return range_.contains(KeyGroupForKey(user, kMaxParallelism)); }
   WindowEngine& engine() { return *engine_; }
-  int64_t keys() const { return keys_; }
+  // Users restored (the engine's working copy).
+  int64_t users() const { return engine_->stats().users; }
+  const IngestedSnapshots& ingested() const { return ingested_; }
+  StateStore& store() { return *store_; }
 
  private:
   KeyGroupRange range_;
   TempDir dir_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<WindowEngine> engine_;
-  int64_t keys_ = 0;
+  IngestedSnapshots ingested_;
 };
 
 // For `seed`, cuts the run at a random op, checkpoints, restores onto
@@ -159,12 +165,12 @@ void CheckSeed(uint64_t seed, int parts) {
   snapshot.reset();
 
   std::vector<std::unique_ptr<RestoredEngine>> restored;
-  int64_t keys = 0;
+  int64_t users = 0;
   for (int i = 0; i < parts; ++i) {
     restored.push_back(std::make_unique<RestoredEngine>(
         std::vector<std::string>{snapshot_file}, KeyGroupRangeForOperatorIndex(kMaxParallelism, parts, i)));
     ASSERT_TRUE(restored.back()->ok());
-    keys += restored.back()->keys();
+    users += restored.back()->users();
   }
   WritesByKey after_restored;
   for (auto& r : restored) {
@@ -209,7 +215,7 @@ void CheckSeed(uint64_t seed, int parts) {
     if (!after_original.count(key)) ADD_FAILURE() << key << ": written only after the restore";
   }
   if (cut > 10) {
-    EXPECT_GT(keys, 0) << "the checkpoint held no state";
+    EXPECT_GT(users, 0) << "the checkpoint held no state";
   }
 }
 
@@ -255,6 +261,60 @@ TEST(EngineRestore, IngestSelectsOnlyTheRange) {
   RestoredEngine high({file}, KeyGroupRange{64, 127});
   ASSERT_TRUE(high.ok());
   EXPECT_EQ(high.engine().stats().users, 200 - in_low_half);
+}
+
+TEST(EngineRestore, IngestKeepsOnlyTheOwnedKeyGroupsAndLeavesTheSnapshotFileUntouched) {
+  EngineHarness h;
+  ASSERT_TRUE(h.ok());
+  std::set<std::string> low_users;
+  for (int i = 0; i < 300; ++i) {
+    const std::string user = "user-" + std::to_string(i);
+    ASSERT_TRUE(h.Process(user, 1'700'000'000'000 + i * 1000));
+    if (KeyGroupForKey(user, kMaxParallelism) <= 40) low_users.insert(user);
+  }
+  h.engine().BeginSnapshot();
+  ASSERT_TRUE(h.engine().Flush().ok());
+  std::unique_ptr<StateSnapshot> snapshot = h.engine().TakeSnapshot();
+  ASSERT_NE(snapshot, nullptr);
+  TempDir root;
+  const std::string file = root.path() + "/all.sst";
+  ASSERT_TRUE(snapshot->WriteKeyGroups(file, KeyGroupRange{0, 127}).ok());
+  snapshot.reset();
+  const auto read_file = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  const std::string original = read_file(file);
+  ASSERT_FALSE(original.empty());
+  {
+    RestoredEngine low({file}, KeyGroupRange{0, 40});
+    ASSERT_TRUE(low.ok());
+    EXPECT_EQ(low.ingested().files, 1);
+    EXPECT_EQ(low.ingested().bytes, static_cast<int64_t>(original.size()));
+    EXPECT_EQ(low.engine().stats().users, static_cast<int64_t>(low_users.size()));
+    // The store holds nothing outside its range: a scan of every key and a
+    // snapshot of every key group see the owned users only.
+    std::set<std::string> scanned_users;
+    int64_t scanned = 0;
+    ASSERT_TRUE(low.store()
+                    .Scan(std::string(2, '\0'), std::string(3, '\xff'),
+                          [&](std::string_view key, std::string_view) {
+                            ++scanned;
+                            const int kg = (static_cast<unsigned char>(key[0]) << 8) | static_cast<unsigned char>(key[1]);
+                            EXPECT_LE(kg, 40) << "key of key group " << kg << " survived the restore of 0-40";
+                            return true;
+                          })
+                    .ok());
+    EXPECT_GT(scanned, static_cast<int64_t>(low_users.size()));  // users and their timers
+    std::unique_ptr<StateSnapshot> again = low.store().TakeSnapshot();
+    absl::StatusOr<SnapshotFileInfo> rewritten = again->WriteKeyGroups(root.path() + "/again.sst", {0, 127});
+    ASSERT_TRUE(rewritten.ok()) << std::string(rewritten.status().message());
+    EXPECT_EQ(rewritten->keys, scanned);
+  }  // the store and its hard link are gone; the checkpoint's file is not
+  EXPECT_EQ(read_file(file), original) << "the restore changed the checkpoint's file";
+  RestoredEngine high({file}, KeyGroupRange{41, 127});
+  ASSERT_TRUE(high.ok());
+  EXPECT_EQ(high.engine().stats().users, 300 - static_cast<int64_t>(low_users.size()));
 }
 
 TEST(EngineRestore, RangeWithoutStateIsAnEmptyFile) {

@@ -225,14 +225,42 @@ struct FeatureTask::Impl {
   void PublishOperatorCounters();
 };
 
+TaskState::TaskState(std::unique_ptr<StateStore> store, std::unique_ptr<WindowEngine> engine)
+    : store_(std::move(store)), engine_(std::move(engine)) {}
+TaskState::TaskState(TaskState&&) noexcept = default;
+TaskState& TaskState::operator=(TaskState&&) noexcept = default;
+TaskState::~TaskState() {
+  engine_.reset();
+  store_.reset();
+}
+
 FeatureTask::FeatureTask(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+std::unique_ptr<TaskState> FeatureTask::TakeState() {
+  return std::make_unique<TaskState>(std::move(impl_->state), std::move(impl_->engine));
+}
 FeatureTask::~FeatureTask() {
   if (impl_->data_plane) {
     impl_->data_plane->SetTaskControl(nullptr);
     impl_->data_plane->Detach();
   }
   if (impl_->uploader.joinable()) impl_->uploader.join();
-  impl_->engine.reset();  // before the state it points into
+  // Parts released one by one, timed: a rescale waits for all of it.
+  std::string timings;
+  auto timed = [&timings](const char* what, auto&& release) {
+    const auto begin = std::chrono::steady_clock::now();
+    release();
+    absl::StrAppend(&timings, timings.empty() ? "" : ", ", what, " ",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
+                        .count(),
+                    " ms");
+  };
+  if (impl_->engine != nullptr) timed("engine", [&] { impl_->engine.reset(); });  // before the state it points into
+  if (impl_->state != nullptr) timed("state", [&] { impl_->state.reset(); });
+  timed("sink", [&] { impl_->sink.reset(); });
+  timed("dead letters", [&] { impl_->dead_letters.reset(); });
+  timed("source", [&] { impl_->source.reset(); });
+  spdlog::info("task closed: {}", timings);
 }
 
 absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTaskOptions& options,
@@ -278,10 +306,13 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
   impl->engine =
       std::make_unique<WindowEngine>(impl->state.get(), options.workers[options.worker_index].key_groups);
   if (options.restore_state) {
+    const auto begin = std::chrono::steady_clock::now();
     if (absl::Status restored = impl->engine->Restore(); !restored.ok()) return restored;
     const WindowEngineStats stats = impl->engine->stats();
-    spdlog::info("restored {} users and {} timers of key groups {}", stats.users, stats.timers,
-                 options.workers[options.worker_index].key_groups.ToString());
+    spdlog::info("restored {} users and {} timers of key groups {} in {} ms", stats.users, stats.timers,
+                 options.workers[options.worker_index].key_groups.ToString(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
+                     .count());
   }
   impl->watermarks = WatermarkTracker(kOutOfOrdernessMs, options.idle_timeout_ms);
   const int64_t now = SteadyNowMs();
@@ -901,7 +932,13 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   // Cancelled (the attempt ended: a failure elsewhere, a rescale, a cancel):
   // the next attempt restores the last checkpoint and replays what came
   // after it, features and dead letters included, so nothing here needs to
-  // be written; the sooner this task is gone, the shorter the pause.
+  // be written; the sooner this task is gone, the shorter the pause. But
+  // what Redis already has must be answered now: a batch of this attempt
+  // applied after the next attempt's writes would put older values back.
+  if (s.cancel.load()) {
+    const size_t dropped = s.sink->Discard();
+    if (dropped > 0) spdlog::info("cancelled: {} features not sent to Redis (the next attempt replays them)", dropped);
+  }
   if (s.uploader.joinable()) s.uploader.join();
   if (s.data_plane) s.data_plane->SetTaskControl(nullptr);
   s.PublishSourceCounters();

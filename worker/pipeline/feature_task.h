@@ -40,7 +40,23 @@ class KafkaSource;
 class DeadLetterProducer;
 class RedisSink;
 class StateStore;
+class WindowEngine;
 class DataPlaneServer;
+
+// The window state of a finished task: the working copy in memory (up to a
+// million users here) and its RocksDB instance. Freeing it takes up to a
+// second, which the next attempt need not wait for: see StateReleaser.
+class TaskState {
+ public:
+  TaskState(std::unique_ptr<StateStore> store, std::unique_ptr<WindowEngine> engine);
+  TaskState(TaskState&&) noexcept;
+  TaskState& operator=(TaskState&&) noexcept;
+  ~TaskState();  // the engine first: it points into the store
+
+ private:
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<WindowEngine> engine_;
+};
 
 // One worker of the attempt, as the coordinator announced it.
 struct TaskPeer {
@@ -132,10 +148,16 @@ class FeatureTask {
 
   // Cancels the running task from another thread, as Flink cancels a task:
   // it stops at once, without end of input to its peers (they are being
-  // cancelled too) and without processing what is queued; features already
-  // handed to the sink are still written (they are correct: the next attempt
-  // rewrites the same values). Run() then returns OK.
+  // cancelled too) and without processing what is queued. Features the sink
+  // has not sent yet are dropped and its batches in flight answered before
+  // Run() returns (OK): the next attempt replays everything after its
+  // checkpoint, and nothing of this one may reach Redis after it starts.
   void Cancel();
+
+  // After Run() returned: takes the window state out of the task, so that
+  // destroying the task only closes the Kafka clients and the sink, and the
+  // state can be freed while the next attempt starts.
+  std::unique_ptr<TaskState> TakeState();
 
   TaskCounters counters() const;
 

@@ -90,6 +90,7 @@ struct RedisSink::Impl {
   uint64_t acked = 0;     // total features acknowledged by Redis
   LatencyHistogram batch_latency;  // per batch, guarded by mu
   bool stopping = false;
+  bool discarding = false;  // Discard(): no retries, nothing more sent
 
   std::atomic<int64_t> command_errors{0};
   std::atomic<int64_t> connection_errors{0};
@@ -182,8 +183,9 @@ bool RedisSink::Impl::Recover() {
     }
     {
       std::unique_lock lock(mu);
-      // Give up only when stopping and Redis stays away for long.
-      if (stopping && attempt > 20) return false;
+      // Give up only when stopping and Redis stays away for long, or at
+      // once when discarding.
+      if ((stopping && attempt > 20) || discarding) return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
     backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
@@ -238,7 +240,16 @@ void RedisSink::Impl::Run() {
 void RedisSink::Impl::GiveUp() {
   size_t lost = 0;
   for (const auto& batch : in_flight) lost += batch.size();
-  spdlog::error("redis sink: stopping with {} features not written: Redis unreachable", lost);
+  bool discarded;
+  {
+    std::lock_guard lock(mu);
+    discarded = discarding;
+  }
+  if (discarded) {
+    spdlog::info("redis sink: {} features of a cancelled attempt not acknowledged (its successor replays them)", lost);
+  } else {
+    spdlog::error("redis sink: stopping with {} features not written: Redis unreachable", lost);
+  }
 }
 
 RedisSink::RedisSink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -294,7 +305,23 @@ void RedisSink::Write(std::vector<FeatureWrite>* features) {
 void RedisSink::Flush() {
   std::unique_lock lock(impl_->mu);
   const uint64_t target = impl_->enqueued;
-  impl_->progressed.wait(lock, [&] { return impl_->acked >= target; });
+  impl_->progressed.wait(lock, [&] { return impl_->acked >= target || impl_->discarding; });
+}
+
+size_t RedisSink::Discard() {
+  size_t dropped = 0;
+  {
+    std::lock_guard lock(impl_->mu);
+    dropped = impl_->queue.size();
+    impl_->queue.clear();
+    impl_->discarding = true;
+    impl_->stopping = true;
+  }
+  impl_->not_empty.notify_all();
+  impl_->not_full.notify_all();
+  impl_->progressed.notify_all();
+  if (impl_->writer.joinable()) impl_->writer.join();
+  return dropped;
 }
 
 uint64_t RedisSink::Enqueued() const {

@@ -54,6 +54,12 @@ class RedisSink {
   void Write(std::vector<FeatureWrite>* features);
   // Blocks until everything queued before the call is acknowledged by Redis.
   void Flush();
+  // For a cancelled attempt, whose successor replays what it wrote since its
+  // checkpoint: drops every queued feature not sent yet, waits only for the
+  // replies to the batches Redis already has (so none of them can land after
+  // a newer attempt's writes), and stops the writer. No retries: a batch
+  // lost with the connection is replayed too. Returns the features dropped.
+  size_t Discard();
   // Features accepted by Write so far (a mark for WaitUntilAcked).
   uint64_t Enqueued() const;
   // Waits up to `timeout_ms` until the first `mark` features are acknowledged

@@ -39,7 +39,7 @@ class KafkaSource {
   ~KafkaSource();
 
   // Fills `out` with up to `max_records` records, waiting at most
-  // `timeout_ms` for the first. Transient broker errors are logged, not
+  // `timeout_ms` for the first. Fetching starts with the first call. Transient broker errors are logged, not
   // returned: the consumer keeps retrying, like Flink's source.
   [[nodiscard]] absl::Status Poll(int max_records, int timeout_ms, std::vector<SourceRecord>* out);
 

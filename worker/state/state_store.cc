@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "rocksdb/db.h"
-#include "rocksdb/sst_file_reader.h"
 #include "rocksdb/sst_file_writer.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/memtablerep.h"
@@ -97,6 +96,7 @@ absl::Status StateStore::Scan(std::string_view lower, std::string_view upper, co
   rocksdb::Slice upper_slice(upper.data(), upper.size());
   rocksdb::ReadOptions options = impl_->read_options;
   options.iterate_upper_bound = &upper_slice;
+  options.fill_cache = false;  // a scan reads every block once (a restore)
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(options));
   for (it->Seek(rocksdb::Slice(lower.data(), lower.size())); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
@@ -197,17 +197,18 @@ absl::StatusOr<SnapshotFileInfo> StateSnapshot::WriteKeyGroups(const std::string
   return info;
 }
 
-absl::StatusOr<int64_t> StateStore::IngestKeyGroups(const std::vector<std::string>& snapshot_files,
-                                                     KeyGroupRange range) {
-  if (range.empty()) return 0;
-  std::string lower, upper;
-  KeyGroupBounds(range, &lower, &upper);
-  // Each snapshot's keys inside `range` are copied, already sorted, into an
-  // SST file of this DB's format, and the files are ingested at once: no
-  // memtable, no sort, no flush (the engine's Restore() then reads sorted
-  // files). Snapshots cover disjoint key-group ranges, and keys start with
-  // their key group, so the files never overlap.
-  int64_t copied = 0;
+absl::StatusOr<IngestedSnapshots> StateStore::IngestKeyGroups(const std::vector<std::string>& snapshot_files,
+                                                               KeyGroupRange range) {
+  IngestedSnapshots result;
+  if (range.empty()) return result;
+  // Each snapshot file is ingested whole, as it is: hard-linked into the DB
+  // (copied when the checkpoint lives on another file system), no key read
+  // or rewritten. Snapshots cover disjoint key-group ranges and keys start
+  // with their key group, so the files never overlap, and the DB is empty,
+  // so RocksDB needs no sequence number written into them (the checkpoint's
+  // file stays untouched). Key groups this store does not own are then
+  // dropped with two range deletions, as Flink's RocksDB backend clips a
+  // restored instance with deleteRange: O(1) now, reclaimed by compaction.
   std::vector<std::string> staged;
   auto remove_staged = [&staged] {
     for (const std::string& f : staged) {
@@ -215,7 +216,6 @@ absl::StatusOr<int64_t> StateStore::IngestKeyGroups(const std::vector<std::strin
       std::filesystem::remove(f, ignored);
     }
   };
-  const rocksdb::Options db_options = impl_->db->GetOptions();
   for (size_t i = 0; i < snapshot_files.size(); ++i) {
     const std::string& path = snapshot_files[i];
     std::error_code ec;
@@ -225,50 +225,51 @@ absl::StatusOr<int64_t> StateStore::IngestKeyGroups(const std::vector<std::strin
       return absl::NotFoundError(absl::StrCat("snapshot file ", path, ": ", ec.message()));
     }
     if (size == 0) continue;  // a range without state
-    rocksdb::SstFileReader reader(db_options);
-    if (absl::Status s = FromRocks(reader.Open(path), absl::StrCat("open snapshot ", path)); !s.ok()) {
-      remove_staged();
-      return s;
-    }
     const std::string target = (std::filesystem::path(impl_->dir) / absl::StrCat("restore-", i, ".sst")).string();
-    int64_t keys = 0;
-    absl::Status status;
-    {
-      rocksdb::ReadOptions read;
-      rocksdb::Slice upper_slice(upper);
-      if (!upper.empty()) read.iterate_upper_bound = &upper_slice;
-      read.fill_cache = false;
-      std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(read));
-      rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options);
-      for (it->Seek(lower); it->Valid(); it->Next()) {
-        if (keys == 0) {
-          status = FromRocks(writer.Open(target), absl::StrCat("create ", target));
-          if (!status.ok()) break;
-        }
-        status = FromRocks(writer.Put(it->key(), it->value()), absl::StrCat("write ", target));
-        if (!status.ok()) break;
-        ++keys;
+    std::filesystem::remove(target, ec);
+    std::filesystem::create_hard_link(path, target, ec);
+    if (ec) {
+      ec.clear();
+      std::filesystem::copy_file(path, target, ec);
+      if (ec) {
+        remove_staged();
+        return absl::InternalError(absl::StrCat("cannot stage snapshot file ", path, " as ", target, ": ",
+                                                ec.message()));
       }
-      if (status.ok()) status = FromRocks(it->status(), absl::StrCat("read snapshot ", path));
-      if (status.ok() && keys > 0) status = FromRocks(writer.Finish(), absl::StrCat("finish ", target));
+      ++result.copied;
     }
-    if (keys > 0) staged.push_back(target);
-    if (!status.ok()) {
-      remove_staged();
-      return status;
-    }
-    copied += keys;
+    staged.push_back(target);
+    result.bytes += static_cast<int64_t>(size);
   }
-  if (!staged.empty()) {
-    rocksdb::IngestExternalFileOptions ingest;
-    ingest.move_files = true;  // our own staged copies
-    absl::Status s = FromRocks(impl_->db->IngestExternalFile(staged, ingest), "restore ingest");
-    if (!s.ok()) {
-      remove_staged();
+  if (staged.empty()) return result;
+  rocksdb::IngestExternalFileOptions ingest;
+  ingest.move_files = true;  // our staged links: RocksDB renames them into the DB
+  ingest.write_global_seqno = false;  // never write into a (linked) checkpoint file
+  ingest.allow_global_seqno = false;  // the DB is empty: nothing may overlap
+  if (absl::Status s = FromRocks(impl_->db->IngestExternalFile(staged, ingest), "restore ingest"); !s.ok()) {
+    remove_staged();
+    return s;
+  }
+  result.files = static_cast<int>(staged.size());
+  std::string lower, upper;
+  KeyGroupBounds(range, &lower, &upper);
+  rocksdb::WriteOptions write;
+  write.disableWAL = true;
+  rocksdb::ColumnFamilyHandle* cf = impl_->db->DefaultColumnFamily();
+  // Keys start with a 2-byte key group below 0xffff: "\xff\xff\xff" is past all of them.
+  const std::string past_all(3, '\xff');
+  if (range.first > 0) {
+    if (absl::Status s = FromRocks(impl_->db->DeleteRange(write, cf, std::string(2, '\0'), lower), "drop key groups");
+        !s.ok()) {
       return s;
     }
   }
-  return copied;
+  if (!upper.empty()) {
+    if (absl::Status s = FromRocks(impl_->db->DeleteRange(write, cf, upper, past_all), "drop key groups"); !s.ok()) {
+      return s;
+    }
+  }
+  return result;
 }
 
 }  // namespace slipstream

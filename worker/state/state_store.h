@@ -30,6 +30,13 @@ struct StateStoreOptions {
 
 class StateSnapshot;
 
+// What StateStore::IngestKeyGroups took in.
+struct IngestedSnapshots {
+  int files = 0;        // non-empty snapshot files ingested
+  int64_t bytes = 0;    // their size
+  int copied = 0;       // of them copied (not on the store's file system), not linked
+};
+
 struct SnapshotFileInfo {
   int64_t keys = 0;
   int64_t bytes = 0;
@@ -65,12 +72,14 @@ class StateStore {
   // snapshot: O(1), no I/O). The synchronous part of a checkpoint.
   std::unique_ptr<StateSnapshot> TakeSnapshot();
 
-  // Copies into this (empty) store the keys of `range` found in the snapshot
+  // Restores into this (empty) store the keys of `range` from the snapshot
   // files `snapshot_files` (each written by StateSnapshot::WriteKeyGroups,
   // possibly by another worker with another range: this is how state is
-  // redistributed by key group). Returns the number of keys copied.
-  [[nodiscard]] absl::StatusOr<int64_t> IngestKeyGroups(const std::vector<std::string>& snapshot_files,
-                                                         KeyGroupRange range);
+  // redistributed by key group). The files are ingested whole (hard links
+  // when possible; the files themselves are never changed) and every key
+  // outside `range` is deleted, so the store holds exactly `range`.
+  [[nodiscard]] absl::StatusOr<IngestedSnapshots> IngestKeyGroups(const std::vector<std::string>& snapshot_files,
+                                                                  KeyGroupRange range);
 
  private:
   struct Impl;

@@ -1,5 +1,6 @@
 #include "worker/window/window_engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -41,15 +42,19 @@ using UserMap = absl::node_hash_map<std::string, UserEntry>;
 using UserNode = UserMap::value_type;  // stable address until erased
 
 // A timer points at its user's map node. Ordered by time, then kind, then
-// user id (integer compares only: this set is on the per-event path).
+// user id; the id is copied in so that comparing timers (on the per-event
+// path, and a million times in a restore) never touches the user's node.
 struct Timer {
   int64_t time_ms;
   TimerKind kind;
+  uint64_t user_id;  // == user->second.id
   UserNode* user;
+  Timer(int64_t time, TimerKind timer_kind, UserNode* node)
+      : time_ms(time), kind(timer_kind), user_id(node->second.id), user(node) {}
   bool operator<(const Timer& o) const {
     if (time_ms != o.time_ms) return time_ms < o.time_ms;
     if (kind != o.kind) return kind < o.kind;
-    return user->second.id < o.user->second.id;
+    return user_id < o.user_id;
   }
   bool operator==(const Timer& o) const { return time_ms == o.time_ms && kind == o.kind && user == o.user; }
   template <typename H>
@@ -387,6 +392,7 @@ absl::Status WindowEngine::Restore() {
   Impl& s = *impl_;
   if (!s.users.empty() || !s.timers.empty()) return absl::FailedPreconditionError("restore into a non-empty engine");
   absl::Status problem;
+  std::vector<Timer> restored_timers;
   for (int kg = s.owned.first; kg <= s.owned.last && problem.ok(); ++kg) {
     // Users first: timers point at their nodes.
     const std::string users_lower = sk::Prefix(kg, sk::kUser);
@@ -427,12 +433,18 @@ absl::Status WindowEngine::Restore() {
         problem = absl::DataLossError(absl::StrCat("timer without its user ", ToAbsl(user), " in key group ", kg));
         return false;
       }
-      if (s.timers.insert(Timer{time, kind, &*it}).second) ++it->second.timer_count;
+      restored_timers.emplace_back(time, kind, &*it);
+      ++it->second.timer_count;
       return true;
     });
     if (!scanned.ok()) return scanned;
   }
-  return problem;
+  if (!problem.ok()) return problem;
+  // Timers come out of RocksDB by key group, then time: sorted once here
+  // and appended in order, the set is built without searching it.
+  std::sort(restored_timers.begin(), restored_timers.end());
+  for (const Timer& timer : restored_timers) s.timers.insert(s.timers.end(), timer);
+  return absl::OkStatus();
 }
 
 WindowEngineStats WindowEngine::stats() const {
