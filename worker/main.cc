@@ -254,6 +254,7 @@ int RunWorker(int argc, char** argv) {
   // task never looks dead: counters of the running task (or attempt 0 when
   // idle), a failure to report, and back the current assignment. Faster
   // while idle, so a deployment starts promptly.
+  std::atomic<bool> deregistered{false};  // left the coordinator on purpose (SIGTERM)
   std::thread heartbeats([&] {
     int64_t failures = 0;
     std::unique_lock lock(w.mu);
@@ -265,7 +266,7 @@ int RunWorker(int argc, char** argv) {
                     [&] { return w.stopping || w.heartbeat_now; });
       w.heartbeat_now = false;
       if (w.stopping) break;
-      if (w.need_register || w.worker_id.empty()) continue;
+      if (w.need_register || w.worker_id.empty() || deregistered.load()) continue;
       v1::HeartbeatRequest request;
       request.set_worker_id(w.worker_id);
       if (w.task != nullptr) FillCounters(w.task->counters(), request.mutable_counters());
@@ -322,7 +323,28 @@ int RunWorker(int argc, char** argv) {
     w.heartbeat_now = true;
     w.cv.notify_all();
   });
-  // A signal only sets g_stop: relay it to the running task.
+  // Leaving on purpose: tell the coordinator first, so that it ends the
+  // attempt as "left" (not a failure) before this worker's data endpoint
+  // stops taking its peers' records, which they would report as a broken
+  // channel (a failure) — since idle workers report at once, that report
+  // used to win the race now and then.
+  auto deregister = [&](const TaskCounters& counters) {
+    std::string worker_id;
+    {
+      std::lock_guard lock(w.mu);
+      worker_id = w.worker_id;
+    }
+    if (worker_id.empty() || deregistered.exchange(true)) return;
+    v1::DeregisterWorkerRequest request;
+    request.set_worker_id(worker_id);
+    FillCounters(counters, request.mutable_counters());
+    v1::DeregisterWorkerResponse response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::Status status = stub->DeregisterWorker(&ctx, request, &response);
+    if (!status.ok()) spdlog::warn("could not deregister from {}: {}", coordinator_address, status.error_message());
+  };
+  // A signal only sets g_stop: deregister, then stop the running task.
   std::thread stop_relay([&] {
     while (!g_stop.load()) {
       std::unique_lock lock(w.mu);
@@ -330,6 +352,12 @@ int RunWorker(int argc, char** argv) {
       lock.unlock();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    TaskCounters counters;
+    {
+      std::lock_guard lock(w.mu);
+      if (w.task != nullptr) counters = w.task->counters();
+    }
+    deregister(counters);
     w.task_stop.store(true);
     std::lock_guard lock(w.mu);
     w.cv.notify_all();
@@ -534,16 +562,7 @@ int RunWorker(int argc, char** argv) {
   }
   heartbeats.join();
   stop_relay.join();
-  if (!w.worker_id.empty() && fatal.ok()) {
-    v1::DeregisterWorkerRequest request;
-    request.set_worker_id(w.worker_id);
-    FillCounters(last_counters, request.mutable_counters());
-    v1::DeregisterWorkerResponse response;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    grpc::Status status = stub->DeregisterWorker(&ctx, request, &response);
-    if (!status.ok()) spdlog::warn("could not deregister from {}: {}", coordinator_address, status.error_message());
-  }
+  if (fatal.ok()) deregister(last_counters);
   if (!fatal.ok()) return Fail(fatal.message());
   spdlog::info("stopped");
   return 0;
