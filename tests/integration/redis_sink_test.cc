@@ -260,28 +260,35 @@ TEST(RedisSink, FullQueueBlocksTheWriterUntilRedisDrainsIt) {
 TEST(RedisSink, DiscardDropsWhatWasNotSentAndWaitsForWhatRedisHas) {
   // A cancelled attempt's sink: what Redis already has must be answered
   // before the next attempt may write (or it could land after, and older
-  // values overwrite newer ones); what is only queued is dropped.
+  // values overwrite newer ones); what is only queued is dropped, and a
+  // writer blocked on the full queue is let go at once.
   const int port = FreePort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
   options.batch_size = 100;
-  options.max_queued = 100000;
+  options.max_queued = 1000;
   options.timeout_ms = 10000;
   auto sink = RedisSink::Start(options);
   ASSERT_TRUE(sink.ok()) << sink.status();
   redis.Pause();
-  std::vector<FeatureWrite> batch;
-  for (int i = 0; i < 20000; ++i) batch.push_back(MakeFeature(i));
-  (*sink)->Write(&batch);
-  std::this_thread::sleep_for(milliseconds(200));  // the writer sends its batches in flight
+  std::atomic<bool> written_all{false};
+  std::thread producer([&] {
+    std::vector<FeatureWrite> batch;
+    for (int i = 0; i < 20000; ++i) batch.push_back(MakeFeature(i));
+    (*sink)->Write(&batch);  // blocks: the queue holds 1000 and Redis does not answer
+    written_all = true;
+  });
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_FALSE(written_all.load());
   std::atomic<bool> discarded{false};
   size_t dropped = 0;
   std::thread discard([&] {
     dropped = (*sink)->Discard();
     discarded = true;
   });
-  std::this_thread::sleep_for(milliseconds(500));
+  producer.join();  // let go by the discard, with Redis still paused
+  std::this_thread::sleep_for(milliseconds(300));
   EXPECT_FALSE(discarded.load()) << "Discard() returned while Redis still held unanswered batches";
   redis.Resume();
   discard.join();

@@ -197,6 +197,7 @@ struct FeatureTask::Impl {
     cancel.store(true);
     interrupt.store(true);
     if (gate) gate->Close();
+    if (sink) sink->DropQueued();  // as Cancel(): the next attempt replays it
   }
 
   absl::Status FirstFailure() {
@@ -953,6 +954,9 @@ void FeatureTask::Cancel() {
   s.cancel.store(true);
   s.interrupt.store(true);
   if (s.gate) s.gate->Close();
+  // An operator blocked on a full sink returns at once (its features are
+  // replayed by the next attempt, like the sink's queue).
+  s.sink->DropQueued();
 }
 
 TaskCounters FeatureTask::counters() const {

@@ -90,7 +90,8 @@ struct RedisSink::Impl {
   uint64_t acked = 0;     // total features acknowledged by Redis
   LatencyHistogram batch_latency;  // per batch, guarded by mu
   bool stopping = false;
-  bool discarding = false;  // Discard(): no retries, nothing more sent
+  bool discarding = false;  // DropQueued(): no retries, nothing more sent
+  size_t dropped = 0;       // features dropped since
 
   std::atomic<int64_t> command_errors{0};
   std::atomic<int64_t> connection_errors{0};
@@ -292,7 +293,12 @@ void RedisSink::Write(std::vector<FeatureWrite>* features) {
     for (FeatureWrite& f : *features) {
       if (impl_->queue.size() >= impl_->options.max_queued) {
         impl_->not_empty.notify_one();  // the writer may be asleep on an empty queue
-        impl_->not_full.wait(lock, [&] { return impl_->queue.size() < impl_->options.max_queued; });
+        impl_->not_full.wait(lock,
+                             [&] { return impl_->queue.size() < impl_->options.max_queued || impl_->discarding; });
+      }
+      if (impl_->discarding) {
+        ++impl_->dropped;
+        continue;
       }
       impl_->queue.push_back(std::move(f));
       ++impl_->enqueued;
@@ -308,20 +314,27 @@ void RedisSink::Flush() {
   impl_->progressed.wait(lock, [&] { return impl_->acked >= target || impl_->discarding; });
 }
 
-size_t RedisSink::Discard() {
-  size_t dropped = 0;
+void RedisSink::DropQueued() {
   {
     std::lock_guard lock(impl_->mu);
-    dropped = impl_->queue.size();
+    impl_->dropped += impl_->queue.size();
     impl_->queue.clear();
     impl_->discarding = true;
+  }
+  impl_->not_full.notify_all();
+  impl_->progressed.notify_all();
+}
+
+size_t RedisSink::Discard() {
+  DropQueued();
+  {
+    std::lock_guard lock(impl_->mu);
     impl_->stopping = true;
   }
   impl_->not_empty.notify_all();
-  impl_->not_full.notify_all();
-  impl_->progressed.notify_all();
   if (impl_->writer.joinable()) impl_->writer.join();
-  return dropped;
+  std::lock_guard lock(impl_->mu);
+  return impl_->dropped;
 }
 
 uint64_t RedisSink::Enqueued() const {

@@ -55,10 +55,14 @@ class RedisSink {
   // Blocks until everything queued before the call is acknowledged by Redis.
   void Flush();
   // For a cancelled attempt, whose successor replays what it wrote since its
-  // checkpoint: drops every queued feature not sent yet, waits only for the
-  // replies to the batches Redis already has (so none of them can land after
-  // a newer attempt's writes), and stops the writer. No retries: a batch
-  // lost with the connection is replayed too. Returns the features dropped.
+  // checkpoint. DropQueued() (any thread, does not block): every queued
+  // feature not sent yet is dropped, and so is everything written from now
+  // on, so a writer blocked on a full queue returns at once. Discard():
+  // DropQueued(), then waits only for the replies to the batches Redis
+  // already has (so none of them can land after a newer attempt's writes)
+  // and stops the writer. No retries: a batch lost with the connection is
+  // replayed too. Returns the features dropped in all.
+  void DropQueued();
   size_t Discard();
   // Features accepted by Write so far (a mark for WaitUntilAcked).
   uint64_t Enqueued() const;
