@@ -405,6 +405,39 @@ class CliEndToEnd : public ::testing::Test {
     }, 120000);
   }
 
+  // What a savepoint test checks against the reference model: Redis DB `db`
+  // (emptied, with MONITOR), a workload of 300 users and 40,000 valid
+  // events, the topic and a producer.
+  struct ModelRun {
+    std::unique_ptr<RedisClient> redis;
+    std::unique_ptr<RedisMonitor> monitor;
+    Workload workload;
+    std::unique_ptr<TestProducer> producer;
+  };
+  void PrepareModelRun(int db, ModelRun* run) {
+    ASSERT_NO_FATAL_FAILURE(OpenRedis(db, &run->redis, &run->monitor));
+    WorkloadOptions options;
+    options.users = 300;
+    options.valid_events = 40000;
+    run->workload = GenerateWorkload(options);
+    ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());
+    absl::StatusOr<std::unique_ptr<TestProducer>> producer = TestProducer::Create(env_.kafka);
+    ASSERT_TRUE(producer.ok()) << producer.status();
+    run->producer = *std::move(producer);
+  }
+  // Once the job on `workers` has written every feature: the final state
+  // and every write Redis received equal the model (each window and session
+  // written once when `exactly_once`).
+  void CheckRedisAgainstTheModel(int workers, ModelRun& run, int64_t final_watermark, bool exactly_once) {
+    const ReferenceModel model(run.workload.valid);
+    WaitForEveryFeature(workers, *run.redis, model, final_watermark);
+    ASSERT_NO_FATAL_FAILURE(CheckFinalState(*run.redis, model));
+    absl::StatusOr<std::vector<RedisMonitor::Command>> commands = run.monitor->Finish(*run.redis, 30000);
+    ASSERT_TRUE(commands.ok()) << commands.status();
+    CheckWrites(model, *commands, exactly_once);
+    if (!HasFailure()) (void)run.redis->FlushDb();
+  }
+
   void ProduceWatermarkPush(TestProducer& producer, int64_t* final_watermark) {
     *final_watermark = ProduceClosingEvents(producer, topic_, kPartitions);
   }
@@ -574,22 +607,16 @@ TEST_F(CliEndToEnd, EveryCommandPrintsItsResultAndFailsWithOneClearLine) {
 // 2 workers -> savepoint, cancel -> restore on 1 -> on 3 -> on 2 workers.
 TEST_F(CliEndToEnd, SavepointCancelRestoreOnOneTwoAndThreeWorkersMatchesTheModel) {
   ASSERT_TRUE(env_ok_);
-  std::unique_ptr<RedisClient> redis;
-  std::unique_ptr<RedisMonitor> monitor;
-  ASSERT_NO_FATAL_FAILURE(OpenRedis(kRedisDbCancelRestore, &redis, &monitor));
-  WorkloadOptions options;
-  options.users = 300;
-  options.valid_events = 40000;
-  const Workload w = GenerateWorkload(options);
-  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());
-  absl::StatusOr<std::unique_ptr<TestProducer>> producer = TestProducer::Create(env_.kafka);
-  ASSERT_TRUE(producer.ok()) << producer.status();
+  ModelRun run;
+  ASSERT_NO_FATAL_FAILURE(PrepareModelRun(kRedisDbCancelRestore, &run));
+  const Workload& w = run.workload;
+  TestProducer& producer = *run.producer;
   size_t produced = 0;
   auto produce_until = [&](size_t end) {
     for (; produced < end; ++produced) {
-      (*producer)->Produce(topic_, w.records[produced].key, w.records[produced].value, -1);
+      producer.Produce(topic_, w.records[produced].key, w.records[produced].value, -1);
     }
-    ASSERT_TRUE((*producer)->Flush(60000).ok());
+    ASSERT_TRUE(producer.Flush(60000).ok());
   };
 
   const std::vector<int> workers = {2, 1, 3, 2};
@@ -616,8 +643,8 @@ TEST_F(CliEndToEnd, SavepointCancelRestoreOnOneTwoAndThreeWorkersMatchesTheModel
     const size_t slice_end = (phase + 1) * n / workers.size();
     if (phase + 1 == workers.size()) {
       produce_until(n);
-      ProduceWatermarkPush(**producer, &final_watermark);
-      ASSERT_TRUE((*producer)->Flush(30000).ok());
+      ProduceWatermarkPush(producer, &final_watermark);
+      ASSERT_TRUE(producer.Flush(30000).ok());
       break;
     }
     // Part of the slice, the savepoint while the job has read into it, the
@@ -654,33 +681,21 @@ TEST_F(CliEndToEnd, SavepointCancelRestoreOnOneTwoAndThreeWorkersMatchesTheModel
     ASSERT_FALSE(HasFailure());
   }
 
-  const ReferenceModel model(w.valid);
-  WaitForEveryFeature(workers.back(), *redis, model, final_watermark);
-  ASSERT_NO_FATAL_FAILURE(CheckFinalState(*redis, model));
-  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = monitor->Finish(*redis, 30000);
-  ASSERT_TRUE(commands.ok()) << commands.status();
-  CheckWrites(model, *commands, /*exactly_once=*/false);
-  if (!HasFailure()) (void)redis->FlushDb();
+  CheckRedisAgainstTheModel(workers.back(), run, final_watermark, /*exactly_once=*/false);
 }
 
 TEST_F(CliEndToEnd, StopWithSavepointThenRestoreRepeatsAndLosesNothing) {
   ASSERT_TRUE(env_ok_);
-  std::unique_ptr<RedisClient> redis;
-  std::unique_ptr<RedisMonitor> monitor;
-  ASSERT_NO_FATAL_FAILURE(OpenRedis(kRedisDbStop, &redis, &monitor));
-  WorkloadOptions options;
-  options.users = 300;
-  options.valid_events = 40000;
-  const Workload w = GenerateWorkload(options);
-  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kPartitions).ok());
-  absl::StatusOr<std::unique_ptr<TestProducer>> producer = TestProducer::Create(env_.kafka);
-  ASSERT_TRUE(producer.ok()) << producer.status();
+  ModelRun run;
+  ASSERT_NO_FATAL_FAILURE(PrepareModelRun(kRedisDbStop, &run));
+  const Workload& w = run.workload;
+  TestProducer& producer = *run.producer;
   const size_t n = w.records.size();
 
   const v1::JobStatus job = StartCluster(kRedisDbStop, "a", 2);
   ASSERT_FALSE(HasFailure());
-  for (size_t i = 0; i < n / 3; ++i) (*producer)->Produce(topic_, w.records[i].key, w.records[i].value, -1);
-  ASSERT_TRUE((*producer)->Flush(60000).ok());
+  for (size_t i = 0; i < n / 3; ++i) producer.Produce(topic_, w.records[i].key, w.records[i].value, -1);
+  ASSERT_TRUE(producer.Flush(60000).ok());
   WaitJob("the job to read the first third", [&](const v1::JobStatus& j) {
     absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 2);
     return c.ok() && ConsumedOffsets(*c) >= static_cast<int64_t>(n / 3);
@@ -689,7 +704,7 @@ TEST_F(CliEndToEnd, StopWithSavepointThenRestoreRepeatsAndLosesNothing) {
   size_t produced = n / 3;
   std::thread more([&] {
     for (; produced < 2 * n / 3; ++produced) {
-      (*producer)->Produce(topic_, w.records[produced].key, w.records[produced].value, -1);
+      producer.Produce(topic_, w.records[produced].key, w.records[produced].value, -1);
       if (produced % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   });
@@ -717,20 +732,14 @@ TEST_F(CliEndToEnd, StopWithSavepointThenRestoreRepeatsAndLosesNothing) {
   ASSERT_FALSE(HasFailure());
 
   // The rest of the stream, then the restore on 3 workers.
-  for (; produced < n; ++produced) (*producer)->Produce(topic_, w.records[produced].key, w.records[produced].value, -1);
+  for (; produced < n; ++produced) producer.Produce(topic_, w.records[produced].key, w.records[produced].value, -1);
   int64_t final_watermark = 0;
-  ProduceWatermarkPush(**producer, &final_watermark);
-  ASSERT_TRUE((*producer)->Flush(60000).ok());
+  ProduceWatermarkPush(producer, &final_watermark);
+  ASSERT_TRUE(producer.Flush(60000).ok());
   const v1::JobStatus restored = StartCluster(kRedisDbStop, "b", 3, {"--from-savepoint", savepoint});
   ASSERT_FALSE(HasFailure());
   EXPECT_EQ(restored.restored_from(), savepoint);
-  const ReferenceModel model(w.valid);
-  WaitForEveryFeature(3, *redis, model, final_watermark);
-  ASSERT_NO_FATAL_FAILURE(CheckFinalState(*redis, model));
-  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = monitor->Finish(*redis, 30000);
-  ASSERT_TRUE(commands.ok()) << commands.status();
-  CheckWrites(model, *commands, /*exactly_once=*/true);
-  if (!HasFailure()) (void)redis->FlushDb();
+  CheckRedisAgainstTheModel(3, run, final_watermark, /*exactly_once=*/true);
 }
 
 // Flink's REST calls that change the job, against a running cluster: a

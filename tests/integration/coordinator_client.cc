@@ -6,8 +6,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/integration/process_runner.h"
 
 namespace slipstream::it {
 
@@ -84,6 +87,39 @@ std::string Summarize(const v1::WorkerCounters& c) {
                       " sessions_fired=", c.sessions_fired(), " emitted=", c.features_emitted(),
                       " redis_written=", c.redis_features_written(), " redis_errors=", c.redis_errors(),
                       " dlq_failures=", c.dlq_delivery_failures(), " watermark_ms=", c.watermark_ms());
+}
+
+std::optional<v1::JobStatus> WaitForJob(CoordinatorClient& coordinator, const std::string& what, int64_t timeout_ms,
+                                        const std::vector<Process*>& alive,
+                                        const std::function<bool(const v1::JobStatus&)>& done, int64_t poll_ms) {
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  const int64_t deadline = now_ms() + timeout_ms;
+  std::string last = "no answer";
+  while (now_ms() < deadline) {
+    for (Process* p : alive) {
+      if (!p->Running()) {
+        ADD_FAILURE() << p->name() << " exited (status " << p->exit_status().value_or(-1) << ") while waiting for "
+                      << what;
+        return std::nullopt;
+      }
+    }
+    absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+    if (job.ok()) {
+      if (done(*job)) return *job;
+      last = absl::StrCat(job->state(), ", attempt ", job->attempt(), ", ", job->workers_size(), " workers, ",
+                          job->rescales(), " rescales, ", job->failures(), " failures, checkpoints completed ",
+                          job->checkpoints().completed(), " failed ", job->checkpoints().failed(), ", restored ",
+                          job->checkpoints().restored());
+    } else {
+      last = std::string(job.status().message());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+  }
+  ADD_FAILURE() << "timed out after " << timeout_ms / 1000 << " s waiting for " << what << "; last: " << last;
+  return std::nullopt;
 }
 
 }  // namespace slipstream::it

@@ -1,8 +1,12 @@
 // GetJob against the coordinator's gRPC API (slipstream.v1.Coordinator).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/grpc_security.h"
@@ -32,5 +36,14 @@ absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int exp
 
 // One line summary of counters for progress logs.
 std::string Summarize(const v1::WorkerCounters& c);
+
+class Process;
+
+// Polls GetJob every `poll_ms` until `done` accepts an answer, and returns
+// it. Adds a test failure and returns nullopt when one of `alive` exits
+// first, or after `timeout_ms` (naming `what` and the last state seen).
+std::optional<v1::JobStatus> WaitForJob(CoordinatorClient& coordinator, const std::string& what, int64_t timeout_ms,
+                                        const std::vector<Process*>& alive,
+                                        const std::function<bool(const v1::JobStatus&)>& done, int64_t poll_ms = 100);
 
 }  // namespace slipstream::it

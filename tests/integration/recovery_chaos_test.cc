@@ -70,37 +70,6 @@ uint64_t ChaosSeed() {
 
 class RecoveryChaos : public PipelineEndToEnd {
  protected:
-  // Polls GetJob every 100 ms until `done` or `timeout_ms`; on timeout a
-  // failure naming `what` and the last state seen. Fails early when one of
-  // `alive` has exited.
-  std::optional<v1::JobStatus> WaitForJob(CoordinatorClient& coordinator, const std::string& what, int64_t timeout_ms,
-                                          const std::vector<Process*>& alive,
-                                          const std::function<bool(const v1::JobStatus&)>& done) {
-    const int64_t deadline = SteadyNowMs() + timeout_ms;
-    std::string last = "no answer";
-    while (SteadyNowMs() < deadline) {
-      for (Process* p : alive) {
-        if (!p->Running()) {
-          ADD_FAILURE() << p->name() << " exited (status " << p->exit_status().value_or(-1) << ") while waiting for "
-                        << what;
-          return std::nullopt;
-        }
-      }
-      absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
-      if (job.ok()) {
-        if (done(*job)) return *job;
-        last = absl::StrCat(job->state(), ", attempt ", job->attempt(), ", ", job->workers_size(),
-                            " workers, checkpoints completed ", job->checkpoints().completed(), " failed ",
-                            job->checkpoints().failed(), ", restored ", job->checkpoints().restored());
-      } else {
-        last = std::string(job.status().message());
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ADD_FAILURE() << "timed out after " << timeout_ms / 1000 << " s waiting for " << what << "; last: " << last;
-    return std::nullopt;
-  }
-
   // The dead-letter topic holds every record produced with a `dlq_code` at
   // least once (replays may write one twice) and nothing else.
   void CheckDeadLettersAtLeastOnce(const std::vector<RecordSpec>& specs, const TestProducer& producer) {

@@ -80,31 +80,14 @@ class Rescale : public PipelineEndToEnd {
     ASSERT_TRUE(TcpPortAcceptsConnections(port)) << "redis-server did not start on port " << port;
   }
 
-  // Polls GetJob until `done` (or fails after `timeout_ms`, naming `what`).
+  // GetJob until `done`, with every process not stopped on purpose alive.
   std::optional<v1::JobStatus> WaitFor(CoordinatorClient& coordinator, const std::string& what, int64_t timeout_ms,
                                        const std::function<bool(const v1::JobStatus&)>& done) {
-    const int64_t deadline = SteadyNowMs() + timeout_ms;
-    std::string last = "no answer";
-    while (SteadyNowMs() < deadline) {
-      for (const auto& p : processes_) {
-        if (!p->Running() && !left_.count(p.get())) {
-          ADD_FAILURE() << p->name() << " exited (status " << p->exit_status().value_or(-1) << ") while waiting for "
-                        << what;
-          return std::nullopt;
-        }
-      }
-      absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
-      if (job.ok()) {
-        if (done(*job)) return *job;
-        last = absl::StrCat(job->state(), ", attempt ", job->attempt(), ", ", job->workers_size(), " workers, ",
-                            job->rescales(), " rescales, ", job->failures(), " failures");
-      } else {
-        last = std::string(job.status().message());
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::vector<Process*> alive;
+    for (const auto& p : processes_) {
+      if (!left_.count(p.get())) alive.push_back(p.get());
     }
-    ADD_FAILURE() << "timed out after " << timeout_ms / 1000 << " s waiting for " << what << "; last: " << last;
-    return std::nullopt;
+    return WaitForJob(coordinator, what, timeout_ms, alive, done, /*poll_ms=*/50);
   }
 
   std::set<Process*> left_;  // stopped on purpose

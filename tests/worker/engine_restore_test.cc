@@ -219,6 +219,23 @@ void CheckSeed(uint64_t seed, int parts) {
   }
 }
 
+// Checkpoints every key group of `h` now into the SST file `path`.
+SnapshotFileInfo SnapshotEverything(EngineHarness& h, const std::string& path) {
+  h.engine().BeginSnapshot();
+  EXPECT_TRUE(h.engine().Flush().ok());
+  std::unique_ptr<StateSnapshot> snapshot = h.engine().TakeSnapshot();
+  if (snapshot == nullptr) {
+    ADD_FAILURE() << "no snapshot after Flush()";
+    return {};
+  }
+  absl::StatusOr<SnapshotFileInfo> written = snapshot->WriteKeyGroups(path, KeyGroupRange{0, kMaxParallelism - 1});
+  if (!written.ok()) {
+    ADD_FAILURE() << std::string(written.status().message());
+    return {};
+  }
+  return *written;
+}
+
 TEST(EngineRestore, ContinuesExactlyLikeTheOriginal) {
   for (uint64_t seed = 1; seed <= 40; ++seed) CheckSeed(seed, 1);
 }
@@ -243,17 +260,11 @@ TEST(EngineRestore, IngestSelectsOnlyTheRange) {
     ASSERT_TRUE(h.Process(user, 1'700'000'000'000 + i));
     if (KeyGroupForKey(user, kMaxParallelism) < 64) ++in_low_half;
   }
-  h.engine().BeginSnapshot();
-  ASSERT_TRUE(h.engine().Flush().ok());
-  std::unique_ptr<StateSnapshot> snapshot = h.engine().TakeSnapshot();
-  ASSERT_NE(snapshot, nullptr);
   TempDir root;
   const std::string file = root.path() + "/all.sst";
-  absl::StatusOr<SnapshotFileInfo> written = snapshot->WriteKeyGroups(file, KeyGroupRange{0, 127});
-  ASSERT_TRUE(written.ok()) << std::string(written.status().message());
-  EXPECT_GT(written->keys, 200);  // users and their timers
-  EXPECT_GT(written->bytes, 0);
-  snapshot.reset();
+  const SnapshotFileInfo written = SnapshotEverything(h, file);
+  EXPECT_GT(written.keys, 200);  // users and their timers
+  EXPECT_GT(written.bytes, 0);
   RestoredEngine low({file}, KeyGroupRange{0, 63});
   ASSERT_TRUE(low.ok());
   EXPECT_EQ(low.engine().stats().users, in_low_half);
@@ -272,14 +283,9 @@ TEST(EngineRestore, IngestKeepsOnlyTheOwnedKeyGroupsAndLeavesTheSnapshotFileUnto
     ASSERT_TRUE(h.Process(user, 1'700'000'000'000 + i * 1000));
     if (KeyGroupForKey(user, kMaxParallelism) <= 40) low_users.insert(user);
   }
-  h.engine().BeginSnapshot();
-  ASSERT_TRUE(h.engine().Flush().ok());
-  std::unique_ptr<StateSnapshot> snapshot = h.engine().TakeSnapshot();
-  ASSERT_NE(snapshot, nullptr);
   TempDir root;
   const std::string file = root.path() + "/all.sst";
-  ASSERT_TRUE(snapshot->WriteKeyGroups(file, KeyGroupRange{0, 127}).ok());
-  snapshot.reset();
+  SnapshotEverything(h, file);
   const auto read_file = [](const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
