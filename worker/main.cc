@@ -423,9 +423,9 @@ int RunWorker(int argc, char** argv) {
       // Local state of this attempt: fresh, then filled from the checkpoint.
       // One directory per attempt: the previous attempt's may still be being
       // freed (StateReleaser), which then deletes it.
-      const std::string worker_state_dir =
-          (std::filesystem::path(state_dir) / assignment.job_id() / worker_id / absl::StrCat("attempt-", assignment.attempt()))
-              .string();
+      const std::string worker_state_dir = (std::filesystem::path(state_dir) / assignment.job_id() / worker_id /
+                                            absl::StrCat("attempt-", assignment.attempt()))
+                                               .string();
       // The previous attempt's state is freed once this one has restored
       // its own (StateReleaser), also when it fails before that.
       absl::Cleanup free_previous_state = [&releaser] { releaser.Resume(); };

@@ -306,7 +306,8 @@ TEST(EngineRestore, IngestKeepsOnlyTheOwnedKeyGroupsAndLeavesTheSnapshotFileUnto
                     .Scan(std::string(2, '\0'), std::string(3, '\xff'),
                           [&](std::string_view key, std::string_view) {
                             ++scanned;
-                            const int kg = (static_cast<unsigned char>(key[0]) << 8) | static_cast<unsigned char>(key[1]);
+                            const int kg =
+                                (static_cast<unsigned char>(key[0]) << 8) | static_cast<unsigned char>(key[1]);
                             EXPECT_LE(kg, 40) << "key of key group " << kg << " survived the restore of 0-40";
                             return true;
                           })
