@@ -29,6 +29,41 @@ bench_finish() {
   exit "$status"
 }
 
+# bench_build BUILD BINARY...: runs scripts/build.sh when BUILD is 1 or one
+# of the binaries is missing from $BIN, then insists they all exist. Sets
+# BUILD_TYPE and SANITIZE (from the CMake cache, for the report) and warns
+# when the build is Debug or sanitized: its numbers would be low.
+bench_build() {
+  local build=$1 b missing=0
+  shift
+  for b in "$@"; do
+    [[ -x "$BIN/$b" ]] || missing=1
+  done
+  if [[ "$build" -eq 1 || "$missing" -eq 1 ]]; then
+    log "building (scripts/build.sh)"
+    "$SLIPSTREAM_SCRIPTS/build.sh"
+  fi
+  for b in "$@"; do
+    [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing after the build"
+  done
+  BUILD_TYPE="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$SLIPSTREAM_BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
+  SANITIZE="$(sed -n 's/^SLIPSTREAM_SANITIZE:BOOL=//p' "$SLIPSTREAM_BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
+  if [[ "$SANITIZE" == "ON" || "$BUILD_TYPE" == "Debug" ]]; then
+    warn "the build in $SLIPSTREAM_BUILD_DIR is $BUILD_TYPE with SLIPSTREAM_SANITIZE=$SANITIZE: numbers will be low"
+  fi
+}
+
+# bench_lock: one benchmark per port set at a time, whichever script. Two
+# runs would share the ports (gRPC even lets two coordinators listen on one
+# port with SO_REUSEPORT, so the status polls would alternate between them)
+# and disturb each other's numbers. The lock is in /tmp, so it holds across
+# SLIPSTREAM_RUN_DIRs; file descriptor 8 keeps it for the script's life.
+bench_lock() {
+  LOCK="${TMPDIR:-/tmp}/slipstream-bench-$KAFKA_PORT-$REDIS_PORT-$COORDINATOR_PORT.lock"
+  exec 8>>"$LOCK"
+  flock -n 8 || die "another benchmark is running on these ports (lock $LOCK)"
+}
+
 # Polling helpers (no forks: the scripts poll every 100 ms).
 kv() { # kv KEY LINE: the value of KEY in a line of key=value pairs
   local re="(^| )$1=([^ ]*)"

@@ -175,25 +175,11 @@ KAFKA_SH="$SLIPSTREAM_SCRIPTS/kafka.sh"
 REDIS_SH="$SLIPSTREAM_SCRIPTS/redis.sh"
 
 # ------------------------------------------------------------------ build
-BINARIES=(slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-status)
-missing=0
-for b in "${BINARIES[@]}"; do
-  [[ -x "$BIN/$b" ]] || missing=1
-done
-if [[ "$BUILD" -eq 1 || "$missing" -eq 1 ]]; then
-  log "building (scripts/build.sh)"
-  "$SLIPSTREAM_SCRIPTS/build.sh"
-fi
-for b in "${BINARIES[@]}"; do
-  [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing after the build"
-done
-BUILD_TYPE="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$SLIPSTREAM_BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
+bench_build "$BUILD" slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-status
 command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found: run scripts/setup.sh first"
 
 # ------------------------------------------------------------------ one run at a time
-LOCK="${TMPDIR:-/tmp}/slipstream-bench-$KAFKA_PORT-$REDIS_PORT-$COORDINATOR_PORT.lock"
-exec 8>>"$LOCK"
-flock -n 8 || die "another benchmark is running on these ports (lock $LOCK)"
+bench_lock
 
 # ------------------------------------------------------------------ run dir, cleanup
 mkdir -p "$SLIPSTREAM_RUN_DIR"

@@ -98,23 +98,7 @@ KAFKA_SH="$SLIPSTREAM_SCRIPTS/kafka.sh"
 REDIS_SH="$SLIPSTREAM_SCRIPTS/redis.sh"
 
 # ------------------------------------------------------------------ build
-BINARIES=(slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-consumer slipstream-bench-status)
-missing=0
-for b in "${BINARIES[@]}"; do
-  [[ -x "$BIN/$b" ]] || missing=1
-done
-if [[ "$BUILD" -eq 1 || "$missing" -eq 1 ]]; then
-  log "building (scripts/build.sh)"
-  "$SLIPSTREAM_SCRIPTS/build.sh"
-fi
-for b in "${BINARIES[@]}"; do
-  [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing after the build"
-done
-BUILD_TYPE="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$SLIPSTREAM_BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
-SANITIZE="$(sed -n 's/^SLIPSTREAM_SANITIZE:BOOL=//p' "$SLIPSTREAM_BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
-if [[ "$SANITIZE" == "ON" || "$BUILD_TYPE" == "Debug" ]]; then
-  warn "the build in $SLIPSTREAM_BUILD_DIR is $BUILD_TYPE with SLIPSTREAM_SANITIZE=$SANITIZE: numbers will be low"
-fi
+bench_build "$BUILD" slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-consumer slipstream-bench-status
 for tool in redis-cli awk; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup.sh first"
 done
@@ -123,13 +107,7 @@ if [[ "$PERF" -eq 1 ]]; then
 fi
 
 # ------------------------------------------------------------------ one run at a time
-# Two runs would share the ports (gRPC even lets two coordinators listen on one
-# port with SO_REUSEPORT, so the status polls would alternate between them) and
-# would disturb each other's numbers; the lock is per port set, in /tmp so it
-# holds across SLIPSTREAM_RUN_DIRs.
-LOCK="${TMPDIR:-/tmp}/slipstream-bench-$KAFKA_PORT-$REDIS_PORT-$COORDINATOR_PORT.lock"
-exec 8>>"$LOCK"
-flock -n 8 || die "another bench/run_throughput.sh is running on these ports (lock $LOCK)"
+bench_lock
 
 # ------------------------------------------------------------------ run dir, cleanup
 mkdir -p "$SLIPSTREAM_RUN_DIR"

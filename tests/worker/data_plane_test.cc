@@ -369,11 +369,16 @@ TEST(DataPlane, CancelWhileWaitingForTheAttemptReturnsPromptly) {
   rx.Attach();
   ASSERT_TRUE(send.WaitDone(2000));
   EXPECT_EQ(send.status().code(), absl::StatusCode::kCancelled) << send.status();
-  // The handler takes the attempt, finds the stream cancelled and reports it;
-  // waiting for that keeps the server's shutdown fast (see the next test).
-  // (A bound, not a timing target: generous for a loaded machine.)
-  EXPECT_TRUE(WaitFor([&] { return rx.endpoint().BrokenChannel().has_value(); }, 5000));
+  // The server's handler either takes the attempt and reports the stream
+  // as cancelled, or sees the cancel before the attach and gives up without
+  // an attempt to report to: which one depends on when the cancel reaches
+  // the server (the second happened 2 times in 40 on a loaded machine).
+  // Either way nothing was queued, and the handler does not hold the
+  // server's shutdown (a bound, not a timing target; see the next test).
   EXPECT_EQ(rx.gate().queued_batches(), 0);
+  const auto stopping = Clock::now();
+  rx.DestroyServer();
+  EXPECT_LT(ElapsedMs(stopping), 3000) << "the server waited for the cancelled stream's handler";
 }
 
 // A worker that stops while a peer's stream waits for an attempt it will
