@@ -175,7 +175,8 @@ KAFKA_SH="$SLIPSTREAM_SCRIPTS/kafka.sh"
 REDIS_SH="$SLIPSTREAM_SCRIPTS/redis.sh"
 
 # ------------------------------------------------------------------ build
-bench_build "$BUILD" slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-status
+BINARIES=(slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-status)
+bench_build "$BUILD" "${BINARIES[@]}"
 command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found: run scripts/setup.sh first"
 
 # ------------------------------------------------------------------ one run at a time

@@ -150,7 +150,8 @@ KAFKA_SH="$SLIPSTREAM_SCRIPTS/kafka.sh"
 REDIS_SH="$SLIPSTREAM_SCRIPTS/redis.sh"
 
 # ------------------------------------------------------------------ build
-bench_build "$BUILD" slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-status
+BINARIES=(slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-status)
+bench_build "$BUILD" "${BINARIES[@]}"
 for tool in redis-cli awk; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup.sh first"
 done
