@@ -254,11 +254,17 @@ class CoordinatorService final : public v1::Coordinator::Service {
     ReportChannelChanges(w, request->counters());
     const int64_t previous_attempt = w.counters.attempt();
     w.counters = request->counters();
+    // A failure report names the failed attempt in counters.attempt; its
+    // task has ended by then (a worker reports a failure only after that),
+    // so the worker runs nothing: kept as attempt 0, it is not taken for a
+    // task of an old attempt still running.
+    const int64_t failed_attempt = request->failure_cause().empty() ? 0 : w.counters.attempt();
+    if (!request->failure_cause().empty()) w.counters.set_attempt(0);
     if (previous_attempt != w.counters.attempt() && w.counters.attempt() == 0 && state_ != kRunning) {
       spdlog::info("worker {} stopped its task of attempt {}", w.id, previous_attempt);
     }
     UpdateStale(w, now);
-    if (!request->failure_cause().empty()) OnReportedFailure(w, request->failure_cause(), now);
+    if (!request->failure_cause().empty()) OnReportedFailure(w, request->failure_cause(), failed_attempt, now);
     if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
     response->set_known(true);
     // `w` is still registered: nothing above removes a worker.
@@ -270,26 +276,43 @@ class CoordinatorService final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
 
+  // A worker leaving on purpose names in `counters.attempt` the task it still
+  // runs: the attempt ends now (before its peers report the channels to it
+  // broken, which would count as a failure) and the next one waits until a
+  // second call (attempt 0) says that task has stopped.
   grpc::Status DeregisterWorker(grpc::ServerContext* context, const v1::DeregisterWorkerRequest* request,
                                 v1::DeregisterWorkerResponse*) override {
     if (grpc::Status denied = Authorize(*context, Access::kInternal, "DeregisterWorker"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
+    const int64_t now = NowMs();
+    const int64_t still_running = request->counters().attempt();
+    if (still_running == 0 && leaving_.erase(request->worker_id()) > 0) {
+      spdlog::info("worker {} left: its task has stopped", request->worker_id());
+      if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
+      return grpc::Status::OK;
+    }
     auto it = workers_.find(request->worker_id());
     if (it == workers_.end()) return grpc::Status::OK;
     const bool in_attempt = it->second.in_attempt();
-    if (request->failure_cause().empty()) {
+    if (!request->failure_cause().empty()) {
+      spdlog::error("worker {} failed: {}", request->worker_id(), request->failure_cause());
+    } else if (still_running != 0) {
+      spdlog::info("worker {} leaves: {} records in, {} features written; its task of attempt {} is stopping",
+                   request->worker_id(), request->counters().records_in(),
+                   request->counters().redis_features_written(), still_running);
+      leaving_[request->worker_id()] = now;
+    } else {
       spdlog::info("worker {} left: {} records in, {} features written", request->worker_id(),
                    request->counters().records_in(), request->counters().redis_features_written());
-    } else {
-      spdlog::error("worker {} failed: {}", request->worker_id(), request->failure_cause());
     }
     workers_.erase(it);
     if (in_attempt && state_ == kRunning) {
       const bool failed = !request->failure_cause().empty();
       FailAttempt(failed ? absl::StrCat("worker ", request->worker_id(), " failed: ", request->failure_cause())
                          : absl::StrCat("worker ", request->worker_id(), " left the running attempt"),
-                  failed, NowMs());
+                  failed, now);
     }
+    if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
     return grpc::Status::OK;
   }
 
@@ -525,6 +548,16 @@ class CoordinatorService final : public v1::Coordinator::Service {
       it = workers_.erase(it);  // FailAttempt below erases nothing: `it` stays valid
       if (in_attempt && state_ == kRunning) FailAttempt(cause, /*failed=*/true, now);
     }
+    for (auto it = leaving_.begin(); it != leaving_.end();) {
+      if (now - it->second <= options_.heartbeat_timeout_ms) {
+        ++it;
+        continue;
+      }
+      spdlog::warn("worker {} left {} ms ago and never said its task stopped (heartbeat.timeout {} ms): not waiting "
+                   "for it any more",
+                   it->first, now - it->second, options_.heartbeat_timeout_ms);
+      it = leaving_.erase(it);
+    }
     if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
     if (state_ == kRunning) MaybeRescale(now);
   }
@@ -755,8 +788,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
   // A heartbeat's failure_cause: fails the running attempt when it is the
   // failure of this worker's task in it.
-  void OnReportedFailure(const WorkerEntry& w, const std::string& cause, int64_t now) {
-    const int64_t attempt = w.counters.attempt();
+  void OnReportedFailure(const WorkerEntry& w, const std::string& cause, int64_t attempt, int64_t now) {
     if (state_ == kRunning && w.in_attempt() && (attempt == attempt_ || attempt == 0)) {
       spdlog::error("worker {}: its task of attempt {} failed: {}", w.id, attempt_, cause);
       FailAttempt(absl::StrCat("worker ", w.id, " failed: ", cause), /*failed=*/true, now);
@@ -777,6 +809,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
     if (now - last_registration_ms_ < options_.stabilization_ms) return;
     if (SteadyUs() < restart_at_us_) return;
     std::vector<std::string> busy;
+    for (const auto& [id, since] : leaving_) busy.push_back(absl::StrCat(id, " (left, its task still stopping)"));
     for (const auto& [id, w] : workers_) {
       if (ReadyForDeployment(w)) continue;
       busy.push_back(w.counters.attempt() != 0
@@ -1008,6 +1041,11 @@ class CoordinatorService final : public v1::Coordinator::Service {
   const int64_t start_time_ms_;
   std::mutex mu_;
   std::map<std::string, WorkerEntry> workers_;
+  // Workers that left on purpose while their task still ran (SIGTERM):
+  // no longer part of the job, but no attempt is deployed until each says
+  // its task has stopped (a second DeregisterWorker) or `heartbeat.timeout`
+  // passed. Worker id -> when it left.
+  std::map<std::string, int64_t> leaving_;
   std::map<std::string, std::string> forgotten_;  // worker id -> why it was dropped
   std::string state_ = kCreated;
   std::string failure_cause_;

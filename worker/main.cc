@@ -254,7 +254,7 @@ int RunWorker(int argc, char** argv) {
   // task never looks dead: counters of the running task (or attempt 0 when
   // idle), a failure to report, and back the current assignment. Faster
   // while idle, so a deployment starts promptly.
-  std::atomic<bool> deregistered{false};  // left the coordinator on purpose (SIGTERM)
+  std::atomic<bool> deregistered{false};  // leaving on purpose (SIGTERM): see `deregister`
   std::thread heartbeats([&] {
     int64_t failures = 0;
     std::unique_lock lock(w.mu);
@@ -271,6 +271,10 @@ int RunWorker(int argc, char** argv) {
       request.set_worker_id(w.worker_id);
       if (w.task != nullptr) FillCounters(w.task->counters(), request.mutable_counters());
       request.mutable_counters()->set_attempt(w.running_attempt);
+      // A failure is reported by an idle worker (the coordinator takes the
+      // report as "idle"); once a newer attempt runs here, the old one's
+      // failure no longer matters (that attempt is over).
+      if (w.failed_attempt != 0 && w.running_attempt != 0) w.failed_attempt = 0;
       const int64_t reporting_failure = w.failed_attempt;
       if (reporting_failure != 0) {
         request.mutable_counters()->set_attempt(reporting_failure);
@@ -323,28 +327,34 @@ int RunWorker(int argc, char** argv) {
     w.heartbeat_now = true;
     w.cv.notify_all();
   });
-  // Leaving on purpose: tell the coordinator first, so that it ends the
+  // Leaving on purpose (SIGTERM) is two calls. First, while the task still
+  // runs, DeregisterWorker naming its attempt: the coordinator ends the
   // attempt as "left" (not a failure) before this worker's data endpoint
   // stops taking its peers' records, which they would report as a broken
-  // channel (a failure) — since idle workers report at once, that report
-  // used to win the race now and then.
-  auto deregister = [&](const TaskCounters& counters) {
+  // channel (a failure), and it waits for this worker's task before it
+  // deploys the next attempt. Then the task is cancelled (the next attempt
+  // replays from the checkpoint, as after any cancel) and the second call,
+  // naming no attempt, says it has stopped. Heartbeats stop after the first.
+  auto deregister = [&](const TaskCounters& counters, int64_t running_attempt) {
     std::string worker_id;
     {
       std::lock_guard lock(w.mu);
       worker_id = w.worker_id;
     }
-    if (worker_id.empty() || deregistered.exchange(true)) return;
+    if (worker_id.empty()) return;
+    deregistered.store(true);
     v1::DeregisterWorkerRequest request;
     request.set_worker_id(worker_id);
     FillCounters(counters, request.mutable_counters());
+    request.mutable_counters()->set_attempt(running_attempt);
     v1::DeregisterWorkerResponse response;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     grpc::Status status = stub->DeregisterWorker(&ctx, request, &response);
     if (!status.ok()) spdlog::warn("could not deregister from {}: {}", coordinator_address, status.error_message());
   };
-  // A signal only sets g_stop: deregister, then stop the running task.
+  // A signal only sets g_stop: deregister (naming the running attempt), then
+  // cancel the running task.
   std::thread stop_relay([&] {
     while (!g_stop.load()) {
       std::unique_lock lock(w.mu);
@@ -353,13 +363,18 @@ int RunWorker(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     TaskCounters counters;
+    int64_t running_attempt = 0;
     {
       std::lock_guard lock(w.mu);
-      if (w.task != nullptr) counters = w.task->counters();
+      if (w.task != nullptr) {
+        counters = w.task->counters();
+        running_attempt = w.running_attempt;
+      }
     }
-    deregister(counters);
+    if (running_attempt != 0) deregister(counters, running_attempt);
     w.task_stop.store(true);
     std::lock_guard lock(w.mu);
+    if (running_attempt != 0 && w.task != nullptr) w.task->Cancel();
     w.cv.notify_all();
   });
 
@@ -404,6 +419,7 @@ int RunWorker(int argc, char** argv) {
       w.task_stop.store(false);
     }
     last_attempt = assignment.attempt();
+    bool failure_recorded = false;  // the task failed and its report is queued
     absl::Status run_status = [&]() -> absl::Status {
       if (assignment.key_groups_size() != 1 || assignment.workers_size() == 0 || assignment.worker_index() < 0 ||
           assignment.worker_index() >= assignment.workers_size()) {
@@ -532,6 +548,12 @@ int RunWorker(int argc, char** argv) {
       task->reset();
       {
         std::lock_guard lock(w.mu);
+        // The failure goes out with the "idle" report that follows at once.
+        if (!status.ok() && !g_stop.load()) {
+          w.failed_attempt = assignment.attempt();
+          w.failure_cause = std::string(status.message());
+          failure_recorded = true;
+        }
         w.running_attempt = 0;
         w.heartbeat_now = true;  // report "idle" at once: the next deployment waits for it
         w.cv.notify_all();
@@ -549,9 +571,11 @@ int RunWorker(int argc, char** argv) {
     if (!run_status.ok() && !g_stop.load()) {
       spdlog::error("attempt {} failed: {}", assignment.attempt(), std::string(run_status.message()));
       std::lock_guard lock(w.mu);
-      w.failed_attempt = assignment.attempt();
-      w.failure_cause = std::string(run_status.message());
-      w.cv.notify_all();
+      if (!failure_recorded) {  // failed before its task ran
+        w.failed_attempt = assignment.attempt();
+        w.failure_cause = std::string(run_status.message());
+        w.cv.notify_all();
+      }
     }
   }
 
@@ -562,7 +586,7 @@ int RunWorker(int argc, char** argv) {
   }
   heartbeats.join();
   stop_relay.join();
-  if (fatal.ok()) deregister(last_counters);
+  if (fatal.ok()) deregister(last_counters, /*running_attempt=*/0);
   if (!fatal.ok()) return Fail(fatal.message());
   spdlog::info("stopped");
   return 0;

@@ -177,11 +177,14 @@ class CoordinatorFixture : public ::testing::Test {
     std::ofstream(dir / "_metadata") << json;
   }
 
-  void Deregister(const std::string& worker_id, const std::string& failure_cause = "") {
+  // `running_attempt` != 0: a worker leaving on purpose while its task of
+  // that attempt still stops (it deregisters again, with 0, once stopped).
+  void Deregister(const std::string& worker_id, const std::string& failure_cause = "", int64_t running_attempt = 0) {
     grpc::ClientContext ctx;
     v1::DeregisterWorkerRequest bye;
     bye.set_worker_id(worker_id);
     bye.set_failure_cause(failure_cause);
+    bye.mutable_counters()->set_attempt(running_attempt);
     v1::DeregisterWorkerResponse ack;
     ASSERT_TRUE(stub_->DeregisterWorker(&ctx, bye, &ack).ok());
   }

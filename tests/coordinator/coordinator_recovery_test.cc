@@ -88,7 +88,7 @@ class CoordinatorRecoveryTest : public test_support::CoordinatorFixture {
  protected:
   // Registers `n` plain workers that join one deployment (stabilization).
   std::vector<std::string> StartWithWorkers(int n, int min_workers = 1) {
-    StartServer(10000, 4, min_workers, /*stabilization_ms=*/200);
+    StartServer(heartbeat_timeout_ms_, 4, min_workers, /*stabilization_ms=*/200);
     std::vector<std::string> ids;
     for (int i = 0; i < n; ++i) ids.push_back(MustRegister(7001 + i));
     const v1::JobStatus job = WaitForJob([&](const v1::JobStatus& j) { return j.state() == "RUNNING"; });
@@ -106,6 +106,8 @@ class CoordinatorRecoveryTest : public test_support::CoordinatorFixture {
   }
 
   fs::path JobDir() const { return fs::path(job_dir_); }
+
+  int64_t heartbeat_timeout_ms_ = 10000;
 };
 
 // Attempt 1 runs on a, b, c; d is a standby. c fails: a and b stay
@@ -274,6 +276,56 @@ TEST_F(CoordinatorRecoveryTest, LeavingOnPurposeIsNotAFailure) {
   EXPECT_EQ(job.state(), "RUNNING");
   EXPECT_EQ(job.restarts(), 0);
   ASSERT_EQ(job.workers_size(), 1);
+}
+
+// SIGTERM: the worker deregisters while its task still stops. The attempt
+// ends at once and not as a failure, so its peers' reports of the broken
+// channels to it that follow are ignored; but no attempt is deployed until
+// the leaving worker says its task has stopped: two attempts' tasks never
+// run at once.
+TEST_F(CoordinatorRecoveryTest, LeavingWorkerIsWaitedForUntilItsTaskStopped) {
+  const std::vector<std::string> w = StartWithWorkers(3);
+  Deregister(w[2], "", /*running_attempt=*/1);
+  v1::JobStatus job = GetJob();
+  EXPECT_EQ(job.state(), "RESTARTING");
+  EXPECT_EQ(job.workers_size(), 2);
+  // A peer's channel to the leaving worker broke: too late to be a failure.
+  BeatAs(w[0], 1, "the data channel to worker " + w[2] + " broke; records in flight may be lost");
+  BeatAs(w[1], 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // several reaper ticks
+  EXPECT_EQ(BeatAs(w[0], 0).assignment().attempt(), 0) << "deployed while the leaving worker's task still ran";
+  EXPECT_EQ(BeatAs(w[1], 0).assignment().attempt(), 0);
+  Deregister(w[2]);  // its task has stopped
+  ASSERT_TRUE(Eventually([&] { return BeatAs(w[0], 0).assignment().attempt() == 2; }, std::chrono::seconds(5)));
+  job = GetJob();
+  EXPECT_EQ(job.state(), "RUNNING");
+  EXPECT_EQ(job.failures(), 0) << job.failure_cause();
+  EXPECT_EQ(job.workers_size(), 2);
+}
+
+// A leaving worker that never says its task stopped (it died) holds the next
+// attempt back for heartbeat.timeout at most.
+TEST_F(CoordinatorRecoveryTest, LeavingWorkerThatNeverFinishesIsGivenUpAfterTheHeartbeatTimeout) {
+  heartbeat_timeout_ms_ = 1500;
+  const std::vector<std::string> w = StartWithWorkers(2);
+  Deregister(w[1], "", /*running_attempt=*/1);
+  const Clock::time_point left_at = Clock::now();
+  ASSERT_TRUE(Eventually([&] { return BeatAs(w[0], 0).assignment().attempt() == 2; }, std::chrono::seconds(10)));
+  EXPECT_GE(ElapsedMs(left_at), 1500);
+  EXPECT_EQ(GetJob().failures(), 0);
+}
+
+// A worker reports its task's failure once the task has ended: from then on
+// it is listed as idle, not as running the failed attempt.
+TEST_F(CoordinatorRecoveryTest, FailureReportLeavesTheWorkerIdle) {
+  const std::vector<std::string> w = StartWithWorkers(2);
+  BeatAs(w[1], 1, "boom");
+  const v1::JobStatus job = GetJob();
+  EXPECT_EQ(job.state(), "RESTARTING");
+  for (const v1::WorkerStatus& worker : job.workers()) {
+    if (worker.worker_id() == w[1]) EXPECT_EQ(worker.counters().attempt(), 0) << "listed as running attempt 1";
+  }
+  EXPECT_EQ(IdleUntilAttempt(w, 2).attempt(), 2);
 }
 
 // Exponential delay: 100, 200, 400, 400 ms (max 400) between each failure
