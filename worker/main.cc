@@ -63,6 +63,7 @@ void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
   out->set_features_emitted(c.features_emitted);
   out->set_redis_features_written(c.redis_features_written);
   out->set_redis_errors(c.redis_errors);
+  out->set_redis_pending_features(c.redis_pending_features);
   out->set_watermark_ms(c.watermark_ms);
   out->set_sliding_windows_fired(c.sliding_windows_fired);
   out->set_sessions_fired(c.sessions_fired);

@@ -54,6 +54,8 @@ std::string RenderWorkerMetrics(const WorkerMetricsInput& in) {
             static_cast<double>(c.records_shuffled_out), worker);
   w.Counter("slipstream_records_shuffled_in_total", "Records received from other workers.",
             static_cast<double>(c.records_shuffled_in), worker);
+  w.Gauge("slipstream_redis_pending_features", "Features handed to the Redis sink and not yet acknowledged.",
+          static_cast<double>(c.redis_pending_features), worker);
   w.Gauge("slipstream_input_gate_queued_bytes", "Bytes of batches waiting for the window operator.",
           static_cast<double>(c.gate_queued_bytes), worker);
   w.Gauge("slipstream_state_users", "Users with window state.", static_cast<double>(c.users), worker);

@@ -971,6 +971,7 @@ TaskCounters FeatureTask::counters() const {
   const RedisSinkStats sink_stats = impl_->sink->stats();
   c.redis_features_written = sink_stats.features_written;
   c.redis_errors = sink_stats.command_errors + sink_stats.connection_errors;
+  c.redis_pending_features = sink_stats.pending;
   c.redis_batch_latency = sink_stats.batch_latency;
   c.dlq_delivery_failures = impl_->dead_letters->delivery_failures();
   c.gate_queued_bytes = impl_->gate->queued_bytes();

@@ -113,6 +113,7 @@ struct TaskCounters {
   int64_t features_emitted = 0;
   int64_t redis_features_written = 0;
   int64_t redis_errors = 0;
+  int64_t redis_pending_features = 0;  // handed to the sink, not yet acknowledged by Redis
   int64_t watermark_ms = 0;
   int64_t sliding_windows_fired = 0;
   int64_t sessions_fired = 0;

@@ -108,7 +108,7 @@ struct RedisSink::Impl {
   void GiveUp();
 
   // Writer thread only.
-  static constexpr size_t kMaxInFlight = 2;
+  static constexpr size_t kMaxInFlight = kMaxBatchesInFlight;
   std::deque<std::vector<FeatureWrite>> in_flight;  // sent, replies not read
   // When each batch in flight was first sent: write latency (send to the
   // last reply, resends after a reconnect included).
@@ -353,6 +353,7 @@ RedisSinkStats RedisSink::stats() const {
   std::lock_guard lock(impl_->mu);
   s.features_written = static_cast<int64_t>(impl_->acked);
   s.queued = static_cast<int64_t>(impl_->queue.size());
+  s.pending = static_cast<int64_t>(impl_->enqueued - impl_->acked);
   s.command_errors = impl_->command_errors.load();
   s.connection_errors = impl_->connection_errors.load();
   s.batch_latency = impl_->batch_latency;

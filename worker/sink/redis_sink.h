@@ -39,12 +39,17 @@ struct RedisSinkStats {
   int64_t features_written = 0;
   int64_t command_errors = 0;
   int64_t connection_errors = 0;
-  int64_t queued = 0;
+  int64_t queued = 0;   // waiting in the queue, not sent yet
+  int64_t pending = 0;  // accepted by Write and not acknowledged by Redis yet (queued + in flight)
   LatencyHistogram batch_latency;  // pipelined batch: first send to last reply
 };
 
 class RedisSink {
  public:
+  // Batches sent ahead of their replies: at most max_queued + this many
+  // batches of batch_size features are pending at any time.
+  static constexpr size_t kMaxBatchesInFlight = 2;
+
   // Starts the writer thread. Fails only on settings Redis rejects (AUTH,
   // SELECT); an unreachable Redis is retried in the background.
   static absl::StatusOr<std::unique_ptr<RedisSink>> Start(const RedisSinkOptions& options);
