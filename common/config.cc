@@ -204,7 +204,8 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
                   "Interval at which workers send heartbeats to the coordinator."),
       DurationKey("heartbeat.timeout", "10 s",
                   "A worker that has sent no heartbeat for this long is considered lost and "
-                  "the job fails over."),
+                  "the job fails over; a worker that has not reached the coordinator for this "
+                  "long cancels its task by itself."),
 
       // Restart strategy.
       EnumKey("restart-strategy.type", "fixed-delay", {"fixed-delay", "exponential-delay", "none"},

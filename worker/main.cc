@@ -64,6 +64,11 @@ void FillCounters(const TaskCounters& c, v1::WorkerCounters* out) {
   out->set_redis_features_written(c.redis_features_written);
   out->set_redis_errors(c.redis_errors);
   out->set_redis_pending_features(c.redis_pending_features);
+  out->set_redis_features_rejected(c.redis_features_rejected);
+  out->set_redis_features_kept_newer(c.redis_features_kept_newer);
+  out->set_redis_features_guarded(c.redis_features_guarded);
+  out->set_redis_last_error(c.redis_last_error);
+  out->set_redis_last_error_ms(c.redis_last_error_ms);
   out->set_watermark_ms(c.watermark_ms);
   out->set_sliding_windows_fired(c.sliding_windows_fired);
   out->set_sessions_fired(c.sessions_fired);
@@ -102,7 +107,7 @@ struct WorkerState {
   bool need_register = true;      // at start, and when the coordinator forgot us
   v1::Assignment assignment;      // latest from the coordinator (attempt 0: none)
   std::string cancel_reason;      // why the coordinator has no assignment for us
-  int64_t running_attempt = 0;    // attempt whose task runs (0: idle)
+  int64_t running_attempt = 0;    // attempt whose task runs or restores (0: idle)
   FeatureTask* task = nullptr;    // the running task (for counters)
   int64_t failed_attempt = 0;     // a failure to report, with its cause
   std::string failure_cause;
@@ -140,6 +145,7 @@ int RunWorker(int argc, char** argv) {
   const std::string state_dir = settings.String("state.dir");
   const int64_t idle_timeout_ms = settings.DurationMs("source.idle-timeout");
   const int64_t heartbeat_interval_ms = settings.DurationMs("heartbeat.interval");
+  const int64_t heartbeat_timeout_ms = settings.DurationMs("heartbeat.timeout");
   std::string advertised_host = settings.String("taskmanager.host");
   const int64_t data_port = settings.Int("taskmanager.data.port");
   const std::string checkpointing_mode = settings.String("execution.checkpointing.mode");
@@ -258,6 +264,12 @@ int RunWorker(int argc, char** argv) {
   std::atomic<bool> deregistered{false};  // leaving on purpose (SIGTERM): see `deregister`
   std::thread heartbeats([&] {
     int64_t failures = 0;
+    // The coordinator gives a worker up after heartbeat.timeout without a
+    // heartbeat, and deploys its work elsewhere. A worker that has not
+    // reached it for that long cancels its task by itself (as Flink's
+    // TaskManager does), so two tasks do not go on writing the same keys
+    // (the Redis fence stops whatever is still in flight: RedisSink).
+    auto last_answered = std::chrono::steady_clock::now();
     std::unique_lock lock(w.mu);
     while (!w.stopping) {
       const bool idle = w.running_attempt == 0;
@@ -289,8 +301,23 @@ int RunWorker(int argc, char** argv) {
       lock.lock();
       if (!status.ok()) {
         if (failures++ % 10 == 0) spdlog::warn("heartbeat to {} failed: {}", coordinator_address, status.error_message());
+        const int64_t silent_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now() - last_answered)
+                                      .count();
+        if (w.running_attempt != 0 && silent_ms >= heartbeat_timeout_ms && w.cancelled_attempt != w.running_attempt) {
+          spdlog::error("no heartbeat answered by {} for {} ms (heartbeat.timeout {} ms): the coordinator has given "
+                        "this worker up; cancelling attempt {} and registering again once it answers",
+                        coordinator_address, silent_ms, heartbeat_timeout_ms, w.running_attempt);
+          w.cancelled_attempt = w.running_attempt;
+          w.need_register = true;
+          w.assignment.Clear();
+          w.task_stop.store(true);
+          if (w.task != nullptr) w.task->Cancel();
+          w.cv.notify_all();
+        }
         continue;
       }
+      last_answered = std::chrono::steady_clock::now();
       if (failures > 0) spdlog::info("heartbeats to {} are back", coordinator_address);
       failures = 0;
       if (reporting_failure != 0 && w.failed_attempt == reporting_failure) w.failed_attempt = 0;
@@ -418,6 +445,9 @@ int RunWorker(int argc, char** argv) {
       assignment = w.assignment;
       worker_id = w.worker_id;
       w.task_stop.store(false);
+      // Reported from now on, while the state is restored too: a restoring
+      // worker is never taken for an idle one.
+      w.running_attempt = assignment.attempt();
     }
     last_attempt = assignment.attempt();
     bool failure_recorded = false;  // the task failed and its report is queued
@@ -495,7 +525,17 @@ int RunWorker(int argc, char** argv) {
       absl::StatusOr<std::unique_ptr<DeadLetterProducer>> dead_letters =
           DeadLetterProducer::Create(kafka_properties, dlq_topic);
       if (!dead_letters.ok()) return dead_letters.status();
-      absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(redis);
+      RedisSinkOptions sink_options = redis;
+      sink_options.job_id = assignment.job_id();
+      sink_options.attempt = assignment.attempt();
+      sink_options.writer_index = assignment.worker_index();
+      // Runs on the sink's thread; the task destroys the sink before the
+      // dead-letter producer.
+      DeadLetterProducer* rejected_to = dead_letters->get();
+      sink_options.on_rejected = [rejected_to](const FeatureWrite& feature, std::string_view error) {
+        rejected_to->SendRejectedFeature(feature.key, feature.fields, error);
+      };
+      absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(sink_options);
       if (!sink.ok()) return sink.status();
 
       FeatureTaskOptions task_options;
@@ -569,6 +609,14 @@ int RunWorker(int argc, char** argv) {
                        .count());
       return status;
     }();
+    {
+      std::lock_guard lock(w.mu);
+      if (w.running_attempt != 0) {  // ended before its task ran
+        w.running_attempt = 0;
+        w.heartbeat_now = true;
+        w.cv.notify_all();
+      }
+    }
     if (!run_status.ok() && !g_stop.load()) {
       spdlog::error("attempt {} failed: {}", assignment.attempt(), std::string(run_status.message()));
       std::lock_guard lock(w.mu);

@@ -45,6 +45,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tests/integration/coordinator_client.h"
+#include "tests/integration/feature_checks.h"
 #include "tests/integration/it_env.h"
 #include "tests/integration/kafka_client.h"
 #include "tests/integration/process_runner.h"
@@ -146,6 +147,7 @@ void CheckWrites(const ReferenceModel& model, const std::vector<RedisMonitor::Co
       std::map<std::string, std::string> h;
       for (size_t i = 2; i + 1 < c.args.size(); i += 2) h[c.args[i]] = c.args[i + 1];
       const std::string& key = c.args[1];
+      if (IsSinkBookkeepingKey(key)) continue;
       if (key.rfind(kUserKeyPrefix, 0) == 0) {
         const std::string user = key.substr(kUserKeyPrefix.size());
         int64_t start = 0;
@@ -169,6 +171,7 @@ void CheckWrites(const ReferenceModel& model, const std::vector<RedisMonitor::Co
       }
     }
   }
+  CheckWritesNeverGoBack(commands);
   Problems missing("windows and sessions never written");
   Problems repeated("windows and sessions written more than once (nothing may repeat)");
   int64_t rewrites = 0;
@@ -195,7 +198,7 @@ void CheckFinalState(RedisClient& redis, const ReferenceModel& model) {
   std::vector<std::string> expected;
   for (const auto& [user, w] : model.user_features()) expected.push_back(kUserKeyPrefix + user);
   for (const auto& [key, s] : model.sessions()) expected.push_back(key);
-  absl::StatusOr<std::vector<std::string>> keys = redis.Keys("*");
+  absl::StatusOr<std::vector<std::string>> keys = redis.FeatureKeys();
   ASSERT_TRUE(keys.ok()) << keys.status();
   EXPECT_EQ(std::set<std::string>(keys->begin(), keys->end()), std::set<std::string>(expected.begin(), expected.end()))
       << keys->size() << " keys in Redis, " << expected.size() << " expected";
@@ -400,7 +403,7 @@ class CliEndToEnd : public ::testing::Test {
       if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {
         return false;
       }
-      absl::StatusOr<int64_t> size = redis.DbSize();
+      absl::StatusOr<int64_t> size = redis.FeatureKeyCount();
       return size.ok() && *size == expected_keys;
     }, 120000);
   }

@@ -49,10 +49,14 @@ absl::StatusOr<v1::WorkerCounters> OnlyWorkerCounters(const v1::JobStatus& job) 
   return job.workers(0).counters();
 }
 
-absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int expected_workers) {
-  if (job.state() != "RUNNING" || job.workers_size() != expected_workers) {
-    return absl::FailedPreconditionError(absl::StrCat("job ", job.job_id(), " is ", job.state(), " with ",
-                                                      job.workers_size(), " workers, expected RUNNING with ",
+namespace {
+
+absl::StatusOr<v1::WorkerCounters> SumCounters(const v1::JobStatus& job, int expected_workers, bool skip_standbys) {
+  int workers = 0;
+  for (const v1::WorkerStatus& w : job.workers()) workers += skip_standbys && w.standby() ? 0 : 1;
+  if (job.state() != "RUNNING" || workers != expected_workers) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", job.job_id(), " is ", job.state(), " with ", workers,
+                                                      skip_standbys ? " running" : "", " workers, expected RUNNING with ",
                                                       expected_workers));
   }
   v1::WorkerCounters sum;
@@ -60,6 +64,7 @@ absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int exp
   sum.set_attempt(job.attempt());
   for (const v1::WorkerStatus& w : job.workers()) {
     const v1::WorkerCounters& c = w.counters();
+    if (skip_standbys && w.standby()) continue;
     if (w.standby() || c.attempt() != job.attempt()) {
       return absl::FailedPreconditionError(absl::StrCat("worker ", w.worker_id(), " has not reported attempt ",
                                                         job.attempt(), " yet"));
@@ -72,6 +77,10 @@ absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int exp
     sum.set_features_emitted(sum.features_emitted() + c.features_emitted());
     sum.set_redis_features_written(sum.redis_features_written() + c.redis_features_written());
     sum.set_redis_errors(sum.redis_errors() + c.redis_errors());
+    sum.set_redis_pending_features(sum.redis_pending_features() + c.redis_pending_features());
+    sum.set_redis_features_rejected(sum.redis_features_rejected() + c.redis_features_rejected());
+    sum.set_redis_features_kept_newer(sum.redis_features_kept_newer() + c.redis_features_kept_newer());
+    sum.set_redis_features_guarded(sum.redis_features_guarded() + c.redis_features_guarded());
     sum.set_sliding_windows_fired(sum.sliding_windows_fired() + c.sliding_windows_fired());
     sum.set_sessions_fired(sum.sessions_fired() + c.sessions_fired());
     sum.set_watermark_ms(std::min(sum.watermark_ms(), c.watermark_ms()));
@@ -79,6 +88,16 @@ absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int exp
     for (const v1::ChannelStatus& ch : c.channels()) *sum.add_channels() = ch;
   }
   return sum;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int expected_workers) {
+  return SumCounters(job, expected_workers, /*skip_standbys=*/false);
+}
+
+absl::StatusOr<v1::WorkerCounters> RunningCounters(const v1::JobStatus& job, int running_workers) {
+  return SumCounters(job, running_workers, /*skip_standbys=*/true);
 }
 
 std::string Summarize(const v1::WorkerCounters& c) {

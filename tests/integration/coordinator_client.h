@@ -33,6 +33,8 @@ absl::StatusOr<v1::WorkerCounters> OnlyWorkerCounters(const v1::JobStatus& job);
 // watermark, and every worker's partitions and channels. An error says what
 // is not there yet.
 absl::StatusOr<v1::WorkerCounters> JobCounters(const v1::JobStatus& job, int expected_workers);
+// The same over the workers that run the attempt, with any number of standbys.
+absl::StatusOr<v1::WorkerCounters> RunningCounters(const v1::JobStatus& job, int running_workers);
 
 // One line summary of counters for progress logs.
 std::string Summarize(const v1::WorkerCounters& c);

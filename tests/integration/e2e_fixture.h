@@ -9,7 +9,10 @@
 
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -19,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tests/integration/coordinator_client.h"
 #include "tests/integration/it_env.h"
 #include "tests/integration/process_runner.h"
@@ -126,6 +130,34 @@ class PipelineEndToEnd : public ::testing::Test {
     ASSERT_TRUE(job.ok()) << "the coordinator does not answer GetJob on " << CoordinatorAddress() << ": "
                           << job.status();
     clock_.Log("coordinator answers: job " + job->job_id() + " " + job->state());
+  }
+
+  // A redis-server of this test's own on a free port; the fixture's
+  // processes then use it (it is stopped after the workers in TearDown).
+  void StartPrivateRedis() {
+    const int port = FreeTcpPort();
+    // Process runs its binary by path (execv): find redis-server on PATH.
+    std::string binary;
+    const char* path = std::getenv("PATH");
+    for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin", ':')) {
+      const std::string candidate = absl::StrCat(dir, "/redis-server");
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        binary = candidate;
+        break;
+      }
+    }
+    ASSERT_FALSE(binary.empty()) << "redis-server is not on PATH (run ./scripts/setup.sh)";
+    processes_.push_back(std::make_unique<Process>(
+        "redis", std::vector<std::string>{binary, "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                          "--save", "", "--appendonly", "no", "--loglevel", "warning"},
+        tmp_->path()));
+    env_.redis_host = "127.0.0.1";
+    env_.redis_port = port;
+    const int64_t deadline = SteadyNowMs() + 10000;
+    while (!TcpPortAcceptsConnections(port) && SteadyNowMs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(TcpPortAcceptsConnections(port)) << "redis-server did not start on port " << port;
   }
 
   // Fails (returns a message) when any started process has exited.

@@ -49,16 +49,34 @@ class Mismatches {
   std::ostringstream shown_;
 };
 
+// The sink's own bookkeeping (worker/sink/redis_write_guard.h), not a feature.
+inline bool IsSinkBookkeepingKey(const std::string& key) { return key.rfind("slipstream:", 0) == 0; }
+
+// Reads every feature write (MONITOR, in execution order, the guard script's
+// writes included) and checks that no key ever went back in time: the
+// window_end of each user_features key, and the session_end and event_count
+// of each session_features key, never decrease from one write to the next.
+void CheckWritesNeverGoBack(const std::vector<RedisMonitor::Command>& commands);
+
+// Reads MONITOR for the fence (worker/sink/redis_write_guard.h): the sink
+// names each connection slipstream:<job>:<attempt>:<writer> and a starting
+// attempt raises the fence; no feature write of an older attempt may come
+// after a newer attempt raised it. Returns how many writes it attributed to
+// an attempt (0 when the sink never named its connections).
+int64_t CheckNoWriteOfASupersededAttempt(const std::vector<RedisMonitor::Command>& commands);
+
 // Every HSET/EXPIRE the job sent to its database (MONITOR), when nothing
 // failed: each non-empty window of each user written exactly once, in window
 // order, with the right content; each session written exactly once; EXPIRE
-// 7200 / 3600 after every write; nothing else written.
+// 7200 / 3600 after every write; nothing else written; nothing went back
+// in time (CheckWritesNeverGoBack).
 void CheckFeatureWrites(const ReferenceModel& model, const std::vector<RedisMonitor::Command>& commands);
 
 // After failures the job replays from its last checkpoint, so a window may be
 // written more than once; the guarantee is that every value ever written is
 // the model's value for that window or session, and every one the model
-// expects was written at least once.
+// expects was written at least once, and none went back in time
+// (CheckWritesNeverGoBack).
 void CheckFeatureWritesAreCorrectAtLeastOnce(const ReferenceModel& model,
                                              const std::vector<RedisMonitor::Command>& commands);
 

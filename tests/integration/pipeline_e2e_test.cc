@@ -308,10 +308,10 @@ TEST_P(PipelineWithWorkers, MatchesReferenceModel) {
     // Every write is acknowledged (redis_features_written), so the key count
     // should be final; allow a moment in case the counters run ahead.
     const int64_t deadline = SteadyNowMs() + 10000;
-    absl::StatusOr<int64_t> size = (*redis)->DbSize();
+    absl::StatusOr<int64_t> size = (*redis)->FeatureKeyCount();
     while (size.ok() && *size != expected_keys && SteadyNowMs() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      size = (*redis)->DbSize();
+      size = (*redis)->FeatureKeyCount();
     }
     ASSERT_TRUE(size.ok()) << size.status();
     clock_.Log(absl::StrCat("redis db ", kRedisDbReferenceModel, " holds ", *size, " keys, the model expects ",
@@ -1350,10 +1350,10 @@ TEST_F(PipelineEndToEnd, SlowRedisHoldsThePipelineBackWithBoundedMemory) {
   // --- Redis: final state and every write (MONITOR) --------------------------
   {
     const int64_t deadline = SteadyNowMs() + 10000;
-    absl::StatusOr<int64_t> size = (*redis)->DbSize();
+    absl::StatusOr<int64_t> size = (*redis)->FeatureKeyCount();
     while (size.ok() && *size != expected_keys && SteadyNowMs() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      size = (*redis)->DbSize();
+      size = (*redis)->FeatureKeyCount();
     }
     ASSERT_TRUE(size.ok()) << size.status();
     clock_.Log(absl::StrCat("redis db ", kRedisDbSlowRedis, " holds ", *size, " keys, the model expects ",
@@ -1477,7 +1477,7 @@ void RecoveryEndToEnd::RunRecoveryScenario(bool kill_coordinator, int redis_db) 
     if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {
       return false;
     }
-    absl::StatusOr<int64_t> size = (*redis)->DbSize();
+    absl::StatusOr<int64_t> size = (*redis)->FeatureKeyCount();
     return size.ok() && *size == expected_keys;
   }));
   absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();

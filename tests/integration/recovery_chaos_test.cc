@@ -301,7 +301,7 @@ TEST_F(RecoveryChaos, KillsAtRandomMomentsLeaveRedisEqualToTheModel) {
         if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {
           return false;
         }
-        absl::StatusOr<int64_t> size = (*redis)->DbSize();
+        absl::StatusOr<int64_t> size = (*redis)->FeatureKeyCount();
         return size.ok() && *size == expected_keys;
       });
   ASSERT_TRUE(final_job.has_value());
@@ -483,7 +483,7 @@ TEST_F(RecoveryChaos, CheckpointThatTimesOutIsAbortedAndTheJobGoesOn) {
         if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {
           return false;
         }
-        absl::StatusOr<int64_t> size = (*redis)->DbSize();
+        absl::StatusOr<int64_t> size = (*redis)->FeatureKeyCount();
         return size.ok() && *size == expected_keys;
       });
   ASSERT_TRUE(final_job.has_value());

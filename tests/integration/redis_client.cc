@@ -71,12 +71,27 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(const std::str
 
 RedisClient::~RedisClient() { redisFree(ctx_); }
 
+absl::StatusOr<std::string> RedisClient::Command(const std::vector<std::string>& args) {
+  absl::StatusOr<ReplyPtr> r = RunCommand(ctx_, args);
+  if (!r.ok()) return r.status();
+  if ((*r)->type == REDIS_REPLY_INTEGER) return absl::StrCat((*r)->integer);
+  return (*r)->str == nullptr ? std::string() : std::string((*r)->str, (*r)->len);
+}
+
 absl::Status RedisClient::FlushDb() { return RunCommand(ctx_, {"FLUSHDB"}).status(); }
 
-absl::StatusOr<int64_t> RedisClient::DbSize() {
-  absl::StatusOr<ReplyPtr> r = RunCommand(ctx_, {"DBSIZE"});
-  if (!r.ok()) return r.status();
-  return (*r)->integer;
+absl::StatusOr<int64_t> RedisClient::FeatureKeyCount() {
+  absl::StatusOr<ReplyPtr> size = RunCommand(ctx_, {"DBSIZE"});
+  if (!size.ok()) return size.status();
+  absl::StatusOr<ReplyPtr> bookkeeping = RunCommand(ctx_, {"EXISTS", "slipstream:writers"});
+  if (!bookkeeping.ok()) return bookkeeping.status();
+  return (*size)->integer - (*bookkeeping)->integer;
+}
+
+absl::StatusOr<std::vector<std::string>> RedisClient::FeatureKeys() {
+  absl::StatusOr<std::vector<std::string>> keys = Keys("*");
+  if (keys.ok()) keys->erase(std::remove(keys->begin(), keys->end(), "slipstream:writers"), keys->end());
+  return keys;
 }
 
 absl::StatusOr<std::vector<std::string>> RedisClient::Keys(const std::string& pattern) {

@@ -21,9 +21,15 @@ class RedisClient {
   ~RedisClient();
 
   absl::Status FlushDb();
-  absl::StatusOr<int64_t> DbSize();
+  // Any command (e.g. CONFIG SET); its reply as text (integers in decimal).
+  absl::StatusOr<std::string> Command(const std::vector<std::string>& args);
+  // DBSIZE without the sink's own bookkeeping key (slipstream:writers, see
+  // worker/sink/redis_write_guard.h): the number of feature keys.
+  absl::StatusOr<int64_t> FeatureKeyCount();
   // Every key matching `pattern` (SCAN, so it is safe on a shared server).
   absl::StatusOr<std::vector<std::string>> Keys(const std::string& pattern);
+  // Every key but the sink's bookkeeping key.
+  absl::StatusOr<std::vector<std::string>> FeatureKeys();
   absl::StatusOr<std::map<std::string, std::string>> HGetAll(const std::string& key);
   // TTL in seconds (-1 no expiry, -2 no key).
   absl::StatusOr<int64_t> Ttl(const std::string& key);

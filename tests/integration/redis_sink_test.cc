@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -105,16 +106,37 @@ class RedisProcess {
     return out;
   }
 
-  long long DbSize() const {
-    redisContext* c = Connect();
-    auto* reply = static_cast<redisReply*>(redisCommand(c, "DBSIZE"));
-    const long long n = reply ? reply->integer : -1;
+  // Keys other than the sink's own bookkeeping (slipstream:writers).
+  long long FeatureKeyCount() const {
+    return Integer({"DBSIZE"}) - Integer({"EXISTS", "slipstream:writers"});
+  }
+
+  // One command: its integer reply (-1 for other replies), or its text.
+  long long Integer(const std::vector<std::string>& args) const {
+    redisReply* reply = Run(args);
+    const long long n = reply != nullptr && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
     if (reply) freeReplyObject(reply);
-    redisFree(c);
     return n;
+  }
+  std::string Text(const std::vector<std::string>& args) const {
+    redisReply* reply = Run(args);
+    std::string text = reply != nullptr && reply->str != nullptr ? std::string(reply->str, reply->len) : "";
+    if (reply) freeReplyObject(reply);
+    return text;
   }
 
  private:
+  redisReply* Run(const std::vector<std::string>& args) const {
+    redisContext* c = Connect();
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const std::string& a : args) argv.push_back(a.data()), lens.push_back(a.size());
+    auto* reply =
+        static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    redisFree(c);
+    return reply;
+  }
+
   // A connection, authenticated when the server wants a password.
   redisContext* Connect() const {
     redisContext* c = redisConnect("127.0.0.1", port_);
@@ -156,7 +178,7 @@ TEST(RedisSink, WritesEveryFeatureWithItsTtl) {
   for (int i = 0; i < 5000; ++i) batch.push_back(MakeFeature(i));
   (*sink)->Write(&batch);
   (*sink)->Flush();
-  EXPECT_EQ(redis.DbSize(), 5000);
+  EXPECT_EQ(redis.FeatureKeyCount(), 5000);
   long long ttl = 0;
   EXPECT_EQ(redis.HGetAll("user_features:42", &ttl),
             (std::vector<std::string>{"user_id", "42", "view_count_1h", "0"}));
@@ -191,7 +213,7 @@ TEST(RedisSink, WritesWithTheRightPasswordAndNamesTheKeyWhenItIsWrong) {
   for (int i = 0; i < 500; ++i) batch.push_back(MakeFeature(i));
   (*sink)->Write(&batch);
   (*sink)->Flush();
-  EXPECT_EQ(redis.DbSize(), 500);
+  EXPECT_EQ(redis.FeatureKeyCount(), 500);
   long long ttl = 0;
   EXPECT_EQ(redis.HGetAll("user_features:7", &ttl), (std::vector<std::string>{"user_id", "7", "view_count_1h", "0"}));
   EXPECT_EQ((*sink)->stats().features_written, 500);
@@ -212,7 +234,7 @@ TEST(RedisSink, LosesNothingWhenRedisStartsLateOrRestarts) {
   EXPECT_EQ((*sink)->stats().features_written, 0);
   redis.Start();
   (*sink)->Flush();
-  EXPECT_EQ(redis.DbSize(), 3000);
+  EXPECT_EQ(redis.FeatureKeyCount(), 3000);
   EXPECT_GT((*sink)->stats().connection_errors, 0);
 
   // Now lose the server with writes in flight, bring a new one up, and write
@@ -227,7 +249,7 @@ TEST(RedisSink, LosesNothingWhenRedisStartsLateOrRestarts) {
     long long ttl = 0;
     EXPECT_EQ(redis.HGetAll("user_features:" + std::to_string(i), &ttl).size(), 4u) << i;
   }
-  EXPECT_EQ(redis.DbSize(), 3000);  // the restarted server holds the 3000 written after it came back
+  EXPECT_EQ(redis.FeatureKeyCount(), 3000);  // the restarted server holds the 3000 written after it came back
 }
 
 TEST(RedisSink, FullQueueBlocksTheWriterUntilRedisDrainsIt) {
@@ -254,7 +276,7 @@ TEST(RedisSink, FullQueueBlocksTheWriterUntilRedisDrainsIt) {
   redis.Resume();
   producer.join();
   (*sink)->Flush();
-  EXPECT_EQ(redis.DbSize(), 500);
+  EXPECT_EQ(redis.FeatureKeyCount(), 500);
 }
 
 TEST(RedisSink, DiscardDropsWhatWasNotSentAndWaitsForWhatRedisHas) {
@@ -297,7 +319,178 @@ TEST(RedisSink, DiscardDropsWhatWasNotSentAndWaitsForWhatRedisHas) {
   EXPECT_LE(written, 200) << "more than the batches in flight (2 of 100) were written";
   EXPECT_EQ(static_cast<int64_t>(dropped) + written, 20000);
   std::this_thread::sleep_for(milliseconds(300));
-  EXPECT_EQ(redis.DbSize(), written) << "a dropped feature reached Redis";
+  EXPECT_EQ(redis.FeatureKeyCount(), written) << "a dropped feature reached Redis";
+}
+
+// A user_features write of window [end - 1 h, end), guarded on window_end
+// as the window engine makes it.
+FeatureWrite MakeWindowFeature(const std::string& user, int64_t window_end_ms, int views) {
+  FeatureWrite f;
+  f.key = "user_features:" + user;
+  f.fields = {"user_id", user, "view_count_1h", std::to_string(views), "window_end", std::to_string(window_end_ms)};
+  f.guard_fields = {4, -1};
+  f.order = window_end_ms;
+  f.ttl_seconds = 7200;
+  return f;
+}
+
+// Waits (bounded) until `done`; false on timeout.
+bool WaitFor(const std::function<bool()>& done, int64_t timeout_ms = 20000) {
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(timeout_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return true;
+}
+
+// maxmemory 1 with noeviction: Redis answers every HSET with -OOM. Those
+// features are not acknowledged (a checkpoint would wait) but retried until
+// Redis takes them again; then every one is there, with its TTL.
+TEST(RedisSink, ErrorRepliesAreRetriedUntilRedisAcceptsTheWrites) {
+  const int port = FreePort();
+  RedisProcess redis(port);
+  redis.Start();
+  RedisSinkOptions options = LocalOptions(port);
+  options.batch_size = 100;
+  std::vector<std::string> rejected;
+  options.on_rejected = [&](const FeatureWrite& f, std::string_view) { rejected.push_back(f.key); };
+  auto sink = RedisSink::Start(options);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_EQ(redis.Text({"CONFIG", "SET", "maxmemory-policy", "noeviction"}), "OK");
+  ASSERT_EQ(redis.Text({"CONFIG", "SET", "maxmemory", "1"}), "OK");
+  std::vector<FeatureWrite> batch;
+  for (int i = 0; i < 3000; ++i) batch.push_back(MakeFeature(i));
+  (*sink)->Write(&batch);
+  ASSERT_TRUE(WaitFor([&] { return (*sink)->stats().error_replies >= 3; })) << "Redis refused nothing?";
+  EXPECT_FALSE((*sink)->WaitUntilAcked(1, 0)) << "a refused feature counted as written";
+  EXPECT_EQ(redis.FeatureKeyCount(), 0);
+  const RedisSinkStats refusing = (*sink)->stats();
+  EXPECT_EQ(refusing.last_error.rfind("OOM", 0), 0u) << refusing.last_error;
+  EXPECT_GT(refusing.last_error_ms, 0);
+  EXPECT_EQ(refusing.pending, 3000);
+  ASSERT_EQ(redis.Text({"CONFIG", "SET", "maxmemory", "0"}), "OK");
+  (*sink)->Flush();
+  EXPECT_EQ(redis.FeatureKeyCount(), 3000);
+  for (int i : {0, 1499, 2999}) {
+    long long ttl = 0;
+    EXPECT_EQ(redis.HGetAll("user_features:" + std::to_string(i), &ttl).size(), 4u) << i;
+    EXPECT_GT(ttl, 7000) << i;
+  }
+  const RedisSinkStats done = (*sink)->stats();
+  EXPECT_EQ(done.features_written, 3000);
+  EXPECT_EQ(done.features_rejected, 0);
+  EXPECT_TRUE(rejected.empty());
+  EXPECT_GT(done.features_guarded, 0) << "the resends go through the guard";
+}
+
+// Someone else owns user_features:5 (a string): that feature is refused for
+// good and handed to on_rejected with Redis' error; the others are written
+// and the job goes on.
+TEST(RedisSink, AKeyOfTheWrongTypeIsRejectedAndTheRestWritten) {
+  const int port = FreePort();
+  RedisProcess redis(port);
+  redis.Start();
+  RedisSinkOptions options = LocalOptions(port);
+  std::vector<std::pair<std::string, std::string>> rejected;
+  options.on_rejected = [&](const FeatureWrite& f, std::string_view error) {
+    rejected.emplace_back(f.key, std::string(error));
+  };
+  ASSERT_EQ(redis.Text({"SET", "user_features:5", "not a hash"}), "OK");
+  auto sink = RedisSink::Start(options);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  std::vector<FeatureWrite> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back(MakeFeature(i));
+  (*sink)->Write(&batch);
+  (*sink)->Flush();
+  ASSERT_EQ(rejected.size(), 1u);
+  EXPECT_EQ(rejected[0].first, "user_features:5");
+  EXPECT_EQ(rejected[0].second.rfind("WRONGTYPE", 0), 0u) << rejected[0].second;
+  EXPECT_EQ(redis.Text({"GET", "user_features:5"}), "not a hash");
+  EXPECT_EQ(redis.FeatureKeyCount(), 10);
+  const RedisSinkStats stats = (*sink)->stats();
+  EXPECT_EQ(stats.features_written, 10);  // acknowledged: 9 written, 1 rejected
+  EXPECT_EQ(stats.features_rejected, 1);
+}
+
+// Attempt 1 wrote windows up to 03:00; attempt 2 replays from an older
+// checkpoint: its older windows must not replace the stored newer ones,
+// while its newer windows are written.
+TEST(RedisSink, AReplayNeverPutsAnOlderWindowOverANewerOne) {
+  const int port = FreePort();
+  RedisProcess redis(port);
+  redis.Start();
+  RedisSinkOptions first = LocalOptions(port);
+  first.job_id = "j";
+  first.attempt = 1;
+  {
+    auto sink = RedisSink::Start(first);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    std::vector<FeatureWrite> batch = {MakeWindowFeature("a", 3 * 3600000, 30), MakeWindowFeature("b", 2 * 3600000, 20)};
+    (*sink)->Write(&batch);
+    (*sink)->Flush();
+    EXPECT_EQ((*sink)->stats().features_guarded, 0) << "nothing was written before: no guard needed";
+  }
+  RedisSinkOptions second = first;
+  second.attempt = 2;
+  auto sink = RedisSink::Start(second);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  std::vector<FeatureWrite> replay = {MakeWindowFeature("a", 2 * 3600000, 20), MakeWindowFeature("b", 2 * 3600000, 21),
+                                      MakeWindowFeature("a", 3 * 3600000, 30)};
+  (*sink)->Write(&replay);
+  (*sink)->Flush();
+  long long ttl = 0;
+  EXPECT_EQ(redis.HGetAll("user_features:a", &ttl)[3], "30");
+  EXPECT_EQ(redis.HGetAll("user_features:b", &ttl)[3], "21") << "an equal window_end is written (same window)";
+  RedisSinkStats stats = (*sink)->stats();
+  EXPECT_EQ(stats.features_kept_newer, 1);
+  EXPECT_EQ(stats.features_guarded, 3);
+  // Past what attempt 1 wrote: plain writes again.
+  std::vector<FeatureWrite> later = {MakeWindowFeature("a", 4 * 3600000, 40)};
+  (*sink)->Write(&later);
+  (*sink)->Flush();
+  EXPECT_EQ(redis.HGetAll("user_features:a", &ttl)[3], "40");
+  EXPECT_EQ((*sink)->stats().features_guarded, 3);
+}
+
+// Attempt 2 starts while attempt 1 still writes (a worker cut off from the
+// coordinator): attempt 1's connection is closed at once, it finds the
+// fence when it reconnects, stops, and none of its later writes lands.
+TEST(RedisSink, AStartingAttemptFencesTheOlderOneOut) {
+  const int port = FreePort();
+  RedisProcess redis(port);
+  redis.Start();
+  RedisSinkOptions old_options = LocalOptions(port);
+  old_options.job_id = "j";
+  old_options.attempt = 1;
+  auto old_sink = RedisSink::Start(old_options);
+  ASSERT_TRUE(old_sink.ok()) << old_sink.status();
+  std::vector<FeatureWrite> batch = {MakeWindowFeature("a", 3600000, 1)};
+  (*old_sink)->Write(&batch);
+  (*old_sink)->Flush();
+
+  RedisSinkOptions new_options = old_options;
+  new_options.attempt = 2;
+  auto new_sink = RedisSink::Start(new_options);
+  ASSERT_TRUE(new_sink.ok()) << new_sink.status();
+  EXPECT_EQ(redis.Text({"HGET", "slipstream:writers", "fence:j"}), "2");
+  batch = {MakeWindowFeature("b", 3600000, 2)};
+  (*new_sink)->Write(&batch);
+  (*new_sink)->Flush();
+
+  batch = {MakeWindowFeature("a", 2 * 3600000, 99), MakeWindowFeature("c", 3600000, 99)};
+  (*old_sink)->Write(&batch);
+  ASSERT_TRUE(WaitFor([&] { return (*old_sink)->Superseded().has_value(); })) << "the old attempt was not fenced";
+  EXPECT_EQ(*(*old_sink)->Superseded(), 2);
+  (*old_sink)->Write(&batch);  // returns at once: nothing more is taken
+  old_sink->reset();
+  long long ttl = 0;
+  EXPECT_EQ(redis.HGetAll("user_features:a", &ttl)[3], "1");
+  EXPECT_TRUE(redis.HGetAll("user_features:c", &ttl).empty());
+  // A superseded attempt cannot even start.
+  auto late = RedisSink::Start(old_options);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kFailedPrecondition) << late.status();
 }
 
 }  // namespace

@@ -52,34 +52,6 @@ constexpr int64_t kSliceEveryMs = 2000;
 
 class Rescale : public PipelineEndToEnd {
  protected:
-  // A redis-server of this test's own on a free port; the fixture's
-  // processes then use it (it is stopped after the workers in TearDown).
-  void StartPrivateRedis() {
-    const int port = FreeTcpPort();
-    // Process runs its binary by path (execv): find redis-server on PATH.
-    std::string binary;
-    const char* path = std::getenv("PATH");
-    for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin", ':')) {
-      const std::string candidate = absl::StrCat(dir, "/redis-server");
-      if (::access(candidate.c_str(), X_OK) == 0) {
-        binary = candidate;
-        break;
-      }
-    }
-    ASSERT_FALSE(binary.empty()) << "redis-server is not on PATH (run ./scripts/setup.sh)";
-    processes_.push_back(std::make_unique<Process>(
-        "redis", std::vector<std::string>{binary, "--port", std::to_string(port), "--bind", "127.0.0.1",
-                                          "--save", "", "--appendonly", "no", "--loglevel", "warning"},
-        tmp_->path()));
-    env_.redis_host = "127.0.0.1";
-    env_.redis_port = port;
-    const int64_t deadline = SteadyNowMs() + 10000;
-    while (!TcpPortAcceptsConnections(port) && SteadyNowMs() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ASSERT_TRUE(TcpPortAcceptsConnections(port)) << "redis-server did not start on port " << port;
-  }
-
   // GetJob until `done`, with every process not stopped on purpose alive.
   std::optional<v1::JobStatus> WaitFor(CoordinatorClient& coordinator, const std::string& what, int64_t timeout_ms,
                                        const std::function<bool(const v1::JobStatus&)>& done) {
@@ -234,7 +206,7 @@ TEST_F(Rescale, WorkersJoiningAndLeavingMidStreamLeaveRedisEqualToTheModel) {
     if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {
       return false;
     }
-    absl::StatusOr<int64_t> size = (*redis)->DbSize();
+    absl::StatusOr<int64_t> size = (*redis)->FeatureKeyCount();
     return size.ok() && *size == expected_keys;
   });
   ASSERT_TRUE(final_job.has_value());

@@ -256,7 +256,7 @@ TEST_F(SecurityEndToEnd, TwoWorkersOverMutualTlsMatchTheModel) {
             j.checkpoints().completed() < 1) {
           return false;
         }
-        absl::StatusOr<int64_t> size = (*redis)->DbSize();
+        absl::StatusOr<int64_t> size = (*redis)->FeatureKeyCount();
         return size.ok() && *size == expected_keys;
       },
       120000);

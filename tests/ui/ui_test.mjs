@@ -129,7 +129,7 @@ try {
   check(rows.length === expectedWorkers, `${expectedWorkers} worker rows (saw ${rows.length})`);
   const partitionsSeen = new Set();
   for (const [id, address, heartbeat, partitions, keyGroups, recordsIn, invalid, late, written, watermark, lag,
-              kafkaLag, p50, p99] of rows) {
+              kafkaLag, p50, p99, redisErrors, redisLastError] of rows) {
     check(/^127\.0\.0\.1:\d+$/.test(address), `worker ${id}: address host:port (saw "${address}")`);
     check(/^\d+ ms$/.test(heartbeat) || (/^\d+ s$/.test(heartbeat) && number(heartbeat) < 10),
           `worker ${id}: a heartbeat less than 10 s old (saw "${heartbeat}")`);
@@ -143,6 +143,8 @@ try {
     check(/^[\d,]+$/.test(kafkaLag), `worker ${id}: its Kafka lag (saw "${kafkaLag}")`);
     check(/^[\d.]+ ms$/.test(p50) && /^[\d.]+ ms$/.test(p99) && number(p50) <= number(p99) && number(p99) > 0,
           `worker ${id}: Redis write latency p50 <= p99, in ms (saw "${p50}", "${p99}")`);
+    check(redisErrors === "0" && redisLastError === "—",
+          `worker ${id}: no Redis errors (saw "${redisErrors}", "${redisLastError}")`);
   }
   check(partitionsSeen.size === expectedPartitions,
         `every partition is assigned once (saw ${[...partitionsSeen].join(", ")})`);

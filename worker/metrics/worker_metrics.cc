@@ -36,8 +36,21 @@ std::string RenderWorkerMetrics(const WorkerMetricsInput& in) {
             static_cast<double>(c.features_emitted), worker);
   w.Counter("slipstream_redis_features_written_total", "Features Redis acknowledged.",
             static_cast<double>(c.redis_features_written), worker);
-  w.Counter("slipstream_redis_errors_total", "Redis command and connection errors.",
+  w.Counter("slipstream_redis_errors_total", "Redis error replies and connection errors.",
             static_cast<double>(c.redis_errors), worker);
+  w.Counter("slipstream_redis_features_rejected_total",
+            "Features Redis refused for good (e.g. WRONGTYPE), sent to the dead-letter topic.",
+            static_cast<double>(c.redis_features_rejected), worker);
+  w.Counter("slipstream_redis_features_kept_newer_total",
+            "Features not applied because Redis held a newer version of the key (replays after a restore).",
+            static_cast<double>(c.redis_features_kept_newer), worker);
+  w.Counter("slipstream_redis_features_guarded_total", "Features written through the monotonic guard script.",
+            static_cast<double>(c.redis_features_guarded), worker);
+  if (!c.redis_last_error.empty()) {
+    w.Gauge("slipstream_redis_last_error_timestamp_seconds", "When the Redis sink last met an error, and its text.",
+            static_cast<double>(c.redis_last_error_ms) / 1000.0,
+            {{"worker", in.worker_id}, {"error", c.redis_last_error}});
+  }
   w.Histogram("slipstream_redis_write_latency_seconds",
               "Redis write latency per pipelined batch (first send to last reply).", c.redis_batch_latency, worker);
   w.Counter("slipstream_windows_fired_total", "Windows fired, by kind.", static_cast<double>(c.sliding_windows_fired),

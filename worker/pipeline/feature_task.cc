@@ -720,6 +720,11 @@ void FeatureTask::Impl::OperatorLoop() {
       ReleaseHeld();
     }
     dead_letters->Poll();
+    if (const std::optional<int64_t> by = sink->Superseded()) {
+      Fail(absl::AbortedError(absl::StrCat("attempt ", *by, " writes to Redis now: this attempt (", options.attempt,
+                                           ") is superseded and stops")));
+      break;
+    }
     const int64_t now = SteadyNowMs();
     if (now - last_publish_ms >= 200) {
       PublishOperatorCounters();
@@ -970,8 +975,13 @@ TaskCounters FeatureTask::counters() const {
   // are exactly the numbers that show such a stall.
   const RedisSinkStats sink_stats = impl_->sink->stats();
   c.redis_features_written = sink_stats.features_written;
-  c.redis_errors = sink_stats.command_errors + sink_stats.connection_errors;
+  c.redis_errors = sink_stats.error_replies + sink_stats.connection_errors;
   c.redis_pending_features = sink_stats.pending;
+  c.redis_features_rejected = sink_stats.features_rejected;
+  c.redis_features_kept_newer = sink_stats.features_kept_newer;
+  c.redis_features_guarded = sink_stats.features_guarded;
+  c.redis_last_error = sink_stats.last_error;
+  c.redis_last_error_ms = sink_stats.last_error_ms;
   c.redis_batch_latency = sink_stats.batch_latency;
   c.dlq_delivery_failures = impl_->dead_letters->delivery_failures();
   c.gate_queued_bytes = impl_->gate->queued_bytes();

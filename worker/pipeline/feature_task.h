@@ -114,6 +114,11 @@ struct TaskCounters {
   int64_t redis_features_written = 0;
   int64_t redis_errors = 0;
   int64_t redis_pending_features = 0;  // handed to the sink, not yet acknowledged by Redis
+  int64_t redis_features_rejected = 0;   // refused for good by Redis: in the dead-letter topic
+  int64_t redis_features_kept_newer = 0; // not applied: Redis held a newer version (replays)
+  int64_t redis_features_guarded = 0;    // written through the monotonic guard
+  std::string redis_last_error;          // the sink's latest error ("" when none)
+  int64_t redis_last_error_ms = 0;
   int64_t watermark_ms = 0;
   int64_t sliding_windows_fired = 0;
   int64_t sessions_fired = 0;

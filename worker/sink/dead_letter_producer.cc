@@ -90,6 +90,64 @@ void DeadLetterProducer::Send(std::string_view key, std::string_view value, std:
   }
 }
 
+namespace {
+
+void AppendJsonString(std::string_view text, std::string* out) {
+  out->push_back('"');
+  for (const char c : text) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppend(out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+}  // namespace
+
+void DeadLetterProducer::SendRejectedFeature(std::string_view redis_key, const std::vector<std::string>& fields,
+                                             std::string_view redis_error) {
+  std::string value = "{";
+  for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+    if (i > 0) value.push_back(',');
+    AppendJsonString(fields[i], &value);
+    value.push_back(':');
+    AppendJsonString(fields[i + 1], &value);
+  }
+  value.push_back('}');
+  const std::string reason = absl::StrCat("redis: ", ToAbsl(redis_error));
+  for (;;) {
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        impl_->producer.get(), RD_KAFKA_V_TOPIC(impl_->topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(const_cast<char*>(redis_key.data()), redis_key.size()),
+        RD_KAFKA_V_VALUE(value.data(), value.size()),
+        RD_KAFKA_V_HEADER("dlq.reason", reason.data(), static_cast<ssize_t>(reason.size())),
+        RD_KAFKA_V_HEADER("dlq.redis.key", redis_key.data(), static_cast<ssize_t>(redis_key.size())),
+        RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      impl_->sent.fetch_add(1);
+      return;
+    }
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(impl_->producer.get(), 100);  // backpressure: wait for deliveries
+      continue;
+    }
+    impl_->failures.fetch_add(1);
+    spdlog::error("dead-letter topic {}: cannot enqueue the feature for Redis key {}: {}", impl_->topic, redis_key,
+                  rd_kafka_err2str(e));
+    return;
+  }
+}
+
 void DeadLetterProducer::Poll() { rd_kafka_poll(impl_->producer.get(), 0); }
 
 absl::Status DeadLetterProducer::Flush(int timeout_ms) {

@@ -5,6 +5,7 @@
 //   dlq.source.topic      the input topic
 //   dlq.source.partition  decimal
 //   dlq.source.offset     decimal
+// Features Redis refused for good go there too (SendRejectedFeature).
 // A full local queue blocks (backpressure) rather than dropping; delivery
 // failures after librdkafka's own retries are logged and counted.
 #pragma once
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,6 +30,11 @@ class DeadLetterProducer {
 
   void Send(std::string_view key, std::string_view value, std::string_view reason,
             std::string_view source_topic, int source_partition, int64_t source_offset);
+  // A feature Redis refused for good (e.g. WRONGTYPE: another program owns
+  // the key): key = the Redis key, value = the fields as a JSON object,
+  // headers dlq.reason = "redis: <error>" and dlq.redis.key. Thread-safe.
+  void SendRejectedFeature(std::string_view redis_key, const std::vector<std::string>& fields,
+                           std::string_view redis_error);
   // Serves delivery reports; call regularly.
   void Poll();
   // Waits until every record sent so far is acknowledged (or failed).

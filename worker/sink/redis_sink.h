@@ -1,21 +1,33 @@
 // RedisSink: writes features to Redis from its own thread, each as one HSET
 // with all fields followed by EXPIRE, pipelined in batches of
-// `redis.batch-size` commands pairs per round trip.
+// `redis.batch-size` features per round trip.
 //
-// Backpressure: Write() blocks while `max_queued` features are waiting, so a
-// slow or unreachable Redis slows the task down instead of growing memory.
-// When Redis is unreachable the sink reconnects with exponential backoff
-// (100 ms .. 5 s) and resends the whole unacknowledged batch: HSET + EXPIRE
-// are idempotent upserts, so a resend never changes the result. Features are
-// never dropped (SIGPIPE is ignored process-wide so a vanished Redis is an
-// error to retry, not a crash); a command that Redis rejects (e.g. WRONGTYPE because some
-// other program owns the key) is logged and counted as an error.
+// Exactness (worker/sink/redis_write_guard.h has the Redis side):
+//  - Backpressure: Write() blocks while `max_queued` features wait, so a slow,
+//    unreachable or refusing Redis holds the task back (and its checkpoints,
+//    which wait until Redis acknowledged the features before their barrier)
+//    instead of growing memory or dropping anything.
+//  - A lost connection is retried with exponential backoff (100 ms .. 5 s)
+//    and the batches in flight are resent; error replies that say "not now"
+//    (OOM, MISCONF, READONLY, LOADING, BUSY, TRYAGAIN, ...) are retried with
+//    backoff (50 ms .. 2 s). Every resend goes through the guarded script, so
+//    a resent older version never replaces a newer one.
+//  - An error reply that will not go away (WRONGTYPE: another program owns
+//    the key) does not stop the job: the feature goes to `on_rejected` (the
+//    dead-letter topic) and is counted.
+//  - Writes never go back in time, and a superseded attempt's writes never
+//    land after its successor started (the guard, high-water marks and the
+//    fence of redis_write_guard.h). A sink that finds itself fenced out stops
+//    writing and says so through Superseded().
+// Error replies are logged at most once per 10 s, with their count.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
-#include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -33,14 +45,27 @@ struct RedisSinkOptions {
   int batch_size = 1000;
   int64_t timeout_ms = 5000;
   size_t max_queued = 100000;
+  // Who writes: the fence and the high-water marks are per job, attempt and
+  // writer (the worker's index in the attempt).
+  std::string job_id = "job";
+  int64_t attempt = 1;
+  int writer_index = 0;
+  // Features Redis rejects for good, with its error text; called on the
+  // sink's thread before the feature counts as acknowledged.
+  std::function<void(const FeatureWrite&, std::string_view error)> on_rejected;
 };
 
 struct RedisSinkStats {
-  int64_t features_written = 0;
-  int64_t command_errors = 0;
+  int64_t features_written = 0;   // acknowledged: written, kept newer, or rejected
+  int64_t features_kept_newer = 0;  // the guard kept a newer stored version
+  int64_t features_rejected = 0;    // permanent error reply: handed to on_rejected
+  int64_t features_guarded = 0;     // sent through the guarded script
+  int64_t error_replies = 0;        // transient and permanent
   int64_t connection_errors = 0;
   int64_t queued = 0;   // waiting in the queue, not sent yet
   int64_t pending = 0;  // accepted by Write and not acknowledged by Redis yet (queued + in flight)
+  std::string last_error;  // the latest error reply or connection problem ("" when none)
+  int64_t last_error_ms = 0;  // epoch ms of `last_error`
   LatencyHistogram batch_latency;  // pipelined batch: first send to last reply
 };
 
@@ -74,6 +99,9 @@ class RedisSink {
   // Waits up to `timeout_ms` until the first `mark` features are acknowledged
   // by Redis; true when they are.
   bool WaitUntilAcked(uint64_t mark, int64_t timeout_ms);
+  // The attempt that fenced this sink out, once it did: the sink has stopped
+  // writing (as after DropQueued) and its task must end.
+  std::optional<int64_t> Superseded() const;
 
   RedisSinkStats stats() const;
 

@@ -3,6 +3,8 @@
 // EXPIRE key ttl. Values are already formatted per the output contract.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,12 @@ struct FeatureWrite {
   std::string key;
   std::vector<std::string> fields;  // field, value, field, value, ...
   int ttl_seconds = 0;
+  // Monotonic writes (worker/sink/redis_write_guard.h): the positions in
+  // `fields` of the names whose values must never decrease for this key
+  // (user_features: window_end; session_features: session_end, event_count),
+  // -1 when unused, and the first one's value: the write's order.
+  std::array<int, 2> guard_fields = {-1, -1};
+  int64_t order = 0;
 };
 
 // Redis TTLs and key prefixes of the output contract.

@@ -30,6 +30,8 @@ FeatureWrite MakeUserFeatures(std::string_view user_id, int64_t window_start_ms,
                   "avg_viewed_price_1h", FormatDouble(aggregate.AvgViewedPrice()),
                   "window_start",      absl::StrCat(window_start_ms),
                   "window_end",        absl::StrCat(window_end_ms)};
+  write.guard_fields = {static_cast<int>(write.fields.size()) - 2, -1};
+  write.order = window_end_ms;
   return write;
 }
 
@@ -43,6 +45,8 @@ FeatureWrite MakeSessionFeatures(std::string_view user_id, const Session& sessio
                   "duration_seconds", absl::StrCat(duration_ms / 1000),  // >= 0, so this rounds down
                   "session_start",    absl::StrCat(session.first_event_ms),
                   "session_end",      absl::StrCat(session.last_event_ms)};
+  write.guard_fields = {8, 2};  // session_end, then event_count
+  write.order = session.last_event_ms;
   return write;
 }
 

@@ -1,0 +1,246 @@
+// Faults that must neither lose nor corrupt a feature, against the real Kafka
+// broker and a private redis-server each (the tests reconfigure or cut it):
+//
+//  Faults.RedisRefusingWritesHoldsTheJobBackAndLosesNothing
+//    Two workers; mid-stream Redis refuses every write (maxmemory 1 with
+//    noeviction: -OOM) until the test lifts the limit. Meanwhile the job
+//    keeps running (no failure), the workers report the error, and nothing
+//    counts as written; afterwards Redis equals the reference model and
+//    every write MONITOR saw is the model's, each window exactly once, none
+//    going back in time.
+//  Faults.WorkerCutOffFromTheCoordinatorStopsWritingAndNothingGoesBack
+//    One worker runs the job and reaches the coordinator only through a
+//    proxy; a standby waits. The proxy is killed mid-stream (Kafka and
+//    Redis stay reachable): the coordinator gives the worker up and
+//    redeploys on the standby from the latest checkpoint. The cut-off worker
+//    must stop writing by itself, no write of its attempt may land after
+//    the new attempt raised the Redis fence, no key may go back in time,
+//    and Redis must end equal to the model.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "tests/integration/coordinator_client.h"
+#include "tests/integration/e2e_fixture.h"
+#include "tests/integration/feature_checks.h"
+#include "tests/integration/it_env.h"
+#include "tests/integration/kafka_client.h"
+#include "tests/integration/process_runner.h"
+#include "tests/integration/redis_client.h"
+#include "tests/integration/throttle_proxy.h"
+#include "tests/integration/workload.h"
+
+namespace slipstream::it {
+namespace {
+
+constexpr int kFaultPartitions = 4;
+
+class Faults : public PipelineEndToEnd {
+ protected:
+  // The workload (no invalid records: these tests are about Redis) and its
+  // model, on a topic of kFaultPartitions, with a producer.
+  void PrepareWorkload() {
+    WorkloadOptions options;
+    options.malformed_fraction = 0;
+    workload_ = GenerateWorkload(options);
+    ASSERT_TRUE(CreateTopic(env_.kafka, topic_, kFaultPartitions).ok());
+    absl::StatusOr<std::unique_ptr<TestProducer>> producer = TestProducer::Create(env_.kafka);
+    ASSERT_TRUE(producer.ok()) << producer.status();
+    producer_ = std::move(*producer);
+  }
+
+  // Produces records [produced_, end) and waits for their delivery.
+  void ProduceUntil(size_t end) {
+    for (; produced_ < end; ++produced_) {
+      producer_->Produce(topic_, workload_.records[produced_].key, workload_.records[produced_].value);
+    }
+    absl::Status flushed = producer_->Flush(60000);
+    ASSERT_TRUE(flushed.ok()) << flushed;
+  }
+
+  // Closes the stream and waits until every feature is in Redis.
+  std::optional<v1::JobStatus> CloseAndDrain(CoordinatorClient& coordinator, RedisClient& redis, int workers,
+                                             const std::vector<Process*>& alive, const ReferenceModel& model) {
+    const int64_t final_watermark = ProduceClosingEvents(*producer_, topic_, kFaultPartitions);
+    EXPECT_TRUE(producer_->Flush(30000).ok());
+    const int64_t expected_keys = static_cast<int64_t>(model.user_features().size() + model.sessions().size());
+    return WaitForJob(coordinator, "every feature in Redis", 120000, alive, [&](const v1::JobStatus& j) {
+      absl::StatusOr<v1::WorkerCounters> c = RunningCounters(j, workers);
+      if (!c.ok() || c->watermark_ms() < final_watermark || c->features_emitted() != c->redis_features_written()) {
+        return false;
+      }
+      absl::StatusOr<int64_t> size = redis.FeatureKeyCount();
+      return size.ok() && *size == expected_keys;
+    });
+  }
+
+  Workload workload_;
+  std::unique_ptr<TestProducer> producer_;
+  size_t produced_ = 0;
+};
+
+TEST_F(Faults, RedisRefusingWritesHoldsTheJobBackAndLosesNothing) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  ASSERT_NO_FATAL_FAILURE(PrepareWorkload());
+  const ReferenceModel model(workload_.valid);
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(
+      coordinator, 0, {"-Dcluster.min-workers=2", "-Dexecution.checkpointing.interval=500 ms"}));
+  std::vector<Process*> alive = {processes_[0].get(), processes_[1].get()};  // redis, coordinator
+  for (int i = 1; i <= 2; ++i) alive.push_back(&Start("worker-" + std::to_string(i), "slipstream-worker", 0));
+  ASSERT_TRUE(WaitForJob(coordinator, "the job on two workers", 60000, alive,
+                         [](const v1::JobStatus& j) { return JobCounters(j, 2).ok(); }));
+  clock_.EndPhase("start");
+
+  // The first half, until some of it is in Redis.
+  const size_t half = workload_.records.size() / 2;
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(half));
+  ASSERT_TRUE(WaitForJob(coordinator, "the first features in Redis", 60000, alive, [](const v1::JobStatus& j) {
+    absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 2);
+    return c.ok() && c->redis_features_written() > 1000;
+  }));
+
+  // Redis refuses every write from now on.
+  ASSERT_TRUE((*redis)->Command({"CONFIG", "SET", "maxmemory-policy", "noeviction"}).ok());
+  ASSERT_TRUE((*redis)->Command({"CONFIG", "SET", "maxmemory", "1"}).ok());
+  clock_.Log("Redis refuses writes (maxmemory 1, noeviction)");
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(workload_.records.size()));
+  // Held back: the workers say why, and what they wrote stands still while
+  // their errors go on (each retry is refused again).
+  auto refused_on_both = [](const v1::JobStatus& j, int64_t* written, int64_t* errors) {
+    absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 2);
+    if (!c.ok()) return false;
+    for (const v1::WorkerStatus& w : j.workers()) {
+      if (!absl::StartsWith(w.counters().redis_last_error(), "OOM")) return false;
+    }
+    *written = c->redis_features_written();
+    *errors = c->redis_errors();
+    return c->redis_pending_features() > 0;
+  };
+  int64_t written_when_refused = 0, errors_when_refused = 0;
+  std::optional<v1::JobStatus> refused =
+      WaitForJob(coordinator, "both workers to report Redis refusing writes", 60000, alive, [&](const v1::JobStatus& j) {
+        return refused_on_both(j, &written_when_refused, &errors_when_refused);
+      });
+  ASSERT_TRUE(refused.has_value());
+  int64_t written_later = 0, errors_later = 0;
+  std::optional<v1::JobStatus> still_refused =
+      WaitForJob(coordinator, "more refused retries", 60000, alive, [&](const v1::JobStatus& j) {
+        return refused_on_both(j, &written_later, &errors_later) && errors_later >= errors_when_refused + 4;
+      });
+  ASSERT_TRUE(still_refused.has_value());
+  clock_.Log(absl::StrCat("refused: ", errors_when_refused, " -> ", errors_later, " errors, written ",
+                          written_when_refused, " -> ", written_later, "; ", Summarize(*JobCounters(*still_refused, 2))));
+  EXPECT_EQ(written_later, written_when_refused) << "features counted as written while Redis refused every write";
+  EXPECT_EQ(still_refused->state(), "RUNNING");
+  EXPECT_EQ(still_refused->attempt(), 1);
+  EXPECT_EQ(still_refused->failures(), 0) << still_refused->failure_cause();
+  clock_.EndPhase("refused");
+
+  ASSERT_TRUE((*redis)->Command({"CONFIG", "SET", "maxmemory", "0"}).ok());
+  clock_.Log("Redis accepts writes again");
+  std::optional<v1::JobStatus> final_job = CloseAndDrain(coordinator, **redis, 2, alive, model);
+  ASSERT_TRUE(final_job.has_value());
+  clock_.EndPhase("drain");
+  EXPECT_EQ(final_job->attempt(), 1);
+  EXPECT_EQ(final_job->failures(), 0) << final_job->failure_cause();
+  const v1::WorkerCounters c = *JobCounters(*final_job, 2);
+  EXPECT_EQ(c.redis_features_rejected(), 0);
+  EXPECT_GT(c.redis_errors(), 0);
+
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  CheckFeatureWrites(model, *commands);
+}
+
+TEST_F(Faults, WorkerCutOffFromTheCoordinatorStopsWritingAndNothingGoesBack) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  ASSERT_NO_FATAL_FAILURE(PrepareWorkload());
+  const ReferenceModel model(workload_.valid);
+  // The cut-off worker's only way to the coordinator.
+  absl::StatusOr<std::unique_ptr<ThrottleProxy>> proxy = ThrottleProxy::Start("127.0.0.1", rpc_port_);
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  const std::vector<std::string> timing = {"-Dheartbeat.timeout=2 s", "-Dexecution.checkpointing.interval=500 ms",
+                                           "-Drestart-strategy.fixed-delay.delay=200 ms"};
+  std::vector<std::string> coordinator_args = timing;
+  coordinator_args.push_back("-Dcluster.min-workers=1");
+  coordinator_args.push_back("-Dscheduler-mode=default");  // the second worker stays a standby
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, coordinator_args));
+  Process* redis_process = processes_[0].get();
+  Process* coordinator_process = processes_[1].get();
+  std::vector<std::string> cut_args = timing;
+  cut_args.push_back("-Djobmanager.rpc.port=" + std::to_string((*proxy)->port()));
+  Process& cut = Start("worker-cut", "slipstream-worker", 0, cut_args);
+  ASSERT_TRUE(WaitForJob(coordinator, "the job on the worker behind the proxy", 60000,
+                         {redis_process, coordinator_process, &cut},
+                         [](const v1::JobStatus& j) { return JobCounters(j, 1).ok(); }));
+  Process& standby = Start("worker-standby", "slipstream-worker", 0, timing);
+  const std::vector<Process*> alive = {redis_process, coordinator_process, &cut, &standby};
+  ASSERT_TRUE(WaitForJob(coordinator, "the standby registered", 30000, alive, [](const v1::JobStatus& j) {
+    return j.workers_size() == 2 && RunningCounters(j, 1).ok();
+  }));
+  clock_.EndPhase("start");
+
+  // A third of the stream, then the cut once a checkpoint covers some of it.
+  const size_t n = workload_.records.size();
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(n / 3));
+  std::optional<v1::JobStatus> before_cut =
+      WaitForJob(coordinator, "features in Redis and a checkpoint", 60000, alive, [](const v1::JobStatus& j) {
+        absl::StatusOr<v1::WorkerCounters> c = RunningCounters(j, 1);
+        return c.ok() && c->redis_features_written() > 1000 && j.checkpoints().completed() >= 2;
+      });
+  ASSERT_TRUE(before_cut.has_value());
+  (*proxy)->Stop();
+  clock_.Log(absl::StrCat("cut the worker off the coordinator (attempt ", before_cut->attempt(), ")"));
+  // More of the stream while the cut-off worker may still run: it reads
+  // Kafka and reaches Redis as before.
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(2 * n / 3));
+  const std::vector<Process*> alive_after_cut = {redis_process, coordinator_process, &standby};
+  std::optional<v1::JobStatus> redeployed = WaitForJob(
+      coordinator, "the job on the standby", 60000, alive_after_cut, [&](const v1::JobStatus& j) {
+        return j.attempt() > before_cut->attempt() && JobCounters(j, 1).ok();
+      });
+  ASSERT_TRUE(redeployed.has_value());
+  clock_.Log(absl::StrCat("attempt ", redeployed->attempt(), " runs on the standby, restored from ",
+                          redeployed->restored_from()));
+  EXPECT_FALSE(redeployed->restored_from().empty());
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(n));
+  std::optional<v1::JobStatus> final_job = CloseAndDrain(coordinator, **redis, 1, alive_after_cut, model);
+  ASSERT_TRUE(final_job.has_value());
+  clock_.EndPhase("cut, redeploy and drain");
+
+  // The cut-off worker stopped its task by itself.
+  const std::string cut_log = cut.ReadStderr() + cut.ReadStdout();
+  EXPECT_NE(cut_log.find("the coordinator has given this worker up; cancelling attempt"), std::string::npos)
+      << cut_log;
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  CheckFeatureWritesAreCorrectAtLeastOnce(model, *commands);
+  EXPECT_GT(CheckNoWriteOfASupersededAttempt(*commands), 0) << "no write was attributed to an attempt";
+}
+
+}  // namespace
+}  // namespace slipstream::it
