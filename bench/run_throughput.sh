@@ -3,7 +3,7 @@
 # next to the ceiling (a bare librdkafka consumer reading the same topic).
 #
 # Usage: bench/run_throughput.sh [--events N] [--users N] [--step DURATION]
-#                                [--ceiling-runs N] [--perf] [--build] [--keep-logs]
+#                                [--ceiling-runs N] [--guarded] [--perf] [--build] [--keep-logs]
 #                                [-Dkey=value ...]
 #
 #   --events N        events to preload (default 2000000; 4 flush records follow)
@@ -11,6 +11,11 @@
 #   --step DURATION   event-time advance per event (default "1 ms"); a larger step
 #                     spans more windows, so more features per event
 #   --ceiling-runs N  bare-consumer runs; the best is the ceiling (default 2)
+#   --guarded         every feature write goes through the sink's monotonic guard
+#                     (the Lua script a replay uses where an earlier attempt may
+#                     have written newer windows): a high-water mark above every
+#                     window is set in slipstream:writers before the job starts.
+#                     Without it the job starts from no marks: plain HSET + EXPIRE
 #   --perf            also `perf record -g` the worker for $BENCH_PERF_SECONDS
 #                     (default 5) once it consumes, and print its top 10 symbols
 #                     by self time and its busiest threads (perf slows the run:
@@ -60,6 +65,7 @@ USERS=100000
 STEP="1 ms"
 CEILING_RUNS=2
 PERF=0
+GUARDED=0
 BUILD=0
 KEEP_LOGS=0
 WORKER_EXTRA=()
@@ -71,6 +77,7 @@ while [[ $# -gt 0 ]]; do
     --step) need_value "$@"; STEP="$2"; shift 2 ;;
     --ceiling-runs) need_value "$@"; CEILING_RUNS="$2"; shift 2 ;;
     --perf) PERF=1; shift ;;
+    --guarded) GUARDED=1; shift ;;
     --build) BUILD=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     -D?*=*) WORKER_EXTRA+=("$1"); shift ;;
@@ -206,6 +213,13 @@ COMMON=(--config "$SLIPSTREAM_ROOT/conf/application.properties"
   "-Dstate.savepoints.dir=file://$RUN/savepoints"
   "-Dheartbeat.interval=200 ms" "-Dlog.level=info")
 status_line() { "$BIN/slipstream-bench-status" --coordinator "127.0.0.1:$COORDINATOR_PORT" --timeout-ms 1000 2>/dev/null; }
+
+# The sink's marks from an earlier run would make this one guarded: start
+# from none, or (--guarded) from one above every window.
+redis-cli -p "$REDIS_PORT" DEL slipstream:writers >/dev/null
+if [[ "$GUARDED" -eq 1 ]]; then
+  redis-cli -p "$REDIS_PORT" HSET slipstream:writers high-water:bench-guarded:0 9223372036854775807 >/dev/null
+fi
 
 log "starting slipstream-coordinator on :$COORDINATOR_PORT"
 "$BIN/slipstream-coordinator" "${COMMON[@]}" >"$RUN/coordinator.log" 2>&1 8>&- &
@@ -431,6 +445,8 @@ cat <<EOF
 | CPU time over that interval | worker $CPU_S s, Redis $CPU_REDIS_S s, Kafka $CPU_KAFKA_S s, everything else on the machine $CPU_OTHER_S s, idle $CPU_IDLE_S s (of $NPROC × $PIPELINE_S s) |
 | source thread (main) over that interval | $(if [[ "$TASK_SCHEDSTAT_OK" -eq 1 ]]; then echo "on a CPU $TASK_ON_S s, waiting for a CPU $TASK_WAIT_S s, blocked $TASK_BLOCKED_S s: $(fmt "$TASK_RATE") events per second of its CPU time"; else echo "(no /proc schedstat)"; fi) |
 | features written to Redis | $(fmt "$(kv redis_features_written "$DONE_LINE")") ($(fmt "$(kv sliding_windows_fired "$DONE_LINE")") sliding windows, $(fmt "$(kv sessions_fired "$DONE_LINE")") sessions; redis errors $(kv redis_errors "$DONE_LINE"); late $(kv records_late "$DONE_LINE"), invalid $(kv records_invalid "$DONE_LINE")) |
+| monotonic guard | $(if [[ "$GUARDED" -eq 1 ]]; then echo "**on for every write** (--guarded)"; else echo "off (no earlier writes: plain HSET + EXPIRE)"; fi): $(fmt "$(kv redis_features_guarded "$DONE_LINE")") features through the guard script, $(fmt "$(kv redis_features_kept_newer "$DONE_LINE")") kept out by it |
+| Redis CPU per feature | **$(awk -v c="$CPU_REDIS_S" -v n="$(kv redis_features_written "$DONE_LINE")" 'BEGIN { printf "%.2f", (n > 0 ? c * 1e6 / n : 0) }') µs** (Redis CPU over the interval / features written) |
 | peak RSS (VmHWM) | worker $RSS_WORKER MiB, coordinator $RSS_COORDINATOR MiB, Kafka $RSS_KAFKA MiB, Redis $RSS_REDIS MiB |
 | target ≥ 250,000 events/s | $(met "$PIPELINE_RATE" 250000) |
 | target ≥ ½ ceiling ($(fmt "$HALF_CEILING") events/s) | $(met "$PIPELINE_RATE" "$HALF_CEILING") |

@@ -135,6 +135,11 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       DurationKey("source.idle-timeout", "30 s",
                   "A Kafka partition that receives no records for this long is marked idle "
                   "so the watermark can advance without it; 0 disables idleness detection."),
+      DurationKey("source.max-event-time-skew", "0 ms",
+                  "0 (default) keeps Flink's semantics: a record far in the future moves its "
+                  "partition's watermark there and fires every open window early. When set, a "
+                  "record whose event_time is more than this ahead of the worker's wall clock "
+                  "goes to the dead-letter topic (reason future_event_time) instead."),
 
       // State backend.
       EnumKey("state.backend.type", "rocksdb", {"rocksdb"},

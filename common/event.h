@@ -36,6 +36,8 @@ inline constexpr std::string_view kReasonInvalidEventTime = "invalid_event_time"
 inline constexpr std::string_view kReasonInvalidUserId = "invalid_user_id";
 inline constexpr std::string_view kReasonInvalidPrice = "invalid_price";
 inline constexpr std::string_view kReasonLate = "late";
+// Only with source.max-event-time-skew: event_time too far ahead of the clock.
+inline constexpr std::string_view kReasonFutureEventTime = "future_event_time";
 
 // ISO-8601 date-time to epoch milliseconds: "YYYY-MM-DDTHH:MM:SS" with optional
 // fractional seconds (any number of digits, truncated to milliseconds) and an

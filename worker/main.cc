@@ -41,6 +41,7 @@
 #include "worker/sink/dead_letter_producer.h"
 #include "worker/sink/redis_sink.h"
 #include "worker/source/kafka_source.h"
+#include "worker/state/state_dir_lock.h"
 #include "worker/state/state_store.h"
 
 namespace slipstream {
@@ -144,6 +145,7 @@ int RunWorker(int argc, char** argv) {
   const std::string starting_offsets_text = settings.String("kafka.starting-offsets");
   const std::string state_dir = settings.String("state.dir");
   const int64_t idle_timeout_ms = settings.DurationMs("source.idle-timeout");
+  const int64_t max_event_time_skew_ms = settings.DurationMs("source.max-event-time-skew");
   const int64_t heartbeat_interval_ms = settings.DurationMs("heartbeat.interval");
   const int64_t heartbeat_timeout_ms = settings.DurationMs("heartbeat.timeout");
   std::string advertised_host = settings.String("taskmanager.host");
@@ -176,6 +178,15 @@ int RunWorker(int argc, char** argv) {
   if (advertised_host.empty()) advertised_host = "127.0.0.1";
   if (absl::Status s = SetUpLogging("worker", log_level); !s.ok()) return Fail(s.message());
   const auto kafka_properties = config.KafkaClientProperties();
+
+  // Local state that no live worker holds (a worker killed with SIGKILL
+  // leaves its RocksDB, hard-linked into checkpoint files) goes first.
+  if (absl::StatusOr<int> removed = RemoveAbandonedStateDirs(state_dir); !removed.ok()) {
+    spdlog::warn("state.dir: cannot clean up {}: {}", state_dir, removed.status().message());
+  } else if (*removed > 0) {
+    spdlog::info("state.dir: removed {} state director{} no live worker holds (left by killed workers)", *removed,
+                 *removed == 1 ? "y" : "ies");
+  }
 
   // The data endpoint first: its port goes into the registration.
   // Before the data plane: its CancelTask listener refers to it.
@@ -482,7 +493,9 @@ int RunWorker(int argc, char** argv) {
         std::error_code ignored;
         std::filesystem::remove_all(worker_state_dir, ignored);
       };
-      absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, StateStoreOptions{});
+      StateStoreOptions store_options;
+      store_options.lock_root = state_dir;  // held while the directory is in use
+      absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, store_options);
       if (!state.ok()) return state.status();
       std::map<int, int64_t> restored_offsets;
       if (!restore.checkpoint_path().empty()) {
@@ -541,6 +554,7 @@ int RunWorker(int argc, char** argv) {
       FeatureTaskOptions task_options;
       task_options.max_parallelism = assignment.max_parallelism();
       task_options.idle_timeout_ms = idle_timeout_ms;
+      task_options.max_event_time_skew_ms = max_event_time_skew_ms;
       task_options.job_id = assignment.job_id();
       task_options.peer_security = security;
       task_options.attempt = assignment.attempt();

@@ -144,6 +144,7 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "taskmanager.data.port",
       "pipeline.max-parallelism",
       "source.idle-timeout",
+      "source.max-event-time-skew",
       "state.backend.type",
       "state.dir",
       "execution.checkpointing.interval",

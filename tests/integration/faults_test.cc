@@ -242,5 +242,117 @@ TEST_F(Faults, WorkerCutOffFromTheCoordinatorStopsWritingAndNothingGoesBack) {
   EXPECT_GT(CheckNoWriteOfASupersededAttempt(*commands), 0) << "no write was attributed to an attempt";
 }
 
+// kafka.starting-offsets=latest: a checkpoint taken before anything arrived
+// must hold the offsets `latest` meant when the job started, so that a
+// restore reads what arrived in between instead of skipping to the end again.
+TEST_F(Faults, LatestStartingOffsetsLoseNothingOnRestore) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  ASSERT_NO_FATAL_FAILURE(PrepareWorkload());
+  const ReferenceModel model(workload_.valid);
+  // Before the job: `latest` skips these (their users must not show up).
+  for (int i = 0; i < 200; ++i) {
+    const std::string user = "before-" + std::to_string(i);
+    producer_->Produce(topic_, user, CanonicalEventJson(user, workload_.start_ms + i, EventKind::kView, 100));
+  }
+  ASSERT_TRUE(producer_->Flush(30000).ok());
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  const std::vector<std::string> args = {"-Dkafka.starting-offsets=latest", "-Dheartbeat.timeout=2 s",
+                                         "-Dexecution.checkpointing.interval=300 ms",
+                                         "-Drestart-strategy.fixed-delay.delay=200 ms", "-Dcluster.min-workers=1"};
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, args));
+  Process* redis_process = processes_[0].get();
+  Process* coordinator_process = processes_[1].get();
+  Process& first = Start("worker-1", "slipstream-worker", 0, args);
+  std::optional<v1::JobStatus> checkpointed = WaitForJob(
+      coordinator, "two checkpoints before any record", 60000, {redis_process, coordinator_process, &first},
+      [](const v1::JobStatus& j) { return JobCounters(j, 1).ok() && j.checkpoints().completed() >= 2; });
+  ASSERT_TRUE(checkpointed.has_value());
+  EXPECT_EQ(JobCounters(*checkpointed, 1)->records_in(), 0) << "latest: nothing produced before the start is read";
+  ASSERT_EQ(::kill(first.pid(), SIGKILL), 0);
+  ASSERT_TRUE(first.WaitForExit(5000).has_value());
+  clock_.Log(absl::StrCat("killed worker-1 after checkpoint ", checkpointed->checkpoints().latest_completed().id(),
+                          "; producing the stream while no worker runs"));
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(workload_.records.size()));
+  Process& second = Start("worker-2", "slipstream-worker", 0, args);
+  const std::vector<Process*> alive = {redis_process, coordinator_process, &second};
+  std::optional<v1::JobStatus> restored =
+      WaitForJob(coordinator, "the job restored on worker-2", 60000, alive, [&](const v1::JobStatus& j) {
+        return j.attempt() > checkpointed->attempt() && JobCounters(j, 1).ok();
+      });
+  ASSERT_TRUE(restored.has_value());
+  EXPECT_FALSE(restored->restored_from().empty());
+  std::optional<v1::JobStatus> final_job = CloseAndDrain(coordinator, **redis, 1, alive, model);
+  ASSERT_TRUE(final_job.has_value()) << "what arrived while the job was down was skipped";
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  CheckFeatureWritesAreCorrectAtLeastOnce(model, *commands);
+}
+
+// source.max-event-time-skew: one record in year 9999 mid-stream goes to the
+// dead-letter topic (future_event_time) instead of moving its partition's
+// watermark to the end of time, so no window fires early: every window is
+// written once, complete, as the model has it.
+TEST_F(Faults, AFarFutureEventIsADeadLetterWithAMaxEventTimeSkew) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  ASSERT_NO_FATAL_FAILURE(PrepareWorkload());
+  const ReferenceModel model(workload_.valid);
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, {"-Dcluster.min-workers=1"}));
+  Process& worker = Start("worker-1", "slipstream-worker", 0, {"-Dsource.max-event-time-skew=1 h"});
+  const std::vector<Process*> alive = {processes_[0].get(), processes_[1].get(), &worker};
+  ASSERT_TRUE(WaitForJob(coordinator, "the job", 60000, alive,
+                         [](const v1::JobStatus& j) { return JobCounters(j, 1).ok(); }));
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(workload_.records.size() / 2));
+  const std::string poison_user = workload_.valid.front().user;  // a user with windows open
+  const std::string poison =
+      CanonicalEventJson(poison_user, EpochMs(9999, 12, 31, 23, 59, 59, 0), EventKind::kView, 100);
+  producer_->Produce(topic_, poison_user, poison);
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(workload_.records.size()));
+  // Closing events at the wall clock's time (within the skew) fire every
+  // window of the (2024) workload.
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (int32_t p = 0; p < kFaultPartitions; ++p) {
+    producer_->Produce(topic_, "__watermark__", CanonicalEventJson("__watermark__", now_ms, EventKind::kView, 100), p);
+  }
+  ASSERT_TRUE(producer_->Flush(30000).ok());
+  const int64_t expected_keys = static_cast<int64_t>(model.user_features().size() + model.sessions().size());
+  std::optional<v1::JobStatus> final_job =
+      WaitForJob(coordinator, "every feature in Redis", 120000, alive, [&](const v1::JobStatus& j) {
+        absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 1);
+        if (!c.ok() || c->watermark_ms() < now_ms - 10 * kSecondMs - 1 ||
+            c->features_emitted() != c->redis_features_written()) {
+          return false;
+        }
+        absl::StatusOr<int64_t> size = (*redis)->FeatureKeyCount();
+        return size.ok() && *size == expected_keys;
+      });
+  ASSERT_TRUE(final_job.has_value());
+  const v1::WorkerCounters c = *JobCounters(*final_job, 1);
+  EXPECT_EQ(c.records_invalid(), 1);
+  EXPECT_EQ(c.records_late(), 0) << "records were late: the far-future event moved the watermark";
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  CheckFeatureWrites(model, *commands);
+  absl::StatusOr<std::vector<ConsumedRecord>> dead = ReadWholeTopic(env_.kafka, dlq_topic_, 1, 30000);
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].value.value_or(""), poison);
+  EXPECT_EQ((*dead)[0].Header("dlq.reason").value_or("").rfind("future_event_time: ", 0), 0u)
+      << (*dead)[0].Header("dlq.reason").value_or("(no reason)");
+}
+
 }  // namespace
 }  // namespace slipstream::it

@@ -432,6 +432,15 @@ absl::Status FeatureTask::Impl::InjectBarrier(const v1::TriggerCheckpointRequest
 absl::Status FeatureTask::Impl::RouteBatch(const std::vector<SourceRecord>& records, int64_t now_ms,
                                            const std::atomic<bool>& give_up) {
   Event event;
+  // One record with event_time in year 9999 would move its partition's
+  // watermark to the end of time and fire every open window early; with
+  // source.max-event-time-skew such records are dead letters instead.
+  const int64_t latest_event_ms =
+      options.max_event_time_skew_ms > 0
+          ? std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                    .count() +
+                options.max_event_time_skew_ms
+          : 0;
   for (const SourceRecord& record : records) {
     ++source_local.records_in;
     watermarks.OnRecord(record.partition, now_ms);
@@ -439,6 +448,15 @@ absl::Status FeatureTask::Impl::RouteBatch(const std::vector<SourceRecord>& reco
       ++source_local.records_invalid;
       dead_letters->Send(record.key, record.value, ToStd(parsed.message()), source->topic(), record.partition,
                          record.offset);
+      continue;
+    }
+    if (latest_event_ms != 0 && event.event_time_ms > latest_event_ms) {
+      ++source_local.records_invalid;
+      const std::string reason =
+          absl::StrCat(ToAbsl(kReasonFutureEventTime), ": event_time ", FormatIso8601Millis(event.event_time_ms),
+                       " is more than source.max-event-time-skew (", options.max_event_time_skew_ms,
+                       " ms) ahead of the clock");
+      dead_letters->Send(record.key, record.value, reason, source->topic(), record.partition, record.offset);
       continue;
     }
     ++source_local.events_valid;

@@ -68,6 +68,9 @@ struct TaskPeer {
 struct FeatureTaskOptions {
   int max_parallelism = 128;
   int64_t idle_timeout_ms = 30000;
+  // source.max-event-time-skew: records whose event time is further ahead of
+  // the wall clock go to the dead-letter topic (0: off, Flink's semantics).
+  int64_t max_event_time_skew_ms = 0;
   int poll_batch = 2000;
   int poll_timeout_ms = 100;
   std::string job_id;

@@ -3,6 +3,8 @@
 #include "common/kafka_handles.h"
 
 #include <chrono>
+#include <map>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
@@ -15,6 +17,43 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+// The concrete next offset of each partition for `starting`: earliest =
+// the log start, latest = the log end, committed = the group's committed
+// offset, or the log start when the group has none (auto.offset.reset
+// earliest, as before).
+absl::StatusOr<std::map<int, int64_t>> ResolveStartingOffsets(rd_kafka_t* rk, const std::string& topic,
+                                                              const std::vector<int>& partitions,
+                                                              StartingOffsets starting, int timeout_ms) {
+  std::map<int, int64_t> out;
+  if (partitions.empty()) return out;
+  std::map<int, int64_t> committed;
+  if (starting == StartingOffsets::kCommitted) {
+    KafkaPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+    for (int p : partitions) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+    if (rd_kafka_resp_err_t e = rd_kafka_committed(rk, list.get(), timeout_ms); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return absl::UnavailableError(absl::StrCat("kafka.starting-offsets=committed: cannot read the committed offsets "
+                                                 "of ", topic, ": ", rd_kafka_err2str(e)));
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+      if (list->elems[i].offset >= 0) committed[list->elems[i].partition] = list->elems[i].offset;
+    }
+  }
+  for (int p : partitions) {
+    if (auto it = committed.find(p); it != committed.end()) {
+      out[p] = it->second;
+      continue;
+    }
+    int64_t low = -1, high = -1;
+    if (rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, timeout_ms);
+        e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return absl::UnavailableError(absl::StrCat("kafka: cannot read the offsets of ", topic, " partition ", p,
+                                                 " to resolve kafka.starting-offsets: ", rd_kafka_err2str(e)));
+    }
+    out[p] = starting == StartingOffsets::kLatest ? high : low;
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<StartingOffsets> ParseStartingOffsets(std::string_view text) {
@@ -96,17 +135,30 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
   impl->partitions = partitions;
 
   KafkaPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
-  const int64_t start = starting_offsets == StartingOffsets::kCommitted ? RD_KAFKA_OFFSET_STORED
-                        : starting_offsets == StartingOffsets::kEarliest ? RD_KAFKA_OFFSET_BEGINNING
-                                                                         : RD_KAFKA_OFFSET_END;
+  std::vector<int> to_resolve;
   for (int p : partitions) {
     auto restored = restored_offsets.find(p);
-    // A checkpoint's next offset; -1 there means nothing was read yet.
+    // A checkpoint's next offset; -1 (a checkpoint of an older version that
+    // had read nothing there) is resolved like a new partition.
     const bool from_checkpoint = restored != restored_offsets.end() && restored->second >= 0;
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
-        from_checkpoint ? restored->second : start;
     impl->progress[p] = {};
-    if (from_checkpoint) impl->progress[p].next_offset = restored->second;
+    if (from_checkpoint) {
+      impl->progress[p].next_offset = restored->second;
+    } else {
+      to_resolve.push_back(p);
+    }
+  }
+  // kafka.starting-offsets names a position that moves (latest, committed)
+  // or may (earliest, after retention): it is resolved to a concrete offset
+  // now, when the partition is first assigned, so that a checkpoint taken
+  // before anything arrived stores that offset and a restore resumes there
+  // instead of skipping to the end again.
+  absl::StatusOr<std::map<int, int64_t>> resolved =
+      ResolveStartingOffsets(rk, topic, to_resolve, starting_offsets, /*timeout_ms=*/10000);
+  if (!resolved.ok()) return resolved.status();
+  for (const auto& [p, offset] : *resolved) impl->progress[p].next_offset = offset;
+  for (int p : partitions) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = impl->progress[p].next_offset;
   }
   impl->assignment = std::move(list);
   impl->queue.reset(rd_kafka_queue_get_consumer(rk));

@@ -31,7 +31,9 @@ struct SourceRecord {
 class KafkaSource {
  public:
   // `restored_offsets` (partition -> next offset, from a checkpoint) wins
-  // over `starting_offsets` for the partitions it names.
+  // over `starting_offsets` for the partitions it names; the others start at
+  // `starting_offsets` resolved to a concrete offset here (asks the broker:
+  // Unavailable when it does not answer within 10 s).
   static absl::StatusOr<std::unique_ptr<KafkaSource>> Create(
       const std::map<std::string, std::string>& client_properties, const std::string& topic,
       const std::vector<int>& partitions, StartingOffsets starting_offsets,
@@ -52,7 +54,7 @@ class KafkaSource {
   void CommitOffsets(const std::vector<std::pair<int, int64_t>>& next_offsets);
 
   bool CaughtUp(int partition) const;
-  int64_t NextOffset(int partition) const;     // -1 before the first record
+  int64_t NextOffset(int partition) const;     // the next offset to read, from the start
   int64_t HighWatermark(int partition) const;  // -1 when unknown
   const std::string& topic() const;
   const std::vector<int>& partitions() const;

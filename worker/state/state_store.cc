@@ -1,5 +1,7 @@
 #include "worker/state/state_store.h"
 
+#include "worker/state/state_dir_lock.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -15,6 +17,7 @@
 namespace slipstream {
 
 struct StateStore::Impl {
+  std::unique_ptr<StateDirLock> lock;  // first: released after the DB closed
   std::unique_ptr<rocksdb::DB> db;
   rocksdb::WriteBatch batch;
   rocksdb::ReadOptions read_options;
@@ -42,6 +45,12 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
                                                              const StateStoreOptions& options) {
   std::error_code ec;
   if (options.wipe_existing) std::filesystem::remove_all(dir, ec);
+  std::unique_ptr<StateDirLock> lock;
+  if (!options.lock_root.empty()) {
+    absl::StatusOr<std::unique_ptr<StateDirLock>> acquired = StateDirLock::Acquire(options.lock_root, dir);
+    if (!acquired.ok()) return acquired.status();
+    lock = std::move(*acquired);
+  }
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("state.dir: cannot create ", dir, ": ", ec.message()));
 
@@ -67,6 +76,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   auto impl = std::make_unique<Impl>();
+  impl->lock = std::move(lock);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, &raw);
   if (!s.ok()) return absl::InternalError(absl::StrCat("state.dir: cannot open RocksDB at ", dir, ": ", s.ToString()));

@@ -26,6 +26,9 @@ struct StateStoreOptions {
   size_t block_cache_bytes = 64 << 20;
   size_t write_buffer_bytes = 32 << 20;
   bool wipe_existing = true;  // start from empty state (until restore exists)
+  // The state.dir the directory lives under: when set, the store holds the
+  // directory's StateDirLock (state_dir_lock.h) for as long as it is open.
+  std::string lock_root;
 };
 
 class StateSnapshot;
