@@ -918,13 +918,14 @@ class CoordinatorService final : public v1::Coordinator::Service {
     }
     // The checkpoint's offsets by partition (a partition nothing was read
     // from yet, -1, is left out: it starts from kafka.starting-offsets).
-    std::map<int32_t, int64_t> offsets;
+    // With it goes the partition's watermark and idleness at the barrier.
+    std::map<int32_t, v1::PartitionOffset> offsets;
     if (restore) {
       for (const v1::WorkerSnapshot& s : restore->metadata.workers()) {
         for (const v1::PartitionOffset& o : s.offsets()) {
           if (o.next_offset() < 0) continue;
-          auto [pos, inserted] = offsets.emplace(o.partition(), o.next_offset());
-          if (!inserted) pos->second = std::max(pos->second, o.next_offset());
+          auto [pos, inserted] = offsets.emplace(o.partition(), o);
+          if (!inserted && o.next_offset() > pos->second.next_offset()) pos->second = o;
         }
       }
     }
@@ -945,11 +946,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
         r->set_checkpoint_id(restore->metadata.checkpoint_id());
         *r->mutable_snapshots() = restore->metadata.workers();
         for (int p : plan[i].partitions) {
-          if (auto o = offsets.find(p); o != offsets.end()) {
-            v1::PartitionOffset* po = r->add_offsets();
-            po->set_partition(p);
-            po->set_next_offset(o->second);
-          }
+          if (auto o = offsets.find(p); o != offsets.end()) *r->add_offsets() = o->second;
         }
       }
     }

@@ -498,6 +498,9 @@ int RunWorker(int argc, char** argv) {
       absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(worker_state_dir, store_options);
       if (!state.ok()) return state.status();
       std::map<int, int64_t> restored_offsets;
+      std::map<int, FeatureTaskOptions::RestoredPartition> restored_partitions;
+      std::optional<int64_t> restored_operator_watermark;
+      bool restored_watermark_known = true;
       if (!restore.checkpoint_path().empty()) {
         std::vector<std::string> snapshot_files;
         for (const v1::WorkerSnapshot& snapshot : restore.snapshots()) {
@@ -509,7 +512,23 @@ int RunWorker(int argc, char** argv) {
         const auto begin = std::chrono::steady_clock::now();
         absl::StatusOr<IngestedSnapshots> ingested = (*state)->IngestKeyGroups(snapshot_files, owned);
         if (!ingested.ok()) return ingested.status();
-        for (const v1::PartitionOffset& o : restore.offsets()) restored_offsets[o.partition()] = o.next_offset();
+        for (const v1::PartitionOffset& o : restore.offsets()) {
+          restored_offsets[o.partition()] = o.next_offset();
+          if (o.has_watermark_ms()) restored_partitions[o.partition()] = {o.watermark_ms(), o.idle()};
+        }
+        // Aligned barriers give every operator the same watermark; the
+        // minimum is the safe choice should they differ (unaligned mode).
+        for (const v1::WorkerSnapshot& snapshot : restore.snapshots()) {
+          const KeyGroupRange range{snapshot.key_groups().first(), snapshot.key_groups().last()};
+          if (std::max(range.first, owned.first) > std::min(range.last, owned.last)) continue;
+          if (!snapshot.has_operator_watermark_ms()) {
+            restored_watermark_known = false;
+            continue;
+          }
+          restored_operator_watermark = std::min(restored_operator_watermark.value_or(INT64_MAX),
+                                                 snapshot.operator_watermark_ms());
+        }
+        if (!restored_watermark_known) restored_operator_watermark.reset();
         {
           std::lock_guard lock(w.mu);
           ++w.restores;
@@ -565,6 +584,8 @@ int RunWorker(int argc, char** argv) {
       }
       task_options.exactly_once = checkpointing_mode == "EXACTLY_ONCE";
       task_options.restore_state = !restore.checkpoint_path().empty();
+      task_options.restored_operator_watermark = restored_operator_watermark;
+      task_options.restored_partitions = restored_partitions;
       task_options.acknowledge = [&stub](const v1::AcknowledgeCheckpointRequest& request) -> absl::Status {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

@@ -242,6 +242,124 @@ TEST_F(Faults, WorkerCutOffFromTheCoordinatorStopsWritingAndNothingGoesBack) {
   EXPECT_GT(CheckNoWriteOfASupersededAttempt(*commands), 0) << "no write was attributed to an attempt";
 }
 
+// Records a day late throughout the stream, and two workers killed
+// mid-stream: after each restore the watermarks are those of the
+// checkpoint (partitions and operators), so a record that was late before
+// the failure is late in the replay too. It goes to the dead-letter topic
+// (again), never re-creates a purged window, and no write differs from the
+// model or goes back in time.
+TEST_F(Faults, LateRecordsStayLateAcrossRestores) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  ASSERT_NO_FATAL_FAILURE(PrepareWorkload());
+  const ReferenceModel model(workload_.valid);
+  // Every 40th record after the first tenth is followed by one of its user's
+  // events a day earlier (same key: same partition, right after it).
+  std::vector<RecordSpec> records;
+  int late = 0;
+  size_t first_late = 0;
+  for (size_t i = 0; i < workload_.records.size(); ++i) {
+    const RecordSpec& r = workload_.records[i];
+    records.push_back(r);
+    if (i < workload_.records.size() / 10 || i % 40 != 0 || r.event_index < 0) continue;
+    if (first_late == 0) first_late = records.size();
+    const ValidEvent& e = workload_.valid[r.event_index];
+    RecordSpec day_late;
+    day_late.key = e.user;
+    day_late.value = CanonicalEventJson(e.user, e.time_ms - 24 * kHourMs, EventKind::kPurchase, 999);
+    day_late.dlq_code = "late";
+    records.push_back(std::move(day_late));
+    ++late;
+  }
+  workload_.records = records;
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  // Checkpoints 3 s apart: a third is produced and read well within one.
+  const std::vector<std::string> args = {"-Dcluster.min-workers=2", "-Dheartbeat.timeout=2 s",
+                                         "-Dexecution.checkpointing.interval=3 s",
+                                         "-Drestart-strategy.fixed-delay.delay=200 ms"};
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, args));
+  std::vector<Process*> workers = {&Start("worker-1", "slipstream-worker", 0, args),
+                                   &Start("worker-2", "slipstream-worker", 0, args)};
+  auto alive = [&] {
+    std::vector<Process*> all = {processes_[0].get(), processes_[1].get()};
+    all.insert(all.end(), workers.begin(), workers.end());
+    return all;
+  };
+  ASSERT_TRUE(WaitForJob(coordinator, "the job on two workers", 60000, alive(),
+                         [](const v1::JobStatus& j) { return JobCounters(j, 2).ok(); }));
+  clock_.Log(absl::StrCat(records.size(), " records, ", late, " of them a day late"));
+
+  // The first tenth (no late records) until both workers have a watermark
+  // in the stream (a day-late record is late for any of them): before every input of an operator has a watermark, its own is
+  // Long.MIN_VALUE and nothing is late yet (as in Flink), failure or not.
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(first_late));
+  ASSERT_TRUE(WaitForJob(coordinator, "a watermark in the stream on both workers", 60000, alive(),
+                         [&](const v1::JobStatus& j) {
+                           absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 2);
+                           return c.ok() && c->watermark_ms() > workload_.start_ms;
+                         }));
+  // Then three thirds. Before each of the first two: wait until everything
+  // so far is read and a checkpoint completed after that (the next one is a
+  // checkpoint interval away); produce the third, wait until it is read and
+  // kill a worker at once: the restored attempt replays all of the third,
+  // its day-late records included.
+  const size_t n = records.size();
+  int restarted = 0;
+  // Read up to the end of every partition (the topic is new: offsets count
+  // the records; per-attempt counters start again after a restore).
+  auto read_everything = [&](const v1::JobStatus& j) {
+    absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 2);
+    if (!c.ok()) return false;
+    int64_t next = 0;
+    for (const v1::PartitionProgress& p : c->partitions()) next += std::max<int64_t>(p.next_offset(), 0);
+    return next == static_cast<int64_t>(produced_);
+  };
+  for (int third = 1; third <= 3; ++third) {
+    if (third < 3) {
+      std::optional<v1::JobStatus> read = WaitForJob(coordinator, "everything read", 60000, alive(), read_everything);
+      ASSERT_TRUE(read.has_value());
+      const int64_t covering = read->checkpoints().latest_completed().id();
+      ASSERT_TRUE(WaitForJob(coordinator, "a checkpoint of everything read", 60000, alive(),
+                             [&](const v1::JobStatus& j) { return j.checkpoints().latest_completed().id() > covering; },
+                             /*poll_ms=*/20));
+    }
+    const int64_t attempt = coordinator.GetJob()->attempt();
+    ASSERT_NO_FATAL_FAILURE(ProduceUntil(n * third / 3));
+    if (third == 3) break;
+    std::optional<v1::JobStatus> before =
+        WaitForJob(coordinator, "the third read", 60000, alive(), read_everything, /*poll_ms=*/20);
+    ASSERT_TRUE(before.has_value());
+    Process* victim = workers[third - 1];
+    ASSERT_EQ(::kill(victim->pid(), SIGKILL), 0);
+    ASSERT_TRUE(victim->WaitForExit(5000).has_value());
+    workers[third - 1] = &Start("worker-" + std::to_string(3 + restarted++), "slipstream-worker", 0, args);
+    std::optional<v1::JobStatus> restored =
+        WaitForJob(coordinator, "the restored attempt", 60000, alive(), [&](const v1::JobStatus& j) {
+          return j.attempt() > attempt && JobCounters(j, 2).ok();
+        });
+    ASSERT_TRUE(restored.has_value());
+    clock_.Log(absl::StrCat("killed ", victim->name(), " right after it read the third (checkpoint ",
+                            before->checkpoints().latest_completed().id(), "); attempt ", restored->attempt(),
+                            " restored from ", restored->restored_from()));
+    EXPECT_FALSE(restored->restored_from().empty());
+  }
+  std::optional<v1::JobStatus> final_job = CloseAndDrain(coordinator, **redis, 2, alive(), model);
+  ASSERT_TRUE(final_job.has_value());
+  EXPECT_EQ(final_job->attempt(), 3);
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  CheckFeatureWritesAreCorrectAtLeastOnce(model, *commands);
+  records.insert(records.end(), kFaultPartitions, RecordSpec{});  // the closing events
+  int64_t replayed_late = 0;
+  ASSERT_NO_FATAL_FAILURE(CheckDeadLettersAtLeastOnce(env_.kafka, dlq_topic_, records, *producer_, &replayed_late));
+  EXPECT_GT(replayed_late, 0) << "no day-late record was replayed after a restore: the test proved nothing";
+}
+
 // kafka.starting-offsets=latest: a checkpoint taken before anything arrived
 // must hold the offsets `latest` meant when the job started, so that a
 // restore reads what arrived in between instead of skipping to the end again.

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -410,6 +411,57 @@ void CheckFeatureWritesAreCorrectAtLeastOnce(const ReferenceModel& model,
   std::cout << "[it] MONITOR saw " << writes << " feature writes, " << duplicates
             << " of them rewrites of a window or session already written (replays after failures)" << std::endl;
   CheckWritesNeverGoBack(commands);
+}
+
+void CheckDeadLettersAtLeastOnce(const std::string& bootstrap, const std::string& dlq_topic,
+                                 const std::vector<RecordSpec>& specs, const TestProducer& producer,
+                                 int64_t* duplicates_out) {
+  std::map<std::pair<int32_t, int64_t>, const RecordSpec*> by_source;
+  size_t expected = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Delivery& d = producer.delivery(i);
+    by_source[{d.partition, d.offset}] = &specs[i];
+    if (!specs[i].dlq_code.empty()) ++expected;
+  }
+  absl::StatusOr<std::vector<ConsumedRecord>> dlq = ReadWholeTopic(bootstrap, dlq_topic, expected, 60000);
+  ASSERT_TRUE(dlq.ok()) << dlq.status();
+  Mismatches wrong("dead-letter records");
+  std::set<std::pair<int32_t, int64_t>> seen;
+  int64_t duplicates = 0;
+  for (const ConsumedRecord& r : *dlq) {
+    const std::optional<int64_t> partition = ParseInt(r.Header("dlq.source.partition").value_or(""));
+    const std::optional<int64_t> offset = ParseInt(r.Header("dlq.source.offset").value_or(""));
+    const std::string reason = r.Header("dlq.reason").value_or("");
+    if (!partition || !offset) {
+      wrong.Add(absl::StrCat("dlq ", r.partition, "@", r.offset, ": no source partition/offset headers"));
+      continue;
+    }
+    const std::pair<int32_t, int64_t> source{static_cast<int32_t>(*partition), *offset};
+    auto it = by_source.find(source);
+    if (it == by_source.end() || it->second->dlq_code.empty()) {
+      wrong.Add(absl::StrCat("dlq ", r.partition, "@", r.offset, ": source ", *partition, "@", *offset,
+                             it == by_source.end() ? " was never produced" : " is a valid record",
+                             " (reason ", Printable(reason), ")"));
+      continue;
+    }
+    if (reason.rfind(it->second->dlq_code + ": ", 0) != 0) {
+      wrong.Add(absl::StrCat("dlq ", r.partition, "@", r.offset, ": reason ", Printable(reason), ", expected ",
+                             it->second->dlq_code));
+    }
+    if (r.value.value_or("") != it->second->value) {
+      wrong.Add(absl::StrCat("dlq ", r.partition, "@", r.offset, ": value differs from the source"));
+    }
+    if (!seen.insert(source).second) ++duplicates;
+  }
+  for (const auto& [source, spec] : by_source) {
+    if (!spec->dlq_code.empty() && !seen.count(source)) {
+      wrong.Add(absl::StrCat("no dead letter for ", source.first, "@", source.second, " (", spec->dlq_code, ")"));
+    }
+  }
+  wrong.Report();
+  std::cout << "[it] dead-letter topic: " << dlq->size() << " records for " << expected
+            << " records that belong there (" << duplicates << " written again by replays)" << std::endl;
+  if (duplicates_out != nullptr) *duplicates_out = duplicates;
 }
 
 }  // namespace slipstream::it

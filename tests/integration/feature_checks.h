@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/integration/kafka_client.h"
 #include "tests/integration/redis_client.h"
 #include "tests/integration/workload.h"
 
@@ -79,6 +80,15 @@ void CheckFeatureWrites(const ReferenceModel& model, const std::vector<RedisMoni
 // (CheckWritesNeverGoBack).
 void CheckFeatureWritesAreCorrectAtLeastOnce(const ReferenceModel& model,
                                              const std::vector<RedisMonitor::Command>& commands);
+
+// The dead-letter topic holds every record produced with a `dlq_code` at
+// least once (replays may write one twice), with that reason code and the
+// record's value, and nothing else. `specs[i]` is what the producer's record
+// `i` was. `duplicates`, when given, gets the number of records written
+// twice or more (by replays).
+void CheckDeadLettersAtLeastOnce(const std::string& bootstrap, const std::string& dlq_topic,
+                                 const std::vector<RecordSpec>& specs, const TestProducer& producer,
+                                 int64_t* duplicates = nullptr);
 
 // The final state of the job's Redis database against the model: exactly the
 // expected keys, each with the expected content and a TTL in range.

@@ -23,6 +23,15 @@
 
 namespace slipstream {
 
+// Where the source stood in one partition at a barrier: what a checkpoint
+// stores for it and a restore resumes from.
+struct SourcePosition {
+  int partition = 0;
+  int64_t next_offset = -1;
+  int64_t watermark_ms = 0;  // kMinWatermark (time/watermark_tracker.h) before the first event
+  bool idle = false;
+};
+
 struct InboundBatch {
   int channel = 0;
   std::string records;  // worker/exchange/record_codec.h
@@ -33,7 +42,7 @@ struct InboundBatch {
   // Checkpoint barrier after the records (0: none). On the local channel it
   // also carries what the local source recorded for the checkpoint.
   int64_t barrier_id = 0;
-  std::vector<std::pair<int, int64_t>> offsets;  // partition -> next offset
+  std::vector<SourcePosition> offsets;  // the source's partitions at the barrier
   std::string checkpoint_dir;                    // the coordinator's target directory
 };
 

@@ -152,7 +152,7 @@ struct FeatureTask::Impl {
     std::vector<bool> barrier_seen;
     int seen = 0;
     std::string checkpoint_dir;  // from the local barrier
-    std::vector<std::pair<int, int64_t>> offsets;
+    std::vector<SourcePosition> offsets;
     std::vector<std::deque<InboundBatch>> held;  // channels past the barrier (EXACTLY_ONCE)
   };
   Alignment alignment;
@@ -173,7 +173,7 @@ struct FeatureTask::Impl {
   std::atomic<int64_t> last_sync_ms{0};
   // Source side: what the coordinator asked for, with the request.
   std::optional<v1::TriggerCheckpointRequest> barrier_request;  // being emitted
-  std::vector<std::pair<int, int64_t>> barrier_offsets;
+  std::vector<SourcePosition> barrier_offsets;
   // Offsets of barriers whose checkpoint may still complete: committed to
   // the consumer group when it does (lag monitoring only).
   std::map<int64_t, std::vector<std::pair<int, int64_t>>> offsets_to_commit;
@@ -315,9 +315,18 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
                      .count());
   }
+  if (options.restored_operator_watermark) {
+    impl->engine->RestoreWatermark(*options.restored_operator_watermark);
+    spdlog::info("restored the operator watermark {}", WatermarkText(impl->engine->watermark()));
+  }
   impl->watermarks = WatermarkTracker(kOutOfOrdernessMs, options.idle_timeout_ms);
   const int64_t now = SteadyNowMs();
-  for (int p : impl->source->partitions()) impl->watermarks.AddPartition(p, now);
+  for (int p : impl->source->partitions()) {
+    impl->watermarks.AddPartition(p, now);
+    if (auto r = options.restored_partitions.find(p); r != options.restored_partitions.end()) {
+      impl->watermarks.RestorePartition(p, r->second.watermark_ms, r->second.idle, now);
+    }
+  }
   impl->out.resize(n);
   impl->gate = std::make_unique<InputGate>(n, options.worker_index, options.credits_per_channel);
   impl->inbox = std::make_shared<CheckpointInbox>(options.job_id, options.attempt);
@@ -419,9 +428,14 @@ absl::Status FeatureTask::Impl::EmitTo(int index, bool end_of_input, const std::
 absl::Status FeatureTask::Impl::InjectBarrier(const v1::TriggerCheckpointRequest& request,
                                               const std::atomic<bool>& give_up) {
   barrier_offsets.clear();
-  for (int p : source->partitions()) barrier_offsets.emplace_back(p, source->NextOffset(p));
+  std::vector<std::pair<int, int64_t>> to_commit;
+  for (int p : source->partitions()) {
+    barrier_offsets.push_back(
+        SourcePosition{p, source->NextOffset(p), watermarks.PartitionWatermark(p), watermarks.IsIdle(p)});
+    to_commit.emplace_back(p, source->NextOffset(p));
+  }
   barrier_request = request;
-  offsets_to_commit[request.checkpoint_id()] = barrier_offsets;
+  offsets_to_commit[request.checkpoint_id()] = std::move(to_commit);
   while (offsets_to_commit.size() > 16) offsets_to_commit.erase(offsets_to_commit.begin());
   for (int i = 0; i < static_cast<int>(out.size()); ++i) {
     if (absl::Status s = EmitTo(i, false, give_up, request.checkpoint_id()); !s.ok()) return s;
@@ -849,11 +863,14 @@ void FeatureTask::Impl::Snapshot() {
   snapshot->mutable_key_groups()->set_last(range.last);
   const std::string relative = absl::StrCat("kg-", range.first, "-", range.last, ".sst");
   snapshot->set_state_path(relative);
-  for (const auto& [partition, offset] : alignment.offsets) {
+  for (const SourcePosition& position : alignment.offsets) {
     v1::PartitionOffset* o = snapshot->add_offsets();
-    o->set_partition(partition);
-    o->set_next_offset(offset);
+    o->set_partition(position.partition);
+    o->set_next_offset(position.next_offset);
+    o->set_watermark_ms(position.watermark_ms);
+    o->set_idle(position.idle);
   }
+  snapshot->set_operator_watermark_ms(engine->watermark());
   snapshot->set_alignment_ms(alignment_ms);
   snapshot->set_sync_ms(sync_ms);
   snapshot->set_users(engine->stats().users);

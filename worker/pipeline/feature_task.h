@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -94,6 +96,15 @@ struct FeatureTaskOptions {
   // The state store holds state restored from a checkpoint: rebuild the
   // window engine's working copy from it.
   bool restore_state = false;
+  // From the checkpoint, when it has them: the window operators' watermark
+  // at the barrier (the minimum over the snapshots this worker restores), and
+  // each of this worker's partitions' watermark and idleness.
+  std::optional<int64_t> restored_operator_watermark;
+  struct RestoredPartition {
+    int64_t watermark_ms = 0;
+    bool idle = false;
+  };
+  std::map<int, RestoredPartition> restored_partitions;
   std::function<absl::Status(const v1::AcknowledgeCheckpointRequest&)> acknowledge;
   std::function<void(const v1::DeclineCheckpointRequest&)> decline;
 };

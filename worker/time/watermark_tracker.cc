@@ -12,6 +12,14 @@ void WatermarkTracker::AddPartition(int partition, int64_t now_ms) {
   p.last_activity_ms = now_ms;
 }
 
+void WatermarkTracker::RestorePartition(int partition, int64_t watermark_ms, bool idle, int64_t now_ms) {
+  PartitionState& p = partitions_[partition];
+  // The inverse of PartitionWatermarkOf.
+  p.max_event_time = watermark_ms == kMinWatermark ? kMinWatermark : watermark_ms + out_of_orderness_ms_ + 1;
+  p.last_activity_ms = idle ? now_ms - idle_timeout_ms_ : now_ms;
+  p.idle = idle;
+}
+
 void WatermarkTracker::OnRecord(int partition, int64_t now_ms) {
   PartitionState& p = partitions_[partition];
   p.last_activity_ms = now_ms;

@@ -27,6 +27,10 @@ class WatermarkTracker {
   WatermarkTracker(int64_t out_of_orderness_ms, int64_t idle_timeout_ms);
 
   void AddPartition(int partition, int64_t now_ms);
+  // A partition restored from a checkpoint: its watermark (kMinWatermark:
+  // none yet) and idleness at the barrier. An idle one stays idle while it is
+  // caught up and silent, as it would have without the restore.
+  void RestorePartition(int partition, int64_t watermark_ms, bool idle, int64_t now_ms);
   // Any record (valid or not) counts as activity; only valid events carry a
   // timestamp.
   void OnRecord(int partition, int64_t now_ms);

@@ -222,6 +222,10 @@ WindowEngine::~WindowEngine() = default;
 
 int64_t WindowEngine::watermark() const { return impl_->watermark; }
 
+void WindowEngine::RestoreWatermark(int64_t watermark_ms) {
+  impl_->watermark = std::max(impl_->watermark, watermark_ms);
+}
+
 absl::StatusOr<bool> WindowEngine::ProcessEvent(int key_group, const Event& event) {
   Impl& s = *impl_;
   if (!s.owned.contains(key_group)) {

@@ -98,10 +98,13 @@ class WindowEngine {
 
   // Rebuilds the working copy (every user and timer of the owned key groups)
   // from the store, e.g. after StateStore::IngestKeyGroups restored a
-  // checkpoint. The engine must be empty. Its watermark stays at the minimum:
-  // as in Flink, watermarks are not part of a checkpoint; the sources' new
-  // watermarks fire whatever timers are due.
+  // checkpoint. The engine must be empty.
   [[nodiscard]] absl::Status Restore();
+  // The watermark the checkpoint's operators had at the barrier (unlike
+  // Flink, watermarks are part of a checkpoint): a record late before a
+  // failure stays late after it. Every timer up to it had fired then, so
+  // nothing fires now; later watermarks fire what is due.
+  void RestoreWatermark(int64_t watermark_ms);
 
   int64_t watermark() const;
   WindowEngineStats stats() const;
