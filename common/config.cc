@@ -92,6 +92,11 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       StringKey("kafka.dlq.topic", "ecommerce-events-dlq",
                 "Dead-letter topic: records that cannot be parsed or validated are written "
                 "here, with the reason, instead of failing the job."),
+      DurationKey("kafka.partition-discovery.interval", "30 s",
+                  "How often the coordinator reads the input topic's partition count again. When "
+                  "it grew, the job takes a checkpoint and is redeployed with the new partitions, "
+                  "read from their earliest offset (Flink's KafkaSource does the same); a topic "
+                  "that shrank or vanished fails the job. 0 disables discovery."),
       EnumKey("kafka.starting-offsets", "committed", {"committed", "earliest", "latest"},
               "Where the source starts reading when the job is not restored from a "
               "checkpoint or savepoint (restored offsets always win): committed = the "
@@ -302,7 +307,8 @@ absl::string_view TypeName(ConfigType type) {
 
 // Slipstream's own kafka.* keys are consumed by the job, not librdkafka.
 bool IsSlipstreamOnlyKafkaKey(absl::string_view key) {
-  return key == "kafka.topic" || key == "kafka.dlq.topic" || key == "kafka.starting-offsets";
+  return key == "kafka.topic" || key == "kafka.dlq.topic" || key == "kafka.starting-offsets" ||
+         key == "kafka.partition-discovery.interval";
 }
 
 // ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -520,6 +521,39 @@ class CoordinatorService final : public v1::Coordinator::Service {
     }
   }
 
+  // Reads the topic's partition count again (partition discovery). Called by
+  // the discovery thread, never under the lock while it asks the broker.
+  void DiscoverPartitions() {
+    {
+      std::lock_guard lock(mu_);
+      if (num_partitions_ <= 0 || IsTerminal()) return;  // not started, or over
+    }
+    absl::StatusOr<int> count = options_.partition_count();
+    std::lock_guard lock(mu_);
+    if (num_partitions_ <= 0 || IsTerminal()) return;
+    const int known = std::max(num_partitions_, pending_partition_count_);
+    std::string cause;
+    if (!count.ok() && absl::IsNotFound(count.status())) {
+      cause = absl::StrCat("the input topic ", options_.topic, " vanished (", count.status().message(), ")");
+    } else if (!count.ok()) {
+      spdlog::warn("partition discovery: cannot read the partitions of {}: {}", options_.topic,
+                   count.status().message());
+      return;
+    } else if (*count < num_partitions_) {
+      cause = absl::StrCat("the input topic ", options_.topic, " shrank from ", num_partitions_, " to ", *count,
+                           " partitions (Kafka cannot remove partitions: was it deleted and created again?)");
+    } else if (*count > known) {
+      spdlog::info("partition discovery: topic {} grew from {} to {} partitions; the new ones are read from their "
+                   "earliest offset once the job is redeployed",
+                   options_.topic, known, *count);
+      pending_partition_count_ = *count;
+    }
+    if (cause.empty()) return;
+    const int64_t now = NowMs();
+    if (state_ == kRunning) FailAttempt(cause, /*failed=*/false, now);
+    if (!IsTerminal()) FailJob(cause);
+  }
+
   // Reaper tick: expires silent workers and workers that do not cancel their
   // task, and deploys when it is time.
   void Tick() {
@@ -560,6 +594,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
     }
     if (state_ == kCreated || state_ == kRestarting) MaybeDeploy(now);
     if (state_ == kRunning) MaybeRescale(now);
+    if (state_ == kRunning) MaybeReadNewPartitions(now);
   }
 
  private:
@@ -627,6 +662,38 @@ class CoordinatorService final : public v1::Coordinator::Service {
     }
     // Asks again while a checkpoint or savepoint in progress delays it, or
     // after one failed.
+    checkpoints_->RequestCheckpoint(attempt_);
+  }
+
+  // Partition discovery found more partitions: as for a rescale, end the
+  // attempt (not a failure) once a checkpoint of it newer than the discovery
+  // completed; the next attempt (Deploy) reads every partition. Without
+  // checkpointing the attempt ends at once.
+  void MaybeReadNewPartitions(int64_t now) {
+    if (pending_partition_count_ <= num_partitions_) {
+      grow_requested_at_ms_ = 0;
+      return;
+    }
+    const std::string cause = absl::StrCat("topic ", options_.topic, " grew from ", num_partitions_, " to ",
+                                           pending_partition_count_, " partitions");
+    if (checkpoints_ == nullptr) {
+      FailAttempt(cause, /*failed=*/false, now);
+      MaybeDeploy(now);
+      return;
+    }
+    const std::optional<CompletedCheckpoint> latest = checkpoints_->LatestCompleted();
+    const int64_t latest_id = latest ? latest->metadata.checkpoint_id() : 0;
+    if (grow_requested_at_ms_ == 0) {
+      grow_requested_at_ms_ = now;
+      grow_after_checkpoint_ = latest_id;
+      spdlog::info("{}: taking a checkpoint of attempt {}, then redeploying with every partition", cause, attempt_);
+    }
+    if (latest && latest_id > grow_after_checkpoint_ && latest->metadata.attempt() == attempt_) {
+      grow_requested_at_ms_ = 0;
+      FailAttempt(absl::StrCat(cause, " (redeployed after checkpoint ", latest_id, ")"), /*failed=*/false, now);
+      MaybeDeploy(now);
+      return;
+    }
     checkpoints_->RequestCheckpoint(attempt_);
   }
 
@@ -896,6 +963,12 @@ class CoordinatorService final : public v1::Coordinator::Service {
         return;
       }
     }
+    // Partitions discovered since the last deployment are read from now on,
+    // from their earliest offset until a checkpoint has theirs.
+    if (pending_partition_count_ > num_partitions_) {
+      for (int p = num_partitions_; p < pending_partition_count_; ++p) discovered_partitions_.insert(p);
+      num_partitions_ = pending_partition_count_;
+    }
     std::vector<WorkerEntry*> ordered;
     for (auto& [id, w] : workers_) ordered.push_back(&w);
     std::sort(ordered.begin(), ordered.end(),
@@ -948,6 +1021,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
         for (int p : plan[i].partitions) {
           if (auto o = offsets.find(p); o != offsets.end()) *r->add_offsets() = o->second;
         }
+      }
+      for (int p : plan[i].partitions) {
+        if (discovered_partitions_.count(p) && !offsets.count(p)) a.add_earliest_partitions(p);
       }
     }
     state_ = kRunning;
@@ -1058,6 +1134,12 @@ class CoordinatorService final : public v1::Coordinator::Service {
   int64_t restart_at_us_ = 0;  // SteadyUs() before which the next attempt is not deployed
   int64_t last_wait_log_ms_ = 0;
   int num_partitions_ = 0;
+  // Partition discovery: a larger count seen (applied at the next Deploy),
+  // the partitions found that way, and the checkpoint the redeploy waits for.
+  int pending_partition_count_ = 0;
+  std::set<int> discovered_partitions_;
+  int64_t grow_requested_at_ms_ = 0;
+  int64_t grow_after_checkpoint_ = 0;
   int64_t attempt_ = 0;
   RestartStrategy restart_strategy_;
   std::unique_ptr<CheckpointCoordinator> checkpoints_;
@@ -1083,6 +1165,7 @@ struct CoordinatorServer::Impl {
   bool stopping = false;
   std::thread reaper;
   std::thread prober;  // CoordinatorService::ProbeWorkers, when enabled
+  std::thread discoverer;  // CoordinatorService::DiscoverPartitions, when enabled
 };
 
 CoordinatorServer::CoordinatorServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1092,6 +1175,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   const std::string address = options.listen_address;
   const int64_t timeout_ms = options.heartbeat_timeout_ms;
   const bool probe_workers = options.probe_workers;
+  const int64_t discovery_interval_ms = options.partition_discovery_interval_ms;
   CheckpointCoordinatorOptions checkpoint_options;
   checkpoint_options.settings = options.checkpoints;
   checkpoint_options.job_dir = options.job_dir;
@@ -1161,6 +1245,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
       }
     });
   }
+  if (discovery_interval_ms > 0) {
+    impl->discoverer = std::thread([raw, discovery_interval_ms] {
+      std::unique_lock lock(raw->mu);
+      while (!raw->cv.wait_for(lock, std::chrono::milliseconds(discovery_interval_ms),
+                               [raw] { return raw->stopping; })) {
+        lock.unlock();
+        raw->service->DiscoverPartitions();
+        lock.lock();
+      }
+    });
+  }
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }
 
@@ -1177,6 +1272,7 @@ void CoordinatorServer::Shutdown() {
   impl_->cv.notify_all();
   if (impl_->reaper.joinable()) impl_->reaper.join();
   if (impl_->prober.joinable()) impl_->prober.join();
+  if (impl_->discoverer.joinable()) impl_->discoverer.join();
   // Before the service goes: its thread may call back into the service.
   if (impl_->service->checkpoints() != nullptr) impl_->service->checkpoints()->Stop();
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -67,6 +67,12 @@ struct CoordinatorOptions {
   int64_t stabilization_ms = 1000;
   // Returns the topic's partition count (NotFound while it does not exist).
   std::function<absl::StatusOr<int>()> partition_count;
+  // kafka.partition-discovery.interval (0: off): how often the topic's
+  // partition count is read again. When it grew, the running attempt ends
+  // after a checkpoint (as for a rescale) and the next one reads the new
+  // partitions too, from their earliest offset; a topic that shrank or
+  // vanished fails the job.
+  int64_t partition_discovery_interval_ms = 30000;
   // Checkpointing, enabled when `job_dir` (<state.checkpoints.dir>/<job-id>)
   // is set.
   std::string job_dir;

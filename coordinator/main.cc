@@ -173,6 +173,7 @@ int RunCoordinator(int argc, char** argv) {
   options.cancellation_timeout_ms = cancellation_timeout_ms;
   options.savepoint_path = savepoint_path;
   options.probe_workers = true;
+  options.partition_discovery_interval_ms = settings.DurationMs("kafka.partition-discovery.interval");
   options.rescale_on_join = reactive;
   // Checked per savepoint (a request may name another directory); a bad
   // default only fails savepoints that use it.

@@ -540,7 +540,8 @@ int RunWorker(int argc, char** argv) {
                          .count());
       }
       absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(
-          kafka_properties, assignment.topic(), partitions, *starting_offsets, restored_offsets);
+          kafka_properties, assignment.topic(), partitions, *starting_offsets, restored_offsets,
+          std::vector<int>(assignment.earliest_partitions().begin(), assignment.earliest_partitions().end()));
       if (!source.ok()) return source.status();
       // The coordinator creates the dead-letter topic; without it every
       // invalid record would wait in the producer, so wait for it (briefly).

@@ -131,6 +131,7 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "kafka.group.id",
       "kafka.dlq.topic",
       "kafka.starting-offsets",
+      "kafka.partition-discovery.interval",
       "redis.host",
       "redis.port",
       "redis.password",
@@ -582,6 +583,7 @@ TEST(Config, KafkaClientPropertiesStripPrefixAndSkipSlipstreamKeys) {
                                              {"kafka.topic", "t"},
                                              {"kafka.dlq.topic", "d"},
                                              {"kafka.starting-offsets", "latest"},
+                                             {"kafka.partition-discovery.interval", "10 s"},
                                              {"redis.host", "r"}});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_THAT(config->KafkaClientProperties(),

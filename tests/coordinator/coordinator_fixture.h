@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -100,7 +101,11 @@ class CoordinatorFixture : public ::testing::Test {
     options.heartbeat_timeout_ms = heartbeat_timeout_ms;
     options.min_workers = min_workers;
     options.stabilization_ms = stabilization_ms;
-    options.partition_count = [partitions] { return partitions; };
+    options.partition_count = [partitions, now = topic_partitions_]() -> absl::StatusOr<int> {
+      if (now != nullptr && *now != 0) return *now > 0 ? absl::StatusOr<int>(now->load()) : absl::NotFoundError("gone");
+      return partitions;
+    };
+    options.partition_discovery_interval_ms = partition_discovery_interval_ms_;
     options.job_dir = job_dir_;
     options.checkpoints = checkpoints_;
     options.max_parallelism = max_parallelism_;
@@ -224,6 +229,11 @@ class CoordinatorFixture : public ::testing::Test {
   GrpcSecurity security_;        // server and stub_ credentials (plaintext)
   std::string stub_token_;       // sent by stub_ (the fake workers' calls go through it)
   bool rescale_on_join_ = false;  // CoordinatorOptions::rescale_on_join
+  // Partition discovery (off unless a test turns it on) and the topic's
+  // partition count it reads once set (0: the count StartServer got; -1: the
+  // topic is gone).
+  int64_t partition_discovery_interval_ms_ = 0;
+  std::shared_ptr<std::atomic<int>> topic_partitions_ = std::make_shared<std::atomic<int>>(0);
   std::vector<std::unique_ptr<FakeTaskControl>> fakes_;
   std::mutex sink_mu_;
   std::vector<grpc::Status> sink_statuses_;

@@ -128,6 +128,52 @@ TEST_F(CoordinatorServerTest, WorkersStartingTogetherAreDeployedTogether) {
   EXPECT_EQ(Beat(b).assignment().worker_index(), 1);
 }
 
+// Partition discovery without checkpoints: the attempt ends at once (not a
+// failure) and the next reads every partition, the new ones from their
+// earliest offset.
+TEST_F(CoordinatorServerTest, DiscoveredPartitionsAreReadFromTheirEarliestOffset) {
+  partition_discovery_interval_ms_ = 20;
+  StartServer(/*heartbeat_timeout_ms=*/10000, /*partitions=*/4);
+  const std::string a = MustRegister(7001);
+  ASSERT_EQ(Beat(a).assignment().partitions_size(), 4);
+  topic_partitions_->store(6);
+  // The worker runs what its last answer assigned: attempt 1, then nothing
+  // (the attempt ended), then attempt 2.
+  v1::HeartbeatResponse beat;
+  int64_t running = 1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    beat = BeatAs(a, running);
+    running = beat.has_assignment() ? beat.assignment().attempt() : 0;
+  } while (running != 2 && std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(beat.assignment().attempt(), 2);
+  EXPECT_EQ(beat.assignment().partitions_size(), 6);
+  EXPECT_EQ(std::vector<int>(beat.assignment().earliest_partitions().begin(),
+                             beat.assignment().earliest_partitions().end()),
+            (std::vector<int>{4, 5}));
+  const v1::JobStatus job = GetJob();
+  EXPECT_EQ(job.failures(), 0);
+}
+
+// A topic that shrank (deleted and created again) or vanished fails the job,
+// saying so.
+TEST_F(CoordinatorServerTest, ATopicThatShrankOrVanishedFailsTheJob) {
+  for (const int now : {2, -1}) {
+    partition_discovery_interval_ms_ = 20;
+    StartServer(/*heartbeat_timeout_ms=*/10000, /*partitions=*/4);
+    const std::string a = MustRegister(7001);
+    ASSERT_EQ(Beat(a).assignment().attempt(), 1);
+    topic_partitions_->store(now);
+    const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.state() == "FAILED"; });
+    EXPECT_EQ(job.state(), "FAILED");
+    EXPECT_NE(job.failure_cause().find(now > 0 ? "shrank from 4 to 2" : "vanished"), std::string::npos)
+        << job.failure_cause();
+    server_.reset();
+    topic_partitions_->store(0);
+  }
+}
+
 TEST_F(CoordinatorServerTest, WorkerJoiningARunningJobIsAStandby) {
   StartServer();
   v1::RegisterWorkerResponse first, late;

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -358,6 +359,73 @@ TEST_F(Faults, LateRecordsStayLateAcrossRestores) {
   int64_t replayed_late = 0;
   ASSERT_NO_FATAL_FAILURE(CheckDeadLettersAtLeastOnce(env_.kafka, dlq_topic_, records, *producer_, &replayed_late));
   EXPECT_GT(replayed_late, 0) << "no day-late record was replayed after a restore: the test proved nothing";
+}
+
+// Partition discovery: the topic has 2 partitions when the job starts and
+// grows to 4 mid-stream; the coordinator notices, redeploys after a
+// checkpoint with the new partitions read from their earliest offset, and
+// events arriving on all four end exactly as the model says.
+TEST_F(Faults, PartitionsAddedToTheTopicAreRead) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  WorkloadOptions options;
+  options.malformed_fraction = 0;
+  workload_ = GenerateWorkload(options);
+  const ReferenceModel model(workload_.valid);
+  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, 2).ok());
+  absl::StatusOr<std::unique_ptr<TestProducer>> producer = TestProducer::Create(env_.kafka);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  producer_ = std::move(*producer);
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  const std::vector<std::string> args = {"-Dcluster.min-workers=2", "-Dkafka.partition-discovery.interval=500 ms",
+                                         "-Dexecution.checkpointing.interval=1 s"};
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, args));
+  std::vector<Process*> alive = {processes_[0].get(), processes_[1].get()};
+  for (int i = 1; i <= 2; ++i) alive.push_back(&Start("worker-" + std::to_string(i), "slipstream-worker", 0, args));
+  std::optional<v1::JobStatus> started = WaitForJob(coordinator, "the job on two partitions", 60000, alive,
+                                                    [](const v1::JobStatus& j) { return JobCounters(j, 2).ok(); });
+  ASSERT_TRUE(started.has_value());
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(workload_.records.size() / 2));
+  ASSERT_TRUE(WaitForJob(coordinator, "the first half in Redis", 60000, alive, [](const v1::JobStatus& j) {
+    absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 2);
+    return c.ok() && c->redis_features_written() > 1000;
+  }));
+
+  ASSERT_TRUE(AddPartitions(env_.kafka, topic_, 4).ok());
+  clock_.Log("the topic grew from 2 to 4 partitions");
+  std::optional<v1::JobStatus> grown =
+      WaitForJob(coordinator, "a redeployment reading 4 partitions", 60000, alive, [&](const v1::JobStatus& j) {
+        if (j.attempt() <= started->attempt() || !JobCounters(j, 2).ok()) return false;
+        int partitions = 0;
+        for (const v1::WorkerStatus& w : j.workers()) partitions += w.assignment().partitions_size();
+        return partitions == 4;
+      });
+  ASSERT_TRUE(grown.has_value());
+  clock_.Log(absl::StrCat("attempt ", grown->attempt(), " reads 4 partitions, restored from ",
+                          grown->restored_from()));
+  EXPECT_EQ(grown->failures(), 0) << grown->failure_cause();
+  // A producer that knows the four partitions, for the rest: keyed, so
+  // events land on all four.
+  absl::StatusOr<std::unique_ptr<TestProducer>> after = TestProducer::Create(env_.kafka);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_TRUE(producer_->Flush(30000).ok());
+  producer_ = std::move(*after);
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(workload_.records.size()));
+  std::set<int32_t> used;
+  for (size_t i = 0; i < producer_->produced(); ++i) used.insert(producer_->delivery(i).partition);
+  EXPECT_EQ(used.size(), 4u) << "the second half should land on all four partitions";
+
+  std::optional<v1::JobStatus> final_job = CloseAndDrain(coordinator, **redis, 2, alive, model);
+  ASSERT_TRUE(final_job.has_value());
+  EXPECT_EQ(final_job->failures(), 0) << final_job->failure_cause();
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  CheckFeatureWritesAreCorrectAtLeastOnce(model, *commands);
 }
 
 // kafka.starting-offsets=latest: a checkpoint taken before anything arrived

@@ -202,6 +202,47 @@ absl::StatusOr<std::vector<ConsumedRecord>> ReadWholeTopic(const std::string& bo
   return out;  // timed out: the caller compares counts and reports
 }
 
+absl::Status AddPartitions(const std::string& bootstrap, const std::string& topic, int total) {
+  absl::StatusOr<KafkaConfPtr> conf = MakeConf({{"bootstrap.servers", bootstrap}});
+  if (!conf.ok()) return conf.status();
+  char err[512];
+  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof(err));
+  if (raw == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka: ", err));
+  conf->release();
+  KafkaClientPtr rk(raw);
+  std::unique_ptr<rd_kafka_NewPartitions_t, void (*)(rd_kafka_NewPartitions_t*)> request(
+      rd_kafka_NewPartitions_new(topic.c_str(), static_cast<size_t>(total), err, sizeof(err)),
+      &rd_kafka_NewPartitions_destroy);
+  if (!request) return absl::InvalidArgumentError(absl::StrCat("kafka: ", err));
+  KafkaQueuePtr queue(rd_kafka_queue_new(rk.get()));
+  rd_kafka_NewPartitions_t* requests[] = {request.get()};
+  rd_kafka_CreatePartitions(rk.get(), requests, 1, nullptr, queue.get());
+  KafkaEventPtr event(rd_kafka_queue_poll(queue.get(), 30000));
+  if (!event) return absl::DeadlineExceededError(absl::StrCat("kafka: adding partitions to ", topic, " timed out"));
+  if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat("kafka: adding partitions to ", topic, ": ",
+                                               rd_kafka_event_error_string(event.get())));
+  }
+  size_t count = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(event.get()), &count);
+  for (size_t i = 0; i < count; ++i) {
+    if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return absl::UnavailableError(absl::StrCat("kafka: adding partitions to ", topic, ": ",
+                                                 rd_kafka_topic_result_error_string(results[i])));
+    }
+  }
+  const int64_t deadline = SteadyNowMs() + 30000;
+  for (;;) {
+    absl::StatusOr<int> partitions = PartitionCount(bootstrap, topic);
+    if (partitions.ok() && *partitions == total) return absl::OkStatus();
+    if (SteadyNowMs() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("topic ", topic, " does not show ", total, " partitions"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 absl::StatusOr<int64_t> TopicEndOffsetSum(const std::string& bootstrap, const std::string& topic) {
   absl::StatusOr<int> partitions = PartitionCount(bootstrap, topic);
   if (!partitions.ok()) return partitions.status();

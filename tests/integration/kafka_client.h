@@ -76,6 +76,10 @@ struct ConsumedRecord {
 absl::StatusOr<std::vector<ConsumedRecord>> ReadWholeTopic(const std::string& bootstrap, const std::string& topic,
                                                            size_t min_records, int timeout_ms);
 
+// Grows `topic` to `total` partitions (kafka-topics --alter --partitions)
+// and waits until the broker's metadata shows them.
+absl::Status AddPartitions(const std::string& bootstrap, const std::string& topic, int total);
+
 // Sum over partitions of the log end offsets of `topic`.
 absl::StatusOr<int64_t> TopicEndOffsetSum(const std::string& bootstrap, const std::string& topic);
 

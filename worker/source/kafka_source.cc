@@ -2,6 +2,7 @@
 
 #include "common/kafka_handles.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <vector>
@@ -93,7 +94,7 @@ KafkaSource::~KafkaSource() {
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
     const std::map<std::string, std::string>& client_properties, const std::string& topic,
     const std::vector<int>& partitions, StartingOffsets starting_offsets,
-    const std::map<int, int64_t>& restored_offsets) {
+    const std::map<int, int64_t>& restored_offsets, const std::vector<int>& earliest_partitions) {
   KafkaConfPtr conf(rd_kafka_conf_new());
   char err[512];
   auto set = [&](const std::string& k, const std::string& v) -> absl::Status {
@@ -136,6 +137,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
 
   KafkaPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   std::vector<int> to_resolve;
+  std::vector<int> from_earliest;
   for (int p : partitions) {
     auto restored = restored_offsets.find(p);
     // A checkpoint's next offset; -1 (a checkpoint of an older version that
@@ -144,6 +146,8 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
     impl->progress[p] = {};
     if (from_checkpoint) {
       impl->progress[p].next_offset = restored->second;
+    } else if (std::find(earliest_partitions.begin(), earliest_partitions.end(), p) != earliest_partitions.end()) {
+      from_earliest.push_back(p);
     } else {
       to_resolve.push_back(p);
     }
@@ -157,6 +161,10 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
       ResolveStartingOffsets(rk, topic, to_resolve, starting_offsets, /*timeout_ms=*/10000);
   if (!resolved.ok()) return resolved.status();
   for (const auto& [p, offset] : *resolved) impl->progress[p].next_offset = offset;
+  absl::StatusOr<std::map<int, int64_t>> earliest =
+      ResolveStartingOffsets(rk, topic, from_earliest, StartingOffsets::kEarliest, /*timeout_ms=*/10000);
+  if (!earliest.ok()) return earliest.status();
+  for (const auto& [p, offset] : *earliest) impl->progress[p].next_offset = offset;
   for (int p : partitions) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = impl->progress[p].next_offset;
   }

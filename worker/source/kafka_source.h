@@ -31,13 +31,14 @@ struct SourceRecord {
 class KafkaSource {
  public:
   // `restored_offsets` (partition -> next offset, from a checkpoint) wins
-  // over `starting_offsets` for the partitions it names; the others start at
-  // `starting_offsets` resolved to a concrete offset here (asks the broker:
+  // over `starting_offsets` for the partitions it names; `earliest_partitions`
+  // (discovered after the job started) start at their earliest offset; the
+  // others start at `starting_offsets` resolved to a concrete offset here (asks the broker:
   // Unavailable when it does not answer within 10 s).
   static absl::StatusOr<std::unique_ptr<KafkaSource>> Create(
       const std::map<std::string, std::string>& client_properties, const std::string& topic,
       const std::vector<int>& partitions, StartingOffsets starting_offsets,
-      const std::map<int, int64_t>& restored_offsets = {});
+      const std::map<int, int64_t>& restored_offsets = {}, const std::vector<int>& earliest_partitions = {});
   ~KafkaSource();
 
   // Fills `out` with up to `max_records` records, waiting at most
