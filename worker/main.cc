@@ -539,12 +539,10 @@ int RunWorker(int argc, char** argv) {
                      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
                          .count());
       }
-      absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(
-          kafka_properties, assignment.topic(), partitions, *starting_offsets, restored_offsets,
-          std::vector<int>(assignment.earliest_partitions().begin(), assignment.earliest_partitions().end()));
-      if (!source.ok()) return source.status();
       // The coordinator creates the dead-letter topic; without it every
       // invalid record would wait in the producer, so wait for it (briefly).
+      // First of the task's Kafka calls: it says at once when the broker
+      // refuses our credentials (kafka.sasl.*).
       for (int attempt = 0;; ++attempt) {
         absl::StatusOr<int> dlq = FetchPartitionCount(kafka_properties, dlq_topic, 10000);
         if (dlq.ok()) break;
@@ -555,6 +553,10 @@ int RunWorker(int argc, char** argv) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
       }
+      absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(
+          kafka_properties, assignment.topic(), partitions, *starting_offsets, restored_offsets,
+          std::vector<int>(assignment.earliest_partitions().begin(), assignment.earliest_partitions().end()));
+      if (!source.ok()) return source.status();
       absl::StatusOr<std::unique_ptr<DeadLetterProducer>> dead_letters =
           DeadLetterProducer::Create(kafka_properties, dlq_topic);
       if (!dead_letters.ok()) return dead_letters.status();

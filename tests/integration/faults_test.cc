@@ -361,6 +361,85 @@ TEST_F(Faults, LateRecordsStayLateAcrossRestores) {
   EXPECT_GT(replayed_late, 0) << "no day-late record was replayed after a restore: the test proved nothing";
 }
 
+// Another program owns every key of one user (strings where the job writes
+// hashes): Redis answers WRONGTYPE for them, for good. Those features go to
+// the dead-letter topic with the Redis error and the key; the job neither
+// stops nor retries them, and every other key ends as the model says.
+TEST_F(Faults, FeaturesRedisRefusesForGoodGoToTheDeadLetterTopic) {
+  ASSERT_TRUE(env_ok_);
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  ASSERT_NO_FATAL_FAILURE(PrepareWorkload());
+  const ReferenceModel full(workload_.valid);
+  const std::string owned_user = workload_.valid.front().user;
+  std::vector<ValidEvent> others;
+  for (const ValidEvent& e : workload_.valid) {
+    if (e.user != owned_user) others.push_back(e);
+  }
+  const ReferenceModel model(others);
+  std::set<std::string> foreign_keys = {kUserPrefix + owned_user};
+  for (const auto& [key, session] : full.sessions()) {
+    if (session.user == owned_user) foreign_keys.insert(key);
+  }
+  for (const std::string& key : foreign_keys) ASSERT_TRUE((*redis)->Command({"SET", key, "not ours"}).ok());
+  const int64_t rejected_expected =
+      static_cast<int64_t>(full.windows().at(owned_user).size() + foreign_keys.size() - 1);
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, {"-Dcluster.min-workers=1"}));
+  Process& worker = Start("worker-1", "slipstream-worker", 0);
+  const std::vector<Process*> alive = {processes_[0].get(), processes_[1].get(), &worker};
+  ASSERT_TRUE(WaitForJob(coordinator, "the job", 60000, alive,
+                         [](const v1::JobStatus& j) { return JobCounters(j, 1).ok(); }));
+  ASSERT_NO_FATAL_FAILURE(ProduceUntil(workload_.records.size()));
+  const int64_t final_watermark = ProduceClosingEvents(*producer_, topic_, kFaultPartitions);
+  ASSERT_TRUE(producer_->Flush(30000).ok());
+  std::optional<v1::JobStatus> final_job =
+      WaitForJob(coordinator, "every feature written or rejected", 120000, alive, [&](const v1::JobStatus& j) {
+        absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 1);
+        return c.ok() && c->watermark_ms() >= final_watermark && c->features_emitted() == c->redis_features_written();
+      });
+  ASSERT_TRUE(final_job.has_value());
+  const v1::WorkerCounters c = *JobCounters(*final_job, 1);
+  EXPECT_EQ(c.redis_features_rejected(), rejected_expected);
+  EXPECT_EQ(final_job->attempt(), 1);
+  EXPECT_EQ(final_job->failures(), 0) << final_job->failure_cause();
+  EXPECT_EQ(final_job->workers(0).counters().redis_last_error().rfind("WRONGTYPE", 0), 0u)
+      << final_job->workers(0).counters().redis_last_error();
+
+  // The dead-letter topic: one record per rejected feature, keyed by the
+  // Redis key, saying why.
+  absl::StatusOr<std::vector<ConsumedRecord>> dead =
+      ReadWholeTopic(env_.kafka, dlq_topic_, static_cast<size_t>(rejected_expected), 60000);
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  EXPECT_EQ(static_cast<int64_t>(dead->size()), rejected_expected);
+  for (const ConsumedRecord& r : *dead) {
+    EXPECT_TRUE(foreign_keys.count(r.key.value_or(""))) << r.key.value_or("(no key)");
+    EXPECT_EQ(r.Header("dlq.reason").value_or("").rfind("redis: WRONGTYPE", 0), 0u)
+        << r.Header("dlq.reason").value_or("(no reason)");
+    EXPECT_EQ(r.Header("dlq.redis.key").value_or(""), r.key.value_or(""));
+    EXPECT_NE(r.value.value_or("").find("\"user_id\":\"" + owned_user + "\""), std::string::npos)
+        << r.value.value_or("");
+  }
+  // The foreign keys are untouched (but for the TTL a pipelined EXPIRE
+  // gives them); without them Redis is the model's.
+  for (const std::string& key : foreign_keys) {
+    EXPECT_EQ((*redis)->Command({"GET", key}).value_or(""), "not ours") << key;
+    ASSERT_TRUE((*redis)->Command({"DEL", key}).ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(CheckFinalRedisState(**redis, model));
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  std::vector<RedisMonitor::Command> ours;
+  for (const RedisMonitor::Command& command : *commands) {
+    if (command.args.size() >= 2 && foreign_keys.count(command.args[1])) continue;
+    ours.push_back(command);
+  }
+  CheckFeatureWrites(model, ours);
+}
+
 // Partition discovery: the topic has 2 partitions when the job starts and
 // grows to 4 mid-stream; the coordinator notices, redeploys after a
 // checkpoint with the new partitions read from their earliest offset, and
