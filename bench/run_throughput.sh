@@ -34,7 +34,7 @@
 # (kafka.starting-offsets=earliest) and polls the coordinator's GetJob every
 # 100 ms (bench/job_status.cc) until the worker has consumed every record and
 # Redis has acknowledged every feature. It stops everything it started and
-# prints a Markdown block for bench/RESULTS.md, which explains every row.
+# prints a Markdown block for bench/RESULTS.md (the meaning of every row: bench/HISTORY.md, "What it measures").
 #
 # pipeline events/s = N / (time of the first poll that sees records_in > 0 ..
 # time of the first poll that sees records_in = N + 4, the operator's

@@ -1235,27 +1235,20 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
     const auto period = std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms / 10, 20, 100));
     while (!raw->cv.wait_for(lock, period, [raw] { return raw->stopping; })) raw->service->Tick();
   });
-  if (probe_workers) {
-    impl->prober = std::thread([raw] {
+  // A thread calling `work` every `period_ms` until Shutdown, outside the
+  // server's lock (the work may wait on the network).
+  auto every = [raw](int64_t period_ms, void (CoordinatorService::*work)()) {
+    return std::thread([raw, period_ms, work] {
       std::unique_lock lock(raw->mu);
-      while (!raw->cv.wait_for(lock, std::chrono::milliseconds(200), [raw] { return raw->stopping; })) {
+      while (!raw->cv.wait_for(lock, std::chrono::milliseconds(period_ms), [raw] { return raw->stopping; })) {
         lock.unlock();
-        raw->service->ProbeWorkers();
+        (raw->service.get()->*work)();
         lock.lock();
       }
     });
-  }
-  if (discovery_interval_ms > 0) {
-    impl->discoverer = std::thread([raw, discovery_interval_ms] {
-      std::unique_lock lock(raw->mu);
-      while (!raw->cv.wait_for(lock, std::chrono::milliseconds(discovery_interval_ms),
-                               [raw] { return raw->stopping; })) {
-        lock.unlock();
-        raw->service->DiscoverPartitions();
-        lock.lock();
-      }
-    });
-  }
+  };
+  if (probe_workers) impl->prober = every(200, &CoordinatorService::ProbeWorkers);
+  if (discovery_interval_ms > 0) impl->discoverer = every(discovery_interval_ms, &CoordinatorService::DiscoverPartitions);
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }
 

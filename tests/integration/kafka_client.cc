@@ -27,6 +27,17 @@ absl::StatusOr<KafkaConfPtr> MakeConf(
   return conf;
 }
 
+// A producer handle: the lightest client for metadata and admin calls.
+absl::StatusOr<KafkaClientPtr> NewClient(const std::string& bootstrap) {
+  absl::StatusOr<KafkaConfPtr> conf = MakeConf({{"bootstrap.servers", bootstrap}});
+  if (!conf.ok()) return conf.status();
+  char err[512];
+  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof(err));
+  if (raw == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka: ", err));
+  conf->release();
+  return KafkaClientPtr(raw);
+}
+
 absl::StatusOr<int> PartitionCount(const std::string& bootstrap, const std::string& topic) {
   return FetchPartitionCount({{"bootstrap.servers", bootstrap}}, topic, 10000);
 }
@@ -203,13 +214,10 @@ absl::StatusOr<std::vector<ConsumedRecord>> ReadWholeTopic(const std::string& bo
 }
 
 absl::Status AddPartitions(const std::string& bootstrap, const std::string& topic, int total) {
-  absl::StatusOr<KafkaConfPtr> conf = MakeConf({{"bootstrap.servers", bootstrap}});
-  if (!conf.ok()) return conf.status();
+  absl::StatusOr<KafkaClientPtr> client = NewClient(bootstrap);
+  if (!client.ok()) return client.status();
+  KafkaClientPtr& rk = *client;
   char err[512];
-  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof(err));
-  if (raw == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka: ", err));
-  conf->release();
-  KafkaClientPtr rk(raw);
   std::unique_ptr<rd_kafka_NewPartitions_t, void (*)(rd_kafka_NewPartitions_t*)> request(
       rd_kafka_NewPartitions_new(topic.c_str(), static_cast<size_t>(total), err, sizeof(err)),
       &rd_kafka_NewPartitions_destroy);
@@ -246,13 +254,9 @@ absl::Status AddPartitions(const std::string& bootstrap, const std::string& topi
 absl::StatusOr<int64_t> TopicEndOffsetSum(const std::string& bootstrap, const std::string& topic) {
   absl::StatusOr<int> partitions = PartitionCount(bootstrap, topic);
   if (!partitions.ok()) return partitions.status();
-  absl::StatusOr<KafkaConfPtr> conf = MakeConf({{"bootstrap.servers", bootstrap}});
-  if (!conf.ok()) return conf.status();
-  char err[512];
-  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof(err));
-  if (raw == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka: ", err));
-  conf->release();
-  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> rk(raw, &rd_kafka_destroy);
+  absl::StatusOr<KafkaClientPtr> client = NewClient(bootstrap);
+  if (!client.ok()) return client.status();
+  KafkaClientPtr& rk = *client;
   int64_t sum = 0;
   for (int p = 0; p < *partitions; ++p) {
     int64_t low = -1, high = -1;

@@ -3,6 +3,8 @@
 #include "common/kafka_handles.h"
 
 #include <atomic>
+#include <initializer_list>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
@@ -22,6 +24,35 @@ struct DeadLetterProducer::Impl {
     if (m->err) {
       self->failures.fetch_add(1);
       spdlog::error("dead-letter topic {}: delivery failed: {}", self->topic, rd_kafka_err2str(m->err));
+    }
+  }
+
+  // Enqueues one record with its headers, waiting while librdkafka's queue
+  // is full (backpressure); `what` names it in the log when that fails.
+  void Produce(std::string_view key, std::string_view value,
+               std::initializer_list<std::pair<const char*, std::string_view>> headers, const std::string& what) {
+    for (;;) {
+      rd_kafka_headers_t* list = rd_kafka_headers_new(headers.size());
+      for (const auto& [name, text] : headers) {
+        rd_kafka_header_add(list, name, -1, text.data(), static_cast<ssize_t>(text.size()));
+      }
+      rd_kafka_resp_err_t e =
+          rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                            RD_KAFKA_V_HEADERS(list), RD_KAFKA_V_END);
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {  // the message owns `list` now
+        sent.fetch_add(1);
+        return;
+      }
+      rd_kafka_headers_destroy(list);
+      if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(producer.get(), 100);  // backpressure: wait for deliveries
+        continue;
+      }
+      failures.fetch_add(1);
+      spdlog::error("dead-letter topic {}: cannot enqueue {}: {}", topic, what, rd_kafka_err2str(e));
+      return;
     }
   }
 };
@@ -64,30 +95,12 @@ void DeadLetterProducer::Send(std::string_view key, std::string_view value, std:
                               std::string_view source_topic, int source_partition, int64_t source_offset) {
   const std::string partition_text = absl::StrCat(source_partition);
   const std::string offset_text = absl::StrCat(source_offset);
-  for (;;) {
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        impl_->producer.get(), RD_KAFKA_V_TOPIC(impl_->topic.c_str()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_HEADER("dlq.reason", reason.data(), static_cast<ssize_t>(reason.size())),
-        RD_KAFKA_V_HEADER("dlq.source.topic", source_topic.data(), static_cast<ssize_t>(source_topic.size())),
-        RD_KAFKA_V_HEADER("dlq.source.partition", partition_text.data(), static_cast<ssize_t>(partition_text.size())),
-        RD_KAFKA_V_HEADER("dlq.source.offset", offset_text.data(), static_cast<ssize_t>(offset_text.size())),
-        RD_KAFKA_V_END);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      impl_->sent.fetch_add(1);
-      return;
-    }
-    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      rd_kafka_poll(impl_->producer.get(), 100);  // backpressure: wait for deliveries
-      continue;
-    }
-    impl_->failures.fetch_add(1);
-    spdlog::error("dead-letter topic {}: cannot enqueue record from partition {} offset {}: {}", impl_->topic,
-                  source_partition, source_offset, rd_kafka_err2str(e));
-    return;
-  }
+  impl_->Produce(key, value,
+                 {{"dlq.reason", reason},
+                  {"dlq.source.topic", source_topic},
+                  {"dlq.source.partition", partition_text},
+                  {"dlq.source.offset", offset_text}},
+                 absl::StrCat("the record from partition ", source_partition, " offset ", source_offset));
 }
 
 namespace {
@@ -125,27 +138,8 @@ void DeadLetterProducer::SendRejectedFeature(std::string_view redis_key, const s
   }
   value.push_back('}');
   const std::string reason = absl::StrCat("redis: ", ToAbsl(redis_error));
-  for (;;) {
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        impl_->producer.get(), RD_KAFKA_V_TOPIC(impl_->topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(const_cast<char*>(redis_key.data()), redis_key.size()),
-        RD_KAFKA_V_VALUE(value.data(), value.size()),
-        RD_KAFKA_V_HEADER("dlq.reason", reason.data(), static_cast<ssize_t>(reason.size())),
-        RD_KAFKA_V_HEADER("dlq.redis.key", redis_key.data(), static_cast<ssize_t>(redis_key.size())),
-        RD_KAFKA_V_END);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      impl_->sent.fetch_add(1);
-      return;
-    }
-    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      rd_kafka_poll(impl_->producer.get(), 100);  // backpressure: wait for deliveries
-      continue;
-    }
-    impl_->failures.fetch_add(1);
-    spdlog::error("dead-letter topic {}: cannot enqueue the feature for Redis key {}: {}", impl_->topic, redis_key,
-                  rd_kafka_err2str(e));
-    return;
-  }
+  impl_->Produce(redis_key, value, {{"dlq.reason", reason}, {"dlq.redis.key", redis_key}},
+                 absl::StrCat("the feature for Redis key ", ToAbsl(redis_key)));
 }
 
 void DeadLetterProducer::Poll() { rd_kafka_poll(impl_->producer.get(), 0); }

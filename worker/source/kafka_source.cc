@@ -113,7 +113,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
       // librdkafka 2.0 pauses fetching for a fixed second once its prefetch
       // queue (one queue for all assigned partitions) holds this much; it
       // must hold more than a second of consumption or the task starves.
-      // 1M records / 128 MiB doubled catch-up throughput (bench/RESULTS.md).
+      // 1M records / 128 MiB doubled catch-up throughput (bench/HISTORY.md).
       {"queued.min.messages", "1000000"},
       {"queued.max.messages.kbytes", "131072"},
       {"client.id", "slipstream-worker"},
