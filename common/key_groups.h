@@ -36,6 +36,12 @@ struct KeyGroupRange {
   std::string ToString() const;
 };
 
+// The worker (index) that reads Kafka partition `partition` when a job runs
+// on `num_workers` workers: dealt round-robin, so worker i reads i, i+N, ...
+// The coordinator assigns by it (coordinator/assignment.cc) and the
+// generator's worker-local partitioning follows it (tools/gen).
+inline int WorkerOfPartition(int partition, int num_workers) { return partition % num_workers; }
+
 // Flink's computeKeyGroupRangeForOperatorIndex: the contiguous range owned by
 // operator `index` of `parallelism`, given `max_parallelism` key groups.
 KeyGroupRange KeyGroupRangeForOperatorIndex(int max_parallelism, int parallelism, int index);

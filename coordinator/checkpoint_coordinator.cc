@@ -1,5 +1,7 @@
 #include "coordinator/checkpoint_coordinator.h"
 
+#include "common/random_id.h"
+
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
@@ -17,7 +19,6 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
-#include <random>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
@@ -39,10 +40,6 @@ constexpr size_t kMaxSavepointOperations = 100;
 constexpr char kMetadataFile[] = "_metadata";
 constexpr char kDirPrefix[] = "chk-";
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string CheckpointDirName(int64_t id) { return absl::StrCat(kDirPrefix, id); }
 
@@ -119,15 +116,6 @@ const char* CheckpointType(bool savepoint, bool stop) {
   return !savepoint ? "CHECKPOINT" : stop ? "SYNC_SAVEPOINT" : "SAVEPOINT";
 }
 
-std::string RandomHex(int digits) {
-  static std::mutex mu;
-  static std::mt19937_64 rng(std::random_device{}());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::lock_guard lock(mu);
-  std::string s;
-  for (int i = 0; i < digits; ++i) s.push_back(kHex[rng() & 15]);
-  return s;
-}
 
 // A state path a worker reported is inside the checkpoint directory: a
 // relative path without "..", so the directory can be moved as a whole.
@@ -393,7 +381,7 @@ struct CheckpointCoordinator::Impl {
     if (v1::SavepointOperation* op = Operation(request_id)) {
       op->set_status("FAILED");
       op->set_failure_cause(cause);
-      op->set_end_time_ms(NowMs());
+      op->set_end_time_ms(options.clock->WallMs());
     }
   }
 
@@ -532,7 +520,7 @@ struct CheckpointCoordinator::Impl {
     Pending p;
     p.id = ++last_id;
     p.attempt = attempt;
-    p.trigger_time_ms = NowMs();
+    p.trigger_time_ms = options.clock->WallMs();
     const SteadyClock::time_point now = SteadyClock::now();
     p.deadline = now + std::chrono::milliseconds(settings().timeout_ms);
     p.workers = workers;
@@ -635,7 +623,7 @@ struct CheckpointCoordinator::Impl {
     metadata.set_job_id(options.job_id);
     metadata.set_checkpoint_id(p.id);
     metadata.set_trigger_time_ms(p.trigger_time_ms);
-    metadata.set_completion_time_ms(NowMs());
+    metadata.set_completion_time_ms(options.clock->WallMs());
     metadata.set_topic(options.topic);
     metadata.set_max_parallelism(options.max_parallelism);
     metadata.set_num_partitions(p.num_partitions);
@@ -790,7 +778,7 @@ struct CheckpointCoordinator::Impl {
   void AbortPending(std::unique_lock<std::mutex>& lock) {
     Pending p = std::move(*pending);
     pending.reset();
-    const int64_t now_ms = NowMs();
+    const int64_t now_ms = options.clock->WallMs();
     v1::CheckpointStats stats = p.Stats(now_ms);
     stats.set_status("FAILED");
     stats.set_failure_reason(p.failure);
@@ -1060,7 +1048,7 @@ absl::StatusOr<v1::SavepointOperation> CheckpointCoordinator::TriggerSavepoint(s
   op.set_request_id(RandomHex(32));
   op.set_job_id(impl_->options.job_id);
   op.set_status("IN_PROGRESS");
-  op.set_trigger_time_ms(NowMs());
+  op.set_trigger_time_ms(impl_->options.clock->WallMs());
   op.set_stop(stop);
   op.set_expected(static_cast<int32_t>(impl_->workers.size()));
   impl_->queued_savepoint = QueuedSavepoint{op.request_id(), fs::path(std::move(directory)), stop, impl_->attempt};
@@ -1120,7 +1108,7 @@ void CheckpointCoordinator::FillOverview(v1::CheckpointOverview* overview) const
   overview->set_failed(impl_->failed_count);
   overview->set_in_progress(impl_->pending ? 1 : 0);
   if (impl_->latest_completed_stats) *overview->mutable_latest_completed() = *impl_->latest_completed_stats;
-  if (impl_->pending) *overview->add_history() = impl_->pending->Stats(NowMs());
+  if (impl_->pending) *overview->add_history() = impl_->pending->Stats(impl_->options.clock->WallMs());
   for (const v1::CheckpointStats& stats : impl_->history) {
     if (overview->history_size() >= static_cast<int>(kHistorySize)) break;
     *overview->add_history() = stats;

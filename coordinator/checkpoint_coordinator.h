@@ -47,6 +47,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "proto/slipstream.grpc.pb.h"
 
 namespace slipstream {
@@ -71,6 +72,7 @@ struct CheckpointSettings {
 
 struct CheckpointCoordinatorOptions {
   CheckpointSettings settings;
+  const Clock* clock = &Clock::Real();  // trigger, completion and operation times
   std::string job_dir;  // <state.checkpoints.dir>/<job-id>, a local path
   std::string job_id;
   std::string topic;

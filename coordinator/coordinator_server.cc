@@ -16,7 +16,6 @@
 #include <set>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +23,8 @@
 #include "common/absl_compat.h"
 #include "common/config.h"
 #include "common/grpc_security.h"
+#include "common/grpc_status.h"
+#include "common/random_id.h"
 #include "coordinator/assignment.h"
 #include "coordinator/job_id.h"
 #include "proto/slipstream.grpc.pb.h"
@@ -33,44 +34,8 @@ namespace slipstream {
 
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
-// Restart delays are measured on the monotonic clock, to the microsecond (a
-// delay must never be a millisecond short, nor change with the wall clock).
-int64_t SteadyUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
-std::string RandomSuffix() {
-  static std::mt19937_64 rng(std::random_device{}());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 6; ++i) s.push_back(kHex[rng() & 15]);
-  return s;
-}
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-      return grpc::Status::OK;
-    case absl::StatusCode::kUnavailable:
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(s.message()));
-    case absl::StatusCode::kNotFound:
-      return grpc::Status(grpc::StatusCode::NOT_FOUND, std::string(s.message()));
-    case absl::StatusCode::kInvalidArgument:
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()));
-    case absl::StatusCode::kFailedPrecondition:
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message()));
-    case absl::StatusCode::kAlreadyExists:
-      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS, std::string(s.message()));
-    default:
-      return grpc::Status(grpc::StatusCode::INTERNAL, std::string(s.message()));
-  }
-}
 
 struct WorkerEntry {
   std::string id;
@@ -142,7 +107,17 @@ constexpr int64_t kWaitLogIntervalMs = 10000;
 class CoordinatorService final : public v1::Coordinator::Service {
  public:
   explicit CoordinatorService(CoordinatorOptions options)
-      : options_(std::move(options)), start_time_ms_(NowMs()), restart_strategy_(options_.restart) {}
+      : options_(std::move(options)), start_time_ms_(NowMs()), restart_strategy_(options_.restart) {
+    // A restarted coordinator goes on counting attempts (they are the Redis
+    // sink's fencing tokens: job_id.h).
+    if (!options_.job_dir.empty()) attempt_ = LastRecordedAttempt(options_.job_dir);
+  }
+
+  // The lifecycle's time: all of it from options_.clock.
+  int64_t NowMs() const { return options_.clock->WallMs(); }
+  // Restart delays are measured on the monotonic clock, to the microsecond
+  // (a delay must never be a millisecond short, nor change with the wall clock).
+  int64_t SteadyUs() const { return options_.clock->SteadyUs(); }
 
   // Set once before the service is served (null: checkpointing disabled).
   void SetCheckpoints(std::unique_ptr<CheckpointCoordinator> checkpoints) {
@@ -198,14 +173,14 @@ class CoordinatorService final : public v1::Coordinator::Service {
     if (num_partitions_ <= 0) {
       absl::StatusOr<int> count = options_.partition_count();
       if (!count.ok()) {
-        return ToGrpc(absl::UnavailableError(absl::StrCat("waiting for the input topic: ", count.status().message())));
+        return ToGrpcStatus(absl::UnavailableError(absl::StrCat("waiting for the input topic: ", count.status().message())));
       }
       num_partitions_ = *count;
       spdlog::info("topic {} has {} partitions", options_.topic, num_partitions_);
     }
     const int64_t now = NowMs();
     WorkerEntry entry;
-    entry.id = absl::StrCat(request->host(), ":", request->data_port(), "-", RandomSuffix());
+    entry.id = absl::StrCat(request->host(), ":", request->data_port(), "-", RandomHex(6));
     entry.sequence = ++registrations_;
     entry.registration = *request;
     entry.registered_at_ms = now;
@@ -336,23 +311,23 @@ class CoordinatorService final : public v1::Coordinator::Service {
   grpc::Status TriggerSavepoint(grpc::ServerContext* context, const v1::TriggerSavepointRequest* request,
                                 v1::SavepointOperation* response) override {
     if (grpc::Status denied = Authorize(*context, Access::kAdmin, "TriggerSavepoint"); !denied.ok()) return denied;
-    return ToGrpc(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/false, response));
+    return ToGrpcStatus(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/false, response));
   }
 
   grpc::Status StopWithSavepoint(grpc::ServerContext* context, const v1::StopWithSavepointRequest* request,
                                  v1::SavepointOperation* response) override {
     if (grpc::Status denied = Authorize(*context, Access::kAdmin, "StopWithSavepoint"); !denied.ok()) return denied;
-    return ToGrpc(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/true, response));
+    return ToGrpcStatus(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/true, response));
   }
 
   grpc::Status GetSavepoint(grpc::ServerContext* context, const v1::GetSavepointRequest* request,
                             v1::SavepointOperation* response) override {
     if (grpc::Status denied = Authorize(*context, Access::kRead, "GetSavepoint"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
-    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
+    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpcStatus(s);
     if (!checkpoints_) return CheckpointingDisabled();
     absl::StatusOr<v1::SavepointOperation> op = checkpoints_->GetSavepoint(request->request_id());
-    if (!op.ok()) return ToGrpc(op.status());
+    if (!op.ok()) return ToGrpcStatus(op.status());
     *response = *std::move(op);
     return grpc::Status::OK;
   }
@@ -361,9 +336,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
                          v1::CancelJobResponse* response) override {
     if (grpc::Status denied = Authorize(*context, Access::kAdmin, "CancelJob"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
-    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
+    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpcStatus(s);
     if (IsTerminal()) {
-      return ToGrpc(absl::FailedPreconditionError(
+      return ToGrpcStatus(absl::FailedPreconditionError(
           absl::StrCat("job ", options_.job_id, " is already ", state_, ": there is nothing to cancel")));
     }
     const bool discard = options_.delete_checkpoints_on_cancel;
@@ -392,7 +367,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
                               v1::CheckpointOverview* response) override {
     if (grpc::Status denied = Authorize(*context, Access::kRead, "GetCheckpoints"); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
-    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpc(s);
+    if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpcStatus(s);
     FillCheckpoints(response);
     return grpc::Status::OK;
   }
@@ -409,7 +384,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
   grpc::Status DisposeSavepoint(grpc::ServerContext* context, const v1::DisposeSavepointRequest* request,
                                 v1::DisposeSavepointResponse* response) override {
     if (grpc::Status denied = Authorize(*context, Access::kAdmin, "DisposeSavepoint"); !denied.ok()) return denied;
-    return ToGrpc(Dispose(request->path(), response));
+    return ToGrpcStatus(Dispose(request->path(), response));
   }
 
   // The stop-with-savepoint of `attempt` completed: the job is FINISHED.
@@ -470,14 +445,14 @@ class CoordinatorService final : public v1::Coordinator::Service {
                                      v1::AcknowledgeCheckpointResponse*) override {
     if (grpc::Status denied = Authorize(*context, Access::kInternal, "AcknowledgeCheckpoint"); !denied.ok()) return denied;
     if (!checkpoints_) return CheckpointingDisabled();
-    return ToGrpc(checkpoints_->Acknowledge(*request));
+    return ToGrpcStatus(checkpoints_->Acknowledge(*request));
   }
 
   grpc::Status DeclineCheckpoint(grpc::ServerContext* context, const v1::DeclineCheckpointRequest* request,
                                  v1::DeclineCheckpointResponse*) override {
     if (grpc::Status denied = Authorize(*context, Access::kInternal, "DeclineCheckpoint"); !denied.ok()) return denied;
     if (!checkpoints_) return CheckpointingDisabled();
-    return ToGrpc(checkpoints_->Decline(*request));
+    return ToGrpcStatus(checkpoints_->Decline(*request));
   }
 
   // Flink notices a TaskManager whose connection is gone without waiting for
@@ -979,6 +954,12 @@ class CoordinatorService final : public v1::Coordinator::Service {
     const int n = static_cast<int>(ordered.size());
     const std::vector<WorkerAssignment> plan = ComputeAssignment(num_partitions_, options_.max_parallelism, n);
     ++attempt_;
+    if (!options_.job_dir.empty()) {
+      if (absl::Status recorded = RecordAttempt(options_.job_dir, attempt_); !recorded.ok()) {
+        spdlog::warn("attempt {}: {} (a restarted coordinator would count from 1 again)", attempt_,
+                     recorded.message());
+      }
+    }
     if (attempt_ > 1 && last_end_was_failure_) ++restarts_;
     std::vector<v1::PeerEndpoint> peers(n);
     for (int i = 0; i < n; ++i) {
@@ -1178,6 +1159,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   const int64_t discovery_interval_ms = options.partition_discovery_interval_ms;
   CheckpointCoordinatorOptions checkpoint_options;
   checkpoint_options.settings = options.checkpoints;
+  checkpoint_options.clock = options.clock;
   checkpoint_options.job_dir = options.job_dir;
   checkpoint_options.job_id = options.job_id;
   checkpoint_options.topic = options.topic;

@@ -51,6 +51,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/access_control.h"
+#include "common/clock.h"
 #include "common/grpc_security.h"
 #include "coordinator/checkpoint_coordinator.h"
 #include "coordinator/restart_strategy.h"
@@ -58,6 +59,8 @@
 namespace slipstream {
 
 struct CoordinatorOptions {
+  // Every time the job lifecycle reads (tests pass a ManualClock).
+  const Clock* clock = &Clock::Real();
   std::string listen_address = "0.0.0.0:6123";  // port 0 picks a free port
   std::string job_id;
   std::string topic;

@@ -1,8 +1,9 @@
 #include "coordinator/job_id.h"
 
+#include "common/random_id.h"
+
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 
@@ -41,11 +42,7 @@ absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir
   if (ec) return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot list ", checkpoints_dir, ": ", ec.message()));
   if (!newest.empty()) return newest;
 
-  std::random_device device;
-  std::mt19937_64 rng((static_cast<uint64_t>(device()) << 32) ^ device());
-  std::string id;
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 0; i < 32; ++i) id.push_back(kHex[rng() & 15]);
+  const std::string id = RandomHex(32);
   fs::create_directories(fs::path(checkpoints_dir) / id, ec);
   if (ec) return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot create job directory: ", ec.message()));
   return id;
@@ -58,6 +55,28 @@ absl::Status RecordJobEnded(const std::string& job_dir, std::string_view state, 
   out.close();
   if (!out) return absl::InternalError(absl::StrCat("cannot write ", path.string()));
   return absl::OkStatus();
+}
+
+absl::Status RecordAttempt(const std::string& job_dir, int64_t attempt) {
+  const std::filesystem::path path = std::filesystem::path(job_dir) / kAttemptFile;
+  const std::filesystem::path staged = std::filesystem::path(job_dir) / (std::string(kAttemptFile) + ".tmp");
+  {
+    std::ofstream out(staged, std::ios::trunc);
+    out << attempt << "\n";
+    out.close();
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", staged.string()));
+  }
+  std::error_code ec;
+  std::filesystem::rename(staged, path, ec);  // atomic: a reader sees the old number or the new one
+  if (ec) return absl::InternalError(absl::StrCat("cannot write ", path.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+int64_t LastRecordedAttempt(const std::string& job_dir) {
+  std::ifstream in(std::filesystem::path(job_dir) / kAttemptFile);
+  int64_t attempt = 0;
+  if (!(in >> attempt) || attempt < 0) return 0;
+  return attempt;
 }
 
 }  // namespace slipstream

@@ -4,6 +4,7 @@
 // service is needed to remember it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,5 +32,15 @@ absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir
 absl::Status RecordJobEnded(const std::string& job_dir, std::string_view state, std::string_view reason);
 
 bool IsJobId(std::string_view text);
+
+// The latest attempt deployed for the job, in `<job_dir>/_attempt`, so a
+// restarted coordinator goes on counting instead of starting at 1 again:
+// attempt numbers fence superseded attempts out of Redis
+// (worker/sink/redis_write_guard.h), and an attempt 1 after a restart would
+// find the fence of the attempts before it.
+inline constexpr char kAttemptFile[] = "_attempt";
+absl::Status RecordAttempt(const std::string& job_dir, int64_t attempt);
+// 0 when nothing was recorded (or it cannot be read).
+int64_t LastRecordedAttempt(const std::string& job_dir);
 
 }  // namespace slipstream

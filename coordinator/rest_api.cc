@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/clock.h"
 #include "common/prometheus.h"
 #include "coordinator/web_ui.h"
 
@@ -37,7 +38,6 @@ HttpResponse Error(int status, const std::string& message) {
   return JsonResponse(status, json{{"errors", json::array({message})}});
 }
 
-int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
 int HttpStatusFor(grpc::StatusCode code) {
   switch (code) {
@@ -166,7 +166,7 @@ json RedisLatencyJson(const v1::LatencyHistogramSnapshot& h) {
 
 json JobOverviewJson(const v1::JobStatus& job, const std::string& name) {
   const std::string state = FlinkState(job.state());
-  const int64_t now = NowMs();
+  const int64_t now = Clock::Real().WallMs();
   const int running_workers = [&] {
     int n = 0;
     for (const auto& w : job.workers()) n += !w.standby() && w.counters().attempt() == job.attempt() && job.attempt() > 0;
@@ -255,7 +255,7 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
     w.Counter("slipstream_job_restarts_total", "Attempts deployed after a failure.",
               static_cast<double>(job.restarts()), labels);
     w.Gauge("slipstream_job_uptime_seconds", "Time since the job started.",
-            job.start_time_ms() > 0 ? static_cast<double>(NowMs() - job.start_time_ms()) / 1000.0 : 0, labels);
+            job.start_time_ms() > 0 ? static_cast<double>(Clock::Real().WallMs() - job.start_time_ms()) / 1000.0 : 0, labels);
     int standby = 0;
     for (const auto& wk : job.workers()) standby += wk.standby();
     w.Gauge("slipstream_workers_registered", "Registered workers (running the job or standby).",
@@ -484,7 +484,7 @@ HttpResponse RestApi::Handle(const HttpRequest& request) const {
     if (auto e = only("GET")) return *e;
     json j = JobOverviewJson(job, options_.job_name);
     j["isStoppable"] = true;
-    j["now"] = NowMs();
+    j["now"] = Clock::Real().WallMs();
     j["maxParallelism"] = job.max_parallelism();
     j["timestamps"] = json{{job.state() == "CREATED" ? "CREATED" : "RUNNING", job.start_time_ms()}};
     j["vertices"] = json::array({json{{"id", "window-operator"},

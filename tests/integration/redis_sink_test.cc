@@ -1,6 +1,9 @@
-// RedisSink against a real redis-server that this test starts, stops, pauses
-// and restarts itself: features written while Redis is away are retried and
-// none is lost; a full queue blocks the writer (backpressure).
+// RedisSink against a real redis-server that this test starts, stops, pauses,
+// restarts and reconfigures itself: features written while Redis is away or
+// refusing writes are retried and none is lost; a full queue blocks the
+// writer (backpressure); a key of the wrong type is handed to on_rejected;
+// a replay never puts an older window over a newer one; a starting attempt
+// fences the older one out.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>

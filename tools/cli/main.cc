@@ -30,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/clock.h"
 #include "common/event.h"
 #include "common/grpc_security.h"
 #include "tools/cli/coordinator_control.h"
@@ -61,10 +62,6 @@ struct Flags {
   std::string key_path;
 };
 
-int64_t SteadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // The one error line, and the exit status that goes with it.
 int Fail(const absl::Status& status, std::string_view context = "") {
@@ -192,7 +189,7 @@ int Checkpoints(CoordinatorControl& control, const Flags& flags) {
 // Polls the savepoint until it completes or fails, with progress on stderr.
 absl::StatusOr<v1::SavepointOperation> WaitForSavepoint(CoordinatorControl& control, const Flags& flags,
                                                          v1::SavepointOperation op) {
-  const int64_t started = SteadyNowMs();
+  const int64_t started = Clock::Real().SteadyMs();
   int64_t last_progress = started;
   int32_t last_acks = -1;
   while (op.status() == "IN_PROGRESS") {
@@ -200,7 +197,7 @@ absl::StatusOr<v1::SavepointOperation> WaitForSavepoint(CoordinatorControl& cont
     absl::StatusOr<v1::SavepointOperation> next = control.GetSavepoint(op.job_id(), op.request_id());
     if (!next.ok()) return next.status();
     op = *std::move(next);
-    const int64_t now = SteadyNowMs();
+    const int64_t now = Clock::Real().SteadyMs();
     if (!flags.json && op.status() == "IN_PROGRESS" &&
         (op.acknowledged() != last_acks || now - last_progress >= kProgressEveryMs)) {
       std::cerr << "  " << Duration(now - started) << ": "
@@ -271,7 +268,7 @@ int Stop(CoordinatorControl& control, const Flags& flags) {
   if (op->status() != "COMPLETED") return FailedSavepoint(*op, flags);
   // The coordinator ends the job before it reports the savepoint COMPLETED;
   // a failure racing the stop can still prevent that.
-  const int64_t deadline = SteadyNowMs() + kFinishWaitMs;
+  const int64_t deadline = Clock::Real().SteadyMs() + kFinishWaitMs;
   std::string state;
   while (true) {
     absl::StatusOr<v1::ListJobsResponse> jobs = control.ListJobs();
@@ -279,7 +276,7 @@ int Stop(CoordinatorControl& control, const Flags& flags) {
     for (const v1::JobStatus& job : jobs->jobs()) {
       if (job.job_id() == flags.job_id) state = job.state();
     }
-    if (state == "FINISHED" || SteadyNowMs() >= deadline) break;
+    if (state == "FINISHED" || Clock::Real().SteadyMs() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(kPollIntervalMs));
   }
   if (flags.json) std::cout << Json(*op) << "\n";

@@ -349,7 +349,7 @@ absl::StatusOr<WorkerLocalPartitioner> WorkerLocalPartitioner::Create(int num_pa
   }
   p.partitions_of_worker_.resize(num_workers);
   for (int partition = 0; partition < num_partitions; ++partition) {
-    p.partitions_of_worker_[partition % num_workers].push_back(partition);
+    p.partitions_of_worker_[WorkerOfPartition(partition, num_workers)].push_back(partition);
   }
   return p;
 }
@@ -370,7 +370,7 @@ absl::StatusOr<std::string> WorkerLocalPartitioner::LocalKeyFor(int partition,
     return absl::InvalidArgumentError(
         absl::StrCat("partition ", partition, " is not in 0..", num_partitions_ - 1));
   }
-  const int reader = partition % num_workers_;
+  const int reader = WorkerOfPartition(partition, num_workers_);
   std::string key(base);
   // Each suffix hits a given worker with probability >= 1/max_parallelism;
   // the bound only guards against a broken hash.

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/event.h"
 #include "common/dynamic_properties.h"
@@ -158,11 +159,6 @@ class FileSource {
   int64_t max_event_time_ms_ = 0;
 };
 
-int64_t NowEpochMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int Run(int argc, char** argv) {
   absl::StatusOr<SplitArgs> split = ExtractDynamicProperties(argc, argv);
@@ -329,7 +325,7 @@ int Run(int argc, char** argv) {
       }
       options.event_time_start_ms = *ms;
     } else {
-      options.event_time_start_ms = NowEpochMs() - f.count * options.event_time_step_ms;
+      options.event_time_start_ms = slipstream::Clock::Real().WallMs() - f.count * options.event_time_step_ms;
     }
     absl::StatusOr<EventGenerator> created = EventGenerator::Create(options);
     if (!created.ok()) return Fail(created.status());

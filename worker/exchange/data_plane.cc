@@ -1,5 +1,8 @@
 #include "worker/exchange/data_plane.h"
 
+#include "common/clock.h"
+#include "common/grpc_status.h"
+
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -17,15 +20,7 @@ namespace slipstream {
 
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
-int64_t SteadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // How long a stream for an attempt this worker has not started yet waits
 // for it (the coordinator's answers reach workers a heartbeat apart).
@@ -113,7 +108,7 @@ struct InboundEndpoint::Impl {
     c.connected = false;
     if (c.ended && problem.empty()) return;
     c.error = problem.empty() ? "the stream ended before end of input" : problem;
-    c.error_since_ms = NowMs();
+    c.error_since_ms = Clock::Real().WallMs();
     if (!broken) broken = absl::StrCat("the data channel from worker ", peer_ids[index], " broke: ", c.error);
   }
 };
@@ -307,15 +302,6 @@ class DataPlaneService final : public v1::DataPlane::Service {
 
 namespace {
 
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  const grpc::StatusCode code = s.code() == absl::StatusCode::kInvalidArgument    ? grpc::StatusCode::INVALID_ARGUMENT
-                                : s.code() == absl::StatusCode::kFailedPrecondition ? grpc::StatusCode::FAILED_PRECONDITION
-                                : s.code() == absl::StatusCode::kUnavailable        ? grpc::StatusCode::UNAVAILABLE
-                                                                                    : grpc::StatusCode::INTERNAL;
-  return grpc::Status(code, std::string(s.message()));
-}
-
 // Forwards the coordinator's checkpoint calls to the running task.
 class TaskControlService final : public v1::TaskControl::Service {
  public:
@@ -464,7 +450,7 @@ struct OutboundChannel::Impl {
   void SetError(const std::string& message) {
     std::lock_guard lock(mu);
     if (error.empty()) {
-      error_since_ms = NowMs();
+      error_since_ms = Clock::Real().WallMs();
       spdlog::warn("data channel to worker {} at {}: {} (retrying)", peer_id, target, message);
     }
     error = message;
@@ -534,8 +520,8 @@ struct OutboundChannel::Impl {
         problem = status.ok() ? "the peer closed the channel at once" : status.error_message();
       }
       SetError(problem);
-      const int64_t until = SteadyNowMs() + backoff_ms;
-      while (!cancel.load() && SteadyNowMs() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      const int64_t until = Clock::Real().SteadyMs() + backoff_ms;
+      while (!cancel.load() && Clock::Real().SteadyMs() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
     }
     // Cancelled before the stream opened; one that opened just as the cancel
@@ -585,16 +571,16 @@ absl::Status OutboundChannel::Send(v1::DataBatch* batch, const std::atomic<bool>
   {
     std::unique_lock lock(s.mu);
     if (s.credits == 0 && !s.stream_ended) {
-      const int64_t begin = SteadyNowMs();
+      const int64_t begin = Clock::Real().SteadyMs();
       s.waiting_since_ms = begin;
       while (s.credits == 0 && !s.stream_ended && !cancel.load()) s.cv.wait_for(lock, std::chrono::milliseconds(50));
-      s.backpressure_ms += SteadyNowMs() - begin;
+      s.backpressure_ms += Clock::Real().SteadyMs() - begin;
       s.waiting_since_ms = 0;
     }
     if (cancel.load()) return absl::CancelledError("cancelled while waiting for credit");
     if (s.stream_ended) {
       s.error = "the stream broke (the peer stopped or failed)";
-      s.error_since_ms = NowMs();
+      s.error_since_ms = Clock::Real().WallMs();
       return absl::UnavailableError(absl::StrCat("the data channel to worker ", s.peer_id, " at ", s.target,
                                                  " broke; records in flight may be lost"));
     }
@@ -608,7 +594,7 @@ absl::Status OutboundChannel::Send(v1::DataBatch* batch, const std::atomic<bool>
   if (!s.stream->Write(message)) {
     std::lock_guard lock(s.mu);
     s.error = "write failed (the peer stopped or failed)";
-    s.error_since_ms = NowMs();
+    s.error_since_ms = Clock::Real().WallMs();
     return absl::UnavailableError(absl::StrCat("the data channel to worker ", s.peer_id, " at ", s.target,
                                                " broke while sending; records in flight may be lost"));
   }
@@ -640,7 +626,7 @@ v1::ChannelStatus OutboundChannel::Status() const {
   out.set_records(s.records);
   out.set_bytes(s.bytes);
   // Includes a wait still in progress, so a stall shows while it lasts.
-  out.set_backpressure_ms(s.backpressure_ms + (s.waiting_since_ms > 0 ? SteadyNowMs() - s.waiting_since_ms : 0));
+  out.set_backpressure_ms(s.backpressure_ms + (s.waiting_since_ms > 0 ? Clock::Real().SteadyMs() - s.waiting_since_ms : 0));
   return out;
 }
 

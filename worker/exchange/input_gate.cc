@@ -3,15 +3,9 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 
 namespace slipstream {
-
-namespace {
-int64_t SteadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 InputGate::InputGate(int num_channels, int local_channel, int credits_per_channel)
     : local_channel_(local_channel), credits_per_channel_(credits_per_channel), channels_(num_channels) {}
@@ -23,12 +17,12 @@ bool InputGate::AcquireCredit(const std::atomic<bool>& cancel, int64_t* waited_m
     ++c.in_flight;
     return true;
   }
-  const int64_t begin = SteadyNowMs();
+  const int64_t begin = Clock::Real().SteadyMs();
   while (!closed_ && !cancel.load() && c.in_flight >= credits_per_channel_) {
     // Bounded waits so a cancel (an atomic, not signalled) is seen.
     cv_.wait_for(lock, std::chrono::milliseconds(50));
   }
-  *waited_ms += SteadyNowMs() - begin;
+  *waited_ms += Clock::Real().SteadyMs() - begin;
   if (closed_ || cancel.load()) return false;
   ++c.in_flight;
   return true;

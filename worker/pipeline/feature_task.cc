@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
+#include "common/clock.h"
 #include "common/event.h"
 #include "spdlog/spdlog.h"
 #include "worker/exchange/data_plane.h"
@@ -31,10 +32,6 @@ namespace {
 // (whose queue holds 100,000): bounds memory when the watermark jumps.
 constexpr size_t kFeaturesPerFiringStep = 10000;
 
-int64_t SteadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string WatermarkText(int64_t watermark_ms) {
   return watermark_ms == kMinWatermark ? std::string("none") : FormatIso8601Millis(watermark_ms);
@@ -320,7 +317,7 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
     spdlog::info("restored the operator watermark {}", WatermarkText(impl->engine->watermark()));
   }
   impl->watermarks = WatermarkTracker(kOutOfOrdernessMs, options.idle_timeout_ms);
-  const int64_t now = SteadyNowMs();
+  const int64_t now = Clock::Real().SteadyMs();
   for (int p : impl->source->partitions()) {
     impl->watermarks.AddPartition(p, now);
     if (auto r = options.restored_partitions.find(p); r != options.restored_partitions.end()) {
@@ -516,7 +513,7 @@ void FeatureTask::Impl::PublishSourceCounters() {
 void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
   std::vector<SourceRecord> records;
   int64_t last_publish_ms = 0;
-  int64_t last_report_ms = SteadyNowMs();
+  int64_t last_report_ms = Clock::Real().SteadyMs();
   int64_t last_report_records = 0;
   auto commit_completed_offsets = [&] {
     if (!offsets_to_commit.empty() && offsets_to_commit.begin()->first <= inbox->completed_up_to()) {
@@ -543,7 +540,7 @@ void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
       Fail(polled);
       break;
     }
-    const int64_t now = SteadyNowMs();
+    const int64_t now = Clock::Real().SteadyMs();
     if (absl::Status routed = RouteBatch(records, now, interrupt); !routed.ok()) {
       if (!interrupt.load()) Fail(routed);
       break;
@@ -585,8 +582,8 @@ void FeatureTask::Impl::SourceLoop(const std::atomic<bool>& stop) {
     stopping.store(true);
     std::atomic<bool> give_up{false};
     std::thread watchdog([&] {
-      const int64_t deadline = SteadyNowMs() + options.end_of_input_timeout_ms;
-      while (!give_up.load() && SteadyNowMs() < deadline && !cancel.load()) {
+      const int64_t deadline = Clock::Real().SteadyMs() + options.end_of_input_timeout_ms;
+      while (!give_up.load() && Clock::Real().SteadyMs() < deadline && !cancel.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
       give_up.store(true);
@@ -757,7 +754,7 @@ void FeatureTask::Impl::OperatorLoop() {
                                            ") is superseded and stops")));
       break;
     }
-    const int64_t now = SteadyNowMs();
+    const int64_t now = Clock::Real().SteadyMs();
     if (now - last_publish_ms >= 200) {
       PublishOperatorCounters();
       last_publish_ms = now;
@@ -802,7 +799,7 @@ void FeatureTask::Impl::OnBarrier(int channel, const InboundBatch& batch, const 
     if (alignment.id == 0) {
       const int n = static_cast<int>(options.workers.size());
       alignment.id = id;
-      alignment.started_ms = SteadyNowMs();
+      alignment.started_ms = Clock::Real().SteadyMs();
       alignment.barrier_seen.assign(n, false);
       alignment.held.resize(n);
     }
@@ -831,8 +828,8 @@ void FeatureTask::Impl::OnBarrier(int channel, const InboundBatch& batch, const 
 
 void FeatureTask::Impl::Snapshot() {
   const int64_t id = alignment.id;
-  const int64_t alignment_ms = SteadyNowMs() - alignment.started_ms;
-  const int64_t sync_begin = SteadyNowMs();
+  const int64_t alignment_ms = Clock::Real().SteadyMs() - alignment.started_ms;
+  const int64_t sync_begin = Clock::Real().SteadyMs();
   if (pending_checkpoint) {
     // Its state was never complete: a newer barrier overtook it.
     Decline(pending_checkpoint->ack.checkpoint_id(), absl::StrCat("superseded by checkpoint ", id));
@@ -845,7 +842,7 @@ void FeatureTask::Impl::Snapshot() {
   // checkpoint counts (the uploader waits for that, not the operator).
   engine->BeginSnapshot();
   const uint64_t sink_mark = sink->Enqueued();
-  const int64_t sync_ms = SteadyNowMs() - sync_begin;
+  const int64_t sync_ms = Clock::Real().SteadyMs() - sync_begin;
   last_alignment_ms = alignment_ms;
   last_sync_ms = sync_ms;
   const KeyGroupRange range = options.workers[options.worker_index].key_groups;
@@ -887,14 +884,14 @@ void FeatureTask::Impl::MaybeStartUpload() {
   PendingCheckpoint pending = std::move(*pending_checkpoint);
   pending_checkpoint.reset();
   const int64_t id = pending.ack.checkpoint_id();
-  const int64_t materialized_ms = SteadyNowMs() - pending.begun_ms;
+  const int64_t materialized_ms = Clock::Real().SteadyMs() - pending.begun_ms;
   spdlog::info("checkpoint {}: synchronous part {} ms; window state in RocksDB {} ms after the barrier", id,
                pending.ack.snapshot().sync_ms(), materialized_ms);
   // Asynchronous part: write the snapshot's key groups to checkpoint
   // storage, wait for Redis, then acknowledge. One upload at a time.
   if (uploader.joinable()) uploader.join();
   uploader = std::thread([this, pending = std::move(pending), state_snapshot = std::move(state_snapshot), id]() mutable {
-    const int64_t begin = SteadyNowMs();
+    const int64_t begin = Clock::Real().SteadyMs();
     v1::AcknowledgeCheckpointRequest& ack = pending.ack;
     // An aborted checkpoint's directory is gone: do not create it again.
     if (inbox->Aborted(id)) return;
@@ -903,7 +900,7 @@ void FeatureTask::Impl::MaybeStartUpload() {
     const KeyGroupRange range{ack.snapshot().key_groups().first(), ack.snapshot().key_groups().last()};
     absl::StatusOr<SnapshotFileInfo> written = state_snapshot->WriteKeyGroups(pending.target.string(), range);
     state_snapshot.reset();  // lets RocksDB drop what only the snapshot kept
-    const int64_t written_ms = SteadyNowMs() - begin;
+    const int64_t written_ms = Clock::Real().SteadyMs() - begin;
     if (!written.ok()) {
       Decline(id, absl::StrCat("cannot write the state to ", pending.target.string(), ": ",
                                std::string(written.status().message())));
@@ -926,7 +923,7 @@ void FeatureTask::Impl::MaybeStartUpload() {
       return;
     }
     ack.mutable_snapshot()->set_state_bytes(written->bytes);
-    ack.mutable_snapshot()->set_async_ms(SteadyNowMs() - begin);
+    ack.mutable_snapshot()->set_async_ms(Clock::Real().SteadyMs() - begin);
     if (options.acknowledge) {
       if (absl::Status s = options.acknowledge(ack); !s.ok()) {
         spdlog::warn("checkpoint {}: acknowledgement not accepted: {}", id, std::string(s.message()));

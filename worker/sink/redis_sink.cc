@@ -19,6 +19,7 @@
 #include "common/absl_compat.h"
 #include "spdlog/spdlog.h"
 #include "worker/sink/redis_write_guard.h"
+#include "common/clock.h"
 
 namespace slipstream {
 
@@ -33,10 +34,6 @@ struct ReplyDeleter {
 };
 using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 
-int64_t EpochNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // One blocking command on a fresh connection (the handshake).
 absl::StatusOr<ReplyPtr> Command(redisContext* ctx, const std::vector<std::string>& args) {
@@ -323,7 +320,7 @@ bool RedisSink::Impl::Send(Batch& batch) {
 }
 
 void RedisSink::Impl::NoteError(const std::string& text, const char* action) {
-  const int64_t now = EpochNowMs();
+  const int64_t now = Clock::Real().WallMs();
   {
     std::lock_guard lock(mu);
     last_error = text;
@@ -474,7 +471,7 @@ bool RedisSink::Impl::Recover() {
     {
       std::lock_guard lock(mu);
       last_error = absl::StrCat("connection lost: ", problem);
-      last_error_ms = EpochNowMs();
+      last_error_ms = Clock::Real().WallMs();
     }
     connection.reset();
   }
@@ -515,7 +512,7 @@ bool RedisSink::Impl::Recover() {
       {
         std::lock_guard lock(mu);
         last_error = std::string(c.status().message());
-        last_error_ms = EpochNowMs();
+        last_error_ms = Clock::Real().WallMs();
       }
       spdlog::warn("redis sink: {} (retrying in {} ms)", c.status().message(), backoff_ms);
     }

@@ -1,5 +1,6 @@
 #include "worker/source/kafka_source.h"
 
+#include "common/clock.h"
 #include "common/kafka_handles.h"
 
 #include <algorithm>
@@ -14,10 +15,6 @@
 namespace slipstream {
 
 namespace {
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 // The concrete next offset of each partition for `starting`: earliest =
 // the log start, latest = the log end, committed = the group's committed
 // offset, or the log start when the group has none (auto.offset.reset
@@ -196,7 +193,7 @@ absl::Status KafkaSource::Poll(int max_records, int timeout_ms, std::vector<Sour
       continue;
     }
     if (m->err) {
-      const int64_t now = NowMs();
+      const int64_t now = Clock::Real().SteadyMs();
       if (now - impl_->last_error_log_ms > 5000) {
         impl_->last_error_log_ms = now;
         spdlog::warn("kafka source: {} (partition {}): {}", impl_->topic, m->partition, rd_kafka_message_errstr(m));

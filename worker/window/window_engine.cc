@@ -12,6 +12,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
+#include "common/clock.h"
 #include "worker/state/state_keys.h"
 #include "worker/window/user_window_state.h"
 
@@ -63,10 +64,6 @@ struct Timer {
   }
 };
 
-int64_t SteadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string TimerKey(int key_group, int64_t time_ms, TimerKind kind, std::string_view user) {
   std::string key = sk::Prefix(key_group, sk::kTimer);
@@ -110,7 +107,7 @@ struct WindowEngine::Impl {
   uint32_t open_round = 1;
   std::vector<UserNode*> dirty_users;
   TimerChanges timer_changes;
-  int64_t round_opened_ms = SteadyNowMs();
+  int64_t round_opened_ms = Clock::Real().SteadyMs();
   // Closed rounds, oldest first, written in this order (a timer registered in
   // one round and deleted in the next must reach RocksDB in that order).
   std::deque<ClosedRound> closed;
@@ -179,7 +176,7 @@ struct WindowEngine::Impl {
     r.next_timer = r.timer_changes.begin();
     ++open_round;
     if (open_round == 0) open_round = 1;  // 0 means "written"
-    round_opened_ms = SteadyNowMs();
+    round_opened_ms = Clock::Real().SteadyMs();
     return r.round;
   }
 
@@ -349,7 +346,7 @@ absl::Status WindowEngine::Commit() {
   // with a later round's.
   if (s.snapshot_round == 0 && !(s.dirty_users.empty() && s.timer_changes.empty()) &&
       (s.dirty_users.size() + s.timer_changes.size() >= s.options.max_pending ||
-       SteadyNowMs() - s.round_opened_ms >= s.options.flush_interval_ms)) {
+       Clock::Real().SteadyMs() - s.round_opened_ms >= s.options.flush_interval_ms)) {
     s.CloseRound();
   }
   if (s.closed.empty()) {
