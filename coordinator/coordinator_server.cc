@@ -1156,6 +1156,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   const std::string address = options.listen_address;
   const int64_t timeout_ms = options.heartbeat_timeout_ms;
   const bool probe_workers = options.probe_workers;
+  const bool background_ticks = options.background_ticks;
   const int64_t discovery_interval_ms = options.partition_discovery_interval_ms;
   CheckpointCoordinatorOptions checkpoint_options;
   checkpoint_options.settings = options.checkpoints;
@@ -1212,11 +1213,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
                                                " (in use, or not a local address)"));
   }
   Impl* raw = impl.get();
-  impl->reaper = std::thread([raw, timeout_ms] {
-    std::unique_lock lock(raw->mu);
-    const auto period = std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms / 10, 20, 100));
-    while (!raw->cv.wait_for(lock, period, [raw] { return raw->stopping; })) raw->service->Tick();
-  });
+  if (background_ticks) {
+    impl->reaper = std::thread([raw, timeout_ms] {
+      std::unique_lock lock(raw->mu);
+      const auto period = std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms / 10, 20, 100));
+      while (!raw->cv.wait_for(lock, period, [raw] { return raw->stopping; })) raw->service->Tick();
+    });
+  }
   // A thread calling `work` every `period_ms` until Shutdown, outside the
   // server's lock (the work may wait on the network).
   auto every = [raw](int64_t period_ms, void (CoordinatorService::*work)()) {
@@ -1237,6 +1240,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 int CoordinatorServer::port() const { return impl_->port; }
+
+void CoordinatorServer::Tick() { impl_->service->Tick(); }
 
 void CoordinatorServer::Shutdown() {
   {

@@ -61,6 +61,10 @@ namespace slipstream {
 struct CoordinatorOptions {
   // Every time the job lifecycle reads (tests pass a ManualClock).
   const Clock* clock = &Clock::Real();
+  // A thread calls Tick() every heartbeat.timeout / 10 (20..100 ms). Off:
+  // nothing ticks by itself; the caller drives time (a ManualClock) and
+  // calls CoordinatorServer::Tick(), so lifecycle tests need no sleeps.
+  bool background_ticks = true;
   std::string listen_address = "0.0.0.0:6123";  // port 0 picks a free port
   std::string job_id;
   std::string topic;
@@ -121,6 +125,9 @@ class CoordinatorServer {
 
   int port() const;
   void Shutdown();
+  // One step of the lifecycle at the clock's time: expire silent workers,
+  // deploy, rescale (what the background thread does when it runs).
+  void Tick();
   // Blocks until Shutdown.
   void Wait();
 

@@ -106,6 +106,10 @@ class CoordinatorFixture : public ::testing::Test {
       return partitions;
     };
     options.partition_discovery_interval_ms = partition_discovery_interval_ms_;
+    if (manual_clock_ != nullptr) {
+      options.clock = manual_clock_.get();
+      options.background_ticks = false;
+    }
     options.job_dir = job_dir_;
     options.checkpoints = checkpoints_;
     options.max_parallelism = max_parallelism_;
@@ -229,6 +233,15 @@ class CoordinatorFixture : public ::testing::Test {
   GrpcSecurity security_;        // server and stub_ credentials (plaintext)
   std::string stub_token_;       // sent by stub_ (the fake workers' calls go through it)
   bool rescale_on_join_ = false;  // CoordinatorOptions::rescale_on_join
+  // Time the test drives: set before StartServer, the lifecycle reads only
+  // this clock and moves only on Tick (no background thread, no sleeps).
+  void UseManualClock() { manual_clock_ = std::make_unique<ManualClock>(); }
+  void AdvanceAndTick(int64_t ms) {
+    manual_clock_->AdvanceMs(ms);
+    server_->Tick();
+  }
+  std::unique_ptr<ManualClock> manual_clock_;
+
   // Partition discovery (off unless a test turns it on) and the topic's
   // partition count it reads once set (0: the count StartServer got; -1: the
   // topic is gone).

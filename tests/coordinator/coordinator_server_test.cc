@@ -273,13 +273,21 @@ TEST_F(CoordinatorServerTest, HeartbeatsCarryCountersAndUnknownWorkersAreToldSo)
   EXPECT_FALSE(Heartbeat("somebody-else"));
 }
 
+// On the test's own clock: a worker is kept up to heartbeat.timeout of
+// silence and forgotten the first tick after it.
 TEST_F(CoordinatorServerTest, SilentWorkerIsForgottenAfterHeartbeatTimeout) {
+  UseManualClock();
   StartServer(/*heartbeat_timeout_ms=*/300);
   v1::RegisterWorkerResponse response;
   ASSERT_TRUE(Register(&response).ok());
-  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.workers_size() == 0; });
+  AdvanceAndTick(300);
+  EXPECT_EQ(GetJob().workers_size(), 1) << "silent for exactly heartbeat.timeout: still there";
+  EXPECT_EQ(GetJob().state(), "RUNNING");
+  AdvanceAndTick(1);
+  const v1::JobStatus job = GetJob();
   EXPECT_EQ(job.workers_size(), 0);
   EXPECT_EQ(job.state(), "RESTARTING");
+  EXPECT_NE(job.failure_cause().find("no heartbeat for 301 ms"), std::string::npos) << job.failure_cause();
   EXPECT_FALSE(Heartbeat(response.worker_id()));
 }
 
