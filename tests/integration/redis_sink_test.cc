@@ -456,6 +456,28 @@ TEST(RedisSink, AReplayNeverPutsAnOlderWindowOverANewerOne) {
   EXPECT_EQ((*sink)->stats().features_guarded, 3);
 }
 
+// Attempt 2 replays from a checkpoint older than what attempt 1 wrote, and
+// fails; attempt 3 replays again. The marks attempt 2 left must still cover
+// attempt 1's writes, or attempt 3 would write plain over newer windows.
+TEST(RedisSink, MarksNeverGoDownSoTheNextReplayIsGuardedToo) {
+  const int port = FreePort();
+  RedisProcess redis(port);
+  redis.Start();
+  RedisSinkOptions options = LocalOptions(port);
+  options.job_id = "j";
+  for (const auto& [attempt, window_end_ms] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 3 * 3600000}, {2, 2 * 3600000}, {3, 2 * 3600000 + 1800000}}) {
+    options.attempt = attempt;
+    auto sink = RedisSink::Start(options);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    std::vector<FeatureWrite> batch = {MakeWindowFeature("a", window_end_ms, static_cast<int>(attempt))};
+    (*sink)->Write(&batch);
+    (*sink)->Flush();
+  }
+  long long ttl = 0;
+  EXPECT_EQ(redis.HGetAll("user_features:a", &ttl)[3], "1") << "attempt 1's newest window was replaced";
+}
+
 // Attempt 2 starts while attempt 1 still writes (a worker cut off from the
 // coordinator): attempt 1's connection is closed at once, it finds the
 // fence when it reconnects, stops, and none of its later writes lands.

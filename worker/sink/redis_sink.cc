@@ -77,7 +77,9 @@ struct RedisSink::Impl {
   // when the marks cannot be read).
   int64_t guard_up_to = std::numeric_limits<int64_t>::max();
   bool marks_read = false;
-  int64_t high_water = std::numeric_limits<int64_t>::min();  // our own mark
+  // Our own mark: never below the marks read at the start, nor below any
+  // order we sent (it only grows).
+  int64_t high_water = std::numeric_limits<int64_t>::min();
   int64_t fenced_by = 0;  // the fence the handshake found above our attempt
 
   mutable std::mutex mu;
@@ -240,6 +242,10 @@ absl::Status RedisSink::Impl::Handshake(redisContext* ctx) {
         }
       }
       guard_up_to = highest;
+      // Our own mark starts there: a replay's batches are older than what
+      // an earlier attempt of this writer index marked, and lowering that
+      // field would let the attempt after us write plain over newer data.
+      high_water = std::max(high_water, highest);
       spdlog::info("redis sink: {}", highest == std::numeric_limits<int64_t>::min()
                                          ? std::string("no earlier writes recorded: every write is plain")
                                          : absl::StrCat("writes up to order ", highest,
