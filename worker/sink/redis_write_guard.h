@@ -10,7 +10,8 @@
 //    written. The sink knows the latter from the high-water marks: before
 //    every batch each writer records the largest order value (window_end or
 //    session_end) it is about to write, in the same pipeline, so Redis never
-//    holds a version newer than the largest mark. A starting attempt reads
+//    holds a version newer than the largest mark (a writer's mark starts at
+//    the largest it read: a replay never lowers one). A starting attempt reads
 //    the marks once; features up to that point go through the script, later
 //    ones as plain pipelined HSET + EXPIRE (a newer version cannot exist).
 //  - Fencing. Each connection is named after its job, attempt and writer;
