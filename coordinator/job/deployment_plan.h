@@ -1,0 +1,57 @@
+// PlanDeployment: the next attempt's assignments, as a pure function of the
+// workers that take part, the topic's partitions and the checkpoint it
+// restores. Partitions go round-robin and key groups in Flink's contiguous
+// ranges (coordinator/assignment.h); each worker learns every peer's data
+// endpoint, and its partitions' offsets, watermarks and idleness from the
+// restored checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "coordinator/assignment.h"
+#include "coordinator/checkpoint_coordinator.h"
+#include "proto/slipstream.pb.h"
+
+namespace slipstream {
+
+struct DeploymentWorker {
+  std::string id;
+  std::string host;
+  int data_port = 0;
+};
+
+struct DeploymentInput {
+  std::string job_id;
+  std::string topic;
+  int max_parallelism = 128;
+  int64_t attempt = 0;  // the attempt being deployed
+  int num_partitions = 0;
+  // In index order (registration order: indices, and with them partitions
+  // and key-group ranges, stay stable for workers that stay).
+  std::vector<DeploymentWorker> workers;
+  const CompletedCheckpoint* restore = nullptr;  // null: empty state, kafka.starting-offsets
+  // Partitions found by partition discovery: read from their earliest
+  // offset until a checkpoint has theirs.
+  std::set<int> discovered_partitions;
+};
+
+struct DeploymentPlan {
+  std::vector<v1::Assignment> assignments;  // one per input worker, same order
+  std::vector<v1::PeerEndpoint> peers;
+  std::vector<WorkerAssignment> ranges;     // partitions and key groups per worker
+  int restored_offsets = 0;                 // partitions the checkpoint has an offset for
+};
+
+DeploymentPlan PlanDeployment(const DeploymentInput& input);
+
+// A checkpoint can be restored into this job: same key groups and topic,
+// and its snapshots cover every key group. FailedPrecondition naming the
+// key to keep otherwise.
+[[nodiscard]] absl::Status CheckRestorable(const CompletedCheckpoint& checkpoint, int max_parallelism,
+                                           const std::string& topic);
+
+}  // namespace slipstream
