@@ -103,6 +103,8 @@ RedisSinkWriter::Step RedisSinkWriter::ResendRefused() {
 
 RedisSinkWriter::Step RedisSinkWriter::ReadOldestBatch() {
   Batch& batch = in_flight_.front();
+  // Counted before reading: the reader may move the features into `again`.
+  const size_t features = batch.features.size();
   BatchReplyReader::Outcome outcome = replies_.Read(connection_.get(), &batch.features, batch.guarded);
   reconnect_before_retry_ = reconnect_before_retry_ || outcome.reconnect_before_retry;
   switch (outcome.kind) {
@@ -115,17 +117,17 @@ RedisSinkWriter::Step RedisSinkWriter::ReadOldestBatch() {
     case BatchReplyReader::Outcome::Kind::kRead:
       break;
   }
-  SettleBatch(batch, std::move(outcome.again));
+  SettleBatch(batch, features, std::move(outcome.again));
   in_flight_.pop_front();
   return Step::kContinue;
 }
 
 // A batch's replies are read: what Redis refused for now joins `retry_`, and
 // the features before it are acknowledged once nothing waits to be resent.
-void RedisSinkWriter::SettleBatch(const Batch& batch, std::vector<FeatureWrite> again) {
+void RedisSinkWriter::SettleBatch(const Batch& batch, size_t features, std::vector<FeatureWrite> again) {
   const double latency_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - batch.first_sent).count();
-  if (!batch.retry) settled_ += batch.features.size();
+  if (!batch.retry) settled_ += features;
   if (batch.retry) retry_.clear();
   for (FeatureWrite& f : again) retry_.push_back(std::move(f));
   if (retry_.empty()) {

@@ -51,7 +51,8 @@ class RedisSinkWriter {
   Step FillPipeline();
   Step ResendRefused();
   Step ReadOldestBatch();
-  void SettleBatch(const Batch& batch, std::vector<FeatureWrite> again);
+  // `features`: how many the batch held when it was sent.
+  void SettleBatch(const Batch& batch, size_t features, std::vector<FeatureWrite> again);
 
   // Connects and runs the handshake.
   absl::StatusOr<redis::ContextPtr> Connect();
