@@ -478,6 +478,43 @@ TEST(RedisSink, MarksNeverGoDownSoTheNextReplayIsGuardedToo) {
   EXPECT_EQ(redis.HGetAll("user_features:a", &ttl)[3], "1") << "attempt 1's newest window was replaced";
 }
 
+// A replay's batch goes through the guarded script; Redis refuses the whole
+// script for now (-OOM from its first write). Once Redis takes the batch
+// again, every feature of it counts as acknowledged, so a checkpoint that
+// waits for them completes.
+TEST(RedisSink, AGuardedBatchRefusedAsAWholeIsAcknowledgedOnceWritten) {
+  const int port = FreePort();
+  RedisProcess redis(port);
+  redis.Start();
+  RedisSinkOptions options = LocalOptions(port);
+  options.job_id = "j";
+  options.attempt = 1;
+  {
+    auto sink = RedisSink::Start(options);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    std::vector<FeatureWrite> batch = {MakeWindowFeature("a", 3 * 3600000, 30)};
+    (*sink)->Write(&batch);
+    (*sink)->Flush();
+  }
+  options.attempt = 2;
+  auto sink = RedisSink::Start(options);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_EQ(redis.Text({"CONFIG", "SET", "maxmemory-policy", "noeviction"}), "OK");
+  ASSERT_EQ(redis.Text({"CONFIG", "SET", "maxmemory", "1"}), "OK");
+  std::vector<FeatureWrite> replay = {MakeWindowFeature("a", 2 * 3600000, 20), MakeWindowFeature("b", 2 * 3600000, 21)};
+  (*sink)->Write(&replay);
+  ASSERT_TRUE(WaitFor([&] { return (*sink)->stats().error_replies >= 1; })) << "Redis refused nothing?";
+  EXPECT_FALSE((*sink)->WaitUntilAcked(1, 0)) << "a refused feature counted as written";
+  ASSERT_EQ(redis.Text({"CONFIG", "SET", "maxmemory", "0"}), "OK");
+  EXPECT_TRUE((*sink)->WaitUntilAcked((*sink)->Enqueued(), 20000)) << "written, but never acknowledged";
+  long long ttl = 0;
+  EXPECT_EQ(redis.HGetAll("user_features:a", &ttl)[3], "30");
+  EXPECT_EQ(redis.HGetAll("user_features:b", &ttl)[3], "21");
+  const RedisSinkStats stats = (*sink)->stats();
+  EXPECT_EQ(stats.features_written, 2);
+  EXPECT_EQ(stats.pending, 0);
+}
+
 // Attempt 2 starts while attempt 1 still writes (a worker cut off from the
 // coordinator): attempt 1's connection is closed at once, it finds the
 // fence when it reconnects, stops, and none of its later writes lands.

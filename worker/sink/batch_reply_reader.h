@@ -1,0 +1,60 @@
+// BatchReplyReader: reads the replies to one batch of the Redis sink
+// (redis_batch_encoding.h) and decides, per feature, what an error reply
+// means (ClassifyRedisError): a transient one ("not now": OOM, READONLY, ...)
+// sends the feature again after a backoff; a permanent one (WRONGTYPE: the
+// key belongs to someone else) hands it to `on_rejected`, the dead-letter
+// topic, and counts it as done. Error replies are logged at most once per
+// 10 s, with their count. Writer thread only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "worker/sink/redis_sink.h"
+#include "worker/sink/redis_sink_probe.h"
+
+struct redisContext;
+struct redisReply;
+
+namespace slipstream {
+
+class BatchReplyReader {
+ public:
+  using OnRejected = decltype(RedisSinkOptions::on_rejected);
+  BatchReplyReader(RedisSinkProbe& probe, OnRejected on_rejected);
+
+  struct Outcome {
+    enum class Kind {
+      kRead,            // every reply read: the batch is done but for `again`
+      kConnectionLost,  // resend the whole batch on a new connection
+      kScriptMissing,   // NOSCRIPT: reconnect (loads the scripts), resend
+    };
+    Kind kind = Kind::kRead;
+    // Features that met a transient error reply: resend them, guarded.
+    std::vector<FeatureWrite> again;
+    // An error reply said the connection must change first (READONLY, ...);
+    // set even when the batch was not read to the end.
+    bool reconnect_before_retry = false;
+  };
+
+  // The replies to `features` sent guarded (one script reply) or plain
+  // (the mark's HSET and EXPIRE, then HSET and EXPIRE per feature). May move
+  // the features into Outcome::again.
+  Outcome Read(redisContext* ctx, std::vector<FeatureWrite>* features, bool guarded);
+
+ private:
+  void ReadScriptReply(const redisReply& reply, std::vector<FeatureWrite>* features, Outcome* outcome);
+  Outcome::Kind ReadPlainReplies(redisContext* ctx, const std::vector<FeatureWrite>& features, Outcome* outcome);
+  void SettlePlain(const FeatureWrite& f, const redisReply* hset, const redisReply* expire, Outcome* outcome);
+  void SettleScriptReply(const FeatureWrite& f, const redisReply& r, Outcome* outcome);
+  void Reject(const FeatureWrite& f, const std::string& error);
+  void NoteError(const std::string& text, const char* action);
+
+  RedisSinkProbe& probe_;
+  OnRejected on_rejected_;
+  int64_t errors_since_log_ = 0;
+  int64_t next_error_log_ms_ = 0;
+};
+
+}  // namespace slipstream
