@@ -1,12 +1,18 @@
 #include "common/grpc_security.h"
 
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/support/client_interceptor.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -52,6 +58,73 @@ class TokenInterceptorFactory final : public grpc::experimental::ClientIntercept
   std::string header_;
 };
 
+// The C core's metadata processor, running a CallGate: gRPC calls it with a
+// call's initial metadata (":path" included) before the call reaches the
+// server, and ends the call with the status it reports.
+void RunCallGate(void* state, grpc_auth_context* /*context*/, const grpc_metadata* metadata, size_t count,
+                 grpc_process_auth_metadata_done_cb done, void* call) {
+  auto view = [](const grpc_slice& slice) {
+    return std::string_view(reinterpret_cast<const char*>(GRPC_SLICE_START_PTR(slice)), GRPC_SLICE_LENGTH(slice));
+  };
+  std::string_view method;
+  std::optional<std::string_view> authorization;  // the first one, as ServerContext::client_metadata().find
+  for (size_t i = 0; i < count; ++i) {
+    const std::string_view key = view(metadata[i].key);
+    if (key == ":path") method = view(metadata[i].value);
+    if (key == "authorization" && !authorization) authorization = view(metadata[i].value);
+  }
+  const absl::Status verdict = (*static_cast<const CallGate*>(state))(method, authorization.value_or(""));
+  // absl and gRPC status codes are the same numbers (google.rpc.Code).
+  const std::string message(verdict.message());
+  done(call, nullptr, 0, nullptr, 0, static_cast<grpc_status_code>(verdict.code()),
+       verdict.ok() ? nullptr : message.c_str());
+}
+
+// Server credentials built on the C core's, so that a metadata processor runs
+// on plaintext ports too: grpc::InsecureServerCredentials() refuses one (it
+// asserts), and the tokens must work without TLS.
+class CoreServerCredentials final : public grpc::ServerCredentials {
+ public:
+  // core_ is made after the base class has initialized gRPC.
+  CoreServerCredentials(const TlsSettings& tls, CallGate gate) : core_(CreateCore(tls)) {
+    if (!gate) return;
+    // The core owns the gate from here and destroys it with the credentials
+    // (the C API's ownership contract, hence release and the deleter below).
+    auto owned = std::make_unique<CallGate>(std::move(gate));
+    grpc_server_credentials_set_auth_metadata_processor(
+        core_, grpc_auth_metadata_processor{
+                   &RunCallGate, [](void* state) { std::unique_ptr<CallGate> owner(static_cast<CallGate*>(state)); },
+                   owned.release()});
+  }
+  ~CoreServerCredentials() override { grpc_server_credentials_release(core_); }
+  CoreServerCredentials(const CoreServerCredentials&) = delete;
+  CoreServerCredentials& operator=(const CoreServerCredentials&) = delete;
+
+  // Gates are given to GrpcSecurity::ServerCredentials; a processor set here
+  // would silently replace one, so this is a programming error.
+  void SetAuthMetadataProcessor(const std::shared_ptr<grpc::AuthMetadataProcessor>&) override {
+    std::fprintf(stderr, "GrpcSecurity: pass a CallGate to ServerCredentials() instead of a processor\n");
+    std::abort();
+  }
+
+ private:
+  static grpc_server_credentials* CreateCore(const TlsSettings& tls) {
+    if (!tls.enabled) return grpc_insecure_server_credentials_create();
+    grpc_ssl_pem_key_cert_pair pair{tls.key_pem.c_str(), tls.cert_pem.c_str()};
+    return grpc_ssl_server_credentials_create_ex(tls.ca_pem.empty() ? nullptr : tls.ca_pem.c_str(), &pair, 1,
+                                                 tls.client_auth
+                                                     ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+                                                 nullptr);
+  }
+
+  int AddPortToServer(const std::string& addr, grpc_server* server) override {
+    return grpc_server_add_http2_port(server, addr.c_str(), core_);
+  }
+
+  grpc_server_credentials* const core_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& what, const std::string& path) {
@@ -87,14 +160,8 @@ absl::StatusOr<TlsSettings> LoadTlsSettings(const Config& config) {
   return tls;
 }
 
-std::shared_ptr<grpc::ServerCredentials> GrpcSecurity::ServerCredentials() const {
-  if (!tls_.enabled) return grpc::InsecureServerCredentials();
-  grpc::SslServerCredentialsOptions options(tls_.client_auth
-                                                ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                                                : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  options.pem_root_certs = tls_.ca_pem;
-  options.pem_key_cert_pairs.push_back({tls_.key_pem, tls_.cert_pem});
-  return grpc::SslServerCredentials(options);
+std::shared_ptr<grpc::ServerCredentials> GrpcSecurity::ServerCredentials(CallGate gate) const {
+  return std::make_shared<CoreServerCredentials>(tls_, std::move(gate));
 }
 
 std::shared_ptr<grpc::Channel> GrpcSecurity::Channel(const std::string& target) const {

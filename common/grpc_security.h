@@ -10,14 +10,19 @@
 //    operator's token in the CLI) is added as `authorization` metadata to
 //    every call on a channel by a client interceptor, so call sites never
 //    handle it.
-// Servers check tokens themselves (AccessControl, per method): gRPC's
-// AuthMetadataProcessor only runs on secure ports, and the token must work
-// without TLS too. Copyable value; safe to share between threads.
+//  - A server's credentials may carry a CallGate: it sees every call's
+//    method and `authorization` metadata before any handler runs and may
+//    refuse the call with a status the client receives as is
+//    (grpc_authorization.h builds the gate from a method -> Access table).
+// Copyable value; safe to share between threads.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/access_control.h"
 
@@ -31,6 +36,12 @@ class ServerCredentials;
 namespace slipstream {
 
 class Config;
+
+// Decides whether a call may start, from its full method name
+// ("/slipstream.v1.Coordinator/GetJob") and its `authorization` metadata
+// ("" when absent). A refusal's code and message are what the client gets.
+// Runs on a gRPC transport thread for every call: quick, never blocking.
+using CallGate = std::function<absl::Status(std::string_view method, std::string_view authorization)>;
 
 struct TlsSettings {
   bool enabled = false;
@@ -51,8 +62,10 @@ class GrpcSecurity {
   GrpcSecurity() = default;  // plaintext, no token
   GrpcSecurity(TlsSettings tls, std::string token) : tls_(std::move(tls)), token_(std::move(token)) {}
 
-  // Credentials for a server's listening port.
-  std::shared_ptr<grpc::ServerCredentials> ServerCredentials() const;
+  // Credentials for a server's listening port. With a `gate`, every call
+  // on the port passes it before its handler runs, with or without TLS;
+  // without one every call reaches its handler.
+  std::shared_ptr<grpc::ServerCredentials> ServerCredentials(CallGate gate = {}) const;
   // A channel to host:port with this process's credentials and token.
   // `server_name` overrides the name checked against the server's
   // certificate (empty: the host of `target`).

@@ -84,6 +84,23 @@ TEST_F(DataPlaneAccessTest, TaskControlNeedsTheInternalToken) {
   EXPECT_TRUE(Notify(kInternal, true).ok());
 }
 
+TEST_F(DataPlaneAccessTest, CancelTaskNeedsTheInternalTokenAndSaysWhichOne) {
+  auto cancel = [&](const std::string& token) {
+    auto stub = v1::TaskControl::NewStub(GrpcSecurity().WithToken(token).Channel(target_));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::CancelTaskResponse response;
+    return stub->CancelTask(&ctx, v1::CancelTaskRequest(), &response);
+  };
+  const grpc::Status refused = cancel("wrong");
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(refused.error_message(), "wrong token: this operation needs security.internal-token");
+  EXPECT_EQ(cancel("").error_message(), "no token given: this operation needs security.internal-token");
+  // With the token the call reaches the server, which has no cancel listener.
+  const grpc::Status accepted = cancel(kInternal);
+  EXPECT_EQ(accepted.error_code(), grpc::StatusCode::UNAVAILABLE) << accepted.error_message();
+}
+
 TEST_F(DataPlaneAccessTest, DataStreamsNeedTheInternalToken) {
   for (const std::string& token : {std::string(), std::string("admin"), std::string("wrong")}) {
     const grpc::Status refused = Exchange(token);
