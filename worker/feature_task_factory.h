@@ -41,9 +41,9 @@ class FeatureTaskFactory final : public TaskFactory {
   FeatureTaskFactory(FeatureTaskFactoryOptions options, CoordinatorClient& coordinator, DataPlaneServer* data_plane);
   ~FeatureTaskFactory() override;  // frees every released state
 
-  absl::StatusOr<std::unique_ptr<DeployedTask>> Deploy(const v1::Assignment& assignment, const std::string& worker_id,
-                                                       const std::atomic<bool>& stop,
-                                                       const std::function<void()>& on_state_restored) override;
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<DeployedTask>> Deploy(
+      const v1::Assignment& assignment, const std::string& worker_id, const std::atomic<bool>& stop,
+      const std::function<void()>& on_state_restored) override;
 
  private:
   struct Impl;
