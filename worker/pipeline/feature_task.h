@@ -1,19 +1,24 @@
 // FeatureTask: one worker's part of one attempt of the job, as two threads
 // joined by the data plane (Flink's source -> keyBy -> window chain):
 //
-//   source thread (Run's caller):  Kafka source -> parse + validate
+//   source thread (Run's caller, SourceRunner):  Kafka source -> parse + validate
 //       (invalid -> dead-letter topic) -> per-partition watermarks
 //       -> route each event by key group to the worker that owns it:
 //          owned here -> the local channel of the InputGate (never leaves the
 //          process); owned by a peer -> that peer's OutboundChannel (gRPC).
 //       After every poll batch the source's watermark (or its idleness)
 //       follows the records on every channel, in band.
-//   operator thread: InputGate (local + one channel per peer, credit-bounded)
+//   operator thread (OperatorRunner): InputGate (local + one channel per peer, credit-bounded)
 //       -> WindowEngine (RocksDB) for the key groups this worker owns; late
 //       events -> dead-letter topic; its watermark is the minimum over the
 //       channels that are not idle; fired windows -> Redis sink, whose
 //       backpressure stops the operator, which stops returning credits, which
 //       stops every source that sends here.
+//
+// Checkpoints: the source injects barriers; the operator aligns them
+// (worker/checkpoint/barrier_aligner.h) and snapshots its state, which a
+// third thread uploads (worker/checkpoint/task_checkpointer.h). What the
+// threads share, and how, is listed on FeatureTask::Impl.
 //
 // One worker is the special case without peers. A stream that breaks while
 // the attempt runs fails it (records in flight could be lost); a graceful
