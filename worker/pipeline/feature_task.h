@@ -1,19 +1,24 @@
 // FeatureTask: one worker's part of one attempt of the job, as two threads
 // joined by the data plane (Flink's source -> keyBy -> window chain):
 //
-//   source thread (Run's caller):  Kafka source -> parse + validate
+//   source thread (Run's caller, SourceRunner):  Kafka source -> parse + validate
 //       (invalid -> dead-letter topic) -> per-partition watermarks
 //       -> route each event by key group to the worker that owns it:
 //          owned here -> the local channel of the InputGate (never leaves the
 //          process); owned by a peer -> that peer's OutboundChannel (gRPC).
 //       After every poll batch the source's watermark (or its idleness)
 //       follows the records on every channel, in band.
-//   operator thread: InputGate (local + one channel per peer, credit-bounded)
+//   operator thread (OperatorRunner): InputGate (local + one channel per peer, credit-bounded)
 //       -> WindowEngine (RocksDB) for the key groups this worker owns; late
 //       events -> dead-letter topic; its watermark is the minimum over the
 //       channels that are not idle; fired windows -> Redis sink, whose
 //       backpressure stops the operator, which stops returning credits, which
 //       stops every source that sends here.
+//
+// Checkpoints: the source injects barriers; the operator aligns them
+// (worker/checkpoint/barrier_aligner.h) and snapshots its state, which a
+// third thread uploads (worker/checkpoint/task_checkpointer.h). What the
+// threads share, and how, is listed on FeatureTask::Impl.
 //
 // One worker is the special case without peers. A stream that breaks while
 // the attempt runs fails it (records in flight could be lost); a graceful
@@ -32,9 +37,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/grpc_security.h"
-#include "common/prometheus.h"
 #include "common/key_groups.h"
 #include "proto/slipstream.pb.h"
+#include "worker/pipeline/task_counters.h"
 
 namespace slipstream {
 
@@ -107,47 +112,6 @@ struct FeatureTaskOptions {
   std::map<int, RestoredPartition> restored_partitions;
   std::function<absl::Status(const v1::AcknowledgeCheckpointRequest&)> acknowledge;
   std::function<void(const v1::DeclineCheckpointRequest&)> decline;
-};
-
-struct PartitionSnapshot {
-  int partition;
-  int64_t next_offset;
-  int64_t high_watermark;
-  int64_t watermark_ms;
-  bool idle;
-};
-
-// Counters readable from any thread (heartbeats, logs, tests).
-struct TaskCounters {
-  int64_t records_in = 0;
-  int64_t events_valid = 0;
-  int64_t records_invalid = 0;
-  int64_t records_late = 0;
-  int64_t dlq_delivery_failures = 0;
-  int64_t features_emitted = 0;
-  int64_t redis_features_written = 0;
-  int64_t redis_errors = 0;
-  int64_t redis_pending_features = 0;  // handed to the sink, not yet acknowledged by Redis
-  int64_t redis_features_rejected = 0;   // refused for good by Redis: in the dead-letter topic
-  int64_t redis_features_kept_newer = 0; // not applied: Redis held a newer version (replays)
-  int64_t redis_features_guarded = 0;    // written through the monotonic guard
-  std::string redis_last_error;          // the sink's latest error ("" when none)
-  int64_t redis_last_error_ms = 0;
-  int64_t watermark_ms = 0;
-  int64_t sliding_windows_fired = 0;
-  int64_t sessions_fired = 0;
-  int64_t records_shuffled_out = 0;  // sent to peers
-  int64_t records_shuffled_in = 0;   // received from peers
-  int64_t gate_queued_bytes = 0;
-  int64_t checkpoints_acknowledged = 0;
-  int64_t checkpoints_declined = 0;
-  int64_t last_alignment_ms = 0;
-  int64_t last_sync_ms = 0;
-  int64_t state_bytes = 0;  // RocksDB's estimate of the live state
-  int64_t users = 0;        // users with window state in memory
-  LatencyHistogram redis_batch_latency;
-  std::vector<PartitionSnapshot> partitions;
-  std::vector<v1::ChannelStatus> channels;
 };
 
 class FeatureTask {
