@@ -235,10 +235,16 @@ class CoordinatorFixture : public ::testing::Test {
   bool rescale_on_join_ = false;  // CoordinatorOptions::rescale_on_join
   // Time the test drives: set before StartServer, the lifecycle reads only
   // this clock and moves only on Tick (no background thread, no sleeps).
+  // What still runs by itself: the CheckpointCoordinator's timer (on the
+  // steady clock; it takes only its timestamps from this clock), and, when
+  // a test turns them on, the worker prober and partition discovery threads
+  // (on wall-clock periods; the prober reads silences on this clock).
   void UseManualClock() { manual_clock_ = std::make_unique<ManualClock>(); }
+  void AdvanceClock(int64_t ms) { manual_clock_->AdvanceMs(ms); }
+  void Tick() { server_->Tick(); }
   void AdvanceAndTick(int64_t ms) {
-    manual_clock_->AdvanceMs(ms);
-    server_->Tick();
+    AdvanceClock(ms);
+    Tick();
   }
   std::unique_ptr<ManualClock> manual_clock_;
 

@@ -4,14 +4,17 @@
 // restart strategies (fixed-delay, exponential-delay, none, the job FAILED
 // when they give up), heartbeat failure causes, the cancellation timeout, and
 // restoring the latest completed checkpoint or a savepoint
-// (Assignment.restore with every snapshot and each worker's offsets). Waits
-// poll with generous deadlines; lower bounds on delays are exact.
+// (Assignment.restore with every snapshot and each worker's offsets). The
+// lifecycle runs on the test's clock: time moves only when a test advances
+// it and ticks, so every delay and timeout is checked at its boundary (not
+// yet 1 ms before, done at it), without sleeping. Only checkpoints taken by
+// the job come from the CheckpointCoordinator's own timer: those are polled
+// for, with generous deadlines.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -23,19 +26,13 @@ namespace slipstream {
 namespace {
 
 namespace fs = std::filesystem;
-using test_support::Eventually;
 using test_support::FakeTaskControl;
-using Clock = std::chrono::steady_clock;
 
 constexpr char kJobId[] = "0123456789abcdef0123456789abcdef";
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-int64_t ElapsedMs(Clock::time_point since) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
 }
 
 v1::PartitionOffset Offset(int partition, int64_t next) {
@@ -86,23 +83,32 @@ std::vector<std::pair<int, int64_t>> Offsets(const v1::RestoreInfo& r) {
 
 class CoordinatorRecoveryTest : public test_support::CoordinatorFixture {
  protected:
-  // Registers `n` plain workers that join one deployment (stabilization).
+  static constexpr int64_t kStabilizationMs = 200;
+
+  void SetUp() override {
+    CoordinatorFixture::SetUp();
+    UseManualClock();
+  }
+
+  // Registers `n` plain workers (at one instant) that join one deployment:
+  // attempt 1 is deployed once the stabilization timeout has passed.
   std::vector<std::string> StartWithWorkers(int n, int min_workers = 1) {
-    StartServer(heartbeat_timeout_ms_, 4, min_workers, /*stabilization_ms=*/200);
+    StartServer(heartbeat_timeout_ms_, 4, min_workers, kStabilizationMs);
     std::vector<std::string> ids;
     for (int i = 0; i < n; ++i) ids.push_back(MustRegister(7001 + i));
-    const v1::JobStatus job = WaitForJob([&](const v1::JobStatus& j) { return j.state() == "RUNNING"; });
+    AdvanceAndTick(kStabilizationMs);
+    const v1::JobStatus job = GetJob();
     EXPECT_EQ(job.state(), "RUNNING");
+    EXPECT_EQ(job.attempt(), 1);
     EXPECT_EQ(job.workers_size(), n);
     return ids;
   }
 
-  // Heartbeats every worker as idle until the job runs `attempt` (or 10 s).
-  v1::JobStatus IdleUntilAttempt(const std::vector<std::string>& workers, int64_t attempt) {
-    return WaitForJob([&](const v1::JobStatus& j) {
-      for (const std::string& w : workers) BeatAs(w, 0);
-      return j.attempt() >= attempt && j.state() == "RUNNING";
-    });
+  // Every worker reports that it runs no task. With no restart delay left,
+  // the last of these heartbeats deploys the next attempt (no tick needed).
+  v1::JobStatus ReportIdle(const std::vector<std::string>& workers) {
+    for (const std::string& w : workers) BeatAs(w, 0);
+    return GetJob();
   }
 
   fs::path JobDir() const { return fs::path(job_dir_); }
@@ -135,12 +141,12 @@ TEST_F(CoordinatorRecoveryTest, SurvivorsStayAndTheNextAttemptWaitsUntilEveryWor
     EXPECT_FALSE(s.has_assignment()) << s.worker_id();
   }
 
-  // a still runs attempt 1: nothing is deployed, however long it takes.
-  const auto until = Clock::now() + std::chrono::milliseconds(500);
-  while (Clock::now() < until) {
-    EXPECT_FALSE(BeatAs(w[0], 1).has_assignment());
-    EXPECT_FALSE(BeatAs(w[1], 0).has_assignment());
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // a still runs attempt 1: nothing is deployed, however long it takes
+  // (here 6 s, within heartbeat.timeout for the silent d).
+  for (int second = 1; second <= 6; ++second) {
+    AdvanceAndTick(1000);
+    EXPECT_FALSE(BeatAs(w[0], 1).has_assignment()) << second << " s after the failure";
+    EXPECT_FALSE(BeatAs(w[1], 0).has_assignment()) << second << " s after the failure";
   }
   EXPECT_EQ(GetJob().attempt(), 1);
   EXPECT_EQ(GetJob().state(), "RESTARTING");
@@ -148,8 +154,9 @@ TEST_F(CoordinatorRecoveryTest, SurvivorsStayAndTheNextAttemptWaitsUntilEveryWor
   // a stops; d has not beaten since: still nothing.
   EXPECT_FALSE(BeatAs(w[1], 0).has_assignment());
   EXPECT_FALSE(BeatAs(w[0], 0).has_assignment());
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // several reaper ticks
+  AdvanceAndTick(1000);
   EXPECT_EQ(GetJob().attempt(), 1);
+  EXPECT_EQ(GetJob().state(), "RESTARTING");
   // d's heartbeat completes the picture: attempt 2 over a, b, d.
   const v1::Assignment d_assignment = BeatAs(d, 0).assignment();
   EXPECT_EQ(d_assignment.attempt(), 2);
@@ -171,13 +178,8 @@ TEST_F(CoordinatorRecoveryTest, SurvivorsStayAndTheNextAttemptWaitsUntilEveryWor
 // On the test's own clock: the next attempt is deployed at the restart
 // delay exactly, not a millisecond before.
 TEST_F(CoordinatorRecoveryTest, NextAttemptWaitsForTheRestartDelay) {
-  UseManualClock();
   restart_.fixed_delay_ms = 600;
-  StartServer(heartbeat_timeout_ms_, 4, /*min_workers=*/1, /*stabilization_ms=*/200);
-  const std::vector<std::string> w = {MustRegister(7001), MustRegister(7002)};
-  AdvanceAndTick(200);  // the stabilization timeout: attempt 1 on both
-  ASSERT_EQ(GetJob().attempt(), 1);
-  ASSERT_EQ(GetJob().workers_size(), 2);
+  const std::vector<std::string> w = StartWithWorkers(2);
   EXPECT_FALSE(BeatAs(w[1], 1, "task crashed").has_assignment());
   for (const std::string& id : w) BeatAs(id, 0);  // both stopped their task
   AdvanceAndTick(599);
@@ -206,7 +208,7 @@ TEST_F(CoordinatorRecoveryTest, HeartbeatFailureCauseFailsTheRunningAttemptOnly)
   EXPECT_NE(job.failure_cause().find(w[1]), std::string::npos) << job.failure_cause();
   EXPECT_EQ(job.workers_size(), 2) << "the failing worker stays registered";
 
-  ASSERT_EQ(IdleUntilAttempt(w, 2).attempt(), 2);
+  ASSERT_EQ(ReportIdle(w).attempt(), 2);
   const v1::HeartbeatResponse late = BeatAs(w[0], 1, "late news about attempt 1");
   EXPECT_EQ(late.assignment().attempt(), 2);
   job = GetJob();
@@ -225,7 +227,7 @@ TEST_F(CoordinatorRecoveryTest, FixedDelayAttemptsExhaustedFailsTheJob) {
   const std::vector<std::string> w = StartWithWorkers(1);
   for (int attempt = 1; attempt <= 2; ++attempt) {
     BeatAs(w[0], attempt, absl::StrCat("crash ", attempt));
-    ASSERT_EQ(IdleUntilAttempt(w, attempt + 1).attempt(), attempt + 1);
+    ASSERT_EQ(ReportIdle(w).attempt(), attempt + 1);
   }
   BeatAs(w[0], 3, "crash 3");
   v1::JobStatus job = GetJob();
@@ -238,14 +240,13 @@ TEST_F(CoordinatorRecoveryTest, FixedDelayAttemptsExhaustedFailsTheJob) {
       << job.failure_cause();
   // Terminal: the worker stays registered and idle, so does a newcomer.
   const std::string late = MustRegister(7100);
-  const auto until = Clock::now() + std::chrono::milliseconds(400);
-  while (Clock::now() < until) {
+  for (int second = 1; second <= 3; ++second) {
+    AdvanceAndTick(1000);
     const v1::HeartbeatResponse beat = BeatAs(w[0], 0);
     EXPECT_TRUE(beat.known());
     EXPECT_FALSE(beat.has_assignment());
     EXPECT_NE(beat.reason().find("FAILED"), std::string::npos) << beat.reason();
     EXPECT_FALSE(BeatAs(late, 0).has_assignment());
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   job = GetJob();
   EXPECT_EQ(job.state(), "FAILED");
@@ -257,7 +258,8 @@ TEST_F(CoordinatorRecoveryTest, NoneRestartStrategyFailsTheJobAtOnce) {
   restart_.type = RestartStrategySettings::Type::kNone;
   const std::vector<std::string> w = StartWithWorkers(2);
   Deregister(w[1], "out of memory");
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(GetJob().state(), "FAILED");
+  AdvanceAndTick(1000);
   EXPECT_FALSE(BeatAs(w[0], 0).has_assignment());
   const v1::JobStatus job = GetJob();
   EXPECT_EQ(job.state(), "FAILED");
@@ -302,11 +304,12 @@ TEST_F(CoordinatorRecoveryTest, LeavingWorkerIsWaitedForUntilItsTaskStopped) {
   // A peer's channel to the leaving worker broke: too late to be a failure.
   BeatAs(w[0], 1, "the data channel to worker " + w[2] + " broke; records in flight may be lost");
   BeatAs(w[1], 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // several reaper ticks
+  AdvanceAndTick(heartbeat_timeout_ms_ / 2);
   EXPECT_EQ(BeatAs(w[0], 0).assignment().attempt(), 0) << "deployed while the leaving worker's task still ran";
   EXPECT_EQ(BeatAs(w[1], 0).assignment().attempt(), 0);
-  Deregister(w[2]);  // its task has stopped
-  ASSERT_TRUE(Eventually([&] { return BeatAs(w[0], 0).assignment().attempt() == 2; }, std::chrono::seconds(5)));
+  Deregister(w[2]);  // its task has stopped: the next attempt is deployed at once
+  EXPECT_EQ(GetJob().attempt(), 2);
+  EXPECT_EQ(BeatAs(w[0], 0).assignment().attempt(), 2);
   job = GetJob();
   EXPECT_EQ(job.state(), "RUNNING");
   EXPECT_EQ(job.failures(), 0) << job.failure_cause();
@@ -314,15 +317,21 @@ TEST_F(CoordinatorRecoveryTest, LeavingWorkerIsWaitedForUntilItsTaskStopped) {
 }
 
 // A leaving worker that never says its task stopped (it died) holds the next
-// attempt back for heartbeat.timeout at most.
+// attempt back for heartbeat.timeout exactly: given up the first tick after.
 TEST_F(CoordinatorRecoveryTest, LeavingWorkerThatNeverFinishesIsGivenUpAfterTheHeartbeatTimeout) {
   heartbeat_timeout_ms_ = 1500;
   const std::vector<std::string> w = StartWithWorkers(2);
   Deregister(w[1], "", /*running_attempt=*/1);
-  const Clock::time_point left_at = Clock::now();
-  ASSERT_TRUE(Eventually([&] { return BeatAs(w[0], 0).assignment().attempt() == 2; }, std::chrono::seconds(10)));
-  EXPECT_GE(ElapsedMs(left_at), 1500);
-  EXPECT_EQ(GetJob().failures(), 0);
+  EXPECT_EQ(BeatAs(w[0], 0).assignment().attempt(), 0);
+  AdvanceAndTick(1500);
+  EXPECT_EQ(BeatAs(w[0], 0).assignment().attempt(), 0) << "left exactly heartbeat.timeout ago: still waited for";
+  EXPECT_EQ(GetJob().state(), "RESTARTING");
+  AdvanceAndTick(1);
+  const v1::JobStatus job = GetJob();
+  EXPECT_EQ(job.state(), "RUNNING");
+  EXPECT_EQ(job.attempt(), 2);
+  EXPECT_EQ(BeatAs(w[0], 0).assignment().attempt(), 2);
+  EXPECT_EQ(job.failures(), 0);
 }
 
 // A worker reports its task's failure once the task has ended: from then on
@@ -335,11 +344,12 @@ TEST_F(CoordinatorRecoveryTest, FailureReportLeavesTheWorkerIdle) {
   for (const v1::WorkerStatus& worker : job.workers()) {
     if (worker.worker_id() == w[1]) EXPECT_EQ(worker.counters().attempt(), 0) << "listed as running attempt 1";
   }
-  EXPECT_EQ(IdleUntilAttempt(w, 2).attempt(), 2);
+  EXPECT_EQ(ReportIdle(w).attempt(), 2);
 }
 
 // Exponential delay: 100, 200, 400, 400 ms (max 400) between each failure
-// and the next deployment, with every worker idle at once.
+// and the next deployment, with every worker idle at once: not deployed 1 ms
+// before, deployed at the delay.
 TEST_F(CoordinatorRecoveryTest, ExponentialDelaysGrow) {
   restart_.type = RestartStrategySettings::Type::kExponentialDelay;
   restart_.initial_backoff_ms = 100;
@@ -348,37 +358,40 @@ TEST_F(CoordinatorRecoveryTest, ExponentialDelaysGrow) {
   restart_.reset_backoff_threshold_ms = 3600000;
   const std::vector<std::string> w = StartWithWorkers(1);
   const std::vector<int64_t> expected = {100, 200, 400, 400};
-  std::vector<int64_t> measured;
   for (size_t i = 0; i < expected.size(); ++i) {
     const int64_t attempt = static_cast<int64_t>(i) + 1;
-    const Clock::time_point failed_at = Clock::now();
     BeatAs(w[0], attempt, "crash");
-    ASSERT_TRUE(Eventually([&] { return BeatAs(w[0], 0).assignment().attempt() == attempt + 1; },
-                           std::chrono::seconds(10)));
-    measured.push_back(ElapsedMs(failed_at));
-  }
-  for (size_t i = 0; i < expected.size(); ++i) {
-    EXPECT_GE(measured[i], expected[i]) << "restart " << i + 1;
-    EXPECT_LT(measured[i], expected[i] + 3000) << "restart " << i + 1;
+    AdvanceAndTick(expected[i] - 1);
+    EXPECT_FALSE(BeatAs(w[0], 0).has_assignment()) << "restart " << attempt << ", 1 ms before its delay";
+    EXPECT_EQ(GetJob().attempt(), attempt);
+    AdvanceAndTick(1);
+    EXPECT_EQ(GetJob().attempt(), attempt + 1) << "restart " << attempt << ", at its delay";
+    ASSERT_EQ(BeatAs(w[0], 0).assignment().attempt(), attempt + 1);
   }
   EXPECT_EQ(GetJob().restarts(), 4);
 }
 
 // A worker told to cancel that keeps reporting its old attempt is dropped
-// after task.cancellation.timeout; the next attempt goes on without it.
+// the first tick after task.cancellation.timeout; the next attempt goes on
+// without it.
 TEST_F(CoordinatorRecoveryTest, WorkerThatDoesNotCancelIsDroppedAfterTheCancellationTimeout) {
   cancellation_timeout_ms_ = 300;
   const std::vector<std::string> w = StartWithWorkers(2);
   ASSERT_EQ(BeatAs(w[0], 1).assignment().attempt(), 1);
-  BeatAs(w[1], 1, "crash");
-  v1::HeartbeatResponse stuck;
-  ASSERT_TRUE(Eventually([&] {
-    BeatAs(w[1], 0);
-    stuck = BeatAs(w[0], 1);
-    return !stuck.known();
-  })) << stuck.reason();
+  BeatAs(w[1], 1, "crash");  // the attempt ends: w[0] is told to cancel now
+  EXPECT_FALSE(BeatAs(w[0], 1).has_assignment());
+  AdvanceAndTick(300);
+  BeatAs(w[1], 0);
+  const v1::HeartbeatResponse still = BeatAs(w[0], 1);
+  EXPECT_TRUE(still.known()) << "told to cancel exactly task.cancellation.timeout ago: " << still.reason();
+  EXPECT_EQ(GetJob().attempt(), 1);
+  AdvanceAndTick(1);
+  const v1::HeartbeatResponse stuck = BeatAs(w[0], 1);
+  EXPECT_FALSE(stuck.known());
   EXPECT_NE(stuck.reason().find("task.cancellation.timeout"), std::string::npos) << stuck.reason();
-  const v1::JobStatus job = IdleUntilAttempt({w[1]}, 2);
+  // Dropping it was all the next attempt waited for.
+  const v1::JobStatus job = GetJob();
+  EXPECT_EQ(job.state(), "RUNNING");
   ASSERT_EQ(job.attempt(), 2);
   ASSERT_EQ(job.workers_size(), 1);
   EXPECT_EQ(job.workers(0).worker_id(), w[1]);
@@ -437,7 +450,7 @@ TEST_F(CoordinatorRecoveryTest, RestoresTheLatestCheckpointWithEachWorkersOffset
 
   // The next attempt (no checkpoint since) restores it again.
   BeatAs(w[0], 1, "crash");
-  job = IdleUntilAttempt(w, 2);
+  job = ReportIdle(w);
   ASSERT_EQ(job.attempt(), 2);
   EXPECT_EQ(BeatAs(w[1], 0).assignment().restore().checkpoint_id(), 7);
   EXPECT_EQ(job.checkpoints().restored(), 2);
@@ -449,10 +462,12 @@ TEST_F(CoordinatorRecoveryTest, RestoresTheLatestCheckpointWithEachWorkersOffset
 // restores the newest one, which is still on disk when it is deployed.
 TEST_F(CoordinatorRecoveryTest, RestoresACheckpointTheJobTook) {
   EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/10000, /*tolerable=*/100);
-  StartServer(10000, 4, /*min_workers=*/1, /*stabilization_ms=*/300);
+  StartServer(10000, 4, /*min_workers=*/1, kStabilizationMs);
   FakeTaskControl& a = AddFakeWorker();
   FakeTaskControl& b = AddFakeWorker();
-  ASSERT_EQ(WaitForJob([](const v1::JobStatus& j) { return j.state() == "RUNNING"; }).workers_size(), 2);
+  AdvanceAndTick(kStabilizationMs);
+  ASSERT_EQ(GetJob().state(), "RUNNING");
+  ASSERT_EQ(GetJob().workers_size(), 2);
   EXPECT_EQ(GetJob().checkpoints().restored(), 0);
   a.set_reply(FakeTaskControl::Reply::kAck);
   b.set_reply(FakeTaskControl::Reply::kAck);
@@ -465,7 +480,7 @@ TEST_F(CoordinatorRecoveryTest, RestoresACheckpointTheJobTook) {
   b.set_reply(FakeTaskControl::Reply::kSilent);
   const int64_t latest_before = GetJob().checkpoints().latest_completed().id();
   BeatAs(a.worker_id(), 1, "task crashed");
-  const v1::JobStatus job = IdleUntilAttempt({a.worker_id(), b.worker_id()}, 2);
+  const v1::JobStatus job = ReportIdle({a.worker_id(), b.worker_id()});
   ASSERT_EQ(job.attempt(), 2);
   const v1::RestoreInfo restore = BeatAs(a.worker_id(), 0).assignment().restore();
   // (A checkpoint every worker had acknowledged when the attempt failed may
@@ -489,19 +504,21 @@ TEST_F(CoordinatorRecoveryTest, RestoresACheckpointTheJobTook) {
 // completed checkpoint on the first deployment.
 TEST_F(CoordinatorRecoveryTest, RestartedCoordinatorRestoresItsLatestCheckpoint) {
   EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/10000, /*tolerable=*/100);
-  StartServer(10000, 4, /*min_workers=*/1, /*stabilization_ms=*/300);
+  StartServer(10000, 4, /*min_workers=*/1, kStabilizationMs);
   FakeTaskControl& a = AddFakeWorker();
   FakeTaskControl& b = AddFakeWorker();
-  ASSERT_EQ(WaitForJob([](const v1::JobStatus& j) { return j.state() == "RUNNING"; }).workers_size(), 2);
+  AdvanceAndTick(kStabilizationMs);
+  ASSERT_EQ(GetJob().state(), "RUNNING");
+  ASSERT_EQ(GetJob().workers_size(), 2);
   a.set_reply(FakeTaskControl::Reply::kAck);
   b.set_reply(FakeTaskControl::Reply::kAck);
   ASSERT_GE(WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 2; })
                 .checkpoints()
                 .completed(),
             2);
-  a.set_reply(FakeTaskControl::Reply::kSilent);
-  b.set_reply(FakeTaskControl::Reply::kSilent);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // acks in flight use stub_
+  // The fakes acknowledge through stub_, which StartServer replaces: shutting
+  // them down waits for every acknowledgement in flight.
+  for (auto& fake : fakes_) fake->Shutdown();
   server_.reset();
   int64_t latest = 0;
   for (const auto& entry : fs::directory_iterator(JobDir())) {
@@ -605,7 +622,7 @@ TEST_F(CoordinatorRecoveryTest, SavepointIsRestoredUntilTheJobHasANewerCheckpoin
   EXPECT_EQ(GetJob().restored_from(), savepoint.string());
 
   BeatAs(w[1], 1, "crash");
-  ASSERT_EQ(IdleUntilAttempt(w, 2).attempt(), 2);
+  ASSERT_EQ(ReportIdle(w).attempt(), 2);
   a1 = BeatAs(w[1], 0).assignment();
   EXPECT_EQ(a1.restore().checkpoint_path(), savepoint.string());
   const v1::JobStatus job = GetJob();

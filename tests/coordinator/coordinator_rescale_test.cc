@@ -4,11 +4,13 @@
 // checkpoint; joins within the stabilization window make one rescale. Fake
 // workers acknowledge barriers and report idle through heartbeats, as real
 // ones do; the ended attempt's workers are told at once with CancelTask.
+// The lifecycle runs on the test's clock and moves at ticks: a test asks for
+// the rescale with a tick, waits (polling) for the CheckpointCoordinator's
+// thread to complete the checkpoint, and sees the attempt end at the next
+// tick.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/coordinator/coordinator_fixture.h"
@@ -26,13 +28,25 @@ class CoordinatorRescaleTest : public test_support::CoordinatorFixture {
   // The periodic interval is long: any checkpoint a test sees was requested
   // by the rescale.
   void StartJob(int workers, int64_t stabilization_ms, int64_t tolerable = 0) {
+    UseManualClock();
     EnableCheckpoints(/*interval_ms=*/600000, /*timeout_ms=*/20000, tolerable);
     rescale_on_join_ = true;
     StartServer(10000, 4, /*min_workers=*/workers, stabilization_ms);
     for (int i = 0; i < workers; ++i) AddFakeWorker().set_reply(FakeTaskControl::Reply::kAck);
-    const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.state() == "RUNNING"; });
+    AdvanceAndTick(stabilization_ms);
+    const v1::JobStatus job = GetJob();
     ASSERT_EQ(job.state(), "RUNNING");
     ASSERT_EQ(job.attempt(), 1);
+  }
+
+  // Polls until the CheckpointCoordinator completed `n` checkpoints (or failed
+  // `n`, with `failed`).
+  v1::JobStatus WaitForCheckpoints(int64_t n, bool failed = false) {
+    const v1::JobStatus job = WaitForJob([&](const v1::JobStatus& j) {
+      return (failed ? j.checkpoints().failed() : j.checkpoints().completed()) >= n;
+    });
+    EXPECT_GE(failed ? job.checkpoints().failed() : job.checkpoints().completed(), n) << job.DebugString();
+    return job;
   }
 
   FakeTaskControl& Join() {
@@ -62,8 +76,14 @@ class CoordinatorRescaleTest : public test_support::CoordinatorFixture {
 TEST_F(CoordinatorRescaleTest, JoiningWorkerRescalesThroughACheckpointWithoutAFailure) {
   ASSERT_NO_FATAL_FAILURE(StartJob(2, /*stabilization_ms=*/0));
   FakeTaskControl& joined = Join();
-  // The rescale checkpoint is taken on the two running workers only.
-  v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.rescales() == 1; });
+  Tick();  // asks for the rescale checkpoint
+  // The rescale checkpoint is taken on the two running workers only; the
+  // attempt runs on until the next tick.
+  v1::JobStatus job = WaitForCheckpoints(1);
+  EXPECT_EQ(job.rescales(), 0);
+  EXPECT_EQ(job.state(), "RUNNING");
+  Tick();
+  job = GetJob();
   ASSERT_EQ(job.rescales(), 1) << job.DebugString();
   EXPECT_EQ(job.state(), "RESTARTING");
   EXPECT_EQ(job.failures(), 0);
@@ -74,10 +94,11 @@ TEST_F(CoordinatorRescaleTest, JoiningWorkerRescalesThroughACheckpointWithoutAFa
   EXPECT_TRUE(Eventually([&] { return fakes_[0]->WasCancelled(1) && fakes_[1]->WasCancelled(1); }));
   EXPECT_FALSE(joined.WasCancelled(1));
 
-  // Once every worker reports idle, attempt 2 runs on 3 workers from the
-  // rescale checkpoint.
+  // Once every worker reports idle (the last report deploys), attempt 2 runs
+  // on 3 workers from the rescale checkpoint.
   AllReportIdle();
-  job = WaitForJob([](const v1::JobStatus& j) { return j.state() == "RUNNING" && j.attempt() == 2; });
+  job = GetJob();
+  EXPECT_EQ(job.state(), "RUNNING");
   ASSERT_EQ(job.attempt(), 2) << job.DebugString();
   EXPECT_EQ(job.restarts(), 0);
   EXPECT_EQ(job.failures(), 0);
@@ -93,7 +114,10 @@ TEST_F(CoordinatorRescaleTest, JoiningWorkerRescalesThroughACheckpointWithoutAFa
   EXPECT_EQ(running, 3);
   ExpectKeyGroupsOwnedOnce(job);
   // No further rescale: nobody else joined.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int second = 1; second <= 3; ++second) {
+    AdvanceAndTick(1000);
+    AllReportIdle();  // stay alive (heartbeat.timeout is 10 s)
+  }
   EXPECT_EQ(GetJob().rescales(), 1);
   EXPECT_EQ(GetJob().attempt(), 2);
 }
@@ -101,24 +125,35 @@ TEST_F(CoordinatorRescaleTest, JoiningWorkerRescalesThroughACheckpointWithoutAFa
 TEST_F(CoordinatorRescaleTest, WorkersJoiningWithinTheStabilizationWindowMakeOneRescale) {
   ASSERT_NO_FATAL_FAILURE(StartJob(1, /*stabilization_ms=*/400));
   Join();
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  AdvanceAndTick(150);
   Join();
-  // Nothing happens while the window is open (after the second join).
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  // Nothing happens while the window is open (400 ms after the second join).
+  AdvanceAndTick(399);
   EXPECT_EQ(GetJob().rescales(), 0);
-  EXPECT_EQ(GetJob().checkpoints().completed(), 0);
-  v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.rescales() >= 1; });
+  AdvanceAndTick(1);  // the window closes: the rescale asks for a checkpoint now
+  v1::JobStatus job = WaitForCheckpoints(1);
+  EXPECT_EQ(job.rescales(), 0);
+  AdvanceAndTick(5);
+  job = GetJob();
   ASSERT_EQ(job.rescales(), 1);
-  EXPECT_NE(job.failure_cause().find("rescale from 1 to 3 workers"), std::string::npos) << job.failure_cause();
+  // Asked for at the tick that closed the window, not a millisecond before.
+  EXPECT_NE(job.failure_cause().find("rescale from 1 to 3 workers after checkpoint 1 (5 ms after it was requested)"),
+            std::string::npos)
+      << job.failure_cause();
   AllReportIdle();
-  job = WaitForJob([](const v1::JobStatus& j) { return j.state() == "RUNNING" && j.attempt() == 2; });
+  job = GetJob();
+  EXPECT_EQ(job.state(), "RUNNING");
   ASSERT_EQ(job.attempt(), 2);
   int running = 0;
   for (const v1::WorkerStatus& w : job.workers()) running += w.standby() ? 0 : 1;
   EXPECT_EQ(running, 3);
   ExpectKeyGroupsOwnedOnce(job);
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  for (int window = 1; window <= 3; ++window) {
+    AdvanceAndTick(400);
+    AllReportIdle();
+  }
   EXPECT_EQ(GetJob().rescales(), 1);
+  EXPECT_EQ(GetJob().attempt(), 2);
 }
 
 TEST_F(CoordinatorRescaleTest, RescaleWaitsForACheckpointThatCompletes) {
@@ -127,7 +162,15 @@ TEST_F(CoordinatorRescaleTest, RescaleWaitsForACheckpointThatCompletes) {
   // on, and the rescale asks again.
   fakes_[1]->set_policy([](int64_t id) { return id == 1 ? FakeTaskControl::Reply::kDecline : FakeTaskControl::Reply::kAck; });
   Join();
-  v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.rescales() == 1; });
+  Tick();  // asks for checkpoint 1
+  v1::JobStatus job = WaitForCheckpoints(1, /*failed=*/true);
+  EXPECT_EQ(job.rescales(), 0);
+  EXPECT_EQ(job.state(), "RUNNING");
+  Tick();  // asks again
+  job = WaitForCheckpoints(1);
+  EXPECT_EQ(job.rescales(), 0);
+  Tick();
+  job = GetJob();
   ASSERT_EQ(job.rescales(), 1) << job.DebugString();
   EXPECT_EQ(job.checkpoints().failed(), 1);
   EXPECT_EQ(job.checkpoints().completed(), 1);

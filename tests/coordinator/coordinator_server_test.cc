@@ -115,13 +115,19 @@ TEST_F(CoordinatorServerTest, WaitsForMinWorkersThenDeploysOverAll) {
 }
 
 // Workers that register within the stabilization timeout join one
-// deployment.
+// deployment, made once no worker registered for that long: each
+// registration restarts the wait.
 TEST_F(CoordinatorServerTest, WorkersStartingTogetherAreDeployedTogether) {
+  UseManualClock();
   StartServer(10000, 4, /*min_workers=*/1, /*stabilization_ms=*/400);
   const std::string a = MustRegister(7001);
-  const std::string b = MustRegister(7002);
+  AdvanceAndTick(300);
   EXPECT_EQ(GetJob().state(), "CREATED");
-  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.state() == "RUNNING"; });
+  const std::string b = MustRegister(7002);
+  AdvanceAndTick(399);
+  EXPECT_EQ(GetJob().state(), "CREATED") << "699 ms after a, but 399 ms after b";
+  AdvanceAndTick(1);
+  const v1::JobStatus job = GetJob();
   ASSERT_EQ(job.state(), "RUNNING");
   ASSERT_EQ(job.workers_size(), 2);
   EXPECT_EQ(Beat(a).assignment().workers_size(), 2);
@@ -132,21 +138,25 @@ TEST_F(CoordinatorServerTest, WorkersStartingTogetherAreDeployedTogether) {
 // failure) and the next reads every partition, the new ones from their
 // earliest offset.
 TEST_F(CoordinatorServerTest, DiscoveredPartitionsAreReadFromTheirEarliestOffset) {
+  UseManualClock();
+  // Discovery runs on its own thread every 20 ms of wall time (the test
+  // cannot run it); what it found is acted on at the next tick.
   partition_discovery_interval_ms_ = 20;
   StartServer(/*heartbeat_timeout_ms=*/10000, /*partitions=*/4);
   const std::string a = MustRegister(7001);
-  ASSERT_EQ(Beat(a).assignment().partitions_size(), 4);
+  ASSERT_EQ(BeatAs(a, 1).assignment().partitions_size(), 4);
   topic_partitions_->store(6);
+  ASSERT_TRUE(Eventually([&] {
+    Tick();
+    return GetJob().state() == "RESTARTING";
+  })) << "the growth was not acted on";
   // The worker runs what its last answer assigned: attempt 1, then nothing
-  // (the attempt ended), then attempt 2.
-  v1::HeartbeatResponse beat;
-  int64_t running = 1;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  do {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    beat = BeatAs(a, running);
-    running = beat.has_assignment() ? beat.assignment().attempt() : 0;
-  } while (running != 2 && std::chrono::steady_clock::now() < deadline);
+  // (the attempt ended), then attempt 2, once it said it runs no task.
+  const v1::HeartbeatResponse told = BeatAs(a, 1);
+  EXPECT_FALSE(told.has_assignment());
+  EXPECT_NE(told.reason().find("grew from 4 to 6"), std::string::npos) << told.reason();
+  EXPECT_EQ(GetJob().attempt(), 1);
+  const v1::HeartbeatResponse beat = BeatAs(a, 0);
   ASSERT_EQ(beat.assignment().attempt(), 2);
   EXPECT_EQ(beat.assignment().partitions_size(), 6);
   EXPECT_EQ(std::vector<int>(beat.assignment().earliest_partitions().begin(),
@@ -197,6 +207,7 @@ TEST_F(CoordinatorServerTest, WorkerJoiningARunningJobIsAStandby) {
 // cause), and the next attempt is deployed over every worker still
 // registered (the survivor and the standbys, in registration order).
 TEST_F(CoordinatorServerTest, LostWorkerFailsTheAttemptAndIsReported) {
+  UseManualClock();
   restart_.fixed_delay_ms = 300;  // so `a` sees the cause before attempt 2 exists
   StartServer(/*heartbeat_timeout_ms=*/500, 4, /*min_workers=*/2);
   const std::string a = MustRegister(7001);
@@ -204,28 +215,30 @@ TEST_F(CoordinatorServerTest, LostWorkerFailsTheAttemptAndIsReported) {
   ASSERT_EQ(Beat(a).assignment().attempt(), 1);
   const std::string standby = MustRegister(7003);
   const std::string standby2 = MustRegister(7004);
-  // a and the standbys keep beating; b falls silent.
-  std::string reason_for_a;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
+  // a and the standbys keep beating; b falls silent. It is lost the first
+  // tick after heartbeat.timeout.
+  const auto beat_all_but_b = [&] {
     const v1::HeartbeatResponse beat = Beat(a);
     Beat(standby);
     Beat(standby2);
-    ASSERT_TRUE(beat.known()) << "a survivor stays registered: " << beat.reason();
-    if (!beat.has_assignment()) {
-      reason_for_a = beat.reason();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+    EXPECT_TRUE(beat.known()) << "a survivor stays registered: " << beat.reason();
+    return beat;
+  };
+  AdvanceAndTick(250);
+  beat_all_but_b();
+  AdvanceAndTick(250);
+  ASSERT_TRUE(beat_all_but_b().has_assignment()) << "b silent for exactly heartbeat.timeout";
+  AdvanceAndTick(1);
+  const std::string reason_for_a = beat_all_but_b().reason();
   EXPECT_NE(reason_for_a.find("lost"), std::string::npos) << reason_for_a;
   EXPECT_NE(reason_for_a.find(b), std::string::npos) << reason_for_a;
-  const v1::JobStatus job = WaitForJob([&](const v1::JobStatus& j) {
-    Beat(a);
-    Beat(standby);
-    Beat(standby2);
-    return j.attempt() == 2;
-  });
+  // Attempt 2 follows at the restart delay (everyone left has reported idle).
+  AdvanceAndTick(299);
+  beat_all_but_b();
+  EXPECT_EQ(GetJob().state(), "RESTARTING");
+  AdvanceAndTick(1);
+  const v1::JobStatus job = GetJob();
+  ASSERT_EQ(job.attempt(), 2);
   EXPECT_EQ(job.failures(), 1);
   EXPECT_EQ(job.restarts(), 1);
   EXPECT_NE(job.failure_cause().find(b), std::string::npos) << job.failure_cause();
@@ -295,6 +308,7 @@ TEST_F(CoordinatorServerTest, SilentWorkerIsForgottenAfterHeartbeatTimeout) {
 // silent for a moment, long before heartbeat.timeout; one whose port accepts
 // stays until the timeout.
 TEST_F(CoordinatorServerTest, WorkerWhoseProcessIsGoneIsLostWithoutWaitingForTheTimeout) {
+  UseManualClock();
   probe_workers_ = true;
   StartServer(/*heartbeat_timeout_ms=*/60000);
   // A port something listens on (a live process) and one nothing listens on.
@@ -317,13 +331,19 @@ TEST_F(CoordinatorServerTest, WorkerWhoseProcessIsGoneIsLostWithoutWaitingForThe
   const int dead_port = ntohs(closed_address.sin_port);  // bound, never listening: refused
   const std::string live = MustRegister(live_port);
   const std::string dead = MustRegister(dead_port);
-  const auto begin = std::chrono::steady_clock::now();
+  // Workers silent for 2.5 s on the coordinator's clock are probed; the
+  // prober runs on its own thread every 200 ms of wall time (the test cannot
+  // run it). The clock moves 2.5 s and nothing ticks: heartbeat.timeout
+  // (60 s) cannot be what removes a worker here.
+  AdvanceClock(2500);
   const v1::JobStatus job = WaitForJob([&](const v1::JobStatus& j) {
     return j.workers_size() == 1 && j.workers(0).worker_id() == live;
   });
   ASSERT_EQ(job.workers_size(), 1);
-  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(30)) << "not the 60 s timeout";
-  EXPECT_FALSE(Heartbeat(dead));
+  EXPECT_EQ(job.workers(0).worker_id(), live);
+  const v1::HeartbeatResponse gone = Beat(dead);
+  EXPECT_FALSE(gone.known());
+  EXPECT_NE(gone.reason().find("refuses connections"), std::string::npos) << gone.reason();
   close(listening);
   close(closed);
 }
