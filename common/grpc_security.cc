@@ -190,11 +190,4 @@ std::shared_ptr<grpc::Channel> GrpcSecurity::Channel(const std::string& target, 
   return grpc::experimental::CreateCustomChannelWithInterceptors(target, credentials, args, std::move(interceptors));
 }
 
-std::string AuthorizationOf(const grpc::ServerContext& context) {
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) return "";
-  return std::string(it->second.data(), it->second.size());
-}
-
 }  // namespace slipstream

@@ -83,7 +83,4 @@ class GrpcSecurity {
   std::string token_;
 };
 
-// The `authorization` metadata of a call ("" when absent), for AccessControl.
-std::string AuthorizationOf(const grpc::ServerContext& context);
-
 }  // namespace slipstream

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_security.h"
 #include "coordinator/coordinator_service.h"
+#include "coordinator/rpc_access.h"
 
 namespace slipstream {
 
@@ -52,7 +53,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
       return std::unique_ptr<v1::TaskControl::StubInterface>(v1::TaskControl::NewStub(to_workers.Channel(target)));
     };
   }
-  const std::shared_ptr<grpc::ServerCredentials> server_credentials = options.security.ServerCredentials();
+  const GrpcSecurity security = options.security;
+  const AccessControl access = options.access;
   const bool checkpointing = !options.job_dir.empty();
   std::optional<CompletedCheckpoint> savepoint;
   if (!options.savepoint_path.empty()) {
@@ -83,7 +85,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   // gRPC sets SO_REUSEPORT by default, which would let a second coordinator
   // bind the same port and split the workers between the two.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address, server_credentials, &impl->port);
+  AddCoordinatorListeningPort(builder, address, security, access, &impl->port);
   builder.RegisterService(impl->service.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {

@@ -145,9 +145,8 @@ void CoordinatorService::DiscoverPartitions() {
 
 // --- Worker RPCs ---------------------------------------------------------
 
-grpc::Status CoordinatorService::RegisterWorker(grpc::ServerContext* context, const v1::RegisterWorkerRequest* request,
+grpc::Status CoordinatorService::RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
                                                 v1::RegisterWorkerResponse* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kInternal, "RegisterWorker"); !denied.ok()) return denied;
   if (request->host().empty() || request->data_port() <= 0 || request->data_port() > 65535) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("a worker must register with its host and data port (got host \"",
@@ -191,9 +190,8 @@ void CoordinatorService::LogRegistration(const WorkerEntry& w) {
   }
 }
 
-grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
                                            v1::HeartbeatResponse* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kInternal, "Heartbeat"); !denied.ok()) return denied;
   std::lock_guard lock(mu_);
   const int64_t now = job().NowMs();
   const std::optional<WorkerRegistry::Heartbeat> beat = job().workers.RecordHeartbeat(*request, now);
@@ -238,10 +236,9 @@ void CoordinatorService::OnReportedFailure(const WorkerEntry& w, const std::stri
 // runs: the attempt ends now (before its peers report the channels to it
 // broken, which would count as a failure) and the next one waits until a
 // second call (attempt 0) says that task has stopped.
-grpc::Status CoordinatorService::DeregisterWorker(grpc::ServerContext* context,
+grpc::Status CoordinatorService::DeregisterWorker(grpc::ServerContext*,
                                                   const v1::DeregisterWorkerRequest* request,
                                                   v1::DeregisterWorkerResponse*) {
-  if (grpc::Status denied = Authorize(*context, Access::kInternal, "DeregisterWorker"); !denied.ok()) return denied;
   std::lock_guard lock(mu_);
   const int64_t now = job().NowMs();
   const std::string& id = request->worker_id();
@@ -278,75 +275,66 @@ grpc::Status CoordinatorService::DeregisterWorker(grpc::ServerContext* context,
 
 // Checkpoint acknowledgements go straight to the checkpoint coordinator,
 // which knows the attempt and workers of its pending checkpoint.
-grpc::Status CoordinatorService::AcknowledgeCheckpoint(grpc::ServerContext* context,
+grpc::Status CoordinatorService::AcknowledgeCheckpoint(grpc::ServerContext*,
                                                        const v1::AcknowledgeCheckpointRequest* request,
                                                        v1::AcknowledgeCheckpointResponse*) {
-  if (grpc::Status denied = Authorize(*context, Access::kInternal, "AcknowledgeCheckpoint"); !denied.ok()) return denied;
   if (!checkpoints()) return CheckpointingDisabled();
   return ToGrpcStatus(checkpoints()->Acknowledge(*request));
 }
 
-grpc::Status CoordinatorService::DeclineCheckpoint(grpc::ServerContext* context,
+grpc::Status CoordinatorService::DeclineCheckpoint(grpc::ServerContext*,
                                                    const v1::DeclineCheckpointRequest* request,
                                                    v1::DeclineCheckpointResponse*) {
-  if (grpc::Status denied = Authorize(*context, Access::kInternal, "DeclineCheckpoint"); !denied.ok()) return denied;
   if (!checkpoints()) return CheckpointingDisabled();
   return ToGrpcStatus(checkpoints()->Decline(*request));
 }
 
 // --- Operator RPCs ---------------------------------------------------------
 
-grpc::Status CoordinatorService::GetJob(grpc::ServerContext* context, const v1::GetJobRequest*,
+grpc::Status CoordinatorService::GetJob(grpc::ServerContext*, const v1::GetJobRequest*,
                                         v1::JobStatus* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kRead, "GetJob"); !denied.ok()) return denied;
   std::lock_guard lock(mu_);
   FillJob(response);
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest*,
+grpc::Status CoordinatorService::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*,
                                           v1::ListJobsResponse* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kRead, "ListJobs"); !denied.ok()) return denied;
   std::lock_guard lock(mu_);
   FillJob(response->add_jobs());
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest*,
+grpc::Status CoordinatorService::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
                                              v1::ListWorkersResponse* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kRead, "ListWorkers"); !denied.ok()) return denied;
   std::lock_guard lock(mu_);
   const int64_t now = job().NowMs();
   for (const WorkerEntry* w : job().workers.InOrder()) FillWorker(*w, now, response->add_workers());
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::GetCheckpoints(grpc::ServerContext* context, const v1::GetCheckpointsRequest* request,
+grpc::Status CoordinatorService::GetCheckpoints(grpc::ServerContext*, const v1::GetCheckpointsRequest* request,
                                                 v1::CheckpointOverview* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kRead, "GetCheckpoints"); !denied.ok()) return denied;
   std::lock_guard lock(mu_);
   if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpcStatus(s);
   FillCheckpoints(response);
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::TriggerSavepoint(grpc::ServerContext* context,
+grpc::Status CoordinatorService::TriggerSavepoint(grpc::ServerContext*,
                                                   const v1::TriggerSavepointRequest* request,
                                                   v1::SavepointOperation* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kAdmin, "TriggerSavepoint"); !denied.ok()) return denied;
   return ToGrpcStatus(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/false, response));
 }
 
-grpc::Status CoordinatorService::StopWithSavepoint(grpc::ServerContext* context,
+grpc::Status CoordinatorService::StopWithSavepoint(grpc::ServerContext*,
                                                    const v1::StopWithSavepointRequest* request,
                                                    v1::SavepointOperation* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kAdmin, "StopWithSavepoint"); !denied.ok()) return denied;
   return ToGrpcStatus(StartSavepoint(request->job_id(), request->target_dir(), /*stop=*/true, response));
 }
 
-grpc::Status CoordinatorService::GetSavepoint(grpc::ServerContext* context, const v1::GetSavepointRequest* request,
+grpc::Status CoordinatorService::GetSavepoint(grpc::ServerContext*, const v1::GetSavepointRequest* request,
                                               v1::SavepointOperation* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kRead, "GetSavepoint"); !denied.ok()) return denied;
   std::lock_guard lock(mu_);
   if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpcStatus(s);
   if (!checkpoints()) return CheckpointingDisabled();
@@ -356,9 +344,8 @@ grpc::Status CoordinatorService::GetSavepoint(grpc::ServerContext* context, cons
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request,
+grpc::Status CoordinatorService::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
                                            v1::CancelJobResponse* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kAdmin, "CancelJob"); !denied.ok()) return denied;
   std::lock_guard lock(mu_);
   if (absl::Status s = CheckJobId(request->job_id()); !s.ok()) return ToGrpcStatus(s);
   const JobState previous = lifecycle_.state();
@@ -383,24 +370,13 @@ grpc::Status CoordinatorService::CancelJob(grpc::ServerContext* context, const v
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::DisposeSavepoint(grpc::ServerContext* context,
+grpc::Status CoordinatorService::DisposeSavepoint(grpc::ServerContext*,
                                                   const v1::DisposeSavepointRequest* request,
                                                   v1::DisposeSavepointResponse* response) {
-  if (grpc::Status denied = Authorize(*context, Access::kAdmin, "DisposeSavepoint"); !denied.ok()) return denied;
   return ToGrpcStatus(Dispose(request->path(), response));
 }
 
 // --- Helpers ---------------------------------------------------------------
-
-// Every RPC starts here: the job must not change, nor be read, for a
-// caller without the token its kind of access needs (AccessControl).
-grpc::Status CoordinatorService::Authorize(const grpc::ServerContext& context, Access access,
-                                           const char* method) const {
-  const absl::Status s = options_.access.Check(access, AuthorizationOf(context));
-  if (s.ok()) return grpc::Status::OK;
-  spdlog::warn("refused {} from {}: {}", method, context.peer(), s.message());
-  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(s.message()));
-}
 
 // Flink answers an unknown job id with NOT_FOUND ("Job ... not found").
 absl::Status CoordinatorService::CheckJobId(const std::string& job_id) const {

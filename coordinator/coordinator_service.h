@@ -3,6 +3,9 @@
 // updates and lifecycle events under one lock, and answers from the job's
 // data. The lifecycle itself is in coordinator/job/.
 //
+// Who may call which RPC is checked before any handler runs
+// (coordinator/rpc_access.h), so handlers do not.
+//
 // Thread-safe: gRPC calls run on gRPC's threads; Tick, ProbeWorkers and
 // DiscoverPartitions on the server's periodic threads (or a test's). No RPC
 // to a worker and no broker call is made while the lock is held.
@@ -81,7 +84,6 @@ class CoordinatorService final : public v1::Coordinator::Service {
   JobContext& job() { return lifecycle_.job(); }
   void Dispatch(JobEventKind kind, int64_t now, std::string cause = "", bool failure = true, int64_t attempt = 0,
                 std::string detail = "");
-  grpc::Status Authorize(const grpc::ServerContext& context, Access access, const char* method) const;
   absl::Status CheckJobId(const std::string& job_id) const;
   void LogRegistration(const WorkerEntry& w);
   void OnReportedFailure(const WorkerEntry& w, const std::string& cause, int64_t attempt, int64_t now);
