@@ -53,7 +53,7 @@
 #include "common/access_control.h"
 #include "common/clock.h"
 #include "common/grpc_security.h"
-#include "coordinator/checkpoint_coordinator.h"
+#include "coordinator/checkpoint/checkpoint_coordinator.h"
 #include "coordinator/restart_strategy.h"
 
 namespace slipstream {
