@@ -40,6 +40,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   CheckpointCoordinatorOptions checkpoint_options;
   checkpoint_options.settings = options.checkpoints;
   checkpoint_options.clock = options.clock;
+  // Without background ticks the caller drives checkpoints too (Tick).
+  checkpoint_options.background_thread = options.background_ticks;
   checkpoint_options.job_dir = options.job_dir;
   checkpoint_options.job_id = options.job_id;
   checkpoint_options.topic = options.topic;
@@ -121,7 +123,12 @@ CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 int CoordinatorServer::port() const { return impl_->port; }
 
-void CoordinatorServer::Tick() { impl_->service->Tick(); }
+void CoordinatorServer::Tick() {
+  impl_->service->Tick();
+  // Outside the service's lock: the checkpoint coordinator calls back into
+  // the service (a failed attempt, a finished stop-with-savepoint).
+  if (CheckpointCoordinator* checkpoints = impl_->service->checkpoints()) checkpoints->Tick();
+}
 
 void CoordinatorServer::Shutdown() {
   {

@@ -53,7 +53,7 @@
 #include "common/access_control.h"
 #include "common/clock.h"
 #include "common/grpc_security.h"
-#include "coordinator/checkpoint_coordinator.h"
+#include "coordinator/checkpoint/checkpoint_coordinator.h"
 #include "coordinator/restart_strategy.h"
 
 namespace slipstream {
@@ -126,7 +126,8 @@ class CoordinatorServer {
   int port() const;
   void Shutdown();
   // One step of the lifecycle at the clock's time: expire silent workers,
-  // deploy, rescale (what the background thread does when it runs).
+  // deploy, rescale, then trigger, complete or expire checkpoints (what the
+  // background threads do when they run). Not concurrently with Shutdown.
   void Tick();
   // Blocks until Shutdown.
   void Wait();

@@ -22,7 +22,7 @@
 
 #include "common/access_control.h"
 #include "common/http_endpoint.h"
-#include "coordinator/checkpoint_coordinator.h"
+#include "coordinator/checkpoint/checkpoint_settings.h"
 #include "proto/slipstream.grpc.pb.h"
 
 namespace slipstream {

@@ -13,7 +13,7 @@
 
 #include "absl/status/status.h"
 #include "coordinator/assignment.h"
-#include "coordinator/checkpoint_coordinator.h"
+#include "coordinator/checkpoint/checkpoint_store.h"
 #include "proto/slipstream.pb.h"
 
 namespace slipstream {

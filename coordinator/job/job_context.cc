@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "coordinator/checkpoint/pending_checkpoint.h"
 #include "coordinator/job/deployment_plan.h"
 #include "coordinator/job_id.h"
 #include "common/absl_compat.h"

@@ -13,7 +13,7 @@
 #include <set>
 #include <string>
 
-#include "coordinator/checkpoint_coordinator.h"
+#include "coordinator/checkpoint/checkpoint_coordinator.h"
 #include "coordinator/coordinator_server.h"
 #include "coordinator/job/job_state.h"
 #include "coordinator/job/worker_registry.h"

@@ -46,6 +46,20 @@ v1::JobState ToProto(JobState state) {
   return v1::JOB_STATE_UNSPECIFIED;
 }
 
+std::optional<JobState> FromProto(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_CREATED: return JobState::kCreated;
+    case v1::JOB_STATE_RUNNING: return JobState::kRunning;
+    case v1::JOB_STATE_RESCALING: return JobState::kRescaling;
+    case v1::JOB_STATE_STOPPING: return JobState::kStopping;
+    case v1::JOB_STATE_RESTARTING: return JobState::kRestarting;
+    case v1::JOB_STATE_FINISHED: return JobState::kFinished;
+    case v1::JOB_STATE_CANCELED: return JobState::kCanceled;
+    case v1::JOB_STATE_FAILED: return JobState::kFailed;
+    default: return std::nullopt;
+  }
+}
+
 bool IsTerminal(JobState state) {
   return state == JobState::kFinished || state == JobState::kCanceled || state == JobState::kFailed;
 }

@@ -13,6 +13,7 @@
 //  FINISHED, CANCELED, FAILED   terminal: registered workers stay idle
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,8 @@ const char* FlinkJobStatus(JobState state);
 // The state's own name, for the lifecycle's log and the state diagram.
 const char* JobStateName(JobState state);
 v1::JobState ToProto(JobState state);
+// Nothing for JOB_STATE_UNSPECIFIED (a coordinator that did not set it).
+std::optional<JobState> FromProto(v1::JobState state);
 
 bool IsTerminal(JobState state);
 // An attempt runs: RUNNING, RESCALING or STOPPING.

@@ -86,11 +86,11 @@ HttpResponse ClusterOverview(const RestRequest& request) {
   if (auto e = request.GetJob(&job)) return *e;
   int standby = 0;
   for (const auto& w : job.workers()) standby += w.standby();
-  const std::string state = FlinkState(job.state());
+  const std::string state = FlinkState(job);
   return JsonResponse(200, json{{"taskmanagers", job.workers_size()},
                                 {"slots-total", job.workers_size()},
                                 {"slots-available", standby},
-                                {"jobs-running", Terminal(state) ? 0 : 1},
+                                {"jobs-running", Terminal(job) ? 0 : 1},
                                 {"jobs-finished", state == "FINISHED" ? 1 : 0},
                                 {"jobs-cancelled", state == "CANCELED" ? 1 : 0},
                                 {"jobs-failed", state == "FAILED" ? 1 : 0},
@@ -110,7 +110,7 @@ HttpResponse JobList(const RestRequest& request) {
   v1::JobStatus job;
   if (auto e = request.GetJob(&job)) return *e;
   return JsonResponse(200,
-                      json{{"jobs", json::array({json{{"id", job.job_id()}, {"status", FlinkState(job.state())}}})}});
+                      json{{"jobs", json::array({json{{"id", job.job_id()}, {"status", FlinkState(job)}}})}});
 }
 
 HttpResponse JobsOverview(const RestRequest& request) {

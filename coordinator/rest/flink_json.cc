@@ -1,24 +1,29 @@
 #include "coordinator/rest/flink_json.h"
 
 #include <algorithm>
+#include <optional>
 #include <span>
 
 #include "common/clock.h"
 #include "common/prometheus.h"
+#include "coordinator/job/job_state.h"
 
 namespace slipstream::rest {
 
-std::string FlinkState(const std::string& state) {
-  if (state == "CANCELLED") return "CANCELED";
-  return state;
+std::string FlinkState(const v1::JobStatus& job) {
+  const std::optional<JobState> state = FromProto(job.job_state());
+  if (!state) return job.state();  // a coordinator that does not send job_state
+  return FlinkJobStatus(*state);
 }
 
-bool Terminal(const std::string& state) {
-  return state == "FAILED" || state == "CANCELED" || state == "CANCELLED" || state == "FINISHED";
+bool Terminal(const v1::JobStatus& job) {
+  const std::optional<JobState> state = FromProto(job.job_state());
+  if (!state) return job.state() == "FAILED" || job.state() == "CANCELED" || job.state() == "FINISHED";
+  return IsTerminal(*state);
 }
 
 json JobOverviewJson(const v1::JobStatus& job, const std::string& name) {
-  const std::string state = FlinkState(job.state());
+  const std::string state = FlinkState(job);
   const int64_t now = Clock::Real().WallMs();
   const int running_workers = [&] {
     int n = 0;

@@ -12,9 +12,10 @@
 
 namespace slipstream::rest {
 
-// Flink's JobStatus names for ours (the same words where they exist).
-std::string FlinkState(const std::string& state);
-bool Terminal(const std::string& state);
+// Flink's JobStatus name of the job's state (job_state: RESCALING and
+// STOPPING are RUNNING there), and whether it is terminal.
+std::string FlinkState(const v1::JobStatus& job);
+bool Terminal(const v1::JobStatus& job);
 // A record of Flink's /jobs/overview.
 json JobOverviewJson(const v1::JobStatus& job, const std::string& name);
 // A checkpoint of Flink's /jobs/<id>/checkpoints history.

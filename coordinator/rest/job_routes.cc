@@ -65,7 +65,7 @@ HttpResponse JobDetails(const RestRequest& request, const v1::JobStatus& job) {
                                     {"name", "Source: Kafka -> event-time windows (1 h/10 min, session 10 min) -> "
                                              "Sink: Redis"},
                                     {"parallelism", job.min_workers()},
-                                    {"status", FlinkState(job.state())}}});
+                                    {"status", FlinkState(job)}}});
   // What Flink has no field for.
   j["attempt"] = job.attempt();
   j["failures"] = job.failures();

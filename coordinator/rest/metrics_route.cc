@@ -14,7 +14,7 @@ namespace {
 
 void WriteJobMetrics(const v1::JobStatus& job, const MetricLabels& labels, PrometheusWriter& w) {
   for (const char* s : {"CREATED", "RUNNING", "RESTARTING", "FAILED", "CANCELED", "FINISHED"}) {
-    w.Gauge("slipstream_job_state", "1 for the job's current state.", FlinkState(job.state()) == s ? 1 : 0,
+    w.Gauge("slipstream_job_state", "1 for the job's current state.", FlinkState(job) == s ? 1 : 0,
             {{"job_id", job.job_id()}, {"state", s}});
   }
   w.Gauge("slipstream_job_attempt", "The job's current attempt (0: not deployed yet).",

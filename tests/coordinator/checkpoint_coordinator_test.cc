@@ -2,9 +2,13 @@
 // servers on free ports): periodic triggers, completion and _metadata,
 // retention, timeouts, declines, failed triggers, the tolerable-failure
 // threshold, restarts on the same job directory, stale acknowledgements and
-// the end of an attempt. Intervals are 50-200 ms; every wait polls with a
-// generous deadline so a loaded machine only makes the tests slower.
-#include "coordinator/checkpoint_coordinator.h"
+// the end of an attempt.
+//
+// Tests about exact times run on a ManualClock and drive the coordinator
+// with Tick() (background_thread=false): no sleeps, exact boundaries. The
+// others use the internal thread with intervals of 10-100 ms; every wait
+// polls with a generous deadline so a loaded machine only makes them slower.
+#include "coordinator/checkpoint/checkpoint_coordinator.h"
 
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
@@ -90,6 +94,10 @@ class CheckpointCoordinatorTest : public ::testing::Test {
   void StartCoordinator(const CheckpointSettings& settings, TaskControlStubFactory make_stub = nullptr) {
     CheckpointCoordinatorOptions options;
     options.settings = settings;
+    if (manual_clock_ != nullptr) {
+      options.clock = manual_clock_.get();
+      options.background_thread = false;
+    }
     options.job_dir = job_dir_.string();
     options.job_id = kJobId;
     options.topic = "events";
@@ -115,6 +123,14 @@ class CheckpointCoordinatorTest : public ::testing::Test {
   }
 
   CheckpointCoordinator& coordinator() { return *coordinator_; }
+
+  // Time the test drives: set before StartCoordinator; the coordinator then
+  // moves only on Tick.
+  void UseManualClock() { manual_clock_ = std::make_unique<ManualClock>(); }
+  void AdvanceAndTick(int64_t ms) {
+    manual_clock_->AdvanceMs(ms);
+    coordinator_->Tick();
+  }
 
   std::vector<v1::PeerEndpoint> Endpoints() const {
     std::vector<v1::PeerEndpoint> out;
@@ -175,6 +191,7 @@ class CheckpointCoordinatorTest : public ::testing::Test {
 
   fs::path root_;
   fs::path job_dir_;
+  std::unique_ptr<ManualClock> manual_clock_;
   std::vector<std::unique_ptr<FakeTaskControl>> workers_;
   std::mutex coordinator_mu_;
   std::unique_ptr<CheckpointCoordinator> coordinator_;
@@ -183,19 +200,24 @@ class CheckpointCoordinatorTest : public ::testing::Test {
   std::vector<Failure> failures_;
 };
 
+// On the test's clock: the first trigger exactly one interval after the
+// deployment, then one per interval.
 TEST_F(CheckpointCoordinatorTest, TriggersEveryIntervalWithIncreasingIds) {
+  UseManualClock();
   AddWorkers(2);
   StartCoordinator(Settings(/*interval_ms=*/100));
-  const int64_t deployed_ms = NowMs();
+  const int64_t deployed_ms = manual_clock_->WallMs();
   Deploy(1);
-  ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 3; })) << Overview().DebugString();
+  AdvanceAndTick(99);
+  EXPECT_TRUE(workers_[0]->triggers().empty()) << "one interval is not over";
+  AdvanceAndTick(1);
+  EXPECT_EQ(Overview().completed(), 1) << "acknowledged during the trigger: completed in the same tick";
+  AdvanceAndTick(100);
+  AdvanceAndTick(100);
+  EXPECT_EQ(Overview().completed(), 3) << Overview().DebugString();
   for (const auto& w : workers_) {
     const std::vector<FakeTaskControl::Trigger> triggers = w->triggers();
-    ASSERT_GE(triggers.size(), 3u);
-    // The first one interval after the deployment, then one per interval
-    // (the coordinator's trigger times: delivery may be late on a busy
-    // machine).
-    EXPECT_GE(triggers[0].request.timestamp_ms() - deployed_ms, 95);
+    ASSERT_EQ(triggers.size(), 3u);
     for (size_t i = 0; i < triggers.size(); ++i) {
       const v1::TriggerCheckpointRequest& t = triggers[i].request;
       EXPECT_EQ(t.checkpoint_id(), static_cast<int64_t>(i + 1));
@@ -204,9 +226,7 @@ TEST_F(CheckpointCoordinatorTest, TriggersEveryIntervalWithIncreasingIds) {
       EXPECT_TRUE(t.exactly_once());
       EXPECT_EQ(t.target_dir(), ChkDir(t.checkpoint_id()).string());
       EXPECT_TRUE(fs::path(t.target_dir()).is_absolute());
-      if (i > 0) {
-        EXPECT_GE(t.timestamp_ms() - triggers[i - 1].request.timestamp_ms(), 95);
-      }
+      EXPECT_EQ(t.timestamp_ms(), deployed_ms + 100 * static_cast<int64_t>(i + 1));
     }
   }
   {
@@ -216,17 +236,43 @@ TEST_F(CheckpointCoordinatorTest, TriggersEveryIntervalWithIncreasingIds) {
   EXPECT_TRUE(Failures().empty());
 }
 
+// The same schedule on the internal thread and the real clock.
+TEST_F(CheckpointCoordinatorTest, TheInternalThreadTriggersEveryInterval) {
+  AddWorkers(2);
+  StartCoordinator(Settings(/*interval_ms=*/100));
+  const int64_t deployed_ms = NowMs();
+  Deploy(1);
+  ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 3; })) << Overview().DebugString();
+  const std::vector<FakeTaskControl::Trigger> triggers = workers_[0]->triggers();
+  ASSERT_GE(triggers.size(), 3u);
+  // The coordinator's trigger times: delivery may be late on a busy machine.
+  EXPECT_GE(triggers[0].request.timestamp_ms() - deployed_ms, 95);
+  for (size_t i = 0; i < triggers.size(); ++i) {
+    EXPECT_EQ(triggers[i].request.checkpoint_id(), static_cast<int64_t>(i + 1));
+    if (i > 0) {
+      EXPECT_GE(triggers[i].request.timestamp_ms() - triggers[i - 1].request.timestamp_ms(), 95);
+    }
+  }
+  coordinator().Tick();  // does nothing while the thread drives
+  EXPECT_TRUE(Failures().empty());
+}
+
 TEST_F(CheckpointCoordinatorTest, MinPauseSpacesCheckpointsFromTheEndOfThePreviousOne) {
+  UseManualClock();
   AddWorkers(1);
   CheckpointSettings settings = Settings(/*interval_ms=*/50);
   settings.min_pause_ms = 250;
   StartCoordinator(settings);
   Deploy(1);
-  ASSERT_TRUE(Eventually([&] { return workers_[0]->triggers().size() >= 3; }));
+  AdvanceAndTick(50);
+  ASSERT_EQ(workers_[0]->triggers().size(), 1u);
+  ASSERT_EQ(Overview().completed(), 1);  // ended at once: the pause starts now
+  AdvanceAndTick(249);
+  EXPECT_EQ(workers_[0]->triggers().size(), 1u) << "min-pause is not over, though the interval is";
+  AdvanceAndTick(1);
   const auto triggers = workers_[0]->triggers();
-  for (size_t i = 1; i < triggers.size(); ++i) {
-    EXPECT_GE(triggers[i].request.timestamp_ms() - triggers[i - 1].request.timestamp_ms(), 245);
-  }
+  ASSERT_EQ(triggers.size(), 2u);
+  EXPECT_EQ(triggers[1].request.timestamp_ms() - triggers[0].request.timestamp_ms(), 250);
 }
 
 TEST_F(CheckpointCoordinatorTest, CompletionWritesMetadataWithEveryWorkersSnapshot) {
@@ -306,25 +352,32 @@ TEST_F(CheckpointCoordinatorTest, HistoryIsBoundedAndNewestFirst) {
 }
 
 TEST_F(CheckpointCoordinatorTest, SilentWorkerTimesTheCheckpointOutThenTheNextSucceeds) {
+  UseManualClock();
   AddWorkers(2);
-  workers_[1]->set_reply(Reply::kSilent);
+  workers_[1]->set_policy([](int64_t id) { return id == 1 ? Reply::kSilent : Reply::kAck; });
   StartCoordinator(Settings(/*interval_ms=*/100, /*timeout_ms=*/300, /*tolerable=*/5));
   Deploy(1);
-  ASSERT_TRUE(Eventually([&] { return Overview().failed() >= 1; }));
+  AdvanceAndTick(100);  // checkpoint 1
+  AdvanceAndTick(299);
+  EXPECT_EQ(Overview().failed(), 0) << "not expired a millisecond before the timeout";
+  EXPECT_EQ(Overview().in_progress(), 1);
+  EXPECT_EQ(workers_[0]->triggers().size(), 1u) << "one checkpoint at a time";
+  AdvanceAndTick(1);
   v1::CheckpointOverview o = Overview();
+  EXPECT_EQ(o.failed(), 1);
   const v1::CheckpointStats* failed = FindStats(o, 1);
   ASSERT_NE(failed, nullptr) << o.DebugString();
   EXPECT_EQ(failed->status(), "FAILED");
   EXPECT_NE(failed->failure_reason().find("expired"), std::string::npos) << failed->failure_reason();
   EXPECT_NE(failed->failure_reason().find("worker-1"), std::string::npos) << failed->failure_reason();
   EXPECT_EQ(failed->acknowledged(), 1);
-  EXPECT_GE(failed->end_to_end_ms(), 280);
+  EXPECT_EQ(failed->end_to_end_ms(), 300);
+  EXPECT_FALSE(fs::exists(ChkDir(1)));
   for (const auto& w : workers_) EXPECT_TRUE(Eventually([&] { return w->WasAborted(1); }));
-  EXPECT_TRUE(Eventually([&] { return !fs::exists(ChkDir(1)); }));
 
-  workers_[1]->set_reply(Reply::kAck);
-  ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 1; }));
-  EXPECT_GT(coordinator().LatestCompleted()->metadata.checkpoint_id(), 1);
+  // The interval is long over: the next checkpoint starts in the same tick.
+  EXPECT_EQ(o.completed(), 1);
+  EXPECT_EQ(coordinator().LatestCompleted()->metadata.checkpoint_id(), 2);
   EXPECT_TRUE(Failures().empty());
 }
 
@@ -376,11 +429,15 @@ TEST_F(CheckpointCoordinatorTest, FailedTriggerRpcFailsTheCheckpoint) {
 }
 
 TEST_F(CheckpointCoordinatorTest, ExceedingTolerableFailuresFailsTheAttempt) {
+  UseManualClock();
   AddWorkers(2);
   workers_[0]->set_reply(Reply::kDecline);
   StartCoordinator(Settings(/*interval_ms=*/50, 10000, /*tolerable=*/1));
   Deploy(1);
-  ASSERT_TRUE(Eventually([&] { return !Failures().empty(); }));
+  AdvanceAndTick(50);
+  EXPECT_EQ(Overview().failed(), 1);
+  EXPECT_TRUE(Failures().empty()) << "one failure is tolerated";
+  AdvanceAndTick(50);
   const std::vector<Failure> failures = Failures();
   ASSERT_EQ(failures.size(), 1u);
   EXPECT_EQ(failures[0].attempt, 1);
@@ -388,7 +445,7 @@ TEST_F(CheckpointCoordinatorTest, ExceedingTolerableFailuresFailsTheAttempt) {
   EXPECT_NE(failures[0].cause.find("disk full"), std::string::npos) << failures[0].cause;
   EXPECT_EQ(Overview().failed(), 2);  // one tolerated, the second one too many
   // Nothing more is triggered in the failing attempt.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  AdvanceAndTick(300);
   EXPECT_EQ(TriggeredIds(*workers_[1]), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(Failures().size(), 1u);
 }
@@ -457,6 +514,34 @@ TEST_F(CheckpointCoordinatorTest, IdsContinueAfterARestartOnTheSameDirectory) {
   EXPECT_GE(latest->metadata.checkpoint_id(), 8);
   // The abandoned chk-7 is older than a completed checkpoint: deleted.
   EXPECT_FALSE(fs::exists(ChkDir(7)));
+}
+
+// CancelJob reports the latest completed checkpoint as retained. A
+// checkpoint every worker acknowledged but not yet written when the job ends
+// must not complete afterwards: with num-retained=1 it would delete the
+// retained one (found by a coordinator test under load).
+TEST_F(CheckpointCoordinatorTest, ACheckpointAcknowledgedWhenTheJobEndsDoesNotReplaceTheRetainedOne) {
+  UseManualClock();
+  AddWorkers(2);
+  StartCoordinator(Settings(/*interval_ms=*/100));
+  Deploy(1);
+  AdvanceAndTick(100);
+  ASSERT_EQ(Overview().completed(), 1);
+  const std::optional<CompletedCheckpoint> retained = coordinator().LatestCompleted();
+  ASSERT_TRUE(retained.has_value());
+  for (auto& w : workers_) w->set_reply(Reply::kSilent);
+  AdvanceAndTick(100);  // checkpoint 2 triggered; nobody answers yet
+  const v1::TriggerCheckpointRequest trigger = workers_[0]->triggers().back().request;
+  ASSERT_EQ(trigger.checkpoint_id(), 2);
+  EXPECT_TRUE(coordinator().Acknowledge(workers_[0]->MakeAck(trigger)).ok());
+  EXPECT_TRUE(coordinator().Acknowledge(workers_[1]->MakeAck(trigger)).ok());
+  coordinator().OnJobTerminated("job canceled", /*delete_checkpoints=*/false);  // before a tick completes it
+  AdvanceAndTick(100);
+  EXPECT_EQ(Overview().completed(), 1) << Overview().DebugString();
+  ASSERT_TRUE(coordinator().LatestCompleted().has_value());
+  EXPECT_EQ(coordinator().LatestCompleted()->path, retained->path);
+  EXPECT_TRUE(fs::exists(fs::path(retained->path) / "_metadata"));
+  EXPECT_FALSE(fs::exists(ChkDir(2) / "_metadata"));
 }
 
 TEST_F(CheckpointCoordinatorTest, StaleOrForeignAcknowledgementsAreRejected) {
@@ -533,14 +618,20 @@ TEST_F(CheckpointCoordinatorTest, StaleOrForeignAcknowledgementsAreRejected) {
 }
 
 TEST_F(CheckpointCoordinatorTest, EndingTheAttemptAbortsThePendingCheckpointAndStopsTriggering) {
+  UseManualClock();
   AddWorkers(2);
   for (auto& w : workers_) w->set_reply(Reply::kSilent);
   StartCoordinator(Settings(/*interval_ms=*/100, 20000, /*tolerable=*/0));
   Deploy(1);
-  ASSERT_TRUE(Eventually([&] { return workers_[1]->triggers().size() == 1; }));
+  AdvanceAndTick(100);
+  ASSERT_EQ(workers_[1]->triggers().size(), 1u);
   coordinator().OnAttemptEnded(1, "worker worker-1 lost");
-  for (const auto& w : workers_) EXPECT_TRUE(Eventually([&] { return w->WasAborted(1); }));
-  EXPECT_TRUE(Eventually([&] { return !fs::exists(ChkDir(1)); }));
+  coordinator().Tick();
+  EXPECT_FALSE(fs::exists(ChkDir(1)));
+  for (const auto& w : workers_) {
+    EXPECT_TRUE(Eventually([&] { return w->WasAborted(1); }));
+    EXPECT_TRUE(Eventually([&] { return w->WasCancelled(1); })) << "told to stop at once";
+  }
   const v1::CheckpointOverview overview = Overview();
   const v1::CheckpointStats* failed = FindStats(overview, 1);
   ASSERT_NE(failed, nullptr);
@@ -549,15 +640,16 @@ TEST_F(CheckpointCoordinatorTest, EndingTheAttemptAbortsThePendingCheckpointAndS
   EXPECT_EQ(Overview().in_progress(), 0);
   // Not a checkpoint failure in the sense of tolerable-failed-checkpoints=0.
   EXPECT_TRUE(Failures().empty());
-  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  AdvanceAndTick(350);
   EXPECT_EQ(workers_[0]->triggers().size(), 1u) << "no checkpoints between attempts";
 
   for (auto& w : workers_) w->set_reply(Reply::kAck);
   Deploy(2);
-  ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 1; }));
+  AdvanceAndTick(100);
+  EXPECT_EQ(Overview().completed(), 1);
   const CompletedCheckpoint latest = *coordinator().LatestCompleted();
   EXPECT_EQ(latest.metadata.attempt(), 2);
-  EXPECT_GE(latest.metadata.checkpoint_id(), 2);
+  EXPECT_EQ(latest.metadata.checkpoint_id(), 2);
 }
 
 // The failed attempt's checkpoint 2 was acknowledged by every worker but not
@@ -604,38 +696,6 @@ TEST_F(CheckpointCoordinatorTest, TheRestoredCheckpointOutlivesLateCheckpointsOf
   ASSERT_TRUE(Eventually([&] { return coordinator().LatestCompleted()->metadata.attempt() == 2; }));
   coordinator().Stop();
   EXPECT_EQ(CheckpointDirs(), (std::vector<int64_t>{coordinator().LatestCompleted()->metadata.checkpoint_id()}));
-}
-
-TEST_F(CheckpointCoordinatorTest, ReadsACompletedCheckpointFromItsDirectoryOrMetadataFile) {
-  AddWorkers(2);
-  StartCoordinator(Settings(/*interval_ms=*/50));
-  Deploy(1);
-  ASSERT_TRUE(Eventually([&] { return Overview().completed() >= 1; }));
-  coordinator().Stop();
-  const std::optional<CompletedCheckpoint> latest = coordinator().LatestCompleted();
-  ASSERT_TRUE(latest.has_value());
-  // A copy elsewhere, named like a savepoint, read through its _metadata file.
-  const fs::path copy = root_ / "savepoint-x";
-  fs::create_directories(copy);
-  fs::copy_file(fs::path(latest->path) / "_metadata", copy / "_metadata");
-  for (const std::string& path : {latest->path, latest->path + "/", (fs::path(latest->path) / "_metadata").string()}) {
-    absl::StatusOr<CompletedCheckpoint> read = ReadCompletedCheckpoint(path);
-    ASSERT_TRUE(read.ok()) << path << ": " << read.status();
-    EXPECT_EQ(read->path, latest->path);
-    EXPECT_EQ(read->metadata.SerializeAsString(), latest->metadata.SerializeAsString());
-  }
-  absl::StatusOr<CompletedCheckpoint> savepoint = ReadCompletedCheckpoint((copy / "_metadata").string());
-  ASSERT_TRUE(savepoint.ok()) << savepoint.status();
-  EXPECT_EQ(savepoint->path, copy.string());
-  EXPECT_EQ(savepoint->metadata.checkpoint_id(), latest->metadata.checkpoint_id());
-  EXPECT_EQ(ReadCompletedCheckpoint((root_ / "missing").string()).status().code(), absl::StatusCode::kNotFound);
-  fs::create_directories(root_ / "empty");
-  absl::StatusOr<CompletedCheckpoint> empty = ReadCompletedCheckpoint((root_ / "empty").string());
-  EXPECT_EQ(empty.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(std::string(empty.status().message()).find("_metadata"), std::string::npos) << empty.status();
-  fs::create_directories(root_ / "garbage");
-  std::ofstream(root_ / "garbage" / "_metadata") << "not json";
-  EXPECT_EQ(ReadCompletedCheckpoint((root_ / "garbage").string()).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST_F(CheckpointCoordinatorTest, AtLeastOnceModeIsPassedToTheWorkers) {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "coordinator/checkpoint_coordinator.h"
+#include "coordinator/checkpoint/checkpoint_coordinator.h"
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/coordinator/fake_task_control.h"
 

@@ -246,6 +246,17 @@ class CoordinatorFixture : public ::testing::Test {
     AdvanceClock(ms);
     Tick();
   }
+  // Advances the manual clock `step_ms` at a time, ticking (the lifecycle
+  // and the checkpoint coordinator) after each step, until the job matches.
+  v1::JobStatus TickUntil(const std::function<bool(const v1::JobStatus&)>& done, int64_t step_ms,
+                          int max_steps = 1000) {
+    v1::JobStatus job = GetJob();
+    for (int i = 0; i < max_steps && !done(job); ++i) {
+      AdvanceAndTick(step_ms);
+      job = GetJob();
+    }
+    return job;
+  }
   std::unique_ptr<ManualClock> manual_clock_;
 
   // Partition discovery (off unless a test turns it on) and the topic's

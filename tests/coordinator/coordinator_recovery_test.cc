@@ -471,7 +471,7 @@ TEST_F(CoordinatorRecoveryTest, RestoresACheckpointTheJobTook) {
   EXPECT_EQ(GetJob().checkpoints().restored(), 0);
   a.set_reply(FakeTaskControl::Reply::kAck);
   b.set_reply(FakeTaskControl::Reply::kAck);
-  ASSERT_GE(WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 1; })
+  ASSERT_GE(TickUntil([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 1; }, 100)
                 .checkpoints()
                 .completed(),
             1);
@@ -512,7 +512,7 @@ TEST_F(CoordinatorRecoveryTest, RestartedCoordinatorRestoresItsLatestCheckpoint)
   ASSERT_EQ(GetJob().workers_size(), 2);
   a.set_reply(FakeTaskControl::Reply::kAck);
   b.set_reply(FakeTaskControl::Reply::kAck);
-  ASSERT_GE(WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 2; })
+  ASSERT_GE(TickUntil([](const v1::JobStatus& j) { return j.checkpoints().completed() >= 2; }, 100)
                 .checkpoints()
                 .completed(),
             2);

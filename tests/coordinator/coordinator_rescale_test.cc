@@ -199,6 +199,7 @@ TEST_F(CoordinatorRescaleTest, CancelledJobIsRecordedAsEnded) {
   v1::CancelJobResponse response;
   ASSERT_TRUE(stub_->CancelJob(&ctx, request, &response).ok());
   EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(job_dir_) / "_job_ended"));
+  Tick();  // the checkpoint coordinator sends the workers CancelTask
   EXPECT_TRUE(Eventually([&] { return fakes_[0]->WasCancelled(1); }));
 }
 

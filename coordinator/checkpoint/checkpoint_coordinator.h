@@ -30,11 +30,18 @@
 //    that attempt (or a later one) completes, so a restore never loses its
 //    source to a checkpoint of the failed attempt completing late.
 //
-// Thread-safety: every method may be called from any thread. One internal
-// thread triggers, finalizes and aborts checkpoints and makes every RPC to the
-// workers; the public methods only take a short internal lock and never block
-// on I/O or RPCs, so the server may call them while holding its own mutex.
-// `on_failure` is called on the internal thread without any internal lock held.
+// Thread-safety: every method may be called from any thread. One driver
+// triggers, finalizes and aborts checkpoints and makes every RPC to the
+// workers: an internal thread, or (background_thread=false) whoever calls
+// Tick. The other public methods only take a short internal lock and never
+// block on I/O or RPCs, so the server may call them while holding its own
+// mutex. `on_failure` and `on_stopped` are called on the driver without any
+// internal lock held.
+//
+// The parts: CheckpointStore (directories, `_metadata`, retention),
+// PendingCheckpoint (acknowledgements -> metadata and statistics),
+// SavepointRequests (savepoint operations by request id), TaskControlClient
+// (the RPCs). This class is the timer and the fan-out that use them.
 #pragma once
 
 #include <cstdint>
@@ -48,31 +55,19 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "coordinator/checkpoint/checkpoint_settings.h"
+#include "coordinator/checkpoint/checkpoint_store.h"
+#include "coordinator/checkpoint/pending_checkpoint.h"
+#include "coordinator/checkpoint/task_control_client.h"
 #include "proto/slipstream.grpc.pb.h"
 
 namespace slipstream {
 
-// Makes a TaskControl client for a worker's data endpoint "host:port".
-using TaskControlStubFactory =
-    std::function<std::unique_ptr<v1::TaskControl::StubInterface>(const std::string& target)>;
-
-// The default factory: an insecure gRPC channel to `target`.
-std::unique_ptr<v1::TaskControl::StubInterface> MakeTaskControlStub(const std::string& target);
-
-// The execution.checkpointing.* / state.checkpoints.* settings.
-struct CheckpointSettings {
-  int64_t interval_ms = 30000;      // execution.checkpointing.interval (trigger to trigger)
-  int64_t timeout_ms = 600000;      // execution.checkpointing.timeout
-  int64_t min_pause_ms = 0;         // execution.checkpointing.min-pause (end to next trigger)
-  int64_t tolerable_failed = 0;     // execution.checkpointing.tolerable-failed-checkpoints
-  int num_retained = 1;             // state.checkpoints.num-retained
-  bool exactly_once = true;         // execution.checkpointing.mode == EXACTLY_ONCE
-  int64_t rpc_timeout_ms = 5000;    // deadline of each TaskControl RPC
-};
-
 struct CheckpointCoordinatorOptions {
   CheckpointSettings settings;
-  const Clock* clock = &Clock::Real();  // trigger, completion and operation times
+  // Trigger, completion and operation times, and the interval, timeout and
+  // min-pause schedule (its steady clock).
+  const Clock* clock = &Clock::Real();
   std::string job_dir;  // <state.checkpoints.dir>/<job-id>, a local path
   std::string job_id;
   std::string topic;
@@ -81,38 +76,19 @@ struct CheckpointCoordinatorOptions {
   // Too many consecutive checkpoint failures in `attempt`; `cause` says why.
   std::function<void(int64_t attempt, const std::string& cause)> on_failure;
   // The stop-with-savepoint of `attempt` completed at `path`: the server
-  // ends the job (FINISHED). Called on the internal thread, no lock held,
-  // before the operation reads COMPLETED.
+  // ends the job (FINISHED). Called on the driver, no lock held, before the
+  // operation reads COMPLETED.
   std::function<void(int64_t attempt, const std::string& path)> on_stopped;
+  // An internal thread drives the checkpoints. Off: nothing happens until
+  // the caller calls Tick(), so tests run on a ManualClock without sleeps.
+  bool background_thread = true;
 };
-
-struct CompletedCheckpoint {
-  v1::CheckpointMetadata metadata;
-  std::string path;  // absolute chk-<n> directory
-};
-
-// Reads a completed checkpoint or savepoint: `path` is its directory (with a
-// `_metadata` file) or the `_metadata` file itself. The returned path is the
-// absolute directory. NotFound without `_metadata`, DataLoss when it does not
-// parse. A `chk-<n>` directory's name sets the checkpoint id.
-absl::StatusOr<CompletedCheckpoint> ReadCompletedCheckpoint(const std::string& path);
-
-// The statistics of a completed checkpoint (status COMPLETED), as GetJob shows them.
-v1::CheckpointStats CheckpointStatsFromMetadata(const v1::CheckpointMetadata& metadata, const std::string& path);
-
-// Resolves a savepoint target directory (`target_dir`, or `default_dir`
-// = state.savepoints.dir when empty; file:// URI or absolute path), creates it
-// when missing and checks it is writable, and returns the new savepoint's
-// directory `<dir>/savepoint-<first 6 characters of job_id>-<12 hex>` (not
-// created yet). InvalidArgument, naming the problem, otherwise. Does I/O:
-// call it without holding locks.
-absl::StatusOr<std::string> NewSavepointDirectory(std::string_view target_dir, std::string_view default_dir,
-                                                  std::string_view job_id);
 
 class CheckpointCoordinator {
  public:
   // Scans the job directory (creating it if needed) and starts the trigger
-  // thread; nothing is triggered before OnAttemptDeployed.
+  // thread (unless background_thread=false); nothing is triggered before
+  // OnAttemptDeployed.
   static absl::StatusOr<std::unique_ptr<CheckpointCoordinator>> Start(CheckpointCoordinatorOptions options);
   ~CheckpointCoordinator();  // Stop()
 
@@ -157,7 +133,7 @@ class CheckpointCoordinator {
   // nothing is triggered any more; a queued or pending checkpoint or
   // savepoint is aborted; with `delete_checkpoints`
   // (DELETE_ON_CANCELLATION) every completed checkpoint of the job is then
-  // deleted (asynchronously, on the internal thread).
+  // deleted (asynchronously, on the driver).
   void OnJobTerminated(std::string_view cause, bool delete_checkpoints);
 
   // Counts, the latest completed checkpoint and recent history (newest first).
@@ -165,6 +141,16 @@ class CheckpointCoordinator {
   void FillOverview(v1::CheckpointOverview* overview) const;
   // The newest checkpoint with a `_metadata`, this run's or found on start.
   std::optional<CompletedCheckpoint> LatestCompleted() const;
+
+  // With background_thread=false: does synchronously what the internal
+  // thread would do now, at the clock's current time, until nothing more is
+  // due: sends CancelTask orders, aborts a failed or timed-out checkpoint,
+  // finalizes one every worker acknowledged, triggers a queued savepoint or
+  // a due checkpoint (waiting for the workers' answers to the trigger, so an
+  // acknowledgement sent before the answer completes it in the same Tick).
+  // Notifications (complete, abort, cancel) are sent, not waited for. Does
+  // nothing when the internal thread runs. Not concurrently with Stop.
+  void Tick();
 
   // Stops triggering, cancels RPCs in flight and joins the thread; a pending
   // checkpoint is abandoned (its directory removed). Idempotent.
