@@ -3,7 +3,8 @@
 // the job. It owns the job's identity and the assignment of Kafka partitions
 // and key groups to workers, and forgets workers whose heartbeats stop.
 //
-// Lifecycle (Flink's JobMaster with in-place failover):
+// Lifecycle (Flink's JobMaster with in-place failover; the state machine is in
+// coordinator/job/, its diagram in docs/architecture.md):
 //  - CREATED until `min_workers` workers are registered and none has
 //    registered for `stabilization_ms`; then attempt 1 is deployed over every
 //    registered worker (RUNNING): partitions round-robin, key groups in
@@ -40,8 +41,8 @@
 //    max parallelism or topic, or that misses key groups, fails the job.
 // With a job directory, a CheckpointCoordinator takes periodic barrier
 // checkpoints of the running attempt. Thread-safe; gRPC calls run on gRPC's
-// threads and a reaper thread expires silent workers and deploys. No RPC to a
-// worker is made while the service's lock is held.
+// threads (coordinator_service.h) and a reaper thread expires silent workers
+// and deploys. No RPC to a worker is made while the service's lock is held.
 #pragma once
 
 #include <cstdint>

@@ -532,14 +532,10 @@ void CheckpointCoordinator::OnJobTerminated(std::string_view cause, bool delete_
   impl_->trigger_soon = false;
   impl_->ForgetAttempt();
   impl_->savepoints.FailQueued(std::string(cause), impl_->clock().WallMs());
-  // A checkpoint completing after the job ended would subsume (delete) the
-  // one CancelJob just reported as retained: it fails even when every worker
-  // acknowledged it. The stop-with-savepoint that finished the job is
-  // complete already and stays so.
-  if (impl_->pending && !impl_->pending->FailUnlessAcknowledged(std::string(cause), /*counts_towards_tolerable=*/false) &&
-      !impl_->pending->stop() && !impl_->pending->failed()) {
-    impl_->pending->Fail(std::string(cause));
-  }
+  if (impl_->pending) impl_->pending->FailUnlessAcknowledged(std::string(cause), /*counts_towards_tolerable=*/false);
+  // Completing after the job ended would delete the checkpoint CancelJob
+  // reported as retained: fails even when acknowledged (not the final stop).
+  if (impl_->pending && !impl_->pending->stop() && !impl_->pending->failed()) impl_->pending->Fail(std::string(cause));
   impl_->discard_checkpoints = delete_checkpoints;
   impl_->cv.notify_all();
 }
