@@ -21,6 +21,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "tests/coordinator/checkpoint_dirs.h"
 #include "tests/coordinator/fake_task_control.h"
 
 namespace slipstream {
@@ -151,17 +152,7 @@ class CheckpointCoordinatorTest : public ::testing::Test {
     return failures_;
   }
 
-  // chk-<n> directories in the job directory, ascending.
-  std::vector<int64_t> CheckpointDirs() const {
-    std::vector<int64_t> ids;
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(job_dir_, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("chk-", 0) == 0) ids.push_back(std::stoll(name.substr(4)));
-    }
-    std::sort(ids.begin(), ids.end());
-    return ids;
-  }
+  std::vector<int64_t> CheckpointDirs() const { return test_support::CheckpointIdsOnDisk(job_dir_); }
 
   fs::path ChkDir(int64_t id) const { return job_dir_ / absl::StrCat("chk-", id); }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tests/coordinator/checkpoint_dirs.h"
 
 namespace slipstream {
 namespace {
@@ -61,16 +62,7 @@ class CheckpointStoreTest : public ::testing::Test {
     ASSERT_TRUE(store.WriteMetadata(dir, Metadata(id)).ok());
   }
 
-  std::vector<int64_t> CheckpointDirs() const {
-    std::vector<int64_t> ids;
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(job_dir_, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("chk-", 0) == 0) ids.push_back(std::stoll(name.substr(4)));
-    }
-    std::sort(ids.begin(), ids.end());
-    return ids;
-  }
+  std::vector<int64_t> CheckpointDirs() const { return test_support::CheckpointIdsOnDisk(job_dir_); }
 
   fs::path root_;
   fs::path job_dir_;
