@@ -25,13 +25,44 @@ namespace slipstream {
 namespace {
 
 namespace fs = std::filesystem;
-using test_support::Eventually;
 using test_support::FakeTaskControl;
 
 constexpr char kJobId[] = "0123456789abcdef0123456789abcdef";
 
+// The suite runs on the manual clock: the lifecycle and the checkpoint
+// coordinator move only when a test ticks, so "nothing happened" is checked
+// over clock time, not by sleeping.
 class CoordinatorControlTest : public test_support::CoordinatorFixture {
  protected:
+  void SetUp() override {
+    CoordinatorFixture::SetUp();
+    UseManualClock();
+  }
+
+  // Moves the clock 10 ms and ticks until `done`. The coordinator's abort and
+  // cancel calls to the workers are asynchronous RPCs: each step also yields
+  // a millisecond of real time for them to arrive.
+  bool Eventually(const std::function<bool()>& done, int max_steps = 3000) {
+    for (int i = 0; i < max_steps; ++i) {
+      if (done()) return true;
+      AdvanceAndTick(10);
+      std::this_thread::sleep_for(std::chrono::microseconds(1000));
+    }
+    return done();
+  }
+  v1::JobStatus WaitForJob(const std::function<bool(const v1::JobStatus&)>& done) {
+    v1::JobStatus job = GetJob();
+    Eventually([&] {
+      job = GetJob();
+      return done(job);
+    });
+    return job;
+  }
+  // `ms` of clock time in 10 ms ticks, for checks that nothing happens.
+  void Pass(int64_t ms) {
+    for (int64_t t = 0; t < ms; t += 10) AdvanceAndTick(10);
+  }
+
   // Checkpointing with a periodic interval long enough not to interfere
   // unless a test wants it, savepoints into <tmp>/savepoints by default.
   void SetUpJob(int workers, int64_t interval_ms = 600000, int64_t tolerable = 0) {
@@ -269,7 +300,7 @@ TEST_F(CoordinatorControlTest, SavepointWaitsForTheRunningCheckpoint) {
   EXPECT_FALSE(first.savepoint());
   v1::SavepointOperation started;
   ASSERT_TRUE(Trigger(kJobId, "", &started).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Pass(300);
   v1::SavepointOperation got;
   ASSERT_TRUE(Get(kJobId, started.request_id(), &got).ok());
   EXPECT_EQ(got.status(), "IN_PROGRESS");
@@ -362,7 +393,7 @@ TEST_F(CoordinatorControlTest, StopWithSavepointFinishesTheJobAndWorkersStayIdle
   // Nothing is triggered any more, nothing is deployed, nothing can be done.
   const size_t triggers = fakes_[0]->triggers().size();
   for (const auto& fake : fakes_) BeatAs(fake->worker_id(), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Pass(500);
   EXPECT_EQ(fakes_[0]->triggers().size(), triggers);
   job = GetJob();
   EXPECT_EQ(job.state(), "FINISHED");
@@ -415,7 +446,7 @@ TEST_F(CoordinatorControlTest, CancelRetainsTheLatestCheckpointAndWorkersStayReg
   const std::string newcomer = MustRegister(7100);
   for (const auto& fake : fakes_) BeatAs(fake->worker_id(), 0);
   EXPECT_FALSE(BeatAs(newcomer, 0).has_assignment());
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  Pass(400);
   EXPECT_EQ(fakes_[0]->triggers().size(), triggers);
   job = GetJob();
   EXPECT_EQ(job.state(), "CANCELED");

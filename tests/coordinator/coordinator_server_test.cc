@@ -452,20 +452,29 @@ TEST_F(CoordinatorServerTest, FailedCheckpointBeyondTolerableFailsTheAttempt) {
 // A worker of the attempt failing aborts the checkpoint in progress and
 // nothing is triggered until the next attempt.
 TEST_F(CoordinatorServerTest, EndOfTheAttemptAbortsItsPendingCheckpoint) {
+  UseManualClock();
   EnableCheckpoints(/*interval_ms=*/100, /*timeout_ms=*/20000, /*tolerable=*/0);
   StartServer(10000, 4, /*min_workers=*/2);
   FakeTaskControl& a = AddFakeWorker();
   FakeTaskControl& b = AddFakeWorker();
-  ASSERT_TRUE(Eventually([&] { return !a.triggers().empty() && !b.triggers().empty(); }));
+  a.set_reply(FakeTaskControl::Reply::kSilent);
+  b.set_reply(FakeTaskControl::Reply::kSilent);
+  AdvanceAndTick(99);
+  EXPECT_TRUE(a.triggers().empty()) << "one interval is not over";
+  AdvanceAndTick(1);
+  ASSERT_EQ(a.triggers().size(), 1u);
+  ASSERT_EQ(b.triggers().size(), 1u);
   const int64_t id = a.triggers()[0].request.checkpoint_id();
   Deregister(b.worker_id(), "the source failed");
+  Tick();  // the checkpoint coordinator sends the aborts
   EXPECT_TRUE(Eventually([&] { return a.WasAborted(id); }));
-  const v1::JobStatus job = WaitForJob([](const v1::JobStatus& j) { return j.checkpoints().failed() >= 1; });
+  const v1::JobStatus job = GetJob();
+  EXPECT_EQ(job.checkpoints().failed(), 1);
   EXPECT_EQ(job.checkpoints().in_progress(), 0);
   EXPECT_EQ(job.state(), "RESTARTING");
   EXPECT_NE(job.failure_cause().find("the source failed"), std::string::npos) << job.failure_cause();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(a.triggers().size(), 1u);
+  for (int i = 0; i < 10; ++i) AdvanceAndTick(100);
+  EXPECT_EQ(a.triggers().size(), 1u) << "nothing is triggered until the next attempt";
 }
 
 }  // namespace
