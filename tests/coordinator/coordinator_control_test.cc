@@ -411,11 +411,15 @@ TEST_F(CoordinatorControlTest, FailedStopWithSavepointLeavesTheJobRunning) {
   fakes_[0]->set_reply(FakeTaskControl::Reply::kDecline);
   v1::SavepointOperation started;
   ASSERT_TRUE(Trigger(kJobId, "", &started, /*stop=*/true).ok());
+  EXPECT_EQ(GetJob().job_state(), v1::JOB_STATE_STOPPING);
+  EXPECT_EQ(GetJob().state(), "RUNNING") << "Flink's name while stopping";
   const v1::SavepointOperation op = WaitDone(started);
   EXPECT_EQ(op.status(), "FAILED");
   EXPECT_TRUE(Eventually([&] { return fakes_[1]->WasAborted(op.checkpoint_id()); }));
+  Tick();  // the stopping job sees its savepoint failed
   const v1::JobStatus job = GetJob();
   EXPECT_EQ(job.state(), "RUNNING");
+  EXPECT_EQ(job.job_state(), v1::JOB_STATE_RUNNING) << "the job runs on";
   EXPECT_EQ(job.failures(), 0);
   EXPECT_EQ(BeatAs(fakes_[1]->worker_id(), 1).assignment().attempt(), 1);
 }

@@ -81,11 +81,13 @@ TEST_F(CoordinatorRescaleTest, JoiningWorkerRescalesThroughACheckpointWithoutAFa
   // attempt runs on until the next tick.
   v1::JobStatus job = WaitForCheckpoints(1);
   EXPECT_EQ(job.rescales(), 0);
-  EXPECT_EQ(job.state(), "RUNNING");
+  EXPECT_EQ(job.state(), "RUNNING") << "Flink's name while rescaling";
+  EXPECT_EQ(job.job_state(), v1::JOB_STATE_RESCALING);
   Tick();
   job = GetJob();
   ASSERT_EQ(job.rescales(), 1) << job.DebugString();
   EXPECT_EQ(job.state(), "RESTARTING");
+  EXPECT_EQ(job.job_state(), v1::JOB_STATE_RESTARTING);
   EXPECT_EQ(job.failures(), 0);
   EXPECT_EQ(job.checkpoints().completed(), 1);
   EXPECT_NE(job.failure_cause().find("rescale from 2 to 3 workers"), std::string::npos) << job.failure_cause();

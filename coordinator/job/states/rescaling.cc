@@ -9,13 +9,7 @@ namespace slipstream::job_states {
 
 JobState OnRescaling(JobContext& job, const JobEvent& event) {
   if (event.kind != JobEventKind::kTick) return OnAttemptRunning(job, event, JobState::kRescaling);
-  const RedeployDecision redeploy = job.EvaluateRedeploy(event.now_ms);
-  switch (redeploy.kind) {
-    case RedeployDecision::Kind::kNone: return JobState::kRunning;
-    case RedeployDecision::Kind::kPending: return JobState::kRescaling;
-    case RedeployDecision::Kind::kNow: return job.EndAttempt(redeploy.cause, /*failed=*/false, event.now_ms);
-  }
-  return JobState::kRescaling;
+  return OnRedeployTick(job, event.now_ms);
 }
 
 }  // namespace slipstream::job_states

@@ -35,15 +35,19 @@ JobState OnAttemptRunning(JobContext& job, const JobEvent& event, JobState state
   return state;
 }
 
-JobState OnRunning(JobContext& job, const JobEvent& event) {
-  if (event.kind != JobEventKind::kTick) return OnAttemptRunning(job, event, JobState::kRunning);
-  const RedeployDecision redeploy = job.EvaluateRedeploy(event.now_ms);
+JobState OnRedeployTick(JobContext& job, int64_t now_ms) {
+  const RedeployDecision redeploy = job.EvaluateRedeploy(now_ms);
   switch (redeploy.kind) {
     case RedeployDecision::Kind::kNone: return JobState::kRunning;
     case RedeployDecision::Kind::kPending: return JobState::kRescaling;
-    case RedeployDecision::Kind::kNow: return job.EndAttempt(redeploy.cause, /*failed=*/false, event.now_ms);
+    case RedeployDecision::Kind::kNow: return job.EndAttempt(redeploy.cause, /*failed=*/false, now_ms);
   }
   return JobState::kRunning;
+}
+
+JobState OnRunning(JobContext& job, const JobEvent& event) {
+  if (event.kind != JobEventKind::kTick) return OnAttemptRunning(job, event, JobState::kRunning);
+  return OnRedeployTick(job, event.now_ms);
 }
 
 }  // namespace slipstream::job_states

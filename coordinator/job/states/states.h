@@ -20,5 +20,8 @@ JobState OnTerminal(JobContext& job, const JobEvent& event, JobState state);
 // attempt or the job (shared by RUNNING, RESCALING and STOPPING). Returns
 // `state` when the event is not one of those.
 JobState OnAttemptRunning(JobContext& job, const JobEvent& event, JobState state);
+// A tick while RUNNING or RESCALING: RESCALING while a redeploy waits for its
+// checkpoint, RESTARTING once it completed, RUNNING when none is wanted.
+JobState OnRedeployTick(JobContext& job, int64_t now_ms);
 
 }  // namespace slipstream::job_states
