@@ -10,21 +10,29 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace slipstream {
 
-enum class EventType : uint8_t { kView = 0, kCart = 1, kPurchase = 2 };
+// One field's value in an event. Strings keep their capacity when an Event
+// is reused, so parsing a stream allocates only while strings grow.
+struct FieldValue {
+  bool present = false;      // false: an optional field the record lacks
+  int64_t long_value = 0;    // long; boolean as 0 / 1
+  double double_value = 0;   // double
+  std::string string_value;  // string
+};
 
-std::string_view EventTypeName(EventType type);
-
+// A parsed, valid record, per the job's InputSchema (common/features/
+// feature_definition.h): its key, its event time, and every input field's
+// value in the schema's order (the key and time fields included).
 struct Event {
   int64_t event_time_ms = 0;  // epoch milliseconds, UTC
-  EventType type = EventType::kView;
-  std::string user_id;  // non-empty; JSON integers are kept as decimal text
-  double price = 0;     // finite, >= 0
+  std::string user_id;        // the key field's value as text (JSON integers as decimal text)
+  std::vector<FieldValue> fields;
 };
 
 // Reason codes, the prefix of every dead-letter reason.
