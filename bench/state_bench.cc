@@ -19,6 +19,7 @@
 
 #include "CLI/CLI.hpp"
 #include "common/event.h"
+#include "common/features/feature_definition.h"
 #include "common/key_groups.h"
 #include "worker/state/state_store.h"
 #include "worker/window/window_engine.h"
@@ -71,9 +72,14 @@ int main(int argc, char** argv) {
     auto store = sl::StateStore::Open(dir + "/db", sl::StateStoreOptions{});
     if (!store.ok()) return Fail(std::string(store.status().message()));
     auto engine = std::make_unique<sl::WindowEngine>(store->get(), all);
+    // A view at 12.50 of the default definition's input (event_time,
+    // event_type, user_id, price).
+    const sl::InputSchema& input = sl::DefaultFeatureDefinition().input;
     sl::Event event;
-    event.type = sl::EventType::kView;
-    event.price = 12.5;
+    event.fields.resize(input.fields.size());
+    for (sl::FieldValue& v : event.fields) v.present = true;
+    event.fields[static_cast<size_t>(input.FieldIndex("event_type"))].string_value = "view";
+    event.fields[static_cast<size_t>(input.FieldIndex("price"))].double_value = 12.5;
     const int64_t t0 = 1'700'000'000'000;
     auto begin = Clock::now();
     int64_t events = 0;
