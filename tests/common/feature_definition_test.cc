@@ -1,0 +1,1 @@
+#include "common/features/feature_definition.h"
