@@ -514,16 +514,17 @@ class DefinitionParser {
     const bool wants_gap = window->type == WindowType::kSession;
     const std::pair<std::string_view, bool> keys[] = {{"size", wants_size}, {"slide", wants_slide}, {"gap", wants_gap}};
     for (const auto& [key, wanted] : keys) {
-      const bool present = Optional(node, key, &value);
-      if (present && !wanted) {
-        return Error(node[std::string(key)].Mark(), Join(path, key),
+      if (!wanted && Optional(node, key, &value)) {
+        return Error(value.Mark(), Join(path, key),
                      "a " + type_name + " window takes no " + std::string(key) +
                          (window->type == WindowType::kSession ? " (only gap)"
                           : window->type == WindowType::kTumbling ? " (only size)"
                                                                    : " (only size and slide)"));
       }
+    }
+    for (const auto& [key, wanted] : keys) {
       if (!wanted) continue;
-      if (!present) return Error(node.Mark(), path, "a " + type_name + " window needs " + Quoted(key));
+      if (!Optional(node, key, &value)) return Error(node.Mark(), path, "a " + type_name + " window needs " + Quoted(key));
       absl::StatusOr<int64_t> ms = DurationMs(value, Join(path, key));
       if (!ms.ok()) return ms.status();
       (key == "size" ? window->size_ms : key == "slide" ? window->slide_ms : window->gap_ms) = *ms;
