@@ -41,12 +41,37 @@ class CompiledFilter {
   const std::string& canonical() const { return canonical_; }
   bool always_true() const { return ops_.empty(); }
 
-  struct Op;  // defined in filter.cc
+  // One instruction of the postfix program. Defined here (not in filter.cc)
+  // because std::vector<Op> needs a complete type for the implicit
+  // destructor of every user of this header.
+  struct Op {
+    enum class Kind : uint8_t {
+      kCompare,  // pushes field <cmp> constant
+      kIn,       // pushes field in constants[begin, begin + count)
+      kTruthy,   // pushes a boolean field's value
+      kAnd,      // pops two, pushes their conjunction
+      kOr,
+      kNot,      // pops one, pushes its negation
+    };
+    enum class Cmp : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe };
+    Kind kind = Kind::kCompare;
+    Cmp cmp = Cmp::kEq;
+    bool negate = false;     // kIn: `not in`
+    bool as_double = false;  // numbers: compare as double (a double field or a fractional literal)
+    FieldType type = FieldType::kString;
+    int field = -1;          // index into Event::fields
+    int64_t long_value = 0;  // kCompare on long / boolean fields (exact)
+    double double_value = 0; // kCompare with as_double
+    uint32_t begin = 0;      // kCompare on strings: index into strings_; kIn: first constant
+    uint32_t count = 0;      // kIn: number of constants (in strings_, longs_ or doubles_ by type)
+  };
 
  private:
   friend absl::StatusOr<CompiledFilter> ParseFilter(std::string_view, const InputSchema&);
   std::vector<Op> ops_;
   std::vector<std::string> strings_;  // string constants
+  std::vector<int64_t> longs_;        // `in` lists of long / boolean fields
+  std::vector<double> doubles_;       // `in` lists compared as double
   std::string canonical_;
 };
 
