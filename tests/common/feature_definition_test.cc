@@ -476,6 +476,32 @@ TEST(RestoreCompatibility, ChangesAndRemovalsAreRefused) {
   EXPECT_THAT(s.message(), HasSubstr("feature 'a' changed: was a = avg(price:double), now a = avg(price:long)"));
 }
 
+// The worked example of docs/features.md: a second sliding group appended to
+// the shipped file.
+TEST(RestoreCompatibility, DocsExampleAddsPurchaseAmount24h) {
+  const std::string text = std::string(DefaultFeaturesYaml()) + R"(
+  # Per user, every hour: the last 24 hours' purchases.
+  - name: purchase_features
+    window: {type: sliding, size: 24 h, slide: 1 h}
+    key: "purchase_features:{user_id}"
+    ttl: 25 h
+    features:
+      - user_id
+      - {name: purchase_amount_24h, aggregate: sum, field: price, filter: "event_type == 'purchase'"}
+      - window_end
+)";
+  const FeatureDefinition def = Parse(text);
+  EXPECT_EQ(def.Summary(),
+            "user_features: sliding 1 h / 10 min, 7 fields; session_features: session gap 10 min, 5 fields; "
+            "purchase_features: sliding 1 d / 1 h, 3 fields");
+  EXPECT_EQ(def.groups[2].ttl_seconds, 90000);
+  EXPECT_EQ(def.groups[2].features[1].StateIdentity(def.input), "sum(price:double) where event_type == 'purchase'");
+  std::vector<std::string> added;
+  ASSERT_TRUE(CheckRestoreCompatible(DefaultFeatureDefinition(), def, &added).ok());
+  EXPECT_THAT(added, ElementsAre("purchase_features"));
+  EXPECT_NE(def.fingerprint, DefaultFeatureDefinition().fingerprint);
+}
+
 TEST(NearestName, EditDistance) {
   const std::vector<std::string> names = {"event_type", "event_time", "user_id", "price"};
   EXPECT_EQ(NearestName("evnt_type", names), "event_type");
