@@ -122,6 +122,26 @@ struct CoordinatorSettings {
   CoordinatorOptions options;  // all but the job's id and directory
 };
 
+// pipeline.features: the file when it exists. Left at its default and absent
+// (a binary started outside the source tree or image), the built-in copy of
+// the shipped conf/features.yaml; set explicitly, it must be readable.
+absl::StatusOr<std::shared_ptr<const FeatureDefinition>> LoadFeatures(const Config& config, const std::string& path) {
+  const bool explicit_path = config.explicit_values().count("pipeline.features") > 0;
+  std::error_code ignored;
+  if (!explicit_path && !std::filesystem::exists(path, ignored)) {
+    spdlog::info("pipeline.features: {} does not exist here; computing the built-in default definition ({})", path,
+                 DefaultFeatureDefinition().Summary());
+    return std::make_shared<const FeatureDefinition>(DefaultFeatureDefinition());
+  }
+  absl::StatusOr<FeatureDefinition> definition = LoadFeatureDefinitionFile(path);
+  if (!definition.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("pipeline.features: ", definition.status().message()));
+  }
+  spdlog::info("pipeline.features: {} (fingerprint {}): {}", path, definition->fingerprint.substr(0, 12),
+               definition->Summary());
+  return std::make_shared<const FeatureDefinition>(*std::move(definition));
+}
+
 // Reads the settings the configuration validated already; fails on what
 // only makes sense together (REST over TLS without a certificate, ...).
 absl::StatusOr<CoordinatorSettings> LoadCoordinatorSettings(const Config& config) {
@@ -165,7 +185,11 @@ absl::StatusOr<CoordinatorSettings> LoadCoordinatorSettings(const Config& config
   s.rest_port = settings.Int("rest.port");
   s.rest_tls = settings.Bool("security.ssl.rest.enabled");
   s.rest_tls_files = HttpTls{settings.String("security.ssl.cert"), settings.String("security.ssl.key")};
+  const std::string features_path = settings.String("pipeline.features");
   if (!settings.status().ok()) return settings.status();
+  absl::StatusOr<std::shared_ptr<const FeatureDefinition>> features = LoadFeatures(config, features_path);
+  if (!features.ok()) return features.status();
+  options.features = *std::move(features);
   absl::StatusOr<AccessControl> access = AccessControl::FromConfig(config);
   if (!access.ok()) return access.status();
   s.access = *access;
