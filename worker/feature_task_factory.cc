@@ -149,6 +149,10 @@ struct FeatureTaskFactory::Impl {
 FeatureTaskOptions FeatureTaskFactory::Impl::TaskOptions(const v1::Assignment& assignment,
                                                          RestoredPosition restored) const {
   FeatureTaskOptions task_options;
+  // The Assignment does not carry the job's definition yet: the shipped
+  // default, shared without a copy (a non-owning pointer to a static).
+  task_options.features =
+      std::shared_ptr<const FeatureDefinition>(std::shared_ptr<const void>(), &DefaultFeatureDefinition());
   task_options.max_parallelism = assignment.max_parallelism();
   task_options.idle_timeout_ms = options.idle_timeout_ms;
   task_options.max_event_time_skew_ms = options.max_event_time_skew_ms;

@@ -36,6 +36,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/features/feature_definition.h"
 #include "common/grpc_security.h"
 #include "common/key_groups.h"
 #include "proto/slipstream.pb.h"
@@ -73,6 +74,10 @@ struct TaskPeer {
 };
 
 struct FeatureTaskOptions {
+  // What the job reads and computes; the source parses records with
+  // `features->input`. Null: DefaultFeatureDefinition() (until deployments
+  // carry the job's definition).
+  std::shared_ptr<const FeatureDefinition> features;
   int max_parallelism = 128;
   int64_t idle_timeout_ms = 30000;
   // source.max-event-time-skew: records whose event time is further ahead of
