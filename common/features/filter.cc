@@ -76,7 +76,9 @@ absl::StatusOr<std::vector<Token>> Tokenize(std::string_view text) {
     if (c == '\'' || c == '"') {
       // No escapes: text containing one kind of quote uses the other.
       const size_t end = text.find(c, i + 1);
-      if (end == std::string_view::npos) return ErrorAt(column, "unterminated text literal (no closing " + std::string(1, c) + ")");
+      if (end == std::string_view::npos) {
+        return ErrorAt(column, "unterminated text literal (no closing " + std::string(1, c) + ")");
+      }
       token.kind = TokenKind::kString;
       token.quote = c;
       token.text = text.substr(i + 1, end - i - 1);
@@ -406,60 +408,68 @@ class Parser {
     if (not_in || PeekKeyword("in")) {
       Next();
       if (not_in) Next();
-      const std::string keyword = not_in ? "not in" : "in";
-      if (Peek().kind != TokenKind::kLParen) {
-        return ErrorAt(Peek().column, "expected '(' after '" + keyword + "', got " + Describe(Peek()));
-      }
-      Next();
-      std::vector<Literal> literals;
-      while (true) {
-        absl::StatusOr<Literal> literal = ParseLiteral("'" + keyword + " ('");
-        if (!literal.ok()) return literal.status();
-        if (absl::Status s = CheckLiteral(field, *literal); !s.ok()) return s;
-        literals.push_back(std::move(*literal));
-        if (Peek().kind == TokenKind::kComma) {
-          Next();
-          continue;
-        }
-        if (Peek().kind == TokenKind::kRParen) {
-          Next();
-          break;
-        }
-        return ErrorAt(Peek().column, "expected ',' or ')' in the '" + keyword + "' list, got " + Describe(Peek()));
-      }
-      op.kind = Op::Kind::kIn;
-      op.negate = not_in;
-      std::string list;
-      for (const Literal& literal : literals) list += (list.empty() ? "" : ", ") + CanonicalLiteral(field, literal);
-      if (field.type == FieldType::kString) {
-        op.begin = static_cast<uint32_t>(strings.size());
-        for (Literal& literal : literals) strings.push_back(std::move(literal.text));
-      } else if (field.type == FieldType::kBoolean) {
-        op.begin = static_cast<uint32_t>(longs.size());
-        for (const Literal& literal : literals) longs.push_back(literal.integer);
-      } else {
-        bool exact = field.type == FieldType::kLong;
-        int64_t unused = 0;
-        for (const Literal& literal : literals) exact = exact && AsExactInteger(literal, &unused);
-        op.as_double = !exact;
-        if (exact) {
-          op.begin = static_cast<uint32_t>(longs.size());
-          for (const Literal& literal : literals) {
-            int64_t value = 0;
-            AsExactInteger(literal, &value);
-            longs.push_back(value);
-          }
-        } else {
-          op.begin = static_cast<uint32_t>(doubles.size());
-          for (const Literal& literal : literals) doubles.push_back(literal.number);
-        }
-      }
-      op.count = static_cast<uint32_t>(literals.size());
-      if (absl::Status s = Emit(op, name.column); !s.ok()) return s;
-      return Piece{field.name + " " + keyword + " (" + list + ")", 3};
+      return ParseInList(name, field, not_in, op);
     }
+    return ParseComparison(name, field, op);
+  }
 
-    // A comparison, or a bare boolean field.
+  // The list of `field in (...)` / `field not in (...)`, after the keywords.
+  absl::StatusOr<Piece> ParseInList(const Token& name, const InputField& field, bool not_in, Op op) {
+    const std::string keyword = not_in ? "not in" : "in";
+    if (Peek().kind != TokenKind::kLParen) {
+      return ErrorAt(Peek().column, "expected '(' after '" + keyword + "', got " + Describe(Peek()));
+    }
+    Next();
+    std::vector<Literal> literals;
+    while (true) {
+      absl::StatusOr<Literal> literal = ParseLiteral("'" + keyword + " ('");
+      if (!literal.ok()) return literal.status();
+      if (absl::Status s = CheckLiteral(field, *literal); !s.ok()) return s;
+      literals.push_back(std::move(*literal));
+      if (Peek().kind == TokenKind::kComma) {
+        Next();
+        continue;
+      }
+      if (Peek().kind == TokenKind::kRParen) {
+        Next();
+        break;
+      }
+      return ErrorAt(Peek().column, "expected ',' or ')' in the '" + keyword + "' list, got " + Describe(Peek()));
+    }
+    op.kind = Op::Kind::kIn;
+    op.negate = not_in;
+    std::string list;
+    for (const Literal& literal : literals) list += (list.empty() ? "" : ", ") + CanonicalLiteral(field, literal);
+    if (field.type == FieldType::kString) {
+      op.begin = static_cast<uint32_t>(strings.size());
+      for (Literal& literal : literals) strings.push_back(std::move(literal.text));
+    } else if (field.type == FieldType::kBoolean) {
+      op.begin = static_cast<uint32_t>(longs.size());
+      for (const Literal& literal : literals) longs.push_back(literal.integer);
+    } else {
+      bool exact = field.type == FieldType::kLong;
+      int64_t unused = 0;
+      for (const Literal& literal : literals) exact = exact && AsExactInteger(literal, &unused);
+      op.as_double = !exact;
+      if (exact) {
+        op.begin = static_cast<uint32_t>(longs.size());
+        for (const Literal& literal : literals) {
+          int64_t value = 0;
+          AsExactInteger(literal, &value);
+          longs.push_back(value);
+        }
+      } else {
+        op.begin = static_cast<uint32_t>(doubles.size());
+        for (const Literal& literal : literals) doubles.push_back(literal.number);
+      }
+    }
+    op.count = static_cast<uint32_t>(literals.size());
+    if (absl::Status s = Emit(op, name.column); !s.ok()) return s;
+    return Piece{field.name + " " + keyword + " (" + list + ")", 3};
+  }
+
+  // `field op literal`, or a bare boolean field.
+  absl::StatusOr<Piece> ParseComparison(const Token& name, const InputField& field, Op op) {
     if (Peek().kind != TokenKind::kOp) {
       if (field.type != FieldType::kBoolean) {
         return ErrorAt(name.column, "field '" + field.name + "' is " + std::string(FieldTypeName(field.type)) +
