@@ -59,9 +59,13 @@ DeploymentPlan PlanDeployment(const DeploymentInput& input) {
       v1::RestoreInfo* r = a.mutable_restore();
       r->set_checkpoint_path(input.restore->path);
       r->set_checkpoint_id(input.restore->metadata.checkpoint_id());
-      const std::string& saved = input.restore->metadata.feature_definition();
-      if (input.features != nullptr && !saved.empty() &&
-          input.restore->metadata.feature_fingerprint() != input.features->fingerprint) {
+      // A checkpoint from before definitions existed holds the default's
+      // state: the worker converts from that one.
+      const std::string& recorded = input.restore->metadata.feature_definition();
+      const std::string saved = recorded.empty() ? std::string(DefaultFeaturesYaml()) : recorded;
+      const std::string& saved_fingerprint = recorded.empty() ? DefaultFeatureDefinition().fingerprint
+                                                              : input.restore->metadata.feature_fingerprint();
+      if (input.features != nullptr && saved_fingerprint != input.features->fingerprint) {
         r->set_feature_definition(saved);
       }
       *r->mutable_snapshots() = input.restore->metadata.workers();

@@ -14,12 +14,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/integration/e2e_fixture.h"
+#include "tests/integration/kafka_client.h"
+#include "tests/integration/redis_client.h"
 #include "tests/integration/workload.h"
 
 namespace slipstream::it {
 namespace {
 
-constexpr char kAddedGroup[] = R"(
+constexpr char kAddedGroup[] = R"yaml(
   # Added without a rebuild: what each user spent in the last 24 hours.
   - name: purchase_features
     window: {type: sliding, size: 24 h, slide: 1 h}
@@ -31,7 +33,7 @@ constexpr char kAddedGroup[] = R"(
       - {name: purchases_24h, aggregate: count, filter: "event_type == 'purchase'"}
       - {name: max_price_24h, aggregate: max, field: price}
       - window_end
-)";
+)yaml";
 
 // Prices are multiples of 0.25: exact in binary, so any summation order gives
 // this text (shortest round trip, as the sink writes doubles).

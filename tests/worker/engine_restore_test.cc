@@ -26,6 +26,8 @@ using testing_util::kHour;
 using testing_util::kMaxParallelism;
 using testing_util::kMin;
 using testing_util::TempDir;
+using testing_util::EventType;
+using testing_util::MakeEvent;
 
 struct Op {
   bool advance = false;  // else an event

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,7 +36,7 @@ namespace {
 
 using namespace testing_util;  // NOLINT
 
-constexpr char kDefinition[] = R"(
+constexpr char kDefinition[] = R"yaml(
 input:
   key: user
   event_time: {field: ts, format: epoch_millis}
@@ -102,7 +103,7 @@ groups:
       - session_start
       - session_end
       - duration_seconds
-)";
+)yaml";
 
 struct TestEvent {
   int64_t t;

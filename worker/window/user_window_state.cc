@@ -62,6 +62,7 @@ std::optional<int64_t> UserWindowState::AddToPaneWindows(const GroupProgram& pro
   // Flink skips windows that are already late (maxTimestamp <= watermark);
   // the element is dropped when all are.
   const int64_t last_end = WindowStart(t, slide) + size;
+  if (FireTime(last_end) <= watermark_ms) return std::nullopt;  // (also keeps the sums below in range)
   int64_t first_open_end = WindowStart(t - size, slide) + slide + size;
   if (FireTime(first_open_end) <= watermark_ms) {
     // The first end after the watermark: ends are k * slide + size.
