@@ -430,6 +430,20 @@ TEST(FeatureReference, DefaultDefinitionCompilesToTheOriginalStateLayout) {
   EXPECT_EQ(program->groups()[1].words(), 0u);
 }
 
+TEST(FeatureReference, WritesNameTheirGuardFieldsAsTheHardCodedEngineDid) {
+  const std::shared_ptr<const FeatureProgram> program = FeatureProgram::Default();
+  std::vector<uint64_t> words(program->groups()[0].words(), 0);
+  const FeatureWrite sliding = program->groups()[0].MakeWrite("u", {0, kHour, 0, 0, 0}, words.data(), nullptr);
+  EXPECT_EQ(sliding.guard_fields, (std::array<int, 2>{12, -1}));
+  EXPECT_EQ(sliding.fields[12], "window_end");
+  EXPECT_EQ(sliding.order, kHour);
+  const FeatureWrite session = program->groups()[1].MakeWrite("u", {5, 10, 5, 7, 3}, nullptr, nullptr);
+  EXPECT_EQ(session.guard_fields, (std::array<int, 2>{8, 2}));
+  EXPECT_EQ(session.fields[8], "session_end");
+  EXPECT_EQ(session.fields[2], "event_count");
+  EXPECT_EQ(session.order, 7);
+}
+
 TEST(FeatureReference, CountDistinctIsExactToItsLimitThenEstimatesWithinTwoPercent) {
   VarSlot slot;
   FieldValue v;

@@ -350,8 +350,8 @@ FeatureWrite GroupProgram::MakeWrite(std::string_view key, const WindowValues& w
         break;
     }
   }
-  write.guard_fields = {guard_primary_ < 0 ? -1 : 2 * guard_primary_ + 1,
-                        guard_secondary_ < 0 ? -1 : 2 * guard_secondary_ + 1};
+  // Positions of the guard fields' names in `fields` (feature_write.h).
+  write.guard_fields = {guard_primary_ < 0 ? -1 : 2 * guard_primary_, guard_secondary_ < 0 ? -1 : 2 * guard_secondary_};
   write.order = is_session() ? window.last_event_ms : window.end_ms;
   return write;
 }
