@@ -54,6 +54,7 @@ RUN apt-get update \
         libsimdjson14 \
         libspdlog1.10 \
         libfmt9 \
+        libyaml-cpp0.7 \
         libsnappy1v5 \
         liblz4-1 \
         libzstd1 \

@@ -3,7 +3,8 @@
 # next to the ceiling (a bare librdkafka consumer reading the same topic).
 #
 # Usage: bench/run_throughput.sh [--events N] [--users N] [--step DURATION]
-#                                [--ceiling-runs N] [--guarded] [--perf] [--build] [--keep-logs]
+#                                [--ceiling-runs N] [--guarded] [--features FILE] [--perf] [--build]
+#                                [--keep-logs]
 #                                [-Dkey=value ...]
 #
 #   --events N        events to preload (default 2000000; 4 flush records follow)
@@ -16,6 +17,9 @@
 #                     have written newer windows): a high-water mark above every
 #                     window is set in slipstream:writers before the job starts.
 #                     Without it the job starts from no marks: plain HSET + EXPIRE
+#   --features FILE   the feature definition the job computes (pipeline.features;
+#                     default: conf/features.yaml, the shipped two groups);
+#                     bench/features-4-groups.yaml is the 4-group, 20-feature load
 #   --perf            also `perf record -g` the worker for $BENCH_PERF_SECONDS
 #                     (default 5) once it consumes, and print its top 10 symbols
 #                     by self time and its busiest threads (perf slows the run:
@@ -69,6 +73,7 @@ GUARDED=0
 BUILD=0
 KEEP_LOGS=0
 WORKER_EXTRA=()
+FEATURES=""
 need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -78,6 +83,7 @@ while [[ $# -gt 0 ]]; do
     --ceiling-runs) need_value "$@"; CEILING_RUNS="$2"; shift 2 ;;
     --perf) PERF=1; shift ;;
     --guarded) GUARDED=1; shift ;;
+    --features) need_value "$@"; FEATURES="$(readlink -f "$2")"; [[ -f "$FEATURES" ]] || die "--features: no file $2"; shift 2 ;;
     --build) BUILD=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     -D?*=*) WORKER_EXTRA+=("$1"); shift ;;
@@ -211,7 +217,8 @@ COMMON=(--config "$SLIPSTREAM_ROOT/conf/application.properties"
   "-Djobmanager.rpc.address=127.0.0.1" "-Djobmanager.rpc.port=$COORDINATOR_PORT"
   "-Dstate.dir=$RUN/state" "-Dstate.checkpoints.dir=file://$RUN/checkpoints"
   "-Dstate.savepoints.dir=file://$RUN/savepoints"
-  "-Dheartbeat.interval=200 ms" "-Dlog.level=info")
+  "-Dheartbeat.interval=200 ms" "-Dlog.level=info"
+  "-Dpipeline.features=${FEATURES:-$SLIPSTREAM_ROOT/conf/features.yaml}")
 status_line() { "$BIN/slipstream-bench-status" --coordinator "127.0.0.1:$COORDINATOR_PORT" --timeout-ms 1000 2>/dev/null; }
 
 # The sink's marks from an earlier run would make this one guarded: start
@@ -430,7 +437,7 @@ for r in "${CEILING_ALL[@]}"; do ceiling_list+="${ceiling_list:+, }$(fmt "$r")";
 
 cat <<EOF
 
-### $(date -u '+%Y-%m-%d %H:%M UTC'): --events $EVENTS --users $USERS --step "$STEP"${WORKER_EXTRA[@]+ ${WORKER_EXTRA[*]}}
+### $(date -u '+%Y-%m-%d %H:%M UTC'): --events $EVENTS --users $USERS --step "$STEP"${FEATURES:+ --features $(basename "$FEATURES")}${WORKER_EXTRA[@]+ ${WORKER_EXTRA[*]}}
 
 | | |
 |---|---|

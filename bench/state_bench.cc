@@ -19,8 +19,10 @@
 
 #include "CLI/CLI.hpp"
 #include "common/event.h"
+#include "common/features/feature_definition.h"
 #include "common/key_groups.h"
 #include "worker/state/state_store.h"
+#include "worker/window/feature_program.h"
 #include "worker/window/window_engine.h"
 
 namespace {
@@ -56,6 +58,9 @@ int main(int argc, char** argv) {
   app.add_option("--restore-first", restore_first, "first key group restored (a worker's share after a rescale)")
       ->check(CLI::Range(0, 127));
   app.add_option("--restore-last", restore_last, "last key group restored")->check(CLI::Range(0, 127));
+  std::string features;
+  app.add_option("--features", features,
+                 "feature definition file over the shipped input (default: the built-in conf/features.yaml)");
   int rebuilds = 1;
   app.add_option("--rebuilds", rebuilds, "rebuild this many times (one line each; for profiling)")
       ->check(CLI::PositiveNumber);
@@ -66,14 +71,27 @@ int main(int argc, char** argv) {
   const sl::KeyGroupRange restore_range{restore_first, restore_last};
   if (restore_range.empty()) return Fail("--restore-first is after --restore-last");
   std::filesystem::remove_all(dir);
+  sl::WindowEngineOptions engine_options;
+  if (!features.empty()) {
+    absl::StatusOr<sl::FeatureDefinition> definition = sl::LoadFeatureDefinitionFile(features);
+    if (!definition.ok()) return Fail(std::string(definition.status().message()));
+    auto program = sl::FeatureProgram::Compile(std::make_shared<const sl::FeatureDefinition>(*std::move(definition)));
+    if (!program.ok()) return Fail(std::string(program.status().message()));
+    engine_options.program = *program;
+  }
   int status = 0;
   {
     auto store = sl::StateStore::Open(dir + "/db", sl::StateStoreOptions{});
     if (!store.ok()) return Fail(std::string(store.status().message()));
-    auto engine = std::make_unique<sl::WindowEngine>(store->get(), all);
+    auto engine = std::make_unique<sl::WindowEngine>(store->get(), all, engine_options);
+    // A view at 12.50 of the default definition's input (event_time,
+    // event_type, user_id, price).
+    const sl::InputSchema& input = sl::DefaultFeatureDefinition().input;
     sl::Event event;
-    event.type = sl::EventType::kView;
-    event.price = 12.5;
+    event.fields.resize(input.fields.size());
+    for (sl::FieldValue& v : event.fields) v.present = true;
+    event.fields[static_cast<size_t>(input.FieldIndex("event_type"))].string_value = "view";
+    event.fields[static_cast<size_t>(input.FieldIndex("price"))].double_value = 12.5;
     const int64_t t0 = 1'700'000'000'000;
     auto begin = Clock::now();
     int64_t events = 0;
@@ -126,7 +144,7 @@ int main(int argc, char** argv) {
 
     for (int i = 0; i < rebuilds; ++i) {
       begin = Clock::now();
-      sl::WindowEngine restored(restored_store->get(), restore_range);
+      sl::WindowEngine restored(restored_store->get(), restore_range, engine_options);
       if (!restored.Restore().ok()) return Fail("Restore failed");
       Report("rebuild", SecondsSince(begin), restored.stats().users, "users");
       std::printf("         %lld timers\n", static_cast<long long>(restored.stats().timers));

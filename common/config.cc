@@ -135,6 +135,8 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
              "Number of key groups: the upper bound for the parallelism of keyed operators "
              "and the unit in which keyed state is redistributed when rescaling. Keep it "
              "unchanged between a checkpoint or savepoint and the job restored from it."),
+      StringKey("pipeline.features", "conf/features.yaml",
+                "The feature definition file; see docs/features.md."),
 
       // Source.
       DurationKey("source.idle-timeout", "30 s",

@@ -46,6 +46,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   checkpoint_options.job_id = options.job_id;
   checkpoint_options.topic = options.topic;
   checkpoint_options.max_parallelism = options.max_parallelism;
+  const FeatureDefinition& features = options.features ? *options.features : DefaultFeatureDefinition();
+  checkpoint_options.feature_definition = features.text;
+  checkpoint_options.feature_fingerprint = features.fingerprint;
   checkpoint_options.make_stub = options.task_control_stub;
   if (!checkpoint_options.make_stub) {
     // Calls to workers' TaskControl are internal: TLS as configured, and the

@@ -54,6 +54,7 @@
 #include "common/access_control.h"
 #include "common/clock.h"
 #include "common/grpc_security.h"
+#include "common/features/feature_definition.h"
 #include "coordinator/checkpoint/checkpoint_coordinator.h"
 #include "coordinator/restart_strategy.h"
 
@@ -70,6 +71,10 @@ struct CoordinatorOptions {
   std::string job_id;
   std::string topic;
   int max_parallelism = 128;
+  // What the job computes (pipeline.features); null: the built-in default.
+  // Shipped to the workers with every deployment and recorded in every
+  // checkpoint.
+  std::shared_ptr<const FeatureDefinition> features;
   int64_t heartbeat_timeout_ms = 10000;
   int min_workers = 1;
   int64_t stabilization_ms = 1000;

@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/grpc_security.h"
 #include "common/grpc_status.h"
+#include "coordinator/feature_info.h"
 #include "spdlog/spdlog.h"
 
 namespace slipstream {
@@ -417,6 +418,7 @@ void CoordinatorService::FillJob(v1::JobStatus* response) {
   response->set_restored_from(j.restored_from);
   response->set_rescales(j.rescales);
   FillCheckpoints(response->mutable_checkpoints());
+  FillFeatureInfo(j.features(), response->mutable_features());
   const int64_t now = j.NowMs();
   for (const WorkerEntry* w : j.workers.InOrder()) FillWorker(*w, now, response->add_workers());
 }

@@ -8,16 +8,19 @@
 #include <filesystem>
 #include <grpcpp/grpcpp.h>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "common/access_control.h"
 #include "common/config.h"
+#include "common/features/feature_definition.h"
 #include "common/grpc_security.h"
 #include "common/command_line.h"
 #include "common/http_endpoint.h"
@@ -71,6 +74,39 @@ absl::StatusOr<std::vector<std::string>> RewriteFromSavepoint(int argc, char** a
   return args;
 }
 
+// `--validate-features FILE`: parses and validates a feature definition file
+// and exits (0: valid, 1: the first error on stderr), reading no other
+// configuration and connecting nowhere, so CI and editors can run it on a
+// machine without Kafka. nullopt when the flag is absent.
+std::optional<int> ValidateFeaturesCommand(int argc, char** argv) {
+  constexpr std::string_view kFlag = "--validate-features";
+  bool wanted = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == kFlag || arg.starts_with("--validate-features=")) wanted = true;
+  }
+  if (!wanted) return std::nullopt;
+  CLI::App app{"slipstream-coordinator --validate-features FILE: checks a feature definition file (format in "
+               "docs/features.md) and exits; takes no other options.",
+               "slipstream-coordinator"};
+  std::string path;
+  app.add_option(std::string(kFlag), path, "The feature definition file (YAML)")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  absl::StatusOr<FeatureDefinition> definition = LoadFeatureDefinitionFile(path);
+  if (!definition.ok()) {
+    // The message already names the file, line and column.
+    std::cerr << definition.status().message() << "\n";
+    return 1;
+  }
+  std::cout << path << ": OK — " << definition->Summary() << "\n";
+  return 0;
+}
+
 // The configuration, read and checked, before the job is known.
 struct CoordinatorSettings {
   std::string log_level;
@@ -85,6 +121,26 @@ struct CoordinatorSettings {
   AccessControl access;
   CoordinatorOptions options;  // all but the job's id and directory
 };
+
+// pipeline.features: the file when it exists. Left at its default and absent
+// (a binary started outside the source tree or image), the built-in copy of
+// the shipped conf/features.yaml; set explicitly, it must be readable.
+absl::StatusOr<std::shared_ptr<const FeatureDefinition>> LoadFeatures(const Config& config, const std::string& path) {
+  const bool explicit_path = config.explicit_values().count("pipeline.features") > 0;
+  std::error_code ignored;
+  if (!explicit_path && !std::filesystem::exists(path, ignored)) {
+    spdlog::info("pipeline.features: {} does not exist here; computing the built-in default definition ({})", path,
+                 DefaultFeatureDefinition().Summary());
+    return std::make_shared<const FeatureDefinition>(DefaultFeatureDefinition());
+  }
+  absl::StatusOr<FeatureDefinition> definition = LoadFeatureDefinitionFile(path);
+  if (!definition.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("pipeline.features: ", definition.status().message()));
+  }
+  spdlog::info("pipeline.features: {} (fingerprint {}): {}", path, definition->fingerprint.substr(0, 12),
+               definition->Summary());
+  return std::make_shared<const FeatureDefinition>(*std::move(definition));
+}
 
 // Reads the settings the configuration validated already; fails on what
 // only makes sense together (REST over TLS without a certificate, ...).
@@ -129,7 +185,11 @@ absl::StatusOr<CoordinatorSettings> LoadCoordinatorSettings(const Config& config
   s.rest_port = settings.Int("rest.port");
   s.rest_tls = settings.Bool("security.ssl.rest.enabled");
   s.rest_tls_files = HttpTls{settings.String("security.ssl.cert"), settings.String("security.ssl.key")};
+  const std::string features_path = settings.String("pipeline.features");
   if (!settings.status().ok()) return settings.status();
+  absl::StatusOr<std::shared_ptr<const FeatureDefinition>> features = LoadFeatures(config, features_path);
+  if (!features.ok()) return features.status();
+  options.features = *std::move(features);
   absl::StatusOr<AccessControl> access = AccessControl::FromConfig(config);
   if (!access.ok()) return access.status();
   s.access = *access;
@@ -216,6 +276,7 @@ void LogAccess(const CoordinatorSettings& settings, int grpc_port) {
 }
 
 int RunCoordinator(int argc, char** argv) {
+  if (std::optional<int> exit_code = ValidateFeaturesCommand(argc, argv)) return *exit_code;
   absl::StatusOr<std::vector<std::string>> rewritten = RewriteFromSavepoint(argc, argv);
   if (!rewritten.ok()) return Fail(rewritten.status().message());
   std::vector<char*> args;
@@ -226,7 +287,9 @@ int RunCoordinator(int argc, char** argv) {
       "slipstream-coordinator: the Slipstream JobManager. Owns the job (id, assignment of Kafka partitions "
       "and key groups to workers, recovery from checkpoints) and serves gRPC on jobmanager.rpc.port.\n"
       "--from-savepoint PATH restores the job from a savepoint or retained checkpoint at start (same as "
-      "-Dexecution.savepoint.path=PATH).");
+      "-Dexecution.savepoint.path=PATH).\n"
+      "--validate-features FILE checks a feature definition file (docs/features.md) and exits, without reading "
+      "any other configuration.");
   if (!command_line.config) return command_line.exit_code;
   absl::StatusOr<CoordinatorSettings> settings = LoadCoordinatorSettings(*command_line.config);
   if (!settings.ok()) return Fail(settings.status().message());

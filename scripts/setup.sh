@@ -34,6 +34,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librdkafka-dev libhiredis-dev librocksdb-dev libabsl-dev libsimdjson-dev
   libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
+  # feature definition files (conf/features.yaml)
+  libyaml-cpp-dev
   # TLS: HTTPS on rest.port (cpp-httplib's SSLServer, CPPHTTPLIB_OPENSSL_SUPPORT)
   libssl-dev
   # tests and benchmarks

@@ -24,6 +24,42 @@ bool Overlaps(const KeyGroupRange& a, const KeyGroupRange& b) {
 }
 
 // What a checkpoint gives the task besides the state it ingested.
+// What the attempt computes, and what its restored state was written under.
+struct TaskPrograms {
+  std::shared_ptr<const FeatureProgram> current;
+  std::shared_ptr<const FeatureProgram> restored;  // null: `current`
+};
+
+absl::StatusOr<std::shared_ptr<const FeatureProgram>> CompileDefinition(const std::string& yaml,
+                                                                        const std::string& origin) {
+  if (yaml.empty()) return FeatureProgram::Default();
+  absl::StatusOr<FeatureDefinition> definition = ParseFeatureDefinition(yaml, origin);
+  if (!definition.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", definition.status().message()));
+  }
+  return FeatureProgram::Compile(std::make_shared<const FeatureDefinition>(*std::move(definition)));
+}
+
+// The deployment's definition (the coordinator validated it; a worker of
+// another version may still refuse it) and the restored checkpoint's.
+absl::StatusOr<TaskPrograms> CompilePrograms(const v1::Assignment& assignment) {
+  TaskPrograms programs;
+  absl::StatusOr<std::shared_ptr<const FeatureProgram>> current =
+      CompileDefinition(assignment.feature_definition(), "the job's feature definition");
+  if (!current.ok()) return current.status();
+  programs.current = *std::move(current);
+  if (!assignment.restore().feature_definition().empty()) {
+    absl::StatusOr<std::shared_ptr<const FeatureProgram>> restored = CompileDefinition(
+        assignment.restore().feature_definition(),
+        absl::StrCat("the feature definition of checkpoint ", assignment.restore().checkpoint_id()));
+    if (!restored.ok()) return restored.status();
+    programs.restored = *std::move(restored);
+    spdlog::info("the restored state was written under another feature definition ({}); converting it to {}",
+                 programs.restored->definition().Summary(), programs.current->definition().Summary());
+  }
+  return programs;
+}
+
 struct RestoredPosition {
   std::map<int, int64_t> offsets;
   std::map<int, FeatureTaskOptions::RestoredPartition> partitions;
@@ -135,7 +171,8 @@ struct FeatureTaskFactory::Impl {
   DataPlaneServer* data_plane;
   StateReleaser releaser;
 
-  FeatureTaskOptions TaskOptions(const v1::Assignment& assignment, RestoredPosition restored) const;
+  FeatureTaskOptions TaskOptions(const v1::Assignment& assignment, RestoredPosition restored,
+                                 const TaskPrograms& programs) const;
   struct TaskClients {
     std::unique_ptr<KafkaSource> source;
     std::unique_ptr<DeadLetterProducer> dead_letters;
@@ -147,8 +184,13 @@ struct FeatureTaskFactory::Impl {
 };
 
 FeatureTaskOptions FeatureTaskFactory::Impl::TaskOptions(const v1::Assignment& assignment,
-                                                         RestoredPosition restored) const {
+                                                         RestoredPosition restored,
+                                                         const TaskPrograms& programs) const {
   FeatureTaskOptions task_options;
+  task_options.program = programs.current;
+  task_options.restored_program = programs.restored;
+  // The definition lives as long as the program that holds it.
+  task_options.features = std::shared_ptr<const FeatureDefinition>(programs.current, &programs.current->definition());
   task_options.max_parallelism = assignment.max_parallelism();
   task_options.idle_timeout_ms = options.idle_timeout_ms;
   task_options.max_event_time_skew_ms = options.max_event_time_skew_ms;
@@ -221,6 +263,8 @@ absl::StatusOr<std::unique_ptr<DeployedTask>> FeatureTaskFactory::Deploy(
     return absl::InvalidArgumentError("the coordinator sent an assignment without this worker's key groups");
   }
   const KeyGroupRange owned{assignment.key_groups(0).first(), assignment.key_groups(0).last()};
+  absl::StatusOr<TaskPrograms> programs = CompilePrograms(assignment);
+  if (!programs.ok()) return programs.status();
   std::string partition_text;
   for (int p : assignment.partitions()) absl::StrAppend(&partition_text, partition_text.empty() ? "" : ",", p);
   const v1::RestoreInfo& restore = assignment.restore();
@@ -258,7 +302,7 @@ absl::StatusOr<std::unique_ptr<DeployedTask>> FeatureTaskFactory::Deploy(
   absl::StatusOr<Impl::TaskClients> clients = impl_->ConnectClients(assignment, restored.offsets, stop);
   if (!clients.ok()) return clients.status();
   absl::StatusOr<std::unique_ptr<FeatureTask>> task = FeatureTask::Create(
-      impl_->TaskOptions(assignment, std::move(restored)), std::move(clients->source),
+      impl_->TaskOptions(assignment, std::move(restored), *programs), std::move(clients->source),
       std::move(clients->dead_letters), std::move(clients->sink), std::move(*state), impl_->data_plane);
   std::move(free_previous_state).Invoke();
   if (!task.ok()) return task.status();

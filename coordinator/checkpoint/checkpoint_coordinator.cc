@@ -256,6 +256,8 @@ struct CheckpointCoordinator::Impl {
       pending->Fail(std::string(metadata.status().message()));
       return;
     }
+    metadata->set_feature_definition(options.feature_definition);
+    metadata->set_feature_fingerprint(options.feature_fingerprint);
     const std::string dir = pending->dir();
     const std::vector<v1::PeerEndpoint> targets = pending->workers();
     const bool savepoint = pending->savepoint();

@@ -72,6 +72,10 @@ struct CheckpointCoordinatorOptions {
   std::string job_id;
   std::string topic;
   int max_parallelism = 128;
+  // Recorded in every checkpoint's _metadata: the definition's YAML text and
+  // fingerprint (a restore checks it against the job's).
+  std::string feature_definition;
+  std::string feature_fingerprint;
   TaskControlStubFactory make_stub;  // empty: MakeTaskControlStub
   // Too many consecutive checkpoint failures in `attempt`; `cause` says why.
   std::function<void(int64_t attempt, const std::string& cause)> on_failure;

@@ -50,6 +50,7 @@ DeploymentPlan PlanDeployment(const DeploymentInput& input) {
     a.set_attempt(input.attempt);
     a.set_topic(input.topic);
     a.set_max_parallelism(input.max_parallelism);
+    if (input.features != nullptr) a.set_feature_definition(input.features->text);
     for (int p : plan.ranges[i].partitions) a.add_partitions(p);
     *a.add_key_groups() = plan.peers[i].key_groups();
     a.set_worker_index(i);
@@ -58,6 +59,15 @@ DeploymentPlan PlanDeployment(const DeploymentInput& input) {
       v1::RestoreInfo* r = a.mutable_restore();
       r->set_checkpoint_path(input.restore->path);
       r->set_checkpoint_id(input.restore->metadata.checkpoint_id());
+      // A checkpoint from before definitions existed holds the default's
+      // state: the worker converts from that one.
+      const std::string& recorded = input.restore->metadata.feature_definition();
+      const std::string saved = recorded.empty() ? std::string(DefaultFeaturesYaml()) : recorded;
+      const std::string& saved_fingerprint = recorded.empty() ? DefaultFeatureDefinition().fingerprint
+                                                              : input.restore->metadata.feature_fingerprint();
+      if (input.features != nullptr && saved_fingerprint != input.features->fingerprint) {
+        r->set_feature_definition(saved);
+      }
       *r->mutable_snapshots() = input.restore->metadata.workers();
       for (int p : plan.ranges[i].partitions) {
         if (auto o = offsets.find(p); o != offsets.end()) *r->add_offsets() = o->second;
@@ -70,7 +80,8 @@ DeploymentPlan PlanDeployment(const DeploymentInput& input) {
   return plan;
 }
 
-absl::Status CheckRestorable(const CompletedCheckpoint& c, int max_parallelism, const std::string& topic) {
+absl::Status CheckRestorable(const CompletedCheckpoint& c, int max_parallelism, const std::string& topic,
+                             const FeatureDefinition& features, std::vector<std::string>* added) {
   const v1::CheckpointMetadata& m = c.metadata;
   const std::string what = absl::StrCat("cannot restore checkpoint ", m.checkpoint_id(), " from ", c.path);
   if (m.max_parallelism() != max_parallelism) {
@@ -96,6 +107,22 @@ absl::Status CheckRestorable(const CompletedCheckpoint& c, int max_parallelism, 
   if (next < max_parallelism) {
     return absl::FailedPreconditionError(absl::StrCat(what, ": its worker snapshots do not cover key group ", next,
                                                       " of 0-", max_parallelism - 1));
+  }
+  added->clear();
+  // A checkpoint from before feature definitions holds the default's state.
+  if (m.feature_definition().empty()) return CheckRestoreCompatible(DefaultFeatureDefinition(), features, added);
+  if (m.feature_fingerprint() == features.fingerprint) return absl::OkStatus();
+  absl::StatusOr<FeatureDefinition> saved =
+      ParseFeatureDefinition(m.feature_definition(), absl::StrCat("checkpoint ", m.checkpoint_id()));
+  if (!saved.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": its feature definition is unreadable: ", saved.status().message()));
+  }
+  if (absl::Status compatible = CheckRestoreCompatible(*saved, features, added); !compatible.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " under pipeline.features=", features.origin, ": ", compatible.message(),
+        " (a checkpoint can only be restored by the definition it was taken with, or one that adds groups or "
+        "features; start without the checkpoint to recompute)"));
   }
   return absl::OkStatus();
 }

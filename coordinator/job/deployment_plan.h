@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/features/feature_definition.h"
 #include "coordinator/assignment.h"
 #include "coordinator/checkpoint/checkpoint_store.h"
 #include "proto/slipstream.pb.h"
@@ -37,6 +38,10 @@ struct DeploymentInput {
   // Partitions found by partition discovery: read from their earliest
   // offset until a checkpoint has theirs.
   std::set<int> discovered_partitions;
+  // The job's feature definition; every assignment carries its text, and a
+  // restore whose checkpoint was written under another (compatible) one
+  // carries that one's too.
+  const FeatureDefinition* features = nullptr;
 };
 
 struct DeploymentPlan {
@@ -49,9 +54,12 @@ struct DeploymentPlan {
 DeploymentPlan PlanDeployment(const DeploymentInput& input);
 
 // A checkpoint can be restored into this job: same key groups and topic,
-// and its snapshots cover every key group. FailedPrecondition naming the
-// key to keep otherwise.
+// its snapshots cover every key group, and its feature definition is the
+// job's or one the job only added groups or features to (`*added` lists
+// those; they start empty). FailedPrecondition naming the key to keep (or
+// the group and feature that changed) otherwise.
 [[nodiscard]] absl::Status CheckRestorable(const CompletedCheckpoint& checkpoint, int max_parallelism,
-                                           const std::string& topic);
+                                           const std::string& topic, const FeatureDefinition& features,
+                                           std::vector<std::string>* added);
 
 }  // namespace slipstream

@@ -70,8 +70,14 @@ JobState JobContext::TryDeploy(JobState current, int64_t now) {
 JobState JobContext::Deploy(int64_t now) {
   const std::optional<CompletedCheckpoint> restore = RestoreSource();
   if (restore) {
-    if (absl::Status s = CheckRestorable(*restore, options.max_parallelism, options.topic); !s.ok()) {
+    std::vector<std::string> added;
+    if (absl::Status s = CheckRestorable(*restore, options.max_parallelism, options.topic, features(), &added);
+        !s.ok()) {
       return FailJob(std::string(s.message()));
+    }
+    if (!added.empty()) {
+      spdlog::info("restoring checkpoint {} under a definition that adds {}: they start empty",
+                   restore->metadata.checkpoint_id(), absl::StrJoin(added, ", "));
     }
   }
   // Partitions discovered since the last deployment are read from now on,
@@ -89,7 +95,7 @@ JobState JobContext::Deploy(int64_t now) {
   }
   if (attempt > 1 && last_end_was_failure_) ++restarts;
   DeploymentInput input{options.job_id, options.topic, options.max_parallelism, attempt, num_partitions, {},
-                        restore ? &*restore : nullptr, discovered_partitions};
+                        restore ? &*restore : nullptr, discovered_partitions, &features()};
   for (const WorkerEntry* w : ordered) {
     input.workers.push_back({w->id, w->registration.host(), w->registration.data_port()});
   }

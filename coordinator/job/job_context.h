@@ -61,6 +61,9 @@ class JobContext {
   explicit JobContext(const CoordinatorOptions& options);
 
   int64_t NowMs() const { return options.clock->WallMs(); }
+  const FeatureDefinition& features() const {
+    return options.features ? *options.features : DefaultFeatureDefinition();
+  }
   // Restart delays are measured on the monotonic clock, to the microsecond
   // (a delay must never be a millisecond short, nor change with the wall clock).
   int64_t SteadyUs() const { return options.clock->SteadyUs(); }

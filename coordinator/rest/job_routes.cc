@@ -61,9 +61,21 @@ HttpResponse JobDetails(const RestRequest& request, const v1::JobStatus& job) {
   j["now"] = Clock::Real().WallMs();
   j["maxParallelism"] = job.max_parallelism();
   j["timestamps"] = json{{job.state() == "CREATED" ? "CREATED" : "RUNNING", job.start_time_ms()}};
+  std::string windows;
+  json groups = json::array();
+  for (const v1::FeatureGroupInfo& g : job.features().groups()) {
+    if (!windows.empty()) windows += ", ";
+    windows += g.name() + ": " + g.window();
+    json features = json::array();
+    for (const v1::FeatureInfo& f : g.features()) features.push_back({{"name", f.name()}, {"definition", f.definition()}});
+    groups.push_back({{"name", g.name()},
+                      {"window", g.window()},
+                      {"key", g.key_template()},
+                      {"ttl-seconds", g.ttl_seconds()},
+                      {"features", std::move(features)}});
+  }
   j["vertices"] = json::array({json{{"id", "window-operator"},
-                                    {"name", "Source: Kafka -> event-time windows (1 h/10 min, session 10 min) -> "
-                                             "Sink: Redis"},
+                                    {"name", "Source: Kafka -> event-time windows (" + windows + ") -> Sink: Redis"},
                                     {"parallelism", job.min_workers()},
                                     {"status", FlinkState(job)}}});
   // What Flink has no field for.
@@ -74,6 +86,9 @@ HttpResponse JobDetails(const RestRequest& request, const v1::JobStatus& job) {
   j["restored-from"] = job.restored_from();
   j["topic"] = job.topic();
   j["partitions"] = job.num_partitions();
+  j["features"] = json{{"origin", job.features().origin()},
+                       {"fingerprint", job.features().fingerprint()},
+                       {"groups", std::move(groups)}};
   return JsonResponse(200, j);
 }
 

@@ -144,6 +144,7 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "taskmanager.host",
       "taskmanager.data.port",
       "pipeline.max-parallelism",
+      "pipeline.features",
       "source.idle-timeout",
       "source.max-event-time-skew",
       "state.backend.type",

@@ -13,8 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "tests/common/test_schemas.h"
+
 namespace slipstream {
 namespace {
+
+using namespace testing_schemas;  // NOLINT: test helpers
 
 using std::chrono::days;
 using std::chrono::milliseconds;
@@ -77,7 +81,7 @@ std::string EventWithPrice(std::string_view price) {
 }
 
 absl::Status ParseOne(std::string_view json, Event* event = nullptr) {
-  EventParser parser;
+  EventParser parser(DefaultTestSchema());
   Event scratch;
   return parser.Parse(json, event != nullptr ? event : &scratch);
 }
@@ -113,15 +117,6 @@ int64_t ParseOk(std::string_view text) {
   absl::StatusOr<int64_t> ms = ParseIso8601Millis(text);
   EXPECT_TRUE(ms.ok()) << text << ": " << ms.status();
   return ms.ok() ? *ms : std::numeric_limits<int64_t>::min();
-}
-
-// ---------------------------------------------------------------------------
-// EventTypeName
-
-TEST(EventTypeName, NamesEveryType) {
-  EXPECT_EQ(EventTypeName(EventType::kView), "view");
-  EXPECT_EQ(EventTypeName(EventType::kCart), "cart");
-  EXPECT_EQ(EventTypeName(EventType::kPurchase), "purchase");
 }
 
 // ---------------------------------------------------------------------------
@@ -373,22 +368,26 @@ TEST(EventParser, ParsesTypicalEvent) {
   Event event;
   ASSERT_TRUE(ParseOne(kTypicalEvent, &event).ok());
   EXPECT_EQ(event.event_time_ms, kJan1At10);
-  EXPECT_EQ(event.type, EventType::kView);
   EXPECT_EQ(event.user_id, "111");
-  EXPECT_DOUBLE_EQ(event.price, 29.99);
+  ASSERT_EQ(event.fields.size(), 4u);
+  for (const FieldValue& f : event.fields) EXPECT_TRUE(f.present);
+  EXPECT_EQ(event.fields[kEventTime].long_value, kJan1At10);
+  EXPECT_EQ(event.fields[kEventType].string_value, "view");
+  EXPECT_EQ(event.fields[kUserId].string_value, "111");
+  EXPECT_DOUBLE_EQ(event.fields[kPrice].double_value, 29.99);
 }
 
 TEST(EventParser, AcceptsEveryEventType) {
-  const std::pair<const char*, EventType> cases[] = {
-      {R"("view")", EventType::kView},
-      {R"("cart")", EventType::kCart},
-      {R"("purchase")", EventType::kPurchase},
+  const std::pair<const char*, const char*> cases[] = {
+      {R"("view")", "view"},
+      {R"("cart")", "cart"},
+      {R"("purchase")", "purchase"},
   };
-  EventParser parser;
+  EventParser parser(DefaultTestSchema());
   for (const auto& [json_type, expected] : cases) {
     Event event;
     ASSERT_TRUE(parser.Parse(EventWithType(json_type), &event).ok()) << json_type;
-    EXPECT_EQ(event.type, expected);
+    EXPECT_EQ(event.fields[kEventType].string_value, expected);
   }
 }
 
@@ -424,8 +423,8 @@ TEST(EventParser, AcceptsIntegerAndZeroPrices) {
   for (const auto& [json_price, expected] : cases) {
     Event event;
     ASSERT_TRUE(ParseOne(EventWithPrice(json_price), &event).ok()) << json_price;
-    EXPECT_DOUBLE_EQ(event.price, expected) << json_price;
-    EXPECT_FALSE(std::signbit(event.price)) << json_price;
+    EXPECT_DOUBLE_EQ(event.fields[kPrice].double_value, expected) << json_price;
+    EXPECT_FALSE(std::signbit(event.fields[kPrice].double_value)) << json_price;
   }
 }
 
@@ -442,9 +441,9 @@ TEST(EventParser, IgnoresExtraFieldsAndFieldOrder) {
   Event event;
   const absl::Status status = ParseOne(json, &event);
   ASSERT_TRUE(status.ok()) << status;
-  EXPECT_EQ(event.type, EventType::kCart);
+  EXPECT_EQ(event.fields[kEventType].string_value, "cart");
   EXPECT_EQ(event.user_id, "u");
-  EXPECT_EQ(event.price, 5.0);
+  EXPECT_EQ(event.fields[kPrice].double_value, 5.0);
 }
 
 TEST(EventParser, MatchesKeysAfterUnescaping) {
@@ -453,7 +452,7 @@ TEST(EventParser, MatchesKeysAfterUnescaping) {
       R"({"event\u005ftime": "2024-01-01T10:00:00", "event_type": "vi\u0065w", "user_id": "1", "\u0070rice": 1})",
       &event);
   ASSERT_TRUE(status.ok()) << status;
-  EXPECT_EQ(event.type, EventType::kView);
+  EXPECT_EQ(event.fields[kEventType].string_value, "view");
 }
 
 TEST(EventParser, ToleratesSurroundingWhitespace) {
@@ -468,7 +467,7 @@ TEST(EventParser, DoesNotRequireNulTerminationOrPaddingOfTheInput) {
 }
 
 TEST(EventParser, ReusesOneParserAcrossRecordsOfDifferentSizes) {
-  EventParser parser;
+  EventParser parser(DefaultTestSchema());
   Event event;
   const std::string big =
       EventJson(R"("2024-01-01T10:00:00")", R"("purchase")", R"("big")", "3") + std::string(5000, ' ');
@@ -482,12 +481,12 @@ TEST(EventParser, ReusesOneParserAcrossRecordsOfDifferentSizes) {
 }
 
 TEST(EventParser, MovedParserKeepsWorking) {
-  EventParser first;
+  EventParser first(DefaultTestSchema());
   Event event;
   ASSERT_TRUE(first.Parse(kTypicalEvent, &event).ok());
   EventParser second(std::move(first));
   ASSERT_TRUE(second.Parse(kTypicalEvent, &event).ok());
-  EventParser third;
+  EventParser third(DefaultTestSchema());
   third = std::move(second);
   ASSERT_TRUE(third.Parse(kTypicalEvent, &event).ok());
 }
@@ -701,7 +700,9 @@ TEST(EventParser, LimitsNestingOfExtraFields) {
 void ExpectOkOrKnownReason(const absl::Status& status, const Event& event, std::string_view input) {
   if (status.ok()) {
     ASSERT_FALSE(event.user_id.empty()) << input;
-    ASSERT_TRUE(std::isfinite(event.price) && event.price >= 0) << input;
+    ASSERT_EQ(event.fields.size(), 4u) << input;
+    const double price = event.fields[kPrice].double_value;
+    ASSERT_TRUE(std::isfinite(price) && price >= 0) << input;
     return;
   }
   ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << input;
@@ -717,7 +718,7 @@ TEST(EventParser, RandomBytesNeverCrash) {
   constexpr std::string_view kJsonish = R"({}[]":,0123456789.eE+-tfnul \"\\ event_timeypricuser_id)";
   std::uniform_int_distribution<size_t> length(0, 300);
   std::uniform_int_distribution<int> any_byte(0, 255);
-  EventParser parser;
+  EventParser parser(DefaultTestSchema());
   Event event;
   for (int i = 0; i < 10000; ++i) {
     std::string input(length(rng), '\0');
@@ -735,7 +736,7 @@ TEST(EventParser, RandomMutationsOfAValidEventNeverCrash) {
       R"({"event_time": "2024-02-29T23:59:59.123+05:30", "event_type": "purchase", "user_id": 111, "price": 29.99, "extra": [1, {"a": null}]})";
   constexpr std::string_view kInteresting = R"({}[]":,.-+eE0123456789\ tfn)";
   std::uniform_int_distribution<int> any_byte(0, 255);
-  EventParser parser;
+  EventParser parser(DefaultTestSchema());
   Event event;
   int accepted = 0;
   std::vector<std::string> reasons_seen;
@@ -770,13 +771,13 @@ TEST(EventParser, RandomMutationsOfAValidEventNeverCrash) {
   // Sanity: the parser is still healthy after all that.
   ASSERT_TRUE(parser.Parse(valid, &event).ok());
   EXPECT_EQ(event.user_id, "111");
-  EXPECT_EQ(event.type, EventType::kPurchase);
+  EXPECT_EQ(event.fields[kEventType].string_value, "purchase");
   EXPECT_GT(accepted, 0);  // some mutations (e.g. in whitespace) stay valid
 }
 
 // Speed check, not a pass/fail test: run with --gtest_also_run_disabled_tests.
 TEST(EventParser, DISABLED_MeasureParseSpeed) {
-  EventParser parser;
+  EventParser parser(DefaultTestSchema());
   Event event;
   constexpr int kIterations = 1'000'000;
   for (int i = 0; i < 10000; ++i) ASSERT_TRUE(parser.Parse(kTypicalEvent, &event).ok());
@@ -787,6 +788,233 @@ TEST(EventParser, DISABLED_MeasureParseSpeed) {
   ASSERT_EQ(ok, kIterations);
   const double ns = std::chrono::duration<double, std::nano>(elapsed).count() / kIterations;
   std::printf("EventParser::Parse: %.1f ns/event (%zu-byte event)\n", ns, sizeof(kTypicalEvent) - 1);
+}
+
+// ---------------------------------------------------------------------------
+// EventParser: other schemas (built by hand, tests/common/test_schemas.h)
+
+// {ts: epoch millis, uid: long key, qty: long [1, 100], score: double
+//  (-1, 1] ..., premium: boolean optional, country: string optional}
+InputSchema TypedSchema(TimeFormat format = TimeFormat::kEpochMillis) {
+  InputSchema schema;
+  schema.fields.push_back(Field("ts", FieldType::kLong));
+  schema.fields.push_back(Field("uid", FieldType::kLong));
+  InputField qty = Field("qty", FieldType::kLong);
+  qty.min = 1;
+  qty.max = 100;
+  schema.fields.push_back(qty);
+  InputField score = Field("score", FieldType::kDouble);
+  score.min = -1;
+  score.max = 1;
+  schema.fields.push_back(score);
+  schema.fields.push_back(Field("premium", FieldType::kBoolean, /*required=*/false));
+  InputField country = Field("country", FieldType::kString, /*required=*/false);
+  country.allow_empty = true;
+  schema.fields.push_back(country);
+  schema.time_field = 0;
+  schema.key_field = 1;
+  schema.time_format = format;
+  return schema;
+}
+
+TEST(EventParserSchema, ReadsLongDoubleBooleanAndOptionalFields) {
+  EventParser parser(TypedSchema());
+  Event event;
+  ASSERT_TRUE(parser.Parse(R"({"ts": 1704103200000, "uid": -0, "qty": 3, "score": -0.0, "premium": true,
+                              "country": ""})",
+                           &event)
+                  .ok());
+  EXPECT_EQ(event.event_time_ms, kJan1At10);
+  EXPECT_EQ(event.user_id, "0");
+  ASSERT_EQ(event.fields.size(), 6u);
+  EXPECT_EQ(event.fields[0].long_value, kJan1At10);
+  EXPECT_EQ(event.fields[1].long_value, 0);
+  EXPECT_EQ(event.fields[2].long_value, 3);
+  EXPECT_EQ(event.fields[3].double_value, 0.0);
+  EXPECT_FALSE(std::signbit(event.fields[3].double_value));
+  EXPECT_TRUE(event.fields[4].present);
+  EXPECT_EQ(event.fields[4].long_value, 1);
+  EXPECT_TRUE(event.fields[5].present);
+  EXPECT_EQ(event.fields[5].string_value, "");
+
+  // The same Event reused: optional fields absent now, values reset.
+  ASSERT_TRUE(parser.Parse(R"({"uid": 42, "ts": 5, "qty": 100, "score": 1})", &event).ok());
+  EXPECT_EQ(event.user_id, "42");
+  EXPECT_EQ(event.fields[1].long_value, 42);
+  EXPECT_FALSE(event.fields[4].present);
+  EXPECT_EQ(event.fields[4].long_value, 0);
+  EXPECT_FALSE(event.fields[5].present);
+  EXPECT_TRUE(event.fields[5].string_value.empty());
+  ASSERT_TRUE(parser.Parse(R"({"uid": 42, "ts": 5, "qty": 1, "score": 0.5, "premium": false})", &event).ok());
+  EXPECT_TRUE(event.fields[4].present);
+  EXPECT_EQ(event.fields[4].long_value, 0);
+}
+
+TEST(EventParserSchema, ReportsTypedFieldProblems) {
+  EventParser parser(TypedSchema());
+  Event event;
+  const auto with = [](std::string_view qty, std::string_view rest = R"("score": 0)") {
+    return std::string(R"({"ts": 1, "uid": 7, "qty": )") + std::string(qty) + ", " + std::string(rest) + "}";
+  };
+  const std::pair<std::string, std::string> cases[] = {
+      {with("1.5"), R"(wrong_type: qty must be an integer, got non-integer number "1.5")"},
+      {with("1e2"), R"(wrong_type: qty must be an integer, got non-integer number "1e2")"},
+      {with(R"("3")"), "wrong_type: qty must be an integer, got string"},
+      {with("9223372036854775808"), R"(invalid_qty: "9223372036854775808" is out of range for a 64-bit integer)"},
+      {with("0"), R"(invalid_qty: "0" is below the minimum 1)"},
+      {with("101"), R"(invalid_qty: "101" is above the maximum 100)"},
+      {with("5", R"("score": 1.5)"), R"(invalid_score: "1.5" is above the maximum 1)"},
+      {with("5", R"("score": -2)"), R"(invalid_score: "-2" is below the minimum -1)"},
+      {with("5", R"("score": 1e400)"), R"(invalid_score: "1e400" is out of range for a score)"},
+      {with("5", R"("score": 0, "premium": 1)"), "wrong_type: premium must be a boolean, got number"},
+      {with("5", R"("score": 0, "premium": "true")"), "wrong_type: premium must be a boolean, got string"},
+      {with("5", R"("score": 0, "country": 3)"), "wrong_type: country must be a string, got number"},
+      {with("5", R"("score": 0, "premium": true, "premium": true)"), R"(malformed_json: duplicate key "premium")"},
+      {R"({"ts": 1, "qty": 5, "score": 0})", "missing_field: uid"},
+      {R"({"ts": 1, "uid": 1.5, "qty": 5, "score": 0})",
+       R"(wrong_type: uid must be an integer, got non-integer number "1.5")"},
+      {R"({"ts": 1, "uid": "7", "qty": 5, "score": 0})", "wrong_type: uid must be an integer, got string"},
+      {R"({"ts": "2024-01-01T10:00:00", "uid": 7, "qty": 5, "score": 0})",
+       "wrong_type: ts must be an integer, got string"},
+      {R"({"ts": 1.0, "uid": 7, "qty": 5, "score": 0})",
+       R"(wrong_type: ts must be an integer, got non-integer number "1.0")"},
+      // Schema order: uid (1) before qty (2), whatever the document order.
+      {R"({"qty": 0, "uid": 1.5, "ts": 1, "score": 0})",
+       R"(wrong_type: uid must be an integer, got non-integer number "1.5")"},
+  };
+  for (const auto& [json, expected] : cases) {
+    EXPECT_EQ(Message(parser.Parse(json, &event)), expected) << json;
+  }
+}
+
+TEST(EventParserSchema, LongRangesAreExactForLargeIntegers) {
+  InputSchema schema = TypedSchema();
+  schema.fields[2].min = std::nullopt;
+  schema.fields[2].max = 9007199254740992.0;  // 2^53
+  EventParser parser(schema);
+  Event event;
+  const auto with = [](std::string_view qty) {
+    return std::string(R"({"ts": 1, "uid": 7, "score": 0, "qty": )") + std::string(qty) + "}";
+  };
+  EXPECT_TRUE(parser.Parse(with("-9223372036854775808"), &event).ok());
+  EXPECT_EQ(event.fields[2].long_value, std::numeric_limits<int64_t>::min());
+  EXPECT_TRUE(parser.Parse(with("9007199254740992"), &event).ok());
+  // 2^53 + 1 becomes 2^53 as a double: a comparison in doubles would let it in.
+  EXPECT_EQ(Message(parser.Parse(with("9007199254740993"), &event)),
+            R"(invalid_qty: "9007199254740993" is above the maximum 9007199254740992)");
+}
+
+TEST(EventParserSchema, EpochSecondsAreMultipliedWithAnOverflowCheck) {
+  EventParser parser(TypedSchema(TimeFormat::kEpochSeconds));
+  Event event;
+  ASSERT_TRUE(parser.Parse(R"({"ts": 1704103200, "uid": 1, "qty": 1, "score": 0})", &event).ok());
+  EXPECT_EQ(event.event_time_ms, kJan1At10);
+  EXPECT_EQ(event.fields[0].long_value, kJan1At10);
+  ASSERT_TRUE(parser.Parse(R"({"ts": -1, "uid": 1, "qty": 1, "score": 0})", &event).ok());
+  EXPECT_EQ(event.event_time_ms, -1000);
+  EXPECT_EQ(Message(parser.Parse(R"({"ts": 9223372036854776, "uid": 1, "qty": 1, "score": 0})", &event)),
+            R"(invalid_ts: "9223372036854776" is out of range for epoch seconds)");
+  EXPECT_EQ(ReasonOf(parser.Parse(R"({"ts": 99999999999999999999, "uid": 1, "qty": 1, "score": 0})", &event)),
+            "invalid_ts");
+}
+
+TEST(EventParserSchema, EpochMillisKeepTheInteger) {
+  EventParser parser(TypedSchema(TimeFormat::kEpochMillis));
+  Event event;
+  ASSERT_TRUE(parser.Parse(R"({"ts": -9223372036854775808, "uid": 1, "qty": 1, "score": 0})", &event).ok());
+  EXPECT_EQ(event.event_time_ms, std::numeric_limits<int64_t>::min());
+}
+
+TEST(EventParserSchema, IsoTimeFieldNeedNotBeCalledEventTime) {
+  InputSchema schema = DefaultTestSchema();
+  schema.fields[kEventTime].name = "ts";
+  EventParser parser(schema);
+  Event event;
+  ASSERT_TRUE(parser.Parse(R"({"ts": "2024-01-01T10:00:00Z", "event_type": "view", "user_id": "u", "price": 1})",
+                           &event)
+                  .ok());
+  EXPECT_EQ(event.event_time_ms, kJan1At10);
+  EXPECT_EQ(ReasonOf(parser.Parse(R"({"ts": "nope", "event_type": "view", "user_id": "u", "price": 1})", &event)),
+            "invalid_ts");
+}
+
+TEST(EventParserSchema, AllowedValuesAndEmptiness) {
+  InputSchema schema = DefaultTestSchema();
+  InputField many = Field("color", FieldType::kString, /*required=*/false);
+  many.allowed = {"red", "green", "blue", "cyan", "magenta", "yellow", "black", "white", ""};  // hashed
+  schema.fields.push_back(many);
+  InputField name = Field("name", FieldType::kString, /*required=*/false);
+  schema.fields.push_back(name);
+  EventParser parser(schema);
+  Event event;
+  const auto with = [](std::string_view extra) {
+    return std::string(R"({"event_time": "2024-01-01T10:00:00", "event_type": "cart", "user_id": "u", "price": 1, )") +
+           std::string(extra) + "}";
+  };
+  ASSERT_TRUE(parser.Parse(with(R"("color": "white")"), &event).ok());
+  EXPECT_EQ(event.fields[4].string_value, "white");
+  EXPECT_TRUE(parser.Parse(with(R"("color": "")"), &event).ok());  // "" is allowed explicitly
+  EXPECT_EQ(Message(parser.Parse(with(R"("color": "pink")"), &event)),
+            R"(invalid_color: "pink" is not one of red, green, blue, cyan, magenta, yellow, black, white, )");
+  EXPECT_EQ(Message(parser.Parse(with(R"("name": "")"), &event)), "invalid_name: name is empty");
+  EXPECT_TRUE(parser.Parse(with(R"("name": " ")"), &event).ok());
+}
+
+TEST(EventParserSchema, StringKeyAcceptsIntegersLongKeyIsDecimal) {
+  InputSchema schema = TypedSchema();
+  EventParser long_key(schema);
+  Event event;
+  EXPECT_EQ(ReasonOf(long_key.Parse(R"({"ts": 1, "uid": -0012, "qty": 1, "score": 0})", &event)),
+            kReasonMalformedJson);  // leading zeros are not JSON
+  ASSERT_TRUE(long_key.Parse(R"({"ts": 1, "uid": -9223372036854775808, "qty": 1, "score": 0})", &event).ok());
+  EXPECT_EQ(event.user_id, "-9223372036854775808");
+  EXPECT_EQ(event.fields[1].long_value, std::numeric_limits<int64_t>::min());
+}
+
+TEST(EventParserSchema, ATenFieldSchemaMatchesEveryFieldByName) {
+  // Names chosen to share lengths (hash lookup above four of one length)
+  // and prefixes/suffixes (the inline comparison).
+  InputSchema schema;
+  const char* names[] = {"aaaa", "aaab", "baaa", "abaa", "aaba", "event_time", "user_id", "x",
+                         "a_rather_long_field_name_1", "a_rather_long_field_name_2"};
+  for (const char* name : names) schema.fields.push_back(Field(name, FieldType::kLong, /*required=*/false));
+  schema.fields[5].type = FieldType::kString;
+  schema.fields[6].type = FieldType::kString;
+  schema.time_field = 5;
+  schema.key_field = 6;
+  EventParser parser(schema);
+  Event event;
+  std::string json = R"({"event_time": "2024-01-01T10:00:00", "user_id": 5)";
+  for (int i = 0; i < 10; ++i) {
+    if (i == 5 || i == 6) continue;
+    json += ", \"" + std::string(names[i]) + "\": " + std::to_string(i * 10);
+  }
+  json += R"(, "aaa": 1, "aaaaa": 2, "a_rather_long_field_name_3": 3})";
+  const absl::Status status = parser.Parse(json, &event);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(event.user_id, "5");
+  EXPECT_EQ(event.event_time_ms, kJan1At10);
+  for (int i = 0; i < 10; ++i) {
+    if (i == 5 || i == 6) continue;
+    EXPECT_TRUE(event.fields[i].present) << names[i];
+    EXPECT_EQ(event.fields[i].long_value, i * 10) << names[i];
+  }
+  // Each optional field can be left out on its own.
+  ASSERT_TRUE(parser.Parse(R"({"event_time": "2024-01-01T10:00:00", "user_id": "k", "baaa": 1})", &event).ok());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(event.fields[i].present, i == 2 || i == 5 || i == 6) << names[i];
+  // Duplicates are found in hashed buckets too.
+  EXPECT_EQ(Message(parser.Parse(R"({"event_time": "2024-01-01T10:00:00", "user_id": "k", "abaa": 1, "abaa": 2})",
+                                 &event)),
+            R"(malformed_json: duplicate key "abaa")");
+}
+
+TEST(EventParserSchema, MovedFromParserFailsInsteadOfCrashing) {
+  EventParser first(DefaultTestSchema());
+  EventParser second(std::move(first));
+  Event event;
+  EXPECT_EQ(first.Parse(kTypicalEvent, &event).code(), absl::StatusCode::kFailedPrecondition);  // NOLINT: use after move
+  EXPECT_TRUE(second.Parse(kTypicalEvent, &event).ok());
+  EXPECT_EQ(second.schema().fields.size(), 4u);
 }
 
 }  // namespace

@@ -94,6 +94,7 @@ TEST(DeploymentPlan, DiscoveredPartitionsStartEarliestUntilACheckpointHasThem) {
 }
 
 TEST(DeploymentPlan, ACheckpointOfAnotherJobShapeIsNotRestorable) {
+  std::vector<std::string> added;
   CompletedCheckpoint checkpoint;
   checkpoint.path = "/ck/chk-5";
   checkpoint.metadata.set_checkpoint_id(5);
@@ -102,18 +103,90 @@ TEST(DeploymentPlan, ACheckpointOfAnotherJobShapeIsNotRestorable) {
   v1::WorkerSnapshot* s = checkpoint.metadata.add_workers();
   s->mutable_key_groups()->set_first(0);
   s->mutable_key_groups()->set_last(7);
-  EXPECT_TRUE(CheckRestorable(checkpoint, 8, "events").ok());
+  EXPECT_TRUE(CheckRestorable(checkpoint, 8, "events", DefaultFeatureDefinition(), &added).ok());
 
-  const absl::Status parallelism = CheckRestorable(checkpoint, 16, "events");
+  const absl::Status parallelism = CheckRestorable(checkpoint, 16, "events", DefaultFeatureDefinition(), &added);
   EXPECT_EQ(parallelism.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(parallelism.message().find("pipeline.max-parallelism=8"), std::string::npos) << parallelism;
 
-  const absl::Status topic = CheckRestorable(checkpoint, 8, "clicks");
+  const absl::Status topic = CheckRestorable(checkpoint, 8, "clicks", DefaultFeatureDefinition(), &added);
   EXPECT_NE(topic.message().find("kafka.topic \"events\""), std::string::npos) << topic;
 
   s->mutable_key_groups()->set_last(5);
-  const absl::Status gap = CheckRestorable(checkpoint, 8, "events");
+  const absl::Status gap = CheckRestorable(checkpoint, 8, "events", DefaultFeatureDefinition(), &added);
   EXPECT_NE(gap.message().find("do not cover key group 6 of 0-7"), std::string::npos) << gap;
+}
+
+// The shipped definition with `replace` applied (from -> to) and `append`ed.
+FeatureDefinition Edited(const std::string& from, const std::string& to, const std::string& append = "") {
+  std::string text(DefaultFeaturesYaml());
+  if (!from.empty()) {
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  }
+  absl::StatusOr<FeatureDefinition> parsed = ParseFeatureDefinition(text + append, "edited.yaml");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return parsed.ok() ? *std::move(parsed) : DefaultFeatureDefinition();
+}
+
+CompletedCheckpoint CheckpointUnder(const FeatureDefinition* definition) {
+  CompletedCheckpoint checkpoint;
+  checkpoint.path = "/ck/chk-9";
+  checkpoint.metadata.set_checkpoint_id(9);
+  checkpoint.metadata.set_max_parallelism(8);
+  checkpoint.metadata.set_topic("events");
+  if (definition != nullptr) {
+    checkpoint.metadata.set_feature_definition(definition->text);
+    checkpoint.metadata.set_feature_fingerprint(definition->fingerprint);
+  }
+  v1::WorkerSnapshot* s = checkpoint.metadata.add_workers();
+  s->mutable_key_groups()->set_first(0);
+  s->mutable_key_groups()->set_last(7);
+  return checkpoint;
+}
+
+TEST(DeploymentPlan, ACheckpointRestoresUnderItsDefinitionOrOneThatOnlyAdds) {
+  std::vector<std::string> added;
+  const FeatureDefinition& shipped = DefaultFeatureDefinition();
+  EXPECT_TRUE(CheckRestorable(CheckpointUnder(&shipped), 8, "events", shipped, &added).ok());
+  EXPECT_TRUE(added.empty());
+  // Before definitions existed a checkpoint held the shipped groups.
+  EXPECT_TRUE(CheckRestorable(CheckpointUnder(nullptr), 8, "events", shipped, &added).ok());
+
+  const FeatureDefinition more = Edited("", "", R"yaml(
+  - name: purchase_features
+    window: {type: sliding, size: 24 h, slide: 1 h}
+    key: "purchase_features:{user_id}"
+    ttl: 25 h
+    features: [{name: purchase_amount_24h, aggregate: sum, field: price, filter: "event_type == 'purchase'"}, window_end]
+)yaml");
+  EXPECT_TRUE(CheckRestorable(CheckpointUnder(&shipped), 8, "events", more, &added).ok());
+  EXPECT_EQ(added, std::vector<std::string>({"purchase_features"}));
+
+  const FeatureDefinition changed = Edited("filter: \"event_type == 'cart'\"", "filter: \"event_type != 'cart'\"");
+  const absl::Status refused = CheckRestorable(CheckpointUnder(&shipped), 8, "events", changed, &added);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("cart_count_1h"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("user_features"), std::string::npos) << refused;
+
+  // The plan sends the checkpoint's definition only when the job's differs.
+  DeploymentInput input;
+  input.job_id = "job";
+  input.topic = "events";
+  input.max_parallelism = 8;
+  input.attempt = 2;
+  input.num_partitions = 1;
+  input.workers = {{"w1", "127.0.0.1", 7001}};
+  const CompletedCheckpoint old = CheckpointUnder(nullptr);
+  input.restore = &old;
+  input.features = &more;
+  DeploymentPlan plan = PlanDeployment(input);
+  EXPECT_EQ(plan.assignments[0].feature_definition(), more.text);
+  EXPECT_EQ(plan.assignments[0].restore().feature_definition(), std::string(DefaultFeaturesYaml()));
+  input.features = &shipped;
+  plan = PlanDeployment(input);
+  EXPECT_TRUE(plan.assignments[0].restore().feature_definition().empty());
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include "gtest/gtest.h"
 #include "common/dynamic_properties.h"
 
+#include "tests/common/test_schemas.h"
+
 namespace slipstream {
 namespace {
 
@@ -149,7 +151,7 @@ TEST(EventGeneratorTest, LateEventsAreLateAndApproximatelyAsFrequentAsAsked) {
 TEST(EventGeneratorTest, ParserAcceptsValidAndRejectsMalformedWithExpectedReason) {
   GeneratorOptions o = MixedOptions();
   o.malformed_fraction = 0.3;
-  EventParser parser;
+  EventParser parser(testing_schemas::DefaultTestSchema());
   Event event;
   std::set<std::string> reasons;
   for (const auto& r : Generate(o, 20000)) {
@@ -168,9 +170,10 @@ TEST(EventGeneratorTest, ParserAcceptsValidAndRejectsMalformedWithExpectedReason
     ASSERT_TRUE(s.ok()) << r.value << " -> " << s;
     EXPECT_EQ(event.event_time_ms, r.event_time_ms);
     EXPECT_EQ(event.user_id, r.key);
-    EXPECT_GE(event.price, 1.0);
-    EXPECT_LT(event.price, 500.0);
-    EXPECT_DOUBLE_EQ(event.price * 100, std::round(event.price * 100)) << r.value;
+    const double price = event.fields[testing_schemas::kPrice].double_value;
+    EXPECT_GE(price, 1.0);
+    EXPECT_LT(price, 500.0);
+    EXPECT_DOUBLE_EQ(price * 100, std::round(price * 100)) << r.value;
   }
   EXPECT_EQ(reasons, (std::set<std::string>{
                          std::string(kReasonMalformedJson), std::string(kReasonMissingField),
@@ -187,16 +190,17 @@ TEST(EventGeneratorTest, CountsAddUpAndMixIsAsConfigured) {
   int kinds[3] = {0, 0, 0};
   int views = 0, carts = 0, purchases = 0;
   std::set<std::string> users;
-  EventParser parser;
+  EventParser parser(testing_schemas::DefaultTestSchema());
   Event event;
   for (const auto& r : Generate(o, n)) {
     ++kinds[static_cast<int>(r.kind)];
     if (r.kind == RecordKind::kMalformed) continue;
     users.insert(r.key);
     ASSERT_TRUE(parser.Parse(r.value, &event).ok());
-    views += event.type == EventType::kView;
-    carts += event.type == EventType::kCart;
-    purchases += event.type == EventType::kPurchase;
+    const std::string& type = event.fields[testing_schemas::kEventType].string_value;
+    views += type == "view";
+    carts += type == "cart";
+    purchases += type == "purchase";
   }
   EXPECT_EQ(kinds[0] + kinds[1] + kinds[2], n);
   EXPECT_NEAR(kinds[1], n * 0.1, 500);

@@ -61,12 +61,19 @@ v1::DataBatch MakeBatch(int seq, int records, int64_t watermark_ms, bool idle = 
   for (int k = 0; k < records; ++k) {
     const std::string user = "u" + std::to_string(seq) + "-" + std::to_string(k);
     const std::string value = std::string(static_cast<size_t>(k % 3) * 100, '\0') + user;
+    Event event;
+    event.fields.resize(2);
+    event.fields[0].present = true;
+    event.fields[0].string_value = k % 2 ? "view" : "cart";
+    event.fields[1].present = true;
+    event.fields[1].double_value = k * 0.5;
+    std::string fields;
+    EncodeEventFields(event, &fields);
     ShuffleRecord r;
     r.partition = seq;
     r.offset = k;
     r.event_time_ms = int64_t{seq} * 1000 + k;
-    r.type = static_cast<EventType>(k % 3);
-    r.price = k * 0.5;
+    r.fields = fields;
     r.user_id = user;
     r.key = "";
     r.value = value;

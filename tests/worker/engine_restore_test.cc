@@ -26,6 +26,8 @@ using testing_util::kHour;
 using testing_util::kMaxParallelism;
 using testing_util::kMin;
 using testing_util::TempDir;
+using testing_util::EventType;
+using testing_util::MakeEvent;
 
 struct Op {
   bool advance = false;  // else an event
@@ -48,11 +50,11 @@ std::vector<Op> Generate(uint64_t seed) {
     }
     now += static_cast<int64_t>(rng() % (3 * kMin));
     Op op;
-    op.event.user_id = "u" + std::to_string(rng() % users);
+    const std::string user = "u" + std::to_string(rng() % users);
     // Mostly in order, some behind (late or not), as in a real stream.
-    op.event.event_time_ms = now - (rng() % 5 == 0 ? static_cast<int64_t>(rng() % (40 * kMin)) : 0);
-    op.event.type = static_cast<EventType>(rng() % 3);
-    op.event.price = static_cast<double>(rng() % 10000) / 100.0;
+    const int64_t t = now - (rng() % 5 == 0 ? static_cast<int64_t>(rng() % (40 * kMin)) : 0);
+    const auto type = static_cast<EventType>(rng() % 3);
+    op.event = MakeEvent(user, t, type, static_cast<double>(rng() % 10000) / 100.0);
     ops.push_back(op);
   }
   ops.push_back(Op{true, {}, now + 3 * kHour});

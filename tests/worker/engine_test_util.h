@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/event.h"
+#include "common/features/feature_definition.h"
 #include "common/key_groups.h"
 #include "worker/state/state_store.h"
 #include "worker/window/feature_write.h"
@@ -26,6 +27,45 @@ namespace slipstream::testing_util {
 inline constexpr int64_t kMin = 60 * 1000;
 inline constexpr int64_t kHour = 60 * kMin;
 inline constexpr int kMaxParallelism = 128;
+
+// The default definition's event types (conf/features.yaml: event_type is
+// one of view, cart, purchase).
+enum class EventType { kView = 0, kCart = 1, kPurchase = 2 };
+inline std::string_view EventTypeName(EventType type) {
+  switch (type) {
+    case EventType::kView:
+      return "view";
+    case EventType::kCart:
+      return "cart";
+    case EventType::kPurchase:
+      return "purchase";
+  }
+  return "";
+}
+
+// An event of the default definition's input: its fields in the schema's
+// order, looked up by name (not assumed).
+inline Event MakeEvent(std::string_view user, int64_t t, EventType type = EventType::kView, double price = 0) {
+  const InputSchema& input = DefaultFeatureDefinition().input;
+  Event e;
+  e.event_time_ms = t;
+  e.user_id = std::string(user);
+  e.fields.resize(input.fields.size());
+  for (FieldValue& v : e.fields) v.present = true;
+  e.fields[static_cast<size_t>(input.FieldIndex("event_time"))].long_value = t;
+  e.fields[static_cast<size_t>(input.FieldIndex("event_type"))].string_value = std::string(EventTypeName(type));
+  e.fields[static_cast<size_t>(input.FieldIndex("user_id"))].string_value = std::string(user);
+  e.fields[static_cast<size_t>(input.FieldIndex("price"))].double_value = price;
+  return e;
+}
+inline EventType TypeOf(const Event& e) {
+  const std::string& name =
+      e.fields[static_cast<size_t>(DefaultFeatureDefinition().input.FieldIndex("event_type"))].string_value;
+  return name == "view" ? EventType::kView : name == "cart" ? EventType::kCart : EventType::kPurchase;
+}
+inline double PriceOf(const Event& e) {
+  return e.fields[static_cast<size_t>(DefaultFeatureDefinition().input.FieldIndex("price"))].double_value;
+}
 
 // Floor division toward negative infinity (independent of the engine's).
 inline int64_t FloorTo(int64_t t, int64_t unit) {
@@ -93,14 +133,7 @@ class EngineHarness {
     }
     return *r;
   }
-  bool Process(std::string_view user, int64_t t, EventType type = EventType::kView, double price = 0) {
-    Event e;
-    e.event_time_ms = t;
-    e.type = type;
-    e.user_id = std::string(user);
-    e.price = price;
-    return Process(e);
-  }
+  bool Process(std::string_view user, int64_t t, EventType type = EventType::kView, double price = 0);
   std::vector<FeatureWrite> Advance(int64_t w) {
     std::vector<FeatureWrite> out;
     absl::Status s = engine_->AdvanceWatermark(w, &out);
@@ -118,14 +151,8 @@ class EngineHarness {
   std::unique_ptr<WindowEngine> engine_;
 };
 
-inline Event MakeEvent(std::string_view user, int64_t t, EventType type = EventType::kView,
-                       double price = 0) {
-  Event e;
-  e.event_time_ms = t;
-  e.type = type;
-  e.user_id = std::string(user);
-  e.price = price;
-  return e;
+inline bool EngineHarness::Process(std::string_view user, int64_t t, EventType type, double price) {
+  return Process(MakeEvent(user, t, type, price));
 }
 
 // Value of `field` in a FeatureWrite, nullopt when absent.

@@ -19,8 +19,7 @@ struct OwnedRecord {
   int partition = 0;
   int64_t offset = 0;
   int64_t event_time_ms = 0;
-  EventType type = EventType::kView;
-  double price = 0;
+  std::string fields;  // opaque to the record layer (EncodeEventFields' bytes)
   std::string user_id;
   std::string key;
   std::string value;
@@ -30,8 +29,7 @@ struct OwnedRecord {
     r.partition = partition;
     r.offset = offset;
     r.event_time_ms = event_time_ms;
-    r.type = type;
-    r.price = price;
+    r.fields = fields;
     r.user_id = user_id;
     r.key = key;
     r.value = value;
@@ -45,14 +43,13 @@ uint64_t Bits(double d) {
   return bits;
 }
 
-// Compares field by field; the price bit for bit (NaN, -0.0).
+// Compares field by field.
 void ExpectSameRecord(const OwnedRecord& want, const ShuffleRecord& got, size_t index) {
   SCOPED_TRACE(testing::Message() << "record " << index);
   EXPECT_EQ(got.partition, want.partition);
   EXPECT_EQ(got.offset, want.offset);
   EXPECT_EQ(got.event_time_ms, want.event_time_ms);
-  EXPECT_EQ(got.type, want.type);
-  EXPECT_EQ(Bits(got.price), Bits(want.price));
+  EXPECT_EQ(got.fields, want.fields);
   EXPECT_EQ(got.user_id, want.user_id);
   EXPECT_EQ(got.key, want.key);
   EXPECT_EQ(got.value, want.value);
@@ -97,7 +94,8 @@ size_t VarintSize(uint64_t v) {
 }
 
 size_t ExpectedSize(const OwnedRecord& r) {
-  return VarintSize(static_cast<uint32_t>(r.partition)) + VarintSize(static_cast<uint64_t>(r.offset)) + 8 + 1 + 8 +
+  return VarintSize(static_cast<uint32_t>(r.partition)) + VarintSize(static_cast<uint64_t>(r.offset)) + 8 +
+         VarintSize(r.fields.size()) + r.fields.size() +
          VarintSize(r.user_id.size()) + r.user_id.size() + VarintSize(r.key.size()) + r.key.size() +
          VarintSize(r.value.size()) + r.value.size();
 }
@@ -111,6 +109,47 @@ std::string RandomBytes(std::mt19937_64& rng, size_t size) {
 // Lengths around the varint boundaries of the length prefix (1/2/3 bytes).
 constexpr size_t kInterestingLengths[] = {0, 1, 2, 127, 128, 129, 255, 16383, 16384, 16385, 70000};
 
+// Random field values of every kind.
+Event RandomEvent(std::mt19937_64& rng, const double* doubles, size_t num_doubles) {
+  Event event;
+  event.fields.resize(rng() % 12);
+  for (FieldValue& f : event.fields) {
+    if (rng() % 5 == 0) continue;  // absent
+    f.present = true;
+    switch (rng() % 5) {
+      case 0:
+        f.long_value = static_cast<int64_t>(rng());
+        break;
+      case 1:
+        f.long_value = static_cast<int64_t>(rng() % 3) - 1;
+        break;
+      case 2:
+        if (rng() % 2 == 0) {
+          f.double_value = doubles[rng() % num_doubles];
+        } else {
+          uint64_t bits = rng();
+          std::memcpy(&f.double_value, &bits, sizeof(bits));  // any bit pattern, NaN payloads included
+        }
+        break;
+      case 3:
+        f.string_value = RandomBytes(rng, rng() % 3 == 0 ? 200 : rng() % 10);
+        break;
+      default:  // several members at once
+        f.long_value = static_cast<int64_t>(rng());
+        f.double_value = 1.5;
+        f.string_value = "both";
+        break;
+    }
+  }
+  return event;
+}
+
+std::string RandomEncodedFields(std::mt19937_64& rng, const double* doubles, size_t num_doubles) {
+  std::string out;
+  EncodeEventFields(RandomEvent(rng, doubles, num_doubles), &out);
+  return out;
+}
+
 std::vector<OwnedRecord> RandomRecords(std::mt19937_64& rng, int count) {
   const int64_t kInt64Edges[] = {0,
                                  1,
@@ -123,7 +162,7 @@ std::vector<OwnedRecord> RandomRecords(std::mt19937_64& rng, int count) {
                                  -(int64_t{1} << 40),
                                  1'704'103'200'000};
   const int kPartitionEdges[] = {0, 1, 127, 128, 16383, 16384, std::numeric_limits<int32_t>::max()};
-  const double kPrices[] = {0.0,
+  const double kDoubles[] = {0.0,
                             -0.0,
                             29.99,
                             1e-300,
@@ -140,13 +179,7 @@ std::vector<OwnedRecord> RandomRecords(std::mt19937_64& rng, int count) {
                                    : static_cast<int>(rng() % (uint64_t{1} << (rng() % 32)));
     r.offset = (rng() % 3 == 0) ? kInt64Edges[rng() % std::size(kInt64Edges)] : static_cast<int64_t>(rng());
     r.event_time_ms = (rng() % 3 == 0) ? kInt64Edges[rng() % std::size(kInt64Edges)] : static_cast<int64_t>(rng());
-    r.type = static_cast<EventType>(rng() % 3);
-    if (rng() % 2 == 0) {
-      r.price = kPrices[rng() % std::size(kPrices)];
-    } else {
-      uint64_t bits = rng();
-      std::memcpy(&r.price, &bits, sizeof(bits));  // any bit pattern, NaN payloads included
-    }
+    r.fields = RandomEncodedFields(rng, kDoubles, std::size(kDoubles));
     auto size = [&]() -> size_t {
       switch (rng() % 4) {
         case 0:
@@ -185,8 +218,7 @@ TEST(RecordCodec, EncodesTheDocumentedLayout) {
   r.partition = 300;                     // varint ac 02
   r.offset = 1;                          // varint 01
   r.event_time_ms = 0x0102030405060708;  // fixed64 little-endian
-  r.type = EventType::kPurchase;         // 02
-  r.price = 1.0;                         // 0x3ff0000000000000
+  r.fields = "F";                        // 01 46
   r.user_id = "u";
   r.key = "";
   r.value = std::string("a\0b", 3);
@@ -195,13 +227,12 @@ TEST(RecordCodec, EncodesTheDocumentedLayout) {
   const std::string want("\xac\x02"
                          "\x01"
                          "\x08\x07\x06\x05\x04\x03\x02\x01"
-                         "\x02"
-                         "\x00\x00\x00\x00\x00\x00\xf0\x3f"
+                         "\x01" "F"
                          "\x01u"
                          "\x00"
                          "\x03"
                          "a\0b",
-                         2 + 1 + 8 + 1 + 8 + 2 + 1 + 4);
+                         2 + 1 + 8 + 2 + 2 + 1 + 4);
   EXPECT_EQ(got, want);
 }
 
@@ -221,18 +252,16 @@ TEST(RecordCodec, AppendsToExistingBytes) {
 TEST(RecordCodec, RoundTripsEdgeValues) {
   std::vector<OwnedRecord> records;
   const int64_t kTimes[] = {std::numeric_limits<int64_t>::min(), -1, 0, std::numeric_limits<int64_t>::max()};
-  const double kPrices[] = {0.0, std::numeric_limits<double>::denorm_min(), std::numeric_limits<double>::max(),
-                            -0.0, std::numeric_limits<double>::quiet_NaN()};
+  const std::string kFields[] = {"", std::string(1, '\0'), std::string(300, 'f')};
   int i = 0;
   for (int64_t t : kTimes) {
-    for (double price : kPrices) {
-      for (EventType type : {EventType::kView, EventType::kCart, EventType::kPurchase}) {
+    for (int repeat = 0; repeat < 5; ++repeat) {
+      for (const std::string& fields : kFields) {
         OwnedRecord r;
         r.partition = (i % 2) ? std::numeric_limits<int32_t>::max() : 0;
         r.offset = (i % 3 == 0) ? std::numeric_limits<int64_t>::max() : (i % 3 == 1 ? -1 : i);
         r.event_time_ms = t;
-        r.type = type;
-        r.price = price;
+        r.fields = fields;
         r.user_id = std::string(kInterestingLengths[i % std::size(kInterestingLengths)], 'u');
         r.key = std::string("\0k\0", 3);
         r.value = std::string(kInterestingLengths[(i + 5) % std::size(kInterestingLengths)], '\0');
@@ -271,6 +300,7 @@ TEST(RecordCodec, RoundTripsManyRandomRecords) {
     for (size_t k = 0; k < got.size(); ++k) {
       ExpectSameRecord(records[k], got[k], k);
       // Views into the batch, no copies.
+      ExpectViewInside(got[k].fields, bytes);
       ExpectViewInside(got[k].user_id, bytes);
       ExpectViewInside(got[k].key, bytes);
       ExpectViewInside(got[k].value, bytes);
@@ -308,34 +338,16 @@ TEST(RecordCodec, EveryTruncationYieldsOnlyAPrefix) {
   }
 }
 
-// Builds one record by hand, with `type_byte` as the event type.
-std::string RecordWithTypeByte(uint8_t type_byte) {
+// Builds one record by hand: partition 1, offset 2, time 0, no fields,
+// user "u", empty key and value.
+std::string ValidRecordBytes() {
   std::string out;
   out.push_back('\x01');  // partition
   out.push_back('\x02');  // offset
   out.append(8, '\0');    // event time
-  out.push_back(static_cast<char>(type_byte));
-  out.append(8, '\0');  // price
+  out.push_back('\x00');  // fields: empty
   out.append("\x01u\x00\x00", 4);
   return out;
-}
-
-TEST(RecordCodec, RejectsAnInvalidEventType) {
-  for (int type = 0; type < 256; ++type) {
-    SCOPED_TRACE(type);
-    bool ok = false;
-    const std::string bytes = RecordWithTypeByte(static_cast<uint8_t>(type));  // outlives the views
-    const auto got = DecodeAll(bytes, &ok);
-    if (type <= 2) {
-      EXPECT_TRUE(ok);
-      ASSERT_EQ(got.size(), 1u);
-      EXPECT_EQ(static_cast<int>(got[0].type), type);
-      EXPECT_EQ(got[0].user_id, "u");
-    } else {
-      EXPECT_FALSE(ok);
-      EXPECT_TRUE(got.empty());
-    }
-  }
 }
 
 TEST(RecordCodec, AnInvalidRecordAfterValidOnesStopsTheReader) {
@@ -344,7 +356,9 @@ TEST(RecordCodec, AnInvalidRecordAfterValidOnesStopsTheReader) {
   std::string bytes;
   AppendShuffleRecord(r.View(), &bytes);
   AppendShuffleRecord(r.View(), &bytes);
-  bytes += RecordWithTypeByte(9);
+  std::string bad = ValidRecordBytes();
+  bad[10] = '\x7f';  // fields length beyond the batch
+  bytes += bad;
   AppendShuffleRecord(r.View(), &bytes);  // never reached
   bool ok = true;
   const auto got = DecodeAll(bytes, &ok);
@@ -356,14 +370,14 @@ TEST(RecordCodec, RejectsAPartitionAboveInt32Max) {
   std::string bytes;
   // 2^31 as a varint.
   bytes.append("\x80\x80\x80\x80\x08", 5);
-  bytes += RecordWithTypeByte(0).substr(1);
+  bytes += ValidRecordBytes().substr(1);
   bool ok = true;
   EXPECT_TRUE(DecodeAll(bytes, &ok).empty());
   EXPECT_FALSE(ok);
 
   // INT32_MAX itself is fine.
   std::string max_bytes("\xff\xff\xff\xff\x07", 5);
-  max_bytes += RecordWithTypeByte(0).substr(1);
+  max_bytes += ValidRecordBytes().substr(1);
   const auto got = DecodeAll(max_bytes, &ok);
   EXPECT_TRUE(ok);
   ASSERT_EQ(got.size(), 1u);
@@ -374,7 +388,7 @@ TEST(RecordCodec, RejectsAnOverlongVarint) {
   std::string bytes = "\x01";
   bytes.append(11, '\xff');  // offset: never-ending varint
   bytes.push_back('\x01');
-  bytes.append(8 + 1 + 8 + 3, '\0');
+  bytes.append(8 + 1 + 3, '\0');
   bool ok = true;
   EXPECT_TRUE(DecodeAll(bytes, &ok).empty());
   EXPECT_FALSE(ok);
@@ -384,7 +398,7 @@ TEST(RecordCodec, RejectsALengthBeyondTheBatch) {
   for (const std::string& length :
        {std::string("\x05"), std::string("\xff\xff\xff\xff\xff\xff\xff\xff\x7f"),
         std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")}) {
-    std::string bytes = RecordWithTypeByte(0);
+    std::string bytes = ValidRecordBytes();
     bytes.resize(bytes.size() - 4);  // drop the strings
     bytes += length;                 // user_id longer than what follows
     bytes += "abcd";
@@ -411,10 +425,135 @@ TEST(RecordCodec, RandomCorruptionNeverReadsOutsideTheBatch) {
       ++n;
       ASSERT_LE(n, bytes.size());
       EXPECT_GE(r.partition, 0);
-      EXPECT_LE(static_cast<int>(r.type), 2);
+      ExpectViewInside(r.fields, bytes);
+      Event event;
+      (void)DecodeEventFields(r.fields, &event);  // any bytes: no crash, no read outside
       ExpectViewInside(r.user_id, bytes);
       ExpectViewInside(r.key, bytes);
       ExpectViewInside(r.value, bytes);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// EncodeEventFields / DecodeEventFields
+
+void ExpectSameFields(const Event& want, const Event& got) {
+  ASSERT_EQ(got.fields.size(), want.fields.size());
+  for (size_t i = 0; i < want.fields.size(); ++i) {
+    SCOPED_TRACE(testing::Message() << "field " << i);
+    EXPECT_EQ(got.fields[i].present, want.fields[i].present);
+    EXPECT_EQ(got.fields[i].long_value, want.fields[i].long_value);
+    EXPECT_EQ(Bits(got.fields[i].double_value), Bits(want.fields[i].double_value));
+    EXPECT_EQ(got.fields[i].string_value, want.fields[i].string_value);
+  }
+}
+
+TEST(EventFieldsCodec, EncodesTheDocumentedLayout) {
+  Event event;
+  event.fields.resize(5);
+  event.fields[0] = FieldValue{true, 1704103200000, 0, ""};  // time: long
+  event.fields[1] = FieldValue{true, 0, 0, "view"};
+  event.fields[2] = FieldValue{true, -1, 0, ""};  // zigzag 01
+  event.fields[3] = FieldValue{true, 0, 1.0, ""};
+  event.fields[4] = FieldValue{false, 0, 0, ""};  // absent
+  std::string got;
+  EncodeEventFields(event, &got);
+  std::string want("\x05", 1);
+  want += "\x03";
+  // zigzag(1704103200000) = 3408206400000 as a varint
+  uint64_t z = 3408206400000;
+  while (z >= 0x80) {
+    want.push_back(static_cast<char>((z & 0x7f) | 0x80));
+    z >>= 7;
+  }
+  want.push_back(static_cast<char>(z));
+  want += "\x09\x04view";
+  want += "\x03\x01";
+  want += std::string("\x05\x00\x00\x00\x00\x00\x00\xf0\x3f", 9);
+  want += std::string("\x00", 1);
+  EXPECT_EQ(got, want);
+  Event back;
+  ASSERT_TRUE(DecodeEventFields(got, &back));
+  ExpectSameFields(event, back);
+}
+
+TEST(EventFieldsCodec, ZeroValuesCostOneByte) {
+  Event event;
+  event.fields.resize(3);
+  event.fields[0].present = true;  // long 0 / double +0 / ""
+  event.fields[2].present = true;
+  event.fields[2].double_value = -0.0;  // not +0: kept
+  std::string got;
+  EncodeEventFields(event, &got);
+  EXPECT_EQ(got, std::string("\x03\x01\x00\x05\x00\x00\x00\x00\x00\x00\x00\x80", 12));
+  Event back;
+  ASSERT_TRUE(DecodeEventFields(got, &back));
+  ExpectSameFields(event, back);
+  EXPECT_TRUE(std::signbit(back.fields[2].double_value));
+}
+
+TEST(EventFieldsCodec, RoundTripsRandomEventsIntoAReusedEvent) {
+  std::mt19937_64 rng(15);
+  const double kDoubles[] = {0.0, -0.0, 29.99, std::numeric_limits<double>::quiet_NaN(),
+                             std::numeric_limits<double>::infinity()};
+  Event reused;
+  std::string bytes;
+  for (int i = 0; i < 2000; ++i) {
+    const Event event = RandomEvent(rng, kDoubles, std::size(kDoubles));
+    EncodeEventFields(event, &bytes);
+    ASSERT_TRUE(DecodeEventFields(bytes, &reused)) << i;
+    ExpectSameFields(event, reused);
+  }
+}
+
+TEST(EventFieldsCodec, DecodingReusesStringCapacity) {
+  Event event;
+  event.fields.resize(1);
+  event.fields[0] = FieldValue{true, 0, 0, std::string(100, 'x')};
+  std::string bytes;
+  EncodeEventFields(event, &bytes);
+  Event reused;
+  ASSERT_TRUE(DecodeEventFields(bytes, &reused));
+  const char* data = reused.fields[0].string_value.data();
+  event.fields[0].string_value = "short";
+  EncodeEventFields(event, &bytes);
+  ASSERT_TRUE(DecodeEventFields(bytes, &reused));
+  EXPECT_EQ(reused.fields[0].string_value, "short");
+  EXPECT_EQ(reused.fields[0].string_value.data(), data);
+}
+
+TEST(EventFieldsCodec, RejectsMalformedBytes) {
+  Event event;
+  const std::string cases[] = {
+      std::string(),                         // no count
+      std::string("\x01", 1),                // count 1, no field
+      std::string("\x01\x10", 2),            // unknown flag
+      std::string("\x01\x02\x01", 3),        // a value without kFieldPresent
+      std::string("\x01\x03", 2),            // long without its varint
+      std::string("\x01\x05\x00\x00", 4),    // short double
+      std::string("\x01\x09\x05" "ab", 5),   // string beyond the bytes
+      std::string("\x01\x01\x00", 3),        // trailing bytes
+      std::string("\xff\xff\xff\x7f", 4),    // absurd count
+      std::string("\x02\x01", 2),            // fewer fields than counted
+  };
+  for (const std::string& bytes : cases) {
+    EXPECT_FALSE(DecodeEventFields(bytes, &event)) << testing::PrintToString(bytes);
+  }
+  EXPECT_TRUE(DecodeEventFields(std::string("\x00", 1), &event));
+  EXPECT_TRUE(event.fields.empty());
+}
+
+TEST(EventFieldsCodec, EveryTruncationIsRejected) {
+  std::mt19937_64 rng(3);
+  const double kDoubles[] = {1.5};
+  for (int round = 0; round < 50; ++round) {
+    std::string bytes;
+    EncodeEventFields(RandomEvent(rng, kDoubles, 1), &bytes);
+    Event event;
+    for (size_t cut = 0; cut < bytes.size(); ++cut) {
+      const std::string truncated = bytes.substr(0, cut);
+      EXPECT_FALSE(DecodeEventFields(truncated, &event)) << "cut at " << cut;
     }
   }
 }

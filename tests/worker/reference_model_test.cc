@@ -183,10 +183,10 @@ class ReferenceModel {
         if (st.e.user_id != user) continue;
         if (st.e.event_time_ms < s || st.e.event_time_ms >= end) continue;
         if (st.arrival_wm >= end - 1) continue;  // arrived after the window was due
-        switch (st.e.type) {
+        switch (TypeOf(st.e)) {
           case EventType::kView:
             ++views;
-            sum += static_cast<long double>(st.e.price);
+            sum += static_cast<long double>(PriceOf(st.e));
             break;
           case EventType::kCart:
             ++carts;
@@ -333,7 +333,7 @@ struct Op {
     switch (kind) {
       case kEvent:
         return "ProcessEvent(user=\"" + Escape(event.user_id) + "\", t=" + std::to_string(event.event_time_ms) +
-               ", " + std::string(EventTypeName(event.type)) + ", price=" + ShortestDouble(event.price) + ")";
+               ", " + std::string(EventTypeName(TypeOf(event))) + ", price=" + ShortestDouble(PriceOf(event)) + ")";
       case kAdvance:
         return "AdvanceWatermark(" + std::to_string(watermark) + ")";
       case kCommit:

@@ -29,7 +29,9 @@ std::unique_ptr<TaskState> StateWithOneUser(const std::string& dir) {
   auto engine = std::make_unique<WindowEngine>(store->get(), KeyGroupRange{0, 127});
   Event event;
   event.user_id = "u1";
-  event.type = EventType::kView;
+  event.fields.resize(4);  // the default schema's four fields, all present
+  for (FieldValue& f : event.fields) f.present = true;
+  event.fields[1].string_value = "view";
   event.event_time_ms = 1'700'000'000'000;
   EXPECT_TRUE(engine->ProcessEvent(KeyGroupForKey(event.user_id, 128), event).ok());
   EXPECT_TRUE(engine->Flush().ok());

@@ -154,7 +154,8 @@ class FileSource {
   std::string path_;
   std::string line_;
   uint64_t line_number_ = 0;
-  EventParser parser_;
+  // The shipped schema (conf/features.yaml): the generator writes that contract.
+  EventParser parser_{DefaultFeatureDefinition().input};
   Event event_;
   int64_t max_event_time_ms_ = 0;
 };

@@ -56,17 +56,74 @@ bool GetBytes(std::string_view* in, std::string_view* bytes) {
   return true;
 }
 
+uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+// More fields than any schema has: a corrupt count must not make the decoder
+// allocate gigabytes.
+constexpr uint64_t kMaxFields = 1 << 16;
+
 }  // namespace
+
+void EncodeEventFields(const Event& event, std::string* out) {
+  out->clear();
+  PutVarint(event.fields.size(), out);
+  for (const FieldValue& value : event.fields) {
+    if (!value.present) {
+      out->push_back(0);
+      continue;
+    }
+    uint64_t double_bits = 0;
+    std::memcpy(&double_bits, &value.double_value, sizeof(double_bits));
+    const uint8_t flags = kFieldPresent | (value.long_value != 0 ? kFieldLong : 0) |
+                          (double_bits != 0 ? kFieldDouble : 0) | (!value.string_value.empty() ? kFieldString : 0);
+    out->push_back(static_cast<char>(flags));
+    if (flags & kFieldLong) PutVarint(ZigZag(value.long_value), out);
+    if (flags & kFieldDouble) PutFixed64(double_bits, out);
+    if (flags & kFieldString) PutBytes(value.string_value, out);
+  }
+}
+
+bool DecodeEventFields(std::string_view bytes, Event* out) {
+  uint64_t count = 0;
+  if (!GetVarint(&bytes, &count) || count > kMaxFields || count > bytes.size()) return false;
+  if (out->fields.size() != count) out->fields.resize(count);  // keeps the strings' capacity
+  for (FieldValue& value : out->fields) {
+    if (bytes.empty()) return false;
+    const auto flags = static_cast<uint8_t>(bytes.front());
+    bytes.remove_prefix(1);
+    // Unknown bits, or values without kFieldPresent: not ours.
+    if ((flags & ~(kFieldPresent | kFieldLong | kFieldDouble | kFieldString)) != 0) return false;
+    if (flags != 0 && !(flags & kFieldPresent)) return false;
+    value.present = flags & kFieldPresent;
+    value.long_value = 0;
+    value.double_value = 0;
+    if (flags & kFieldLong) {
+      uint64_t v = 0;
+      if (!GetVarint(&bytes, &v)) return false;
+      value.long_value = UnZigZag(v);
+    }
+    if (flags & kFieldDouble) {
+      uint64_t bits = 0;
+      if (!GetFixed64(&bytes, &bits)) return false;
+      std::memcpy(&value.double_value, &bits, sizeof(bits));
+    }
+    if (flags & kFieldString) {
+      std::string_view text;
+      if (!GetBytes(&bytes, &text)) return false;
+      value.string_value.assign(text);
+    } else {
+      value.string_value.clear();
+    }
+  }
+  return bytes.empty();
+}
 
 void AppendShuffleRecord(const ShuffleRecord& record, std::string* out) {
   PutVarint(static_cast<uint32_t>(record.partition), out);
   PutVarint(static_cast<uint64_t>(record.offset), out);
   PutFixed64(static_cast<uint64_t>(record.event_time_ms), out);
-  out->push_back(static_cast<char>(record.type));
-  uint64_t price_bits = 0;
-  static_assert(sizeof(price_bits) == sizeof(record.price));
-  std::memcpy(&price_bits, &record.price, sizeof(price_bits));
-  PutFixed64(price_bits, out);
+  PutBytes(record.fields, out);
   PutBytes(record.user_id, out);
   PutBytes(record.key, out);
   PutBytes(record.value, out);
@@ -74,20 +131,15 @@ void AppendShuffleRecord(const ShuffleRecord& record, std::string* out) {
 
 bool ShuffleRecordReader::Next(ShuffleRecord* out) {
   if (!ok_ || rest_.empty()) return false;
-  uint64_t partition = 0, offset = 0, time = 0, price_bits = 0;
+  uint64_t partition = 0, offset = 0, time = 0;
+  // The fields' bytes are checked when decoded (DecodeEventFields), not here.
   ok_ = GetVarint(&rest_, &partition) && partition <= INT32_MAX && GetVarint(&rest_, &offset) &&
-        GetFixed64(&rest_, &time) && !rest_.empty();
-  if (!ok_) return false;
-  const auto type = static_cast<uint8_t>(rest_.front());
-  rest_.remove_prefix(1);
-  ok_ = type <= static_cast<uint8_t>(EventType::kPurchase) && GetFixed64(&rest_, &price_bits) &&
-        GetBytes(&rest_, &out->user_id) && GetBytes(&rest_, &out->key) && GetBytes(&rest_, &out->value);
+        GetFixed64(&rest_, &time) && GetBytes(&rest_, &out->fields) && GetBytes(&rest_, &out->user_id) &&
+        GetBytes(&rest_, &out->key) && GetBytes(&rest_, &out->value);
   if (!ok_) return false;
   out->partition = static_cast<int>(partition);
   out->offset = static_cast<int64_t>(offset);
   out->event_time_ms = static_cast<int64_t>(time);
-  out->type = static_cast<EventType>(type);
-  std::memcpy(&out->price, &price_bits, sizeof(price_bits));
   return true;
 }
 

@@ -216,8 +216,11 @@ absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTa
   impl->sink = std::move(sink);
   impl->state = std::move(state);
   impl->data_plane = data_plane;
-  impl->engine =
-      std::make_unique<WindowEngine>(impl->state.get(), options.workers[options.worker_index].key_groups);
+  WindowEngineOptions engine_options;
+  engine_options.program = options.program;
+  engine_options.restored_program = options.restored_program;
+  impl->engine = std::make_unique<WindowEngine>(impl->state.get(), options.workers[options.worker_index].key_groups,
+                                                engine_options);
   if (absl::Status restored = RestoreEngine(options, impl->engine.get()); !restored.ok()) return restored;
   impl->gate = std::make_unique<InputGate>(n, options.worker_index, options.credits_per_channel);
   impl->inbox = std::make_shared<CheckpointInbox>(options.job_id, options.attempt);

@@ -36,6 +36,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/features/feature_definition.h"
+#include "worker/window/feature_program.h"
 #include "common/grpc_security.h"
 #include "common/key_groups.h"
 #include "proto/slipstream.pb.h"
@@ -73,6 +75,14 @@ struct TaskPeer {
 };
 
 struct FeatureTaskOptions {
+  // What the job reads and computes (the deployment's definition, compiled);
+  // the source parses records with `features->input`, which is
+  // `program->definition()`. Null: the built-in default.
+  std::shared_ptr<const FeatureDefinition> features;
+  std::shared_ptr<const FeatureProgram> program;
+  // The definition the restored checkpoint's state was written under, when
+  // the job's only added groups or features to it (null: the same).
+  std::shared_ptr<const FeatureProgram> restored_program;
   int max_parallelism = 128;
   int64_t idle_timeout_ms = 30000;
   // source.max-event-time-skew: records whose event time is further ahead of

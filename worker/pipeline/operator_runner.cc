@@ -145,15 +145,18 @@ bool OperatorRunner::Process(const InboundBatch& batch) {
 bool OperatorRunner::ProcessRecords(const InboundBatch& batch) {
   const FeatureTaskOptions& options = *parts_.options;
   WindowEngine& engine = *parts_.engine;
-  Event event;
+  Event& event = event_;
   ShuffleRecord record;
   ShuffleRecordReader reader(batch.records);
   int64_t processed = 0;
+  bool fields_ok = true;
   while (reader.Next(&record)) {
+    if (!DecodeEventFields(record.fields, &event)) {
+      fields_ok = false;
+      break;
+    }
     ++processed;
     event.event_time_ms = record.event_time_ms;
-    event.type = record.type;
-    event.price = record.price;
     event.user_id.assign(record.user_id);
     absl::StatusOr<bool> accepted = engine.ProcessEvent(KeyGroupForKey(event.user_id, options.max_parallelism), event);
     if (!accepted.ok()) {
@@ -169,7 +172,7 @@ bool OperatorRunner::ProcessRecords(const InboundBatch& batch) {
     }
   }
   if (parts_.control->cancel.load()) return false;
-  if (!reader.ok() || processed != batch.record_count) {
+  if (!reader.ok() || !fields_ok || processed != batch.record_count) {
     parts_.control->Fail(absl::DataLossError(absl::StrCat("a batch from worker ",
                                                           options.workers[batch.channel].worker_id,
                                                           " is malformed (", processed, " of ", batch.record_count,

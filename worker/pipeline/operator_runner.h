@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/event.h"
 #include "worker/checkpoint/barrier_aligner.h"
 #include "worker/exchange/input_gate.h"
 #include "worker/pipeline/feature_task.h"
@@ -84,6 +85,7 @@ class OperatorRunner {
   int64_t finished_at_ = 0;
   std::deque<InboundBatch> after_stop_barrier_;  // never processed unless resumed
   std::vector<FeatureWrite> features_;
+  Event event_;  // reused: decoding allocates only while strings grow
   int64_t last_publish_ms_ = 0;
 };
 

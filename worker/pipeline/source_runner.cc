@@ -26,6 +26,10 @@ namespace {
 std::string WatermarkText(int64_t watermark_ms) {
   return watermark_ms == kMinWatermark ? std::string("none") : FormatIso8601Millis(watermark_ms);
 }
+
+const InputSchema& InputOf(const FeatureTaskOptions& options) {
+  return options.features ? options.features->input : DefaultFeatureDefinition().input;
+}
 }  // namespace
 
 SourceRunner::SourceRunner(const Parts& parts)
@@ -39,7 +43,8 @@ SourceRunner::SourceRunner(const Parts& parts)
       control_(parts.control),
       probe_(parts.probe),
       operator_probe_(parts.operator_probe),
-      watermarks_(kOutOfOrdernessMs, options_.idle_timeout_ms) {
+      watermarks_(kOutOfOrdernessMs, options_.idle_timeout_ms),
+      parser_(InputOf(options_)) {
   const int64_t now = Clock::Real().SteadyMs();
   for (int p : source_->partitions()) {
     watermarks_.AddPartition(p, now);
@@ -158,7 +163,7 @@ absl::Status SourceRunner::InjectBarrier(const v1::TriggerCheckpointRequest& req
 
 absl::Status SourceRunner::RouteBatch(const std::vector<SourceRecord>& records, int64_t now_ms,
                                       const std::atomic<bool>& give_up) {
-  Event event;
+  Event& event = event_;
   // One record with event_time in year 9999 would move its partition's
   // watermark to the end of time and fire every open window early; with
   // source.max-event-time-skew such records are dead letters instead.
@@ -189,7 +194,8 @@ absl::Status SourceRunner::RouteBatch(const std::vector<SourceRecord>& records, 
     probe_->EventValid();
     const int owner = owner_of_key_group_[KeyGroupForKey(event.user_id, options_.max_parallelism)];
     OutBuffer& b = out_[owner];
-    AppendShuffleRecord(ShuffleRecord{record.partition, record.offset, event.event_time_ms, event.type, event.price,
+    EncodeEventFields(event, &event_fields_);
+    AppendShuffleRecord(ShuffleRecord{record.partition, record.offset, event.event_time_ms, event_fields_,
                                       event.user_id, record.key, record.value},
                         &b.records);
     ++b.count;

@@ -109,6 +109,8 @@ class SourceRunner {
 
   WatermarkTracker watermarks_;
   EventParser parser_;
+  Event event_;               // reused: parsing allocates only while strings grow
+  std::string event_fields_;  // reused: the event's encoded fields (record_codec.h)
   std::vector<SourceRecord> records_;  // the last poll batch
   std::vector<OutBuffer> out_;         // by worker index
   int64_t source_watermark_ = kMinWatermark;

@@ -2,7 +2,7 @@
 //   [key group: 2 bytes BE][kind: 1 byte][...]
 // so one key group's state is one contiguous key range, and within it each
 // kind of state is contiguous too:
-//   't' timer       [kg]['t'][time:8][timer kind][user]  -> ""  (ordered by time)
+//   't' timer       [kg]['t'][time:8][feature group:1][user]  -> ""  (ordered by time)
 //   'u' user state  [kg]['u'][user]                      -> UserWindowState
 // [user] is a varint length followed by the bytes (user ids may hold any
 // byte, including 0). Times are int64 with the sign bit flipped, big-endian,

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "absl/container/btree_set.h"
@@ -22,8 +23,6 @@ namespace sk = state_keys;
 
 namespace {
 
-enum class TimerKind : char { kSlidingWindow = 'w', kSession = 's' };
-
 struct UserEntry {
   uint64_t id = 0;  // orders timers of the same time deterministically
   int key_group = 0;
@@ -34,41 +33,38 @@ struct UserEntry {
   // round closed. Older: RocksDB must get the state as it is now, before the
   // user changes again (copy-on-write).
   uint32_t round = 0;
-  // End of the last sliding window emitted in watermark step `emitted_step`.
-  int64_t emitted_until = std::numeric_limits<int64_t>::min();
-  uint64_t emitted_step = 0;
 };
 
 using UserMap = absl::node_hash_map<std::string, UserEntry>;
 using UserNode = UserMap::value_type;  // stable address until erased
 
-// A timer points at its user's map node. Ordered by time, then kind, then
-// user id; the id is copied in so that comparing timers (on the per-event
-// path, and a million times in a restore) never touches the user's node.
+// A timer of one feature group (a window end or a session's fire time)
+// points at its user's map node. Ordered by time, then group, then user id;
+// the id is copied in so that comparing timers (on the per-event path, and a
+// million times in a restore) never touches the user's node.
 struct Timer {
   int64_t time_ms;
-  TimerKind kind;
+  uint8_t group;  // index into the program's groups
   uint64_t user_id;  // == user->second.id
   UserNode* user;
-  Timer(int64_t time, TimerKind timer_kind, UserNode* node)
-      : time_ms(time), kind(timer_kind), user_id(node->second.id), user(node) {}
+  Timer(int64_t time, uint8_t timer_group, UserNode* node)
+      : time_ms(time), group(timer_group), user_id(node->second.id), user(node) {}
   bool operator<(const Timer& o) const {
     if (time_ms != o.time_ms) return time_ms < o.time_ms;
-    if (kind != o.kind) return kind < o.kind;
+    if (group != o.group) return group < o.group;
     return user_id < o.user_id;
   }
-  bool operator==(const Timer& o) const { return time_ms == o.time_ms && kind == o.kind && user == o.user; }
+  bool operator==(const Timer& o) const { return time_ms == o.time_ms && group == o.group && user == o.user; }
   template <typename H>
   friend H AbslHashValue(H h, const Timer& t) {
-    return H::combine(std::move(h), t.time_ms, static_cast<char>(t.kind), t.user);
+    return H::combine(std::move(h), t.time_ms, t.group, t.user);
   }
 };
 
-
-std::string TimerKey(int key_group, int64_t time_ms, TimerKind kind, std::string_view user) {
+std::string TimerKey(int key_group, int64_t time_ms, uint8_t group, std::string_view user) {
   std::string key = sk::Prefix(key_group, sk::kTimer);
   sk::AppendTime(time_ms, &key);
-  key.push_back(static_cast<char>(kind));
+  key.push_back(static_cast<char>(group));
   sk::AppendUser(user, &key);
   return key;
 }
@@ -90,6 +86,7 @@ struct ClosedRound {
 }  // namespace
 
 struct WindowEngine::Impl {
+  std::shared_ptr<const FeatureProgram> program;
   StateStore* store;
   KeyGroupRange owned;
   WindowEngineOptions options;
@@ -153,13 +150,13 @@ struct WindowEngine::Impl {
       store->Delete(key);
       if (may_erase) users.erase(user->first);
     } else {
-      entry.state.SerializeTo(&scratch);
+      entry.state.SerializeTo(*program, &scratch);
       store->Put(key, scratch);
     }
   }
 
   void WriteTimer(const Timer& timer, bool registered) {
-    const std::string key = TimerKey(timer.user->second.key_group, timer.time_ms, timer.kind, timer.user->first);
+    const std::string key = TimerKey(timer.user->second.key_group, timer.time_ms, timer.group, timer.user->first);
     if (registered) {
       store->Put(key, "");
     } else {
@@ -189,16 +186,16 @@ struct WindowEngine::Impl {
     if (!inserted && it->second != registered) timer_changes.erase(it);  // cancels out
   }
 
-  void AddTimer(UserNode* user, int64_t time_ms, TimerKind kind) {
-    const Timer timer{time_ms, kind, user};
+  void AddTimer(UserNode* user, int64_t time_ms, size_t group) {
+    const Timer timer{time_ms, static_cast<uint8_t>(group), user};
     if (timers.insert(timer).second) {
       ++user->second.timer_count;
       RecordTimerChange(timer, true);
     }
   }
 
-  void RemoveTimer(UserNode* user, int64_t time_ms, TimerKind kind) {
-    const Timer timer{time_ms, kind, user};
+  void RemoveTimer(UserNode* user, int64_t time_ms, size_t group) {
+    const Timer timer{time_ms, static_cast<uint8_t>(group), user};
     if (timers.erase(timer) > 0) {
       --user->second.timer_count;
       RecordTimerChange(timer, false);
@@ -210,6 +207,7 @@ struct WindowEngine::Impl {
 
 WindowEngine::WindowEngine(StateStore* store, KeyGroupRange owned, WindowEngineOptions options)
     : impl_(std::make_unique<Impl>()) {
+  impl_->program = options.program ? options.program : FeatureProgram::Default();
   impl_->store = store;
   impl_->owned = owned;
   impl_->options = options;
@@ -241,18 +239,26 @@ absl::StatusOr<bool> WindowEngine::ProcessEvent(int key_group, const Event& even
   ++s.work_since_step;
 
   bool accepted = false;
-  const size_t panes_before = entry.state.panes.size();
-  if (std::optional<int64_t> timer = entry.state.AddToSlidingWindows(event, s.watermark)) {
-    // Only a new pane needs a timer: an existing pane's timer is either still
-    // pending (and the same) or has fired and chained to the next window.
-    if (entry.state.panes.size() != panes_before) s.AddTimer(user, *timer, TimerKind::kSlidingWindow);
-    accepted = true;
-  }
-  std::optional<int64_t> session_timer;
-  if (entry.state.AddToSession(event, s.watermark, &s.removed_timers, &session_timer)) {
-    for (int64_t old : s.removed_timers) s.RemoveTimer(user, old, TimerKind::kSession);
-    if (session_timer) s.AddTimer(user, *session_timer, TimerKind::kSession);
-    accepted = true;
+  const std::vector<GroupProgram>& groups = s.program->groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const GroupProgram& group = groups[g];
+    if (group.is_session()) {
+      std::optional<int64_t> session_timer;
+      if (entry.state.AddToSession(group, g, event, s.watermark, &s.removed_timers, &session_timer)) {
+        for (int64_t old : s.removed_timers) s.RemoveTimer(user, old, g);
+        if (session_timer) s.AddTimer(user, *session_timer, g);
+        accepted = true;
+      }
+    } else {
+      bool new_pane = false;
+      if (std::optional<int64_t> timer = entry.state.AddToPaneWindows(group, g, event, s.watermark, &new_pane)) {
+        // Only a new pane needs a timer: an existing pane's timer is either
+        // still pending (and the same) or has fired and chained to the next
+        // window.
+        if (new_pane) s.AddTimer(user, *timer, g);
+        accepted = true;
+      }
+    }
   }
   if (accepted) {
     s.MarkDirty(user);
@@ -284,22 +290,19 @@ absl::Status WindowEngine::AdvanceWatermark(int64_t watermark_ms, std::vector<Fe
     UserEntry& entry = user->second;
     --entry.timer_count;
     s.RecordTimerChange(timer, false);
-    if (timer.kind == TimerKind::kSlidingWindow) {
-      if (entry.emitted_step != s.step) {
-        entry.emitted_step = s.step;
-        entry.emitted_until = std::numeric_limits<int64_t>::min();
-      }
+    const GroupProgram& group = s.program->groups()[timer.group];
+    if (!group.is_session()) {
       const size_t before = out->size();
       std::optional<int64_t> next =
-          entry.state.FireSlidingWindows(user->first, timer.time_ms, watermark_ms, &entry.emitted_until, out);
+          entry.state.FirePaneWindows(group, timer.group, user->first, timer.time_ms, watermark_ms, s.step, out);
       s.sliding_windows_fired += static_cast<int64_t>(out->size() - before);
-      if (next) s.AddTimer(user, *next, TimerKind::kSlidingWindow);
+      if (next) s.AddTimer(user, *next, timer.group);
     } else {
       std::optional<int64_t> rearm_at;
-      if (entry.state.FireSession(user->first, timer.time_ms, out, &rearm_at)) ++s.sessions_fired;
+      if (entry.state.FireSession(group, timer.group, user->first, timer.time_ms, out, &rearm_at)) ++s.sessions_fired;
       // A grown session fires later; if that is already due, this loop
       // reaches it in time order.
-      if (rearm_at) s.AddTimer(user, *rearm_at, TimerKind::kSession);
+      if (rearm_at) s.AddTimer(user, *rearm_at, timer.group);
     }
     s.MarkDirty(user);
   }
@@ -394,6 +397,15 @@ absl::Status WindowEngine::Restore() {
   if (!s.users.empty() || !s.timers.empty()) return absl::FailedPreconditionError("restore into a non-empty engine");
   absl::Status problem;
   std::vector<Timer> restored_timers;
+  // State written under another (compatible) definition is read with that
+  // one's layout and converted; converted users are written back in the
+  // current layout by the next round, so RocksDB never mixes the two.
+  const FeatureProgram& written_under = s.options.restored_program ? *s.options.restored_program : *s.program;
+  std::optional<StateConverter> converter;
+  if (s.options.restored_program && s.options.restored_program != s.program) {
+    converter.emplace(*s.options.restored_program, *s.program);
+  }
+  UserWindowState read;
   for (int kg = s.owned.first; kg <= s.owned.last && problem.ok(); ++kg) {
     // Users first: timers point at their nodes.
     const std::string users_lower = sk::Prefix(kg, sk::kUser);
@@ -409,9 +421,13 @@ absl::Status WindowEngine::Restore() {
       UserEntry& entry = it->second;
       entry.key_group = kg;
       entry.id = s.next_user_id++;
-      if (!UserWindowState::Parse(value, &entry.state)) {
+      if (!UserWindowState::Parse(written_under, value, converter ? &read : &entry.state)) {
         problem = absl::DataLossError(absl::StrCat("unreadable state of user ", ToAbsl(user), " in key group ", kg));
         return false;
+      }
+      if (converter) {
+        converter->Convert(read, &entry.state);
+        s.MarkDirty(&*it);
       }
       return true;
     });
@@ -428,14 +444,28 @@ absl::Status WindowEngine::Restore() {
         return false;
       }
       const int64_t time = sk::DecodeTime(rest);
-      const auto kind = static_cast<TimerKind>(rest[8]);
+      auto group = static_cast<uint8_t>(rest[8]);
+      if (group >= written_under.groups().size()) {
+        problem = absl::DataLossError(absl::StrCat("timer of user ", ToAbsl(user), " in key group ", kg,
+                                                   " names feature group ", group, " of ",
+                                                   written_under.groups().size()));
+        return false;
+      }
+      if (converter) {
+        const int to = converter->group_map()[group];
+        if (to < 0) return true;  // a group the definition no longer has (not restorable: checked before)
+        // The timer moves with its group: the old key goes, the new one comes.
+        s.store->Delete(std::string(key));
+        group = static_cast<uint8_t>(to);
+      }
       auto it = s.users.find(ToAbsl(user));
-      if (it == s.users.end() || (kind != TimerKind::kSlidingWindow && kind != TimerKind::kSession)) {
+      if (it == s.users.end()) {
         problem = absl::DataLossError(absl::StrCat("timer without its user ", ToAbsl(user), " in key group ", kg));
         return false;
       }
-      restored_timers.emplace_back(time, kind, &*it);
+      restored_timers.emplace_back(time, group, &*it);
       ++it->second.timer_count;
+      if (converter) s.RecordTimerChange(restored_timers.back(), true);
       return true;
     });
     if (!scanned.ok()) return scanned;

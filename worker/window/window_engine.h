@@ -1,13 +1,14 @@
 // WindowEngine: the keyed part of the job for the key groups one worker owns —
-// 1 h/10 min sliding windows and 10 min-gap sessions per user (logic in
-// user_window_state.h) plus their event-time timers.
+// every feature group's windows per key (tumbling, sliding, sessions; logic in
+// user_window_state.h, what they accumulate in feature_program.h) plus their
+// event-time timers.
 //
 // State layout: the working copy of every user's windows and all timers live
 // in memory, so the per-event path does no I/O (that is what makes hundreds
 // of thousands of events per second possible); every change is written
 // behind into RocksDB (StateStore) under keys prefixed with the key group:
 //   [kg:2]['u'][user]                        -> serialized UserWindowState
-//   [kg:2]['t'][time:8][kind:1][user]        -> ""   (timers, ordered by time)
+//   [kg:2]['t'][time:8][group:1][user]       -> ""   (timers, ordered by time)
 // (user = varint length + bytes; see worker/state/state_keys.h).
 //
 // Write-behind works in rounds, so that neither it nor a checkpoint stops the
@@ -37,6 +38,7 @@
 #include "common/event.h"
 #include "common/key_groups.h"
 #include "worker/state/state_store.h"
+#include "worker/window/feature_program.h"
 #include "worker/window/feature_write.h"
 
 namespace slipstream {
@@ -49,6 +51,13 @@ struct WindowEngineStats {
 };
 
 struct WindowEngineOptions {
+  // What to compute; null: the built-in default definition.
+  std::shared_ptr<const FeatureProgram> program;
+  // The program the state to Restore() was written under, when it differs
+  // from `program` (a definition that added groups or features; null: the
+  // same). Restore() converts the state (StateConverter); the next writes
+  // store it in `program`'s layout.
+  std::shared_ptr<const FeatureProgram> restored_program;
   int64_t flush_interval_ms = 10000;  // a write-behind round closes after this
   size_t max_pending = 1000000;       // ... or at this many changed users + timers
   // Users + timers written per Commit() at least (plus 4 per event or timer
