@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/edit_distance.h"
 
 namespace slipstream {
 namespace {
@@ -316,28 +317,13 @@ bool IsSlipstreamOnlyKafkaKey(absl::string_view key) {
 // ---------------------------------------------------------------------------
 // Error helpers.
 
-size_t EditDistance(absl::string_view a, absl::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // A typo such as "redis.prot" should point at the key the user meant.
 std::string UnknownKeyMessage(absl::string_view key) {
   std::string message = absl::StrCat("unknown configuration key \"", key, "\" (see --help)");
   const ConfigKeyInfo* best = nullptr;
   size_t best_distance = 4;  // suggest only close matches
   for (const ConfigKeyInfo& info : KnownConfigKeys()) {
-    const size_t distance = EditDistance(key, info.name);
+    const size_t distance = EditDistance(std::string_view(key.data(), key.size()), info.name);
     if (distance < best_distance) {
       best_distance = distance;
       best = &info;
@@ -345,21 +331,6 @@ std::string UnknownKeyMessage(absl::string_view key) {
   }
   if (best != nullptr) absl::StrAppend(&message, ", did you mean \"", best->name, "\"?");
   return message;
-}
-
-std::string FormatDurationMs(int64_t ms) {
-  struct Unit {
-    int64_t factor;
-    absl::string_view label;
-  };
-  static constexpr Unit kUnits[] = {
-      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "min"}, {1'000, "s"}};
-  if (ms != 0) {
-    for (const Unit& unit : kUnits) {
-      if (ms % unit.factor == 0) return absl::StrCat(ms / unit.factor, " ", unit.label);
-    }
-  }
-  return absl::StrCat(ms, " ms");
 }
 
 std::string FormatBound(const ConfigKeyInfo& info, int64_t value) {
@@ -730,6 +701,21 @@ void AppendWrapped(std::string& out, absl::string_view text, size_t indent, size
 }
 
 }  // namespace
+
+std::string FormatDurationMs(int64_t ms) {
+  struct Unit {
+    int64_t factor;
+    absl::string_view label;
+  };
+  static constexpr Unit kUnits[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "min"}, {1'000, "s"}};
+  if (ms != 0) {
+    for (const Unit& unit : kUnits) {
+      if (ms % unit.factor == 0) return absl::StrCat(ms / unit.factor, " ", unit.label);
+    }
+  }
+  return absl::StrCat(ms, " ms");
+}
 
 // ---------------------------------------------------------------------------
 // Public API.

@@ -43,6 +43,10 @@ std::string ConfigHelpText();
 // forms). Returns milliseconds.
 absl::StatusOr<int64_t> ParseDurationMs(std::string_view text);
 
+// Milliseconds as a duration a user would write: the largest unit (d, h, min,
+// s) that divides it, else ms ("1 h", "90 s", "1500 ms").
+std::string FormatDurationMs(int64_t ms);
+
 class Config {
  public:
   // Reads a .properties file (path may be empty: defaults only), then applies
