@@ -1,11 +1,12 @@
 // The file sink end to end: the same events through the real binaries twice,
 // once with sink.type=redis (every HSET + EXPIRE recorded with MONITOR) and
-// once with sink.type=file (streaming mode: the worker's part file under
-// .inprogress/). Every line of the file must be exactly one write the Redis
-// sink made: the same key, the same fields in the same order with the same
-// value strings, the same TTL; valid_from is the write's window_end
-// (session_end for sessions). Both runs must also agree with the reference
-// model's count of windows and sessions.
+// once with sink.type=file (streaming mode: the part files stay under
+// .inprogress/), with one and with two workers (one part each). Every line
+// of the parts must be exactly one write the Redis sink made: the same key,
+// the same fields in the same order with the same value strings, the same
+// TTL; valid_from is the write's window_end (session_end for sessions). Both
+// runs must also agree with the reference model's count of windows and
+// sessions.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -36,9 +37,10 @@ constexpr int kPartitions = 3;
 // One feature write as both sinks see it.
 using Write = std::tuple<std::string, std::vector<std::string>, int64_t>;  // key, fields, ttl
 
-class FileSinkEndToEnd : public PipelineEndToEnd {
+// (workers)
+class FileSinkEndToEnd : public PipelineEndToEnd, public ::testing::WithParamInterface<int> {
  protected:
-  // Waits until the job's one worker acknowledged `expected` features;
+  // Waits until the job's workers acknowledged `expected` features;
   // fails when one of `run` (this run's processes) exits.
   void WaitForFeatures(CoordinatorClient& coordinator, int64_t expected, const std::string& what,
                        const std::vector<Process*>& run) {
@@ -51,7 +53,7 @@ class FileSinkEndToEnd : public PipelineEndToEnd {
       }
       absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
       if (job.ok()) {
-        absl::StatusOr<v1::WorkerCounters> c = JobCounters(*job, 1);
+        absl::StatusOr<v1::WorkerCounters> c = JobCounters(*job, GetParam());
         if (c.ok()) {
           if (c->redis_features_written() >= expected && c->redis_pending_features() == 0) {
             EXPECT_EQ(c->redis_features_written(), expected) << what;
@@ -83,8 +85,10 @@ class FileSinkEndToEnd : public PipelineEndToEnd {
   }
 };
 
-TEST_F(FileSinkEndToEnd, WritesTheSameFeaturesAsTheRedisSink) {
+TEST_P(FileSinkEndToEnd, WritesTheSameFeaturesAsTheRedisSink) {
   ASSERT_TRUE(env_ok_) << "run through ./scripts/test.sh (needs Kafka and Redis)";
+  const int workers = GetParam();
+  const std::string min_workers = absl::StrCat("-Dcluster.min-workers=", workers);
   ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
   WorkloadOptions options;
   options.users = 60;
@@ -113,11 +117,11 @@ TEST_F(FileSinkEndToEnd, WritesTheSameFeaturesAsTheRedisSink) {
   ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
   {
     CoordinatorClient coordinator(CoordinatorAddress());
-    ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, {"-Dexecution.checkpointing.interval=500 ms"}));
-    Process* coordinator_process = processes_.back().get();
-    Process* worker = &Start("worker-redis", "slipstream-worker", 0);
     ASSERT_NO_FATAL_FAILURE(
-        WaitForFeatures(coordinator, expected, "the Redis sink's writes", {coordinator_process, worker}));
+        StartCoordinator(coordinator, 0, {"-Dexecution.checkpointing.interval=500 ms", min_workers}));
+    std::vector<Process*> run = {processes_.back().get()};
+    for (int i = 0; i < workers; ++i) run.push_back(&Start(absl::StrCat("worker-redis-", i), "slipstream-worker", 0));
+    ASSERT_NO_FATAL_FAILURE(WaitForFeatures(coordinator, expected, "the Redis sink's writes", run));
     StopAll();
   }
   absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 10000);
@@ -156,37 +160,47 @@ TEST_F(FileSinkEndToEnd, WritesTheSameFeaturesAsTheRedisSink) {
       // Redis is not used at all: an unreachable address proves it.
       "-Dredis.port=1",
       "-Dexecution.checkpointing.interval=500 ms",
+      min_workers,
   };
   std::string job_id;
   {
     CoordinatorClient coordinator(CoordinatorAddress());
     ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, file_run, "coordinator-file"));
-    Process* coordinator_process = processes_.back().get();
-    Process* worker = &Start("worker-file", "slipstream-worker", 0, file_run);
-    ASSERT_NO_FATAL_FAILURE(
-        WaitForFeatures(coordinator, expected, "the file sink's writes", {coordinator_process, worker}));
+    std::vector<Process*> run = {processes_.back().get()};
+    for (int i = 0; i < workers; ++i) {
+      run.push_back(&Start(absl::StrCat("worker-file-", i), "slipstream-worker", 0, file_run));
+    }
+    ASSERT_NO_FATAL_FAILURE(WaitForFeatures(coordinator, expected, "the file sink's writes", run));
     absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
     ASSERT_TRUE(job.ok()) << job.status();
     job_id = job->job_id();
     StopAll();
   }
 
-  // Streaming mode: nothing is committed, the part stays in progress.
+  // Streaming mode: nothing is committed, the parts stay in progress, one
+  // per worker, all of one attempt.
   const std::filesystem::path job_dir = std::filesystem::path(sink_dir) / job_id;
-  std::vector<std::filesystem::path> parts;
+  std::set<std::string> parts;
+  std::filesystem::path attempt_dir;
   for (const auto& e : std::filesystem::recursive_directory_iterator(job_dir)) {
-    if (e.is_regular_file()) parts.push_back(e.path());
+    if (!e.is_regular_file()) continue;
+    parts.insert(e.path().filename().string());
+    attempt_dir = e.path().parent_path();
   }
-  ASSERT_EQ(parts.size(), 1u) << "expected one part file under " << job_dir;
-  EXPECT_EQ(parts[0].filename(), "part-0.jsonl");
-  EXPECT_EQ(parts[0].parent_path().parent_path().filename(), ".inprogress");
-  EXPECT_EQ(parts[0].parent_path().filename().string().rfind("attempt-", 0), 0u);
+  std::set<std::string> expected_parts;
+  for (int i = 0; i < workers; ++i) expected_parts.insert(absl::StrCat("part-", i, ".jsonl"));
+  ASSERT_EQ(parts, expected_parts) << "under " << job_dir;
+  EXPECT_EQ(attempt_dir.parent_path().filename(), ".inprogress");
+  EXPECT_EQ(attempt_dir.filename().string().rfind("attempt-", 0), 0u);
 
   std::multiset<Write> from_file;
-  std::ifstream in(parts[0], std::ios::binary);
-  std::string line;
   Mismatches valid_from("valid_from");
-  while (std::getline(in, line)) {
+  std::vector<std::string> lines;
+  for (const std::string& part : parts) {
+    std::ifstream in(attempt_dir / part, std::ios::binary);
+    for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+  }
+  for (const std::string& line : lines) {
     const nlohmann::ordered_json j = nlohmann::ordered_json::parse(line);
     std::vector<std::string> fields;
     std::string order_field;
@@ -215,6 +229,9 @@ TEST_F(FileSinkEndToEnd, WritesTheSameFeaturesAsTheRedisSink) {
   only_in_file.Report();
   only_in_redis.Report();
 }
+
+INSTANTIATE_TEST_SUITE_P(Workers, FileSinkEndToEnd, ::testing::Values(1, 2),
+                         [](const ::testing::TestParamInfo<int>& info) { return absl::StrCat(info.param, "Workers"); });
 
 }  // namespace
 }  // namespace slipstream::it
