@@ -117,6 +117,17 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
               "TLS to Redis. Not supported: the hiredis in Debian bookworm (0.14) has no TLS, so "
               "true fails at start. Reach a TLS-only Redis through a local TLS tunnel (stunnel)."),
 
+      // Where features go.
+      EnumKey("sink.type", "redis", {"redis", "file"},
+              "Where workers write the features: redis = the Redis feature store (redis.*); file = "
+              "JSON lines under sink.path, for training data (docs/file-sink.md), meant for bounded "
+              "runs: a finished run's parts are renamed into place, a streaming run's stay under "
+              "<sink.path>/<job-id>/.inprogress/."),
+      StringKey("sink.path", "",
+                "Directory of the file sink (sink.type=file, where it is required): a file:// URI or "
+                "a plain path on a file system every worker and the coordinator share. Output goes "
+                "to <sink.path>/<job-id>/."),
+
       // Coordinator (Flink's JobManager).
       StringKey("jobmanager.rpc.address", "localhost",
                 "Host of the coordinator (the JobManager); workers and the CLI connect here."),

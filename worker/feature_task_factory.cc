@@ -176,7 +176,7 @@ struct FeatureTaskFactory::Impl {
   struct TaskClients {
     std::unique_ptr<KafkaSource> source;
     std::unique_ptr<DeadLetterProducer> dead_letters;
-    std::unique_ptr<RedisSink> sink;
+    std::unique_ptr<FeatureSink> sink;
   };
   absl::StatusOr<TaskClients> ConnectClients(const v1::Assignment& assignment,
                                              const std::map<int, int64_t>& restored_offsets,
@@ -216,7 +216,7 @@ FeatureTaskOptions FeatureTaskFactory::Impl::TaskOptions(const v1::Assignment& a
   return task_options;
 }
 
-// The task's clients: its Kafka source, dead letters and Redis sink.
+// The task's clients: its Kafka source, dead letters and feature sink.
 absl::StatusOr<FeatureTaskFactory::Impl::TaskClients> FeatureTaskFactory::Impl::ConnectClients(
     const v1::Assignment& assignment, const std::map<int, int64_t>& restored_offsets,
     const std::atomic<bool>& stop) const {
@@ -233,6 +233,17 @@ absl::StatusOr<FeatureTaskFactory::Impl::TaskClients> FeatureTaskFactory::Impl::
       DeadLetterProducer::Create(options.kafka_properties, options.dlq_topic);
   if (!dead_letters.ok()) return dead_letters.status();
   clients.dead_letters = std::move(*dead_letters);
+  if (options.sink_type == FeatureTaskFactoryOptions::SinkType::kFile) {
+    FileSinkOptions file_options = options.file;
+    file_options.job_id = assignment.job_id();
+    file_options.attempt = assignment.attempt();
+    file_options.writer_index = assignment.worker_index();
+    file_options.restored_checkpoint = assignment.restore().checkpoint_path();
+    absl::StatusOr<std::unique_ptr<FileSink>> sink = FileSink::Start(file_options);
+    if (!sink.ok()) return sink.status();
+    clients.sink = std::move(*sink);
+    return clients;
+  }
   RedisSinkOptions sink_options = options.redis;
   sink_options.job_id = assignment.job_id();
   sink_options.attempt = assignment.attempt();

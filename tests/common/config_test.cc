@@ -139,6 +139,8 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "redis.batch-size",
       "redis.timeout",
       "redis.ssl",
+      "sink.type",
+      "sink.path",
       "jobmanager.rpc.address",
       "jobmanager.rpc.port",
       "taskmanager.host",

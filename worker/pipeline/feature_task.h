@@ -47,7 +47,7 @@ namespace slipstream {
 
 class KafkaSource;
 class DeadLetterProducer;
-class RedisSink;
+class FeatureSink;
 class StateStore;
 class WindowEngine;
 class DataPlaneServer;
@@ -131,7 +131,7 @@ class FeatureTask {
   static absl::StatusOr<std::unique_ptr<FeatureTask>> Create(const FeatureTaskOptions& options,
                                                              std::unique_ptr<KafkaSource> source,
                                                              std::unique_ptr<DeadLetterProducer> dead_letters,
-                                                             std::unique_ptr<RedisSink> sink,
+                                                             std::unique_ptr<FeatureSink> sink,
                                                              std::unique_ptr<StateStore> state,
                                                              DataPlaneServer* data_plane);
   ~FeatureTask();

@@ -15,7 +15,7 @@
 #include "worker/pipeline/attempt_control.h"
 #include "worker/pipeline/operator_probe.h"
 #include "worker/sink/dead_letter_producer.h"
-#include "worker/sink/redis_sink.h"
+#include "worker/sink/feature_sink.h"
 #include "worker/state/state_store.h"
 #include "worker/window/window_engine.h"
 

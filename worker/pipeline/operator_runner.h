@@ -42,7 +42,7 @@ class OperatorRunner {
     std::string topic;  // the source topic, for dead letters
     WindowEngine* engine = nullptr;
     StateStore* state = nullptr;  // the engine's, for its size
-    RedisSink* sink = nullptr;
+    FeatureSink* sink = nullptr;
     DeadLetterProducer* dead_letters = nullptr;
     InputGate* gate = nullptr;
     const InboundEndpoint* inbound = nullptr;  // null with one worker

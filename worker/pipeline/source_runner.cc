@@ -16,7 +16,7 @@
 #include "worker/pipeline/operator_probe.h"
 #include "worker/pipeline/source_probe.h"
 #include "worker/sink/dead_letter_producer.h"
-#include "worker/sink/redis_sink.h"
+#include "worker/sink/feature_sink.h"
 #include "worker/source/kafka_source.h"
 #include "worker/window/window_math.h"
 

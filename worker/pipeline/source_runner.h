@@ -48,7 +48,7 @@ class SourceRunner {
     const std::vector<int>* owner_of_key_group = nullptr;  // key group -> worker index
     KafkaSource* source = nullptr;
     DeadLetterProducer* dead_letters = nullptr;
-    const RedisSink* sink = nullptr;  // for the progress log
+    const FeatureSink* sink = nullptr;  // for the progress log
     InputGate* gate = nullptr;
     CheckpointInbox* inbox = nullptr;
     AttemptControl* control = nullptr;
@@ -100,7 +100,7 @@ class SourceRunner {
   const std::vector<int>& owner_of_key_group_;
   KafkaSource* const source_;
   DeadLetterProducer* const dead_letters_;
-  const RedisSink* const sink_;
+  const FeatureSink* const sink_;
   InputGate* const gate_;
   CheckpointInbox* const inbox_;
   AttemptControl* const control_;
