@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/grpc_security.h"
@@ -27,6 +28,8 @@ struct FeatureTaskFactoryOptions {
   std::string dlq_topic;  // kafka.dlq.topic
   std::map<std::string, std::string> kafka_properties;
   StartingOffsets starting_offsets = StartingOffsets::kCommitted;
+  std::optional<int64_t> starting_timestamp_ms;  // kafka.starting-timestamp
+
   RedisSinkOptions redis;  // all but the attempt's own fields
   int64_t idle_timeout_ms = 30000;
   int64_t max_event_time_skew_ms = 0;
