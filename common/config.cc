@@ -464,7 +464,8 @@ absl::StatusOr<std::string> NormalizeValue(const ConfigKeyInfo& info, absl::stri
   switch (info.type) {
     case ConfigType::kString:
       if (info.name == kStartingTimestampKey || info.name == kStoppingTimestampKey) {
-        absl::StatusOr<std::optional<int64_t>> at = ParseTimestampSetting(info.name, std::string_view(raw.data(), raw.size()));
+        absl::StatusOr<std::optional<int64_t>> at =
+            ParseTimestampSetting(info.name, std::string_view(raw.data(), raw.size()));
         if (!at.ok()) return at.status();
       }
       if (info.name == kBackoffMultiplierKey) {

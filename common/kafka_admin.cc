@@ -148,7 +148,8 @@ absl::StatusOr<int64_t> EndOffset(rd_kafka_t* rk, const std::string& topic, int 
   if (rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high, timeout_ms);
       e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::UnavailableError(
-        absl::StrCat("kafka: cannot read the end offset of ", topic, " partition ", partition, ": ", rd_kafka_err2str(e)));
+        absl::StrCat("kafka: cannot read the end offset of ", topic, " partition ", partition, ": ",
+                     rd_kafka_err2str(e)));
   }
   return high;
 }
@@ -191,7 +192,9 @@ absl::StatusOr<std::map<int, int64_t>> FetchStoppingOffsets(
   if (!rk.ok()) return rk.status();
   std::vector<int> partitions;
   for (int p = 0; p < num_partitions; ++p) partitions.push_back(p);
-  if (stopping_timestamp_ms) return OffsetsForTimestamp(rk->get(), topic, partitions, *stopping_timestamp_ms, timeout_ms);
+  if (stopping_timestamp_ms) {
+    return OffsetsForTimestamp(rk->get(), topic, partitions, *stopping_timestamp_ms, timeout_ms);
+  }
   std::map<int, int64_t> out;
   for (int p : partitions) {
     absl::StatusOr<int64_t> end = EndOffset(rk->get(), topic, p, timeout_ms);

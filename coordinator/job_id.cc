@@ -55,7 +55,9 @@ absl::StatusOr<std::string> CreateBoundedJobId(const std::string& checkpoints_di
   const std::string id = RandomHex(32);
   const fs::path dir = fs::path(checkpoints_dir) / id;
   fs::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot create job directory: ", ec.message()));
+  if (ec) {
+    return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot create job directory: ", ec.message()));
+  }
   std::ofstream marker(dir / kBoundedJobFile, std::ios::trunc);
   marker << "execution.runtime-mode=BATCH\n";
   marker.close();

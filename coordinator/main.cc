@@ -197,9 +197,11 @@ absl::StatusOr<CoordinatorSettings> LoadCoordinatorSettings(const Config& config
   const std::string starting_timestamp = settings.String("kafka.starting-timestamp");
   const std::string stopping_timestamp = settings.String("kafka.stopping-timestamp");
   if (!settings.status().ok()) return settings.status();
-  absl::StatusOr<std::optional<int64_t>> starting_at = ParseTimestampSetting("kafka.starting-timestamp", starting_timestamp);
+  absl::StatusOr<std::optional<int64_t>> starting_at =
+      ParseTimestampSetting("kafka.starting-timestamp", starting_timestamp);
   if (!starting_at.ok()) return starting_at.status();
-  absl::StatusOr<std::optional<int64_t>> stopping_at = ParseTimestampSetting("kafka.stopping-timestamp", stopping_timestamp);
+  absl::StatusOr<std::optional<int64_t>> stopping_at =
+      ParseTimestampSetting("kafka.stopping-timestamp", stopping_timestamp);
   if (!stopping_at.ok()) return stopping_at.status();
   if (*stopping_at && !s.bounded) {
     return absl::InvalidArgumentError(

@@ -87,7 +87,8 @@ absl::StatusOr<WorkerSettings> LoadWorkerSettings(const Config& config) {
         "redis.ssl=true is not supported: this build's hiredis (Debian's 0.14) has no TLS; reach a TLS-only "
         "Redis through a local TLS tunnel (e.g. stunnel) and point redis.host/redis.port at it");
   }
-  absl::StatusOr<std::optional<int64_t>> starting_at = ParseTimestampSetting("kafka.starting-timestamp", starting_timestamp);
+  absl::StatusOr<std::optional<int64_t>> starting_at =
+      ParseTimestampSetting("kafka.starting-timestamp", starting_timestamp);
   if (!starting_at.ok()) return starting_at.status();
   s.tasks.starting_timestamp_ms = *starting_at;
   if (s.advertised_host.empty()) s.advertised_host = "127.0.0.1";

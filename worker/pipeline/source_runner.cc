@@ -330,7 +330,8 @@ void SourceRunner::SendEndOfInput() {
   std::thread watchdog([&] {
     // Bounded: every peer needs this end of input to fire its last windows;
     // a slow one is waited for (a cancel still ends the wait).
-    const int64_t deadline = options_.bounded ? INT64_MAX : Clock::Real().SteadyMs() + options_.end_of_input_timeout_ms;
+    const int64_t deadline =
+        options_.bounded ? INT64_MAX : Clock::Real().SteadyMs() + options_.end_of_input_timeout_ms;
     while (!give_up.load() && Clock::Real().SteadyMs() < deadline && !control_->cancel.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
