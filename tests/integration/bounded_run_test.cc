@@ -7,6 +7,8 @@
 // against the independent reference model (workload.h).
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "tests/integration/feature_checks.h"
 #include "tests/integration/kafka_client.h"
 #include "tests/integration/redis_client.h"
+#include "tests/integration/throttle_proxy.h"
 #include "tests/integration/workload.h"
 
 namespace slipstream::it {
@@ -96,6 +99,78 @@ TEST_F(BoundedRun, WritesTheStreamingFeaturesIncludingTheLastWindowsAndExitsZero
   absl::StatusOr<std::map<std::string, std::string>> hash = (*redis)->HGetAll(kUserPrefix + latest->user);
   ASSERT_TRUE(hash.ok()) << hash.status();
   EXPECT_EQ((*hash)["window_end"], absl::StrCat(newest.end())) << latest->user;
+}
+
+// BATCH has no checkpoints: a failed attempt starts over from the start
+// (empty state, the same starting and stopping offsets), as Flink restarts a
+// bounded job without checkpoints. Redis is throttled so that the worker is
+// killed mid-run; the job still ends FINISHED in attempt 2, and every value
+// written is the model's (replayed windows rewrite the same values).
+TEST_F(BoundedRun, AKilledWorkerRestartsTheRunFromTheStart) {
+  ASSERT_TRUE(env_ok_) << "run through ./scripts/test.sh (needs Kafka and Redis)";
+  ASSERT_NO_FATAL_FAILURE(StartPrivateRedis());
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis;
+  absl::StatusOr<std::unique_ptr<RedisMonitor>> monitor;
+  ASSERT_NO_FATAL_FAILURE(OpenRecordedRedisDb(0, &redis, &monitor));
+  absl::StatusOr<std::unique_ptr<ThrottleProxy>> proxy = ThrottleProxy::Start(env_.redis_host, env_.redis_port);
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  (*proxy)->SetRateLimit(20'000);  // bytes/s: the run takes many seconds
+
+  WorkloadOptions options;
+  options.users = 60;
+  options.valid_events = 4000;
+  options.step_ms = 3000;
+  const Workload w = GenerateWorkload(options);
+  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, 3).ok());
+  absl::StatusOr<std::unique_ptr<TestProducer>> producer = TestProducer::Create(env_.kafka);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  for (const RecordSpec& r : w.records) (*producer)->Produce(topic_, r.key, r.value);
+  ASSERT_TRUE((*producer)->Flush(60000).ok());
+
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, {"--bounded", "-Dcluster.min-workers=2"}));
+  Process& coordinator_process = *processes_.back();
+  // Small Redis batches: the throttled writes go on steadily for seconds.
+  const std::vector<std::string> through_proxy = {
+      "-Dredis.host=127.0.0.1", "-Dredis.port=" + std::to_string((*proxy)->port()), "-Dredis.batch-size=20"};
+  Start("worker-0", "slipstream-worker", 0, through_proxy);
+  Process& victim = Start("worker-1", "slipstream-worker", 0, through_proxy);
+  // Both tasks of attempt 1 run and have read records: their features now
+  // wait for the throttled Redis, so neither can have finished.
+  std::optional<v1::JobStatus> running =
+      WaitForJob(coordinator, "attempt 1 reading", 60000, {&coordinator_process}, [](const v1::JobStatus& j) {
+        if (j.state() != "RUNNING" || j.attempt() != 1 || j.workers_size() != 2) return false;
+        for (const v1::WorkerStatus& s : j.workers()) {
+          if (s.counters().attempt() != 1 || s.counters().records_in() == 0) return false;
+        }
+        return true;
+      }, /*poll_ms=*/20);
+  ASSERT_TRUE(running.has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(victim.pid(), SIGKILL);
+  clock_.Log("killed worker-1 during attempt 1");
+  Start("worker-2", "slipstream-worker", 0, through_proxy);
+  (*proxy)->SetRateLimit(0);
+
+  std::string last_state;
+  EXPECT_TRUE(SawFinishedBeforeExit(coordinator, coordinator_process, 180000, &last_state))
+      << "GetJob never said FINISHED; last: " << last_state;
+  const std::optional<int> exit_status = coordinator_process.WaitForExit(1000);
+  ASSERT_TRUE(exit_status.has_value()) << "the coordinator did not exit; last: " << last_state;
+  EXPECT_EQ(*exit_status, 0);
+  const std::string log = coordinator_process.ReadStdout() + coordinator_process.ReadStderr();
+  EXPECT_NE(log.find("attempt 2 starts without a checkpoint"), std::string::npos) << "BATCH restarts from the start";
+  EXPECT_NE(log.find("FINISHED: attempt 2"), std::string::npos);
+
+  const ReferenceModel model(w.valid);
+  absl::StatusOr<std::vector<RedisMonitor::Command>> commands = (*monitor)->Finish(**redis, 30000);
+  ASSERT_TRUE(commands.ok()) << commands.status();
+  CheckFeatureWritesAreCorrectAtLeastOnce(model, *commands);
+  for (const auto& [user, newest] : model.user_features()) {
+    absl::StatusOr<std::map<std::string, std::string>> hash = (*redis)->HGetAll(kUserPrefix + user);
+    ASSERT_TRUE(hash.ok()) << hash.status();
+    EXPECT_EQ((*hash)["window_end"], absl::StrCat(newest.end())) << user;
+  }
 }
 
 // kafka.starting-timestamp and kafka.stopping-timestamp select a time slice
