@@ -124,7 +124,10 @@ JobState JobContext::Deploy(int64_t now) {
                  restore->metadata.checkpoint_id(), restore->path, restore->metadata.workers_size(),
                  plan.restored_offsets);
   } else {
-    spdlog::info("attempt {} starts without a checkpoint: empty state, kafka.starting-offsets", attempt);
+    // A bounded job always starts here: it takes no checkpoints.
+    spdlog::info("attempt {} starts without a checkpoint: empty state, {}{}", attempt,
+                 options.starting_timestamp_ms ? "kafka.starting-timestamp" : "kafka.starting-offsets",
+                 options.bounded ? ", up to the stopping offsets (bounded)" : "");
   }
   for (size_t i = 0; i < ordered.size(); ++i) {
     spdlog::info("  worker {} {} (data {}:{}): partitions [{}], key groups {}", i, ordered[i]->id,
