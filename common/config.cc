@@ -20,12 +20,15 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/edit_distance.h"
+#include "common/event.h"
 
 namespace slipstream {
 namespace {
 
 constexpr absl::string_view kKafkaPrefix = "kafka.";
 constexpr absl::string_view kBackoffMultiplierKey = "restart-strategy.exponential-delay.backoff-multiplier";
+constexpr absl::string_view kStartingTimestampKey = "kafka.starting-timestamp";
+constexpr absl::string_view kStoppingTimestampKey = "kafka.stopping-timestamp";
 
 // Debian's abseil has its own absl::string_view; the public API uses std's.
 absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
@@ -103,6 +106,17 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
               "checkpoint or savepoint (restored offsets always win): committed = the "
               "group's committed offsets, falling back to earliest for partitions without "
               "one; earliest = the oldest retained record; latest = only new records."),
+      StringKey(std::string(kStartingTimestampKey), "",
+                "Start at a point in time instead: each partition starts at the first offset "
+                "whose record timestamp is >= this (epoch milliseconds, or ISO-8601 such as "
+                "2024-05-01T00:00:00Z; Kafka's offsetsForTimes), or at its end when no record "
+                "is that late. Wins over kafka.starting-offsets; restored offsets still win. "
+                "Empty: unset."),
+      StringKey(std::string(kStoppingTimestampKey), "",
+                "execution.runtime-mode=BATCH only: each partition is read up to (excluding) "
+                "the first offset whose record timestamp is >= this (epoch milliseconds or "
+                "ISO-8601), or to its end offset when no record is that late. Empty: the end "
+                "offsets seen when the job starts."),
 
       // Redis feature sink.
       StringKey("redis.host", "localhost", "Host of the Redis server the feature sink writes to."),
@@ -170,6 +184,14 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
                 "copied to state.checkpoints.dir."),
 
       // Checkpointing and savepoints.
+      EnumKey("execution.runtime-mode", "STREAMING", {"STREAMING", "BATCH"},
+              "STREAMING: the job runs until it is stopped. BATCH (Flink's bounded "
+              "execution; slipstream-coordinator --bounded): the coordinator fixes each "
+              "partition's stopping offset when the job starts (kafka.stopping-timestamp, or "
+              "the end offsets then), the workers read up to them, fire every window at the "
+              "end of input and drain the sink; the job ends FINISHED and the coordinator "
+              "exits 0. No checkpoints, no rescaling; a failed attempt restarts from the "
+              "start."),
       DurationKey("execution.checkpointing.interval", "30 s",
                   "Interval between periodic checkpoints.", /*min_ms=*/10),
       EnumKey("execution.checkpointing.mode", "EXACTLY_ONCE", {"EXACTLY_ONCE", "AT_LEAST_ONCE"},
@@ -322,7 +344,8 @@ absl::string_view TypeName(ConfigType type) {
 // Slipstream's own kafka.* keys are consumed by the job, not librdkafka.
 bool IsSlipstreamOnlyKafkaKey(absl::string_view key) {
   return key == "kafka.topic" || key == "kafka.dlq.topic" || key == "kafka.starting-offsets" ||
-         key == "kafka.partition-discovery.interval";
+         key == "kafka.partition-discovery.interval" || key == kStartingTimestampKey ||
+         key == kStoppingTimestampKey;
 }
 
 // ---------------------------------------------------------------------------
@@ -422,6 +445,11 @@ absl::StatusOr<std::string> ParseEnumValue(const ConfigKeyInfo& info, absl::stri
 absl::StatusOr<std::string> NormalizeValue(const ConfigKeyInfo& info, absl::string_view raw) {
   switch (info.type) {
     case ConfigType::kString:
+      if (info.name == kStartingTimestampKey || info.name == kStoppingTimestampKey) {
+        absl::StatusOr<std::optional<int64_t>> at =
+            ParseTimestampSetting(info.name, std::string_view(raw.data(), raw.size()));
+        if (!at.ok()) return at.status();
+      }
       if (info.name == kBackoffMultiplierKey) {
         // A decimal number stored as a string (the registry has no float type).
         double value = 0;
@@ -942,6 +970,31 @@ absl::StatusOr<std::string> LocalPathFromUri(std::string_view key_in, std::strin
     return fail("must hold an absolute path, e.g. file:///tmp/slipstream");
   }
   return std::string(rest);
+}
+
+}  // namespace slipstream
+
+namespace slipstream {
+
+absl::StatusOr<std::optional<int64_t>> ParseTimestampSetting(std::string_view key, std::string_view text) {
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(ToAbsl(text));
+  if (trimmed.empty()) return std::optional<int64_t>();
+  int64_t epoch_ms = 0;
+  if (absl::SimpleAtoi(trimmed, &epoch_ms)) {
+    if (epoch_ms < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(ToAbsl(key), ": \"", trimmed, "\" is before 1970 (epoch milliseconds must be >= 0)"));
+    }
+    return std::optional<int64_t>(epoch_ms);
+  }
+  absl::StatusOr<int64_t> iso = ParseIso8601Millis(std::string_view(trimmed.data(), trimmed.size()));
+  if (!iso.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        ToAbsl(key), ": \"", trimmed,
+        "\" is neither epoch milliseconds nor an ISO-8601 time such as 2024-05-01T00:00:00Z (", iso.status().message(),
+        ")"));
+  }
+  return std::optional<int64_t>(*iso);
 }
 
 }  // namespace slipstream

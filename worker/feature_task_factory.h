@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/grpc_security.h"
@@ -29,6 +30,8 @@ struct FeatureTaskFactoryOptions {
   std::string dlq_topic;  // kafka.dlq.topic
   std::map<std::string, std::string> kafka_properties;
   StartingOffsets starting_offsets = StartingOffsets::kCommitted;
+  std::optional<int64_t> starting_timestamp_ms;  // kafka.starting-timestamp
+
   // sink.type: where features go; the options of that sink, all but the
   // attempt's own fields.
   enum class SinkType { kRedis, kFile };

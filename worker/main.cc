@@ -61,6 +61,7 @@ absl::StatusOr<WorkerSettings> LoadWorkerSettings(const Config& config) {
       absl::StrCat(settings.String("jobmanager.rpc.address"), ":", settings.Int("jobmanager.rpc.port"));
   s.tasks.dlq_topic = settings.String("kafka.dlq.topic");
   s.starting_offsets = settings.String("kafka.starting-offsets");
+  const std::string starting_timestamp = settings.String("kafka.starting-timestamp");
   s.tasks.state_dir = settings.String("state.dir");
   s.tasks.idle_timeout_ms = settings.DurationMs("source.idle-timeout");
   s.tasks.max_event_time_skew_ms = settings.DurationMs("source.max-event-time-skew");
@@ -98,6 +99,10 @@ absl::StatusOr<WorkerSettings> LoadWorkerSettings(const Config& config) {
     s.tasks.sink_type = FeatureTaskFactoryOptions::SinkType::kFile;
     s.tasks.file.directory = *local;
   }
+  absl::StatusOr<std::optional<int64_t>> starting_at =
+      ParseTimestampSetting("kafka.starting-timestamp", starting_timestamp);
+  if (!starting_at.ok()) return starting_at.status();
+  s.tasks.starting_timestamp_ms = *starting_at;
   if (s.advertised_host.empty()) s.advertised_host = "127.0.0.1";
   s.tasks.kafka_properties = config.KafkaClientProperties();
   return s;

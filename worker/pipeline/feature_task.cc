@@ -63,6 +63,7 @@ struct FeatureTask::Impl {
   std::unique_ptr<TaskCheckpointer> checkpointer;
   std::unique_ptr<SourceRunner> source_runner;
   std::unique_ptr<OperatorRunner> operator_runner;
+  bool finished = false;  // bounded: see FeatureTask::finished()
 
   // Connects the parts above (all set) into the task's runners.
   void BuildRunners();
@@ -254,8 +255,17 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   stop_watcher.join();
   operator_thread.join();
   if (s.data_plane) s.data_plane->Detach();
-  return s.Finish(s.control->FirstFailure());
+  absl::Status result = s.Finish(s.control->FirstFailure());
+  s.finished = result.ok() && s.options.bounded && s.source_runner->input_finished() &&
+               s.operator_runner->all_inputs_ended() && !s.control->cancel.load();
+  if (s.finished) {
+    spdlog::info("attempt {}: bounded input finished: every window fired, every feature acknowledged by Redis",
+                 s.options.attempt);
+  }
+  return result;
 }
+
+bool FeatureTask::finished() const { return impl_->finished; }
 
 absl::Status FeatureTask::Impl::Finish(absl::Status result) {
   if (!control->cancel.load()) {

@@ -59,6 +59,8 @@ class OperatorRunner {
   void Run();
   // Operator thread (or once it ended).
   void PublishCounters();
+  // Every channel delivered its end of input (bounded: every window fired).
+  bool all_inputs_ended() const { return inputs_.AllEnded(); }
 
  private:
   // One turn of the loop; false when the loop ends.
