@@ -19,12 +19,16 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/edit_distance.h"
+#include "common/event.h"
 
 namespace slipstream {
 namespace {
 
 constexpr absl::string_view kKafkaPrefix = "kafka.";
 constexpr absl::string_view kBackoffMultiplierKey = "restart-strategy.exponential-delay.backoff-multiplier";
+constexpr absl::string_view kStartingTimestampKey = "kafka.starting-timestamp";
+constexpr absl::string_view kStoppingTimestampKey = "kafka.stopping-timestamp";
 
 // Debian's abseil has its own absl::string_view; the public API uses std's.
 absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
@@ -102,6 +106,17 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
               "checkpoint or savepoint (restored offsets always win): committed = the "
               "group's committed offsets, falling back to earliest for partitions without "
               "one; earliest = the oldest retained record; latest = only new records."),
+      StringKey(std::string(kStartingTimestampKey), "",
+                "Start at a point in time instead: each partition starts at the first offset "
+                "whose record timestamp is >= this (epoch milliseconds, or ISO-8601 such as "
+                "2024-05-01T00:00:00Z; Kafka's offsetsForTimes), or at its end when no record "
+                "is that late. Wins over kafka.starting-offsets; restored offsets still win. "
+                "Empty: unset."),
+      StringKey(std::string(kStoppingTimestampKey), "",
+                "execution.runtime-mode=BATCH only: each partition is read up to (excluding) "
+                "the first offset whose record timestamp is >= this (epoch milliseconds or "
+                "ISO-8601), or to its end offset when no record is that late. Empty: the end "
+                "offsets seen when the job starts."),
 
       // Redis feature sink.
       StringKey("redis.host", "localhost", "Host of the Redis server the feature sink writes to."),
@@ -115,6 +130,17 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       BoolKey("redis.ssl", false,
               "TLS to Redis. Not supported: the hiredis in Debian bookworm (0.14) has no TLS, so "
               "true fails at start. Reach a TLS-only Redis through a local TLS tunnel (stunnel)."),
+
+      // Where features go.
+      EnumKey("sink.type", "redis", {"redis", "file"},
+              "Where workers write the features: redis = the Redis feature store (redis.*); file = "
+              "JSON lines under sink.path, for training data (docs/file-sink.md), meant for bounded "
+              "runs: a finished run's parts are renamed into place, a streaming run's stay under "
+              "<sink.path>/<job-id>/.inprogress/."),
+      StringKey("sink.path", "",
+                "Directory of the file sink (sink.type=file, where it is required): a file:// URI or "
+                "a plain path on a file system every worker and the coordinator share. Output goes "
+                "to <sink.path>/<job-id>/."),
 
       // Coordinator (Flink's JobManager).
       StringKey("jobmanager.rpc.address", "localhost",
@@ -158,6 +184,14 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
                 "copied to state.checkpoints.dir."),
 
       // Checkpointing and savepoints.
+      EnumKey("execution.runtime-mode", "STREAMING", {"STREAMING", "BATCH"},
+              "STREAMING: the job runs until it is stopped. BATCH (Flink's bounded "
+              "execution; slipstream-coordinator --bounded): the coordinator fixes each "
+              "partition's stopping offset when the job starts (kafka.stopping-timestamp, or "
+              "the end offsets then), the workers read up to them, fire every window at the "
+              "end of input and drain the sink; the job ends FINISHED and the coordinator "
+              "exits 0. No checkpoints, no rescaling; a failed attempt restarts from the "
+              "start."),
       DurationKey("execution.checkpointing.interval", "30 s",
                   "Interval between periodic checkpoints.", /*min_ms=*/10),
       EnumKey("execution.checkpointing.mode", "EXACTLY_ONCE", {"EXACTLY_ONCE", "AT_LEAST_ONCE"},
@@ -310,26 +344,12 @@ absl::string_view TypeName(ConfigType type) {
 // Slipstream's own kafka.* keys are consumed by the job, not librdkafka.
 bool IsSlipstreamOnlyKafkaKey(absl::string_view key) {
   return key == "kafka.topic" || key == "kafka.dlq.topic" || key == "kafka.starting-offsets" ||
-         key == "kafka.partition-discovery.interval";
+         key == "kafka.partition-discovery.interval" || key == kStartingTimestampKey ||
+         key == kStoppingTimestampKey;
 }
 
 // ---------------------------------------------------------------------------
 // Error helpers.
-
-size_t EditDistance(absl::string_view a, absl::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
 
 // A typo such as "redis.prot" should point at the key the user meant.
 std::string UnknownKeyMessage(absl::string_view key) {
@@ -337,7 +357,7 @@ std::string UnknownKeyMessage(absl::string_view key) {
   const ConfigKeyInfo* best = nullptr;
   size_t best_distance = 4;  // suggest only close matches
   for (const ConfigKeyInfo& info : KnownConfigKeys()) {
-    const size_t distance = EditDistance(key, info.name);
+    const size_t distance = EditDistance(std::string_view(key.data(), key.size()), info.name);
     if (distance < best_distance) {
       best_distance = distance;
       best = &info;
@@ -345,21 +365,6 @@ std::string UnknownKeyMessage(absl::string_view key) {
   }
   if (best != nullptr) absl::StrAppend(&message, ", did you mean \"", best->name, "\"?");
   return message;
-}
-
-std::string FormatDurationMs(int64_t ms) {
-  struct Unit {
-    int64_t factor;
-    absl::string_view label;
-  };
-  static constexpr Unit kUnits[] = {
-      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "min"}, {1'000, "s"}};
-  if (ms != 0) {
-    for (const Unit& unit : kUnits) {
-      if (ms % unit.factor == 0) return absl::StrCat(ms / unit.factor, " ", unit.label);
-    }
-  }
-  return absl::StrCat(ms, " ms");
 }
 
 std::string FormatBound(const ConfigKeyInfo& info, int64_t value) {
@@ -440,6 +445,11 @@ absl::StatusOr<std::string> ParseEnumValue(const ConfigKeyInfo& info, absl::stri
 absl::StatusOr<std::string> NormalizeValue(const ConfigKeyInfo& info, absl::string_view raw) {
   switch (info.type) {
     case ConfigType::kString:
+      if (info.name == kStartingTimestampKey || info.name == kStoppingTimestampKey) {
+        absl::StatusOr<std::optional<int64_t>> at =
+            ParseTimestampSetting(info.name, std::string_view(raw.data(), raw.size()));
+        if (!at.ok()) return at.status();
+      }
       if (info.name == kBackoffMultiplierKey) {
         // A decimal number stored as a string (the registry has no float type).
         double value = 0;
@@ -731,6 +741,21 @@ void AppendWrapped(std::string& out, absl::string_view text, size_t indent, size
 
 }  // namespace
 
+std::string FormatDurationMs(int64_t ms) {
+  struct Unit {
+    int64_t factor;
+    absl::string_view label;
+  };
+  static constexpr Unit kUnits[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "min"}, {1'000, "s"}};
+  if (ms != 0) {
+    for (const Unit& unit : kUnits) {
+      if (ms % unit.factor == 0) return absl::StrCat(ms / unit.factor, " ", unit.label);
+    }
+  }
+  return absl::StrCat(ms, " ms");
+}
+
 // ---------------------------------------------------------------------------
 // Public API.
 
@@ -945,6 +970,31 @@ absl::StatusOr<std::string> LocalPathFromUri(std::string_view key_in, std::strin
     return fail("must hold an absolute path, e.g. file:///tmp/slipstream");
   }
   return std::string(rest);
+}
+
+}  // namespace slipstream
+
+namespace slipstream {
+
+absl::StatusOr<std::optional<int64_t>> ParseTimestampSetting(std::string_view key, std::string_view text) {
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(ToAbsl(text));
+  if (trimmed.empty()) return std::optional<int64_t>();
+  int64_t epoch_ms = 0;
+  if (absl::SimpleAtoi(trimmed, &epoch_ms)) {
+    if (epoch_ms < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(ToAbsl(key), ": \"", trimmed, "\" is before 1970 (epoch milliseconds must be >= 0)"));
+    }
+    return std::optional<int64_t>(epoch_ms);
+  }
+  absl::StatusOr<int64_t> iso = ParseIso8601Millis(std::string_view(trimmed.data(), trimmed.size()));
+  if (!iso.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        ToAbsl(key), ": \"", trimmed,
+        "\" is neither epoch milliseconds nor an ISO-8601 time such as 2024-05-01T00:00:00Z (", iso.status().message(),
+        ")"));
+  }
+  return std::optional<int64_t>(*iso);
 }
 
 }  // namespace slipstream

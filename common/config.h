@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,10 @@ std::string ConfigHelpText();
 // "500 ms", "2 d"; units as Flink's TimeUtils (ms, s, min, h, d and their long
 // forms). Returns milliseconds.
 absl::StatusOr<int64_t> ParseDurationMs(std::string_view text);
+
+// Milliseconds as a duration a user would write: the largest unit (d, h, min,
+// s) that divides it, else ms ("1 h", "90 s", "1500 ms").
+std::string FormatDurationMs(int64_t ms);
 
 class Config {
  public:
@@ -76,5 +81,9 @@ class Config {
 // Turns `file:///a/b` or `/a/b` into a local path; other schemes are an error
 // naming the key (only local/shared file systems are supported).
 absl::StatusOr<std::string> LocalPathFromUri(std::string_view key, std::string_view uri);
+
+// kafka.starting-timestamp / kafka.stopping-timestamp: epoch milliseconds or
+// an ISO-8601 time; empty means unset (nullopt). Errors name `key`.
+absl::StatusOr<std::optional<int64_t>> ParseTimestampSetting(std::string_view key, std::string_view text);
 
 }  // namespace slipstream

@@ -141,4 +141,67 @@ absl::Status EnsureTopic(const std::map<std::string, std::string>& client_proper
   }
 }
 
+namespace {
+
+absl::StatusOr<int64_t> EndOffset(rd_kafka_t* rk, const std::string& topic, int partition, int timeout_ms) {
+  int64_t low = -1, high = -1;
+  if (rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high, timeout_ms);
+      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(
+        absl::StrCat("kafka: cannot read the end offset of ", topic, " partition ", partition, ": ",
+                     rd_kafka_err2str(e)));
+  }
+  return high;
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<int, int64_t>> OffsetsForTimestamp(rd_kafka_t* rk, const std::string& topic,
+                                                           const std::vector<int>& partitions, int64_t timestamp_ms,
+                                                           int timeout_ms) {
+  std::map<int, int64_t> out;
+  if (partitions.empty()) return out;
+  KafkaPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  // offsetsForTimes takes the timestamp in the offset field.
+  for (int p : partitions) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = timestamp_ms;
+  if (rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, list.get(), timeout_ms); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat("kafka: offsetsForTimes(", timestamp_ms, ") on ", topic,
+                                               " failed: ", rd_kafka_err2str(e)));
+  }
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& tp = list->elems[i];
+    if (tp.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return absl::UnavailableError(absl::StrCat("kafka: offsetsForTimes(", timestamp_ms, ") on ", topic,
+                                                 " partition ", tp.partition, ": ", rd_kafka_err2str(tp.err)));
+    }
+    int64_t offset = tp.offset;
+    if (offset < 0) {  // no record that late: the end of the partition
+      absl::StatusOr<int64_t> end = EndOffset(rk, topic, tp.partition, timeout_ms);
+      if (!end.ok()) return end.status();
+      offset = *end;
+    }
+    out[tp.partition] = offset;
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<int, int64_t>> FetchStoppingOffsets(
+    const std::map<std::string, std::string>& client_properties, const std::string& topic, int num_partitions,
+    std::optional<int64_t> stopping_timestamp_ms, int timeout_ms) {
+  absl::StatusOr<KafkaClientPtr> rk = NewAdminClient(client_properties);
+  if (!rk.ok()) return rk.status();
+  std::vector<int> partitions;
+  for (int p = 0; p < num_partitions; ++p) partitions.push_back(p);
+  if (stopping_timestamp_ms) {
+    return OffsetsForTimestamp(rk->get(), topic, partitions, *stopping_timestamp_ms, timeout_ms);
+  }
+  std::map<int, int64_t> out;
+  for (int p : partitions) {
+    absl::StatusOr<int64_t> end = EndOffset(rk->get(), topic, p, timeout_ms);
+    if (!end.ok()) return end.status();
+    out[p] = *end;
+  }
+  return out;
+}
+
 }  // namespace slipstream

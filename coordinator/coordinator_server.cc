@@ -60,7 +60,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   }
   const GrpcSecurity security = options.security;
   const AccessControl access = options.access;
-  const bool checkpointing = !options.job_dir.empty();
+  // Flink's BATCH mode takes no checkpoints: a failed attempt starts over.
+  const bool checkpointing = !options.job_dir.empty() && !options.bounded;
   std::optional<CompletedCheckpoint> savepoint;
   if (!options.savepoint_path.empty()) {
     absl::StatusOr<CompletedCheckpoint> read = ReadCompletedCheckpoint(options.savepoint_path);
@@ -132,6 +133,8 @@ void CoordinatorServer::Tick() {
   // the service (a failed attempt, a finished stop-with-savepoint).
   if (CheckpointCoordinator* checkpoints = impl_->service->checkpoints()) checkpoints->Tick();
 }
+
+JobState CoordinatorServer::state() const { return impl_->service->state(); }
 
 void CoordinatorServer::Shutdown() {
   {

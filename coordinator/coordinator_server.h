@@ -32,6 +32,10 @@
 //    cancel their tasks and stay registered, idle. On cancel,
 //    `delete_checkpoints_on_cancel` (DELETE_ON_CANCELLATION) deletes the
 //    job's checkpoints; otherwise the latest is kept (RETAIN_ON_CANCELLATION).
+//  - A bounded job (`bounded`, Flink's BATCH runtime mode) reads up to the
+//    stopping offsets decided at the first registration and ends FINISHED by
+//    itself once every worker of the attempt reported its input finished
+//    (after `on_bounded_finished`); no checkpoints, no rescaling.
 //  - Savepoints (TriggerSavepoint) go to `savepoints_dir` unless the request
 //    names a directory, and are asynchronous operations with a request id.
 //  - Every deployment restores the newest completed checkpoint (or the
@@ -47,7 +51,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -56,6 +62,7 @@
 #include "common/grpc_security.h"
 #include "common/features/feature_definition.h"
 #include "coordinator/checkpoint/checkpoint_coordinator.h"
+#include "coordinator/job/job_state.h"
 #include "coordinator/restart_strategy.h"
 
 namespace slipstream {
@@ -122,6 +129,26 @@ struct CoordinatorOptions {
   // TLS of the gRPC server and of the channels to the workers' TaskControl
   // (security.ssl.*); those channels carry the internal token.
   GrpcSecurity security;
+
+  // execution.runtime-mode=BATCH (Flink's bounded execution): every attempt
+  // reads each partition up to the stopping offset decided once, when the
+  // first worker registers (`stopping_offsets`); no checkpoints (whatever
+  // job_dir says), no rescaling; a failed attempt restarts from the start.
+  // The job is FINISHED once every worker of the attempt reported its input
+  // finished (HeartbeatRequest.finished_attempt).
+  bool bounded = false;
+  // Partition -> stopping offset (exclusive) for partitions
+  // 0..num_partitions-1; called once, with the service's lock held.
+  std::function<absl::StatusOr<std::map<int, int64_t>>(int num_partitions)> stopping_offsets;
+  // kafka.starting-timestamp, shipped in every assignment (workers start
+  // there unless restoring).
+  std::optional<int64_t> starting_timestamp_ms;
+  // Called when a bounded job reached its end, before it is reported
+  // FINISHED (and the coordinator exits): e.g. a file sink commits the
+  // attempt's output here. An error fails the attempt (the restart strategy
+  // decides, as for any failure). Null: nothing to do. Called with the
+  // service's lock held.
+  std::function<absl::Status(int64_t attempt, int num_workers)> on_bounded_finished;
 };
 
 class CoordinatorServer {
@@ -135,6 +162,9 @@ class CoordinatorServer {
   // deploy, rescale, then trigger, complete or expire checkpoints (what the
   // background threads do when they run). Not concurrently with Shutdown.
   void Tick();
+  // The job's state now (a bounded run's coordinator exits once it is
+  // terminal).
+  JobState state() const;
   // Blocks until Shutdown.
   void Wait();
 

@@ -97,6 +97,11 @@ void CoordinatorService::Tick() {
   Dispatch(JobEventKind::kTick, now);
 }
 
+JobState CoordinatorService::state() {
+  std::lock_guard lock(mu_);
+  return lifecycle_.state();
+}
+
 void CoordinatorService::ProbeWorkers() {
   std::vector<ProbeTarget> targets;
   {
@@ -161,6 +166,23 @@ grpc::Status CoordinatorService::RegisterWorker(grpc::ServerContext*, const v1::
     }
     job().num_partitions = *count;
     spdlog::info("topic {} has {} partitions", options_.topic, job().num_partitions);
+  }
+  if (options_.bounded && !job().stopping_offsets) {
+    // Decided once, before the first deployment: every attempt and every
+    // worker reads exactly the same input.
+    if (!options_.stopping_offsets) {
+      return ToGrpcStatus(absl::FailedPreconditionError("a bounded job needs its stopping offsets"));
+    }
+    absl::StatusOr<std::map<int, int64_t>> stopping = options_.stopping_offsets(job().num_partitions);
+    if (!stopping.ok()) {
+      return ToGrpcStatus(absl::UnavailableError(
+          absl::StrCat("the bounded job's stopping offsets: ", stopping.status().message())));
+    }
+    std::string text;
+    for (const auto& [p, offset] : *stopping) absl::StrAppend(&text, text.empty() ? "" : ", ", p, ":", offset);
+    spdlog::info("bounded job {}: each partition is read up to its stopping offset (exclusive): {}",
+                 options_.job_id, text);
+    job().stopping_offsets = *std::move(stopping);
   }
   const int64_t now = job().NowMs();
   const std::string id = job().workers.Register(*request, now).id;

@@ -42,6 +42,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
   // One lifecycle step at the clock's time: expire silent workers, deploy,
   // rescale.
   void Tick();
+  JobState state();
   // Flink notices a TaskManager whose connection is gone without waiting for
   // its heartbeat timeout. Here: a worker silent for a while, or one a
   // restart waits for, is probed with a TCP connection to its data port; a

@@ -2,33 +2,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
+#include "common/config.h"
 
 namespace slipstream {
-namespace {
-
-// Durations as a Flink user writes them: the largest unit that divides.
-std::string DescribeDuration(int64_t ms) {
-  struct Unit {
-    int64_t ms;
-    const char* name;
-  };
-  static constexpr Unit kUnits[] = {{86400000, "d"}, {3600000, "h"}, {60000, "min"}, {1000, "s"}};
-  for (const Unit& u : kUnits) {
-    if (ms % u.ms == 0) return absl::StrCat(ms / u.ms, " ", u.name);
-  }
-  return absl::StrCat(ms, " ms");
-}
-
-}  // namespace
 
 std::string DescribeWindow(const WindowSpec& window) {
   switch (window.type) {
     case WindowType::kTumbling:
-      return absl::StrCat("tumbling ", DescribeDuration(window.size_ms));
+      return absl::StrCat("tumbling ", FormatDurationMs(window.size_ms));
     case WindowType::kSliding:
-      return absl::StrCat("sliding ", DescribeDuration(window.size_ms), " / ", DescribeDuration(window.slide_ms));
+      return absl::StrCat("sliding ", FormatDurationMs(window.size_ms), " / ", FormatDurationMs(window.slide_ms));
     case WindowType::kSession:
-      return absl::StrCat("session gap ", DescribeDuration(window.gap_ms));
+      return absl::StrCat("session gap ", FormatDurationMs(window.gap_ms));
   }
   return "";
 }

@@ -36,6 +36,7 @@ absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir
       if (ended_jobs != nullptr) ended_jobs->push_back(name);
       continue;
     }
+    if (fs::exists(entry.path() / kBoundedJobFile, exists_ec)) continue;  // a bounded run's, never resumed
     const fs::file_time_type t = entry.last_write_time(ec);
     if (newest.empty() || t > newest_time) newest = name, newest_time = t;
   }
@@ -45,6 +46,22 @@ absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir
   const std::string id = RandomHex(32);
   fs::create_directories(fs::path(checkpoints_dir) / id, ec);
   if (ec) return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot create job directory: ", ec.message()));
+  return id;
+}
+
+absl::StatusOr<std::string> CreateBoundedJobId(const std::string& checkpoints_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string id = RandomHex(32);
+  const fs::path dir = fs::path(checkpoints_dir) / id;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("state.checkpoints.dir: cannot create job directory: ", ec.message()));
+  }
+  std::ofstream marker(dir / kBoundedJobFile, std::ios::trunc);
+  marker << "execution.runtime-mode=BATCH\n";
+  marker.close();
+  if (!marker) return absl::InternalError(absl::StrCat("cannot write ", (dir / kBoundedJobFile).string()));
   return id;
 }
 

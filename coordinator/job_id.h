@@ -28,6 +28,12 @@ inline constexpr char kJobEndedFile[] = "_job_ended";
 absl::StatusOr<std::string> LoadOrCreateJobId(const std::string& checkpoints_dir,
                                               std::vector<std::string>* ended_jobs = nullptr);
 
+// A bounded job (execution.runtime-mode=BATCH) always gets a new job id, so
+// its attempts never share a Redis fence with a streaming job; its directory
+// holds this marker, and LoadOrCreateJobId never resumes such a job.
+inline constexpr char kBoundedJobFile[] = "_bounded";
+absl::StatusOr<std::string> CreateBoundedJobId(const std::string& checkpoints_dir);
+
 // Writes `<job_dir>/_job_ended` with the terminal state and why.
 absl::Status RecordJobEnded(const std::string& job_dir, std::string_view state, std::string_view reason);
 

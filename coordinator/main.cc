@@ -20,7 +20,9 @@
 #include "common/absl_compat.h"
 #include "common/access_control.h"
 #include "common/config.h"
+#include "common/event.h"
 #include "common/features/feature_definition.h"
+#include "common/file_sink_commit.h"
 #include "common/grpc_security.h"
 #include "common/command_line.h"
 #include "common/http_endpoint.h"
@@ -35,6 +37,8 @@ namespace slipstream {
 namespace {
 
 std::atomic<bool> g_stop{false};
+// A finished bounded job's coordinator goes on answering this long.
+constexpr int64_t kBoundedLingerMs = 1000;
 extern "C" void OnSignal(int) { g_stop.store(true); }
 
 int Fail(absl::string_view message) {
@@ -43,8 +47,9 @@ int Fail(absl::string_view message) {
 }
 
 // `--from-savepoint PATH` (or `--from-savepoint=PATH`) is shorthand for
-// -Dexecution.savepoint.path=PATH (like `flink run -s`): rewritten before the
-// common command-line handling sees it. Arguments after "--" stay as they are.
+// -Dexecution.savepoint.path=PATH (like `flink run -s`), and `--bounded` for
+// -Dexecution.runtime-mode=BATCH: rewritten before the common command-line
+// handling sees them. Arguments after "--" stay as they are.
 absl::StatusOr<std::vector<std::string>> RewriteFromSavepoint(int argc, char** argv) {
   constexpr std::string_view kFlag = "--from-savepoint";
   std::vector<std::string> args;
@@ -56,7 +61,9 @@ absl::StatusOr<std::vector<std::string>> RewriteFromSavepoint(int argc, char** a
       continue;
     }
     if (arg == "--") literal = true;
-    if (arg == kFlag) {
+    if (arg == "--bounded") {
+      args.emplace_back("-Dexecution.runtime-mode=BATCH");
+    } else if (arg == kFlag) {
       if (i + 1 >= argc || std::string_view(argv[i + 1]).empty()) {
         return absl::InvalidArgumentError("--from-savepoint needs a path (a chk-<n> or savepoint directory)");
       }
@@ -114,6 +121,8 @@ struct CoordinatorSettings {
   int64_t min_workers = 0;  // cluster.min-workers as configured
   std::string checkpoints_dir;  // state.checkpoints.dir as a local path
   std::string retention;        // execution.checkpointing.externalized-checkpoint-retention
+  bool bounded = false;         // execution.runtime-mode=BATCH
+  std::string file_sink_dir;    // sink.path as a local path, with sink.type=file
   int64_t rest_port = 0;
   bool rest_tls = false;
   HttpTls rest_tls_files;
@@ -186,7 +195,47 @@ absl::StatusOr<CoordinatorSettings> LoadCoordinatorSettings(const Config& config
   s.rest_tls = settings.Bool("security.ssl.rest.enabled");
   s.rest_tls_files = HttpTls{settings.String("security.ssl.cert"), settings.String("security.ssl.key")};
   const std::string features_path = settings.String("pipeline.features");
+  s.bounded = settings.String("execution.runtime-mode") == "BATCH";
+  const std::string starting_timestamp = settings.String("kafka.starting-timestamp");
+  const std::string stopping_timestamp = settings.String("kafka.stopping-timestamp");
+  const std::string sink_type = settings.String("sink.type");
+  const std::string sink_path = settings.String("sink.path");
   if (!settings.status().ok()) return settings.status();
+  if (sink_type == "file") {
+    // The coordinator renames a finished bounded run's part files into place,
+    // so it needs the directory too (shared with the workers, like
+    // state.checkpoints.dir).
+    if (sink_path.empty()) {
+      return absl::InvalidArgumentError(
+          "sink.path: sink.type=file needs the directory (file:// URI or path) the features are written under");
+    }
+    absl::StatusOr<std::string> local = LocalPathFromUri("sink.path", sink_path);
+    if (!local.ok()) return local.status();
+    s.file_sink_dir = *local;
+  }
+  absl::StatusOr<std::optional<int64_t>> starting_at =
+      ParseTimestampSetting("kafka.starting-timestamp", starting_timestamp);
+  if (!starting_at.ok()) return starting_at.status();
+  absl::StatusOr<std::optional<int64_t>> stopping_at =
+      ParseTimestampSetting("kafka.stopping-timestamp", stopping_timestamp);
+  if (!stopping_at.ok()) return stopping_at.status();
+  if (*stopping_at && !s.bounded) {
+    return absl::InvalidArgumentError(
+        "kafka.stopping-timestamp: only a bounded job stops; set execution.runtime-mode=BATCH (or --bounded), or "
+        "leave kafka.stopping-timestamp empty");
+  }
+  if (*starting_at && *stopping_at && **starting_at > **stopping_at) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka.stopping-timestamp: ", FormatIso8601Millis(**stopping_at),
+                                                   " is before kafka.starting-timestamp ",
+                                                   FormatIso8601Millis(**starting_at)));
+  }
+  if (s.bounded && !savepoint_uri.empty()) {
+    return absl::InvalidArgumentError(
+        "execution.savepoint.path: a bounded job (execution.runtime-mode=BATCH) starts from empty state at "
+        "kafka.starting-timestamp / kafka.starting-offsets; it restores no savepoint");
+  }
+  options.bounded = s.bounded;
+  options.starting_timestamp_ms = *starting_at;
   absl::StatusOr<std::shared_ptr<const FeatureDefinition>> features = LoadFeatures(config, features_path);
   if (!features.ok()) return features.status();
   options.features = *std::move(features);
@@ -224,6 +273,12 @@ absl::StatusOr<CoordinatorSettings> LoadCoordinatorSettings(const Config& config
   options.probe_workers = true;
   options.partition_discovery_interval_ms = settings.DurationMs("kafka.partition-discovery.interval");
   options.delete_checkpoints_on_cancel = s.retention == "DELETE_ON_CANCELLATION";
+  if (s.bounded) {
+    // Flink's BATCH mode: a fixed input, no rescaling, no partitions added
+    // while it runs.
+    options.rescale_on_join = false;
+    options.partition_discovery_interval_ms = 0;
+  }
   options.access = s.access;
   options.security = GrpcSecurity(s.tls, /*token=*/"");
   const auto kafka_properties = config.KafkaClientProperties();
@@ -235,6 +290,10 @@ absl::StatusOr<CoordinatorSettings> LoadCoordinatorSettings(const Config& config
     if (!partitions.ok()) return partitions;
     if (absl::Status s = EnsureTopic(kafka_properties, dlq_topic, *partitions, -1, 10000); !s.ok()) return s;
     return partitions;
+  };
+  const std::optional<int64_t> stop_at = *stopping_at;
+  options.stopping_offsets = [kafka_properties, topic = options.topic, stop_at](int num_partitions) {
+    return FetchStoppingOffsets(kafka_properties, topic, num_partitions, stop_at, 10000);
   };
   return s;
 }
@@ -286,6 +345,9 @@ int RunCoordinator(int argc, char** argv) {
       static_cast<int>(rewritten->size()), args.data(), "slipstream-coordinator",
       "slipstream-coordinator: the Slipstream JobManager. Owns the job (id, assignment of Kafka partitions "
       "and key groups to workers, recovery from checkpoints) and serves gRPC on jobmanager.rpc.port.\n"
+      "--bounded runs the job over a bounded input (same as -Dexecution.runtime-mode=BATCH): it reads each "
+      "partition up to its end offset when the job starts (or kafka.stopping-timestamp), fires every window, "
+      "ends FINISHED and exits 0.\n"
       "--from-savepoint PATH restores the job from a savepoint or retained checkpoint at start (same as "
       "-Dexecution.savepoint.path=PATH).\n"
       "--validate-features FILE checks a feature definition file (docs/features.md) and exits, without reading "
@@ -297,7 +359,8 @@ int RunCoordinator(int argc, char** argv) {
 
   const std::string& checkpoints_dir = settings->checkpoints_dir;
   std::vector<std::string> ended_jobs;
-  absl::StatusOr<std::string> job_id = LoadOrCreateJobId(checkpoints_dir, &ended_jobs);
+  absl::StatusOr<std::string> job_id =
+      settings->bounded ? CreateBoundedJobId(checkpoints_dir) : LoadOrCreateJobId(checkpoints_dir, &ended_jobs);
   if (!job_id.ok()) return Fail(job_id.status().message());
   for (const std::string& ended : ended_jobs) {
     spdlog::info("job {} in {} ended (its {} says how); it is not resumed{}", ended, checkpoints_dir, kJobEndedFile,
@@ -310,16 +373,26 @@ int RunCoordinator(int argc, char** argv) {
   options.job_id = *job_id;
   // The job directory LoadOrCreateJobId found or created holds its checkpoints.
   options.job_dir = (std::filesystem::path(checkpoints_dir) / *job_id).string();
+  if (settings->bounded && !settings->file_sink_dir.empty()) {
+    // When every worker finished, its parts are renamed into place before
+    // the job reads FINISHED (a failed rename fails the attempt instead).
+    options.on_bounded_finished = [dir = settings->file_sink_dir, job = *job_id](int64_t attempt, int num_workers) {
+      return CommitFileSinkAttempt(dir, job, attempt, num_workers);
+    };
+  }
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(std::move(options));
   if (!server.ok()) return Fail(server.status().message());
   const CheckpointSettings& checkpoints = settings->options.checkpoints;
   spdlog::info("job {} on topic {}: serving gRPC on {}:{} (max parallelism {}); waiting for {} worker(s)", *job_id,
                settings->options.topic, settings->rpc_address, (*server)->port(), settings->options.max_parallelism,
                settings->min_workers);
-  spdlog::info("checkpoints every {} ms ({}, timeout {} ms, min pause {} ms, {} tolerable failures, {} retained) in {}",
-               checkpoints.interval_ms, checkpoints.exactly_once ? "EXACTLY_ONCE" : "AT_LEAST_ONCE",
-               checkpoints.timeout_ms, checkpoints.min_pause_ms, checkpoints.tolerable_failed,
-               checkpoints.num_retained, (std::filesystem::path(checkpoints_dir) / *job_id).string());
+  if (!settings->bounded) {
+    spdlog::info(
+        "checkpoints every {} ms ({}, timeout {} ms, min pause {} ms, {} tolerable failures, {} retained) in {}",
+        checkpoints.interval_ms, checkpoints.exactly_once ? "EXACTLY_ONCE" : "AT_LEAST_ONCE", checkpoints.timeout_ms,
+        checkpoints.min_pause_ms, checkpoints.tolerable_failed, checkpoints.num_retained,
+        (std::filesystem::path(checkpoints_dir) / *job_id).string());
+  }
   absl::StatusOr<std::unique_ptr<HttpEndpoint>> rest = StartRestEndpoint(*settings, (*server)->port());
   if (!rest.ok()) {
     (*server)->Shutdown();
@@ -328,11 +401,30 @@ int RunCoordinator(int argc, char** argv) {
   spdlog::info("REST API (Flink-compatible) and /metrics on {}://{}:{}", settings->rest_tls ? "https" : "http",
                settings->rpc_address, (*rest)->port());
   LogAccess(*settings, (*server)->port());
-  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int exit_code = 0;
+  if (settings->bounded) {
+    spdlog::info("bounded job (execution.runtime-mode=BATCH): no checkpoints; the coordinator exits once the job "
+                 "ends (0 when FINISHED)");
+  }
+  while (!g_stop.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!settings->bounded) continue;
+    const JobState state = (*server)->state();
+    if (!IsTerminal(state)) continue;
+    // Answer GetJob (and REST) a little longer, so clients polling the job
+    // see how it ended.
+    exit_code = state == JobState::kFinished ? 0 : 2;
+    spdlog::info("bounded job {} is {}; exiting with {} after {} ms", *job_id, FlinkJobStatus(state), exit_code,
+                 kBoundedLingerMs);
+    for (int64_t waited = 0; waited < kBoundedLingerMs && !g_stop.load(); waited += 100) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    break;
+  }
   spdlog::info("shutting down");
   rest->reset();
   (*server)->Shutdown();
-  return 0;
+  return exit_code;
 }
 
 }  // namespace

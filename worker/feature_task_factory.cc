@@ -138,7 +138,12 @@ class DeployedFeatureTask final : public DeployedTask {
     releaser_.Release(std::move(state_), state_dir_, absl::StrCat("attempt ", attempt_));
   }
 
-  absl::Status Run(const std::atomic<bool>& stop) override { return task_->Run(stop); }
+  absl::Status Run(const std::atomic<bool>& stop) override {
+    absl::Status status = task_->Run(stop);
+    finished_ = task_->finished();
+    return status;
+  }
+  bool finished() const override { return finished_; }
   void Cancel() override {
     if (task_ != nullptr) task_->Cancel();
   }
@@ -158,6 +163,7 @@ class DeployedFeatureTask final : public DeployedTask {
   const std::string state_dir_;
   const int64_t attempt_;
   std::unique_ptr<TaskState> state_;
+  bool finished_ = false;
 };
 
 }  // namespace
@@ -176,7 +182,7 @@ struct FeatureTaskFactory::Impl {
   struct TaskClients {
     std::unique_ptr<KafkaSource> source;
     std::unique_ptr<DeadLetterProducer> dead_letters;
-    std::unique_ptr<RedisSink> sink;
+    std::unique_ptr<FeatureSink> sink;
   };
   absl::StatusOr<TaskClients> ConnectClients(const v1::Assignment& assignment,
                                              const std::map<int, int64_t>& restored_offsets,
@@ -197,6 +203,7 @@ FeatureTaskOptions FeatureTaskFactory::Impl::TaskOptions(const v1::Assignment& a
   task_options.job_id = assignment.job_id();
   task_options.peer_security = options.peer_security;
   task_options.attempt = assignment.attempt();
+  task_options.bounded = assignment.bounded();
   task_options.worker_index = assignment.worker_index();
   for (const v1::PeerEndpoint& peer : assignment.workers()) {
     task_options.workers.push_back(TaskPeer{peer.worker_id(), absl::StrCat(peer.host(), ":", peer.data_port()),
@@ -216,7 +223,7 @@ FeatureTaskOptions FeatureTaskFactory::Impl::TaskOptions(const v1::Assignment& a
   return task_options;
 }
 
-// The task's clients: its Kafka source, dead letters and Redis sink.
+// The task's clients: its Kafka source, dead letters and feature sink.
 absl::StatusOr<FeatureTaskFactory::Impl::TaskClients> FeatureTaskFactory::Impl::ConnectClients(
     const v1::Assignment& assignment, const std::map<int, int64_t>& restored_offsets,
     const std::atomic<bool>& stop) const {
@@ -226,13 +233,38 @@ absl::StatusOr<FeatureTaskFactory::Impl::TaskClients> FeatureTaskFactory::Impl::
       options.kafka_properties, assignment.topic(),
       std::vector<int>(assignment.partitions().begin(), assignment.partitions().end()), options.starting_offsets,
       restored_offsets,
-      std::vector<int>(assignment.earliest_partitions().begin(), assignment.earliest_partitions().end()));
+      std::vector<int>(assignment.earliest_partitions().begin(), assignment.earliest_partitions().end()),
+      // The coordinator's kafka.starting-timestamp (a bounded run's) wins
+      // over this worker's own.
+      assignment.has_starting_timestamp_ms() ? std::optional<int64_t>(assignment.starting_timestamp_ms())
+                                             : options.starting_timestamp_ms);
   if (!source.ok()) return source.status();
   clients.source = std::move(*source);
+  if (assignment.bounded()) {
+    std::map<int, int64_t> stopping(assignment.stopping_offsets().begin(), assignment.stopping_offsets().end());
+    for (int p : assignment.partitions()) {
+      if (!stopping.count(p)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the bounded assignment has no stopping offset for partition ", p));
+      }
+    }
+    clients.source->SetStoppingOffsets(std::move(stopping));
+  }
   absl::StatusOr<std::unique_ptr<DeadLetterProducer>> dead_letters =
       DeadLetterProducer::Create(options.kafka_properties, options.dlq_topic);
   if (!dead_letters.ok()) return dead_letters.status();
   clients.dead_letters = std::move(*dead_letters);
+  if (options.sink_type == FeatureTaskFactoryOptions::SinkType::kFile) {
+    FileSinkOptions file_options = options.file;
+    file_options.job_id = assignment.job_id();
+    file_options.attempt = assignment.attempt();
+    file_options.writer_index = assignment.worker_index();
+    file_options.restored_checkpoint = assignment.restore().checkpoint_path();
+    absl::StatusOr<std::unique_ptr<FileSink>> sink = FileSink::Start(file_options);
+    if (!sink.ok()) return sink.status();
+    clients.sink = std::move(*sink);
+    return clients;
+  }
   RedisSinkOptions sink_options = options.redis;
   sink_options.job_id = assignment.job_id();
   sink_options.attempt = assignment.attempt();

@@ -2,7 +2,8 @@
 // fresh local state directory for the attempt, fills it from the checkpoint
 // the assignment names (the key groups this worker owns, its partitions'
 // offsets and watermarks), waits for the dead-letter topic, connects the
-// Kafka source, the dead-letter producer and the Redis sink, and makes the
+// Kafka source, the dead-letter producer and the feature sink (Redis or
+// files, sink.type), and makes the
 // FeatureTask. It owns the StateReleaser that frees finished tasks' state in
 // the background. Deploy() runs on the TaskExecutor's thread.
 #pragma once
@@ -10,10 +11,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/grpc_security.h"
 #include "worker/coordinator_client.h"
+#include "worker/sink/file_sink.h"
 #include "worker/sink/redis_sink.h"
 #include "worker/source/kafka_source.h"
 #include "worker/task_factory.h"
@@ -27,7 +30,14 @@ struct FeatureTaskFactoryOptions {
   std::string dlq_topic;  // kafka.dlq.topic
   std::map<std::string, std::string> kafka_properties;
   StartingOffsets starting_offsets = StartingOffsets::kCommitted;
-  RedisSinkOptions redis;  // all but the attempt's own fields
+  std::optional<int64_t> starting_timestamp_ms;  // kafka.starting-timestamp
+
+  // sink.type: where features go; the options of that sink, all but the
+  // attempt's own fields.
+  enum class SinkType { kRedis, kFile };
+  SinkType sink_type = SinkType::kRedis;
+  RedisSinkOptions redis;
+  FileSinkOptions file;
   int64_t idle_timeout_ms = 30000;
   int64_t max_event_time_skew_ms = 0;
   bool exactly_once = true;  // execution.checkpointing.mode

@@ -61,6 +61,7 @@ absl::StatusOr<WorkerSettings> LoadWorkerSettings(const Config& config) {
       absl::StrCat(settings.String("jobmanager.rpc.address"), ":", settings.Int("jobmanager.rpc.port"));
   s.tasks.dlq_topic = settings.String("kafka.dlq.topic");
   s.starting_offsets = settings.String("kafka.starting-offsets");
+  const std::string starting_timestamp = settings.String("kafka.starting-timestamp");
   s.tasks.state_dir = settings.String("state.dir");
   s.tasks.idle_timeout_ms = settings.DurationMs("source.idle-timeout");
   s.tasks.max_event_time_skew_ms = settings.DurationMs("source.max-event-time-skew");
@@ -77,6 +78,8 @@ absl::StatusOr<WorkerSettings> LoadWorkerSettings(const Config& config) {
   redis.batch_size = static_cast<int>(settings.Int("redis.batch-size"));
   redis.timeout_ms = settings.DurationMs("redis.timeout");
   const bool redis_ssl = settings.Bool("redis.ssl");
+  const std::string sink_type = settings.String("sink.type");
+  const std::string sink_path = settings.String("sink.path");
   s.metrics_port = static_cast<int>(settings.Int("metrics.port"));
   if (!settings.status().ok()) return settings.status();
   // Said plainly rather than connecting in clear text to a server the user
@@ -86,6 +89,20 @@ absl::StatusOr<WorkerSettings> LoadWorkerSettings(const Config& config) {
         "redis.ssl=true is not supported: this build's hiredis (Debian's 0.14) has no TLS; reach a TLS-only "
         "Redis through a local TLS tunnel (e.g. stunnel) and point redis.host/redis.port at it");
   }
+  if (sink_type == "file") {
+    if (sink_path.empty()) {
+      return absl::InvalidArgumentError(
+          "sink.type=file needs sink.path: the directory (file:// URI or path) the features are written under");
+    }
+    absl::StatusOr<std::string> local = LocalPathFromUri("sink.path", sink_path);
+    if (!local.ok()) return local.status();
+    s.tasks.sink_type = FeatureTaskFactoryOptions::SinkType::kFile;
+    s.tasks.file.directory = *local;
+  }
+  absl::StatusOr<std::optional<int64_t>> starting_at =
+      ParseTimestampSetting("kafka.starting-timestamp", starting_timestamp);
+  if (!starting_at.ok()) return starting_at.status();
+  s.tasks.starting_timestamp_ms = *starting_at;
   if (s.advertised_host.empty()) s.advertised_host = "127.0.0.1";
   s.tasks.kafka_properties = config.KafkaClientProperties();
   return s;

@@ -57,6 +57,9 @@ struct TaskExecutor::Impl {
   int64_t running_attempt = 0;    // attempt whose task runs or restores (0: idle)
   DeployedTask* task = nullptr;   // the running task (for counters)
   int64_t failed_attempt = 0;     // a failure to report, with its cause
+  // A bounded attempt whose task finished its input: reported in every
+  // heartbeat while idle after it (HeartbeatRequest.finished_attempt).
+  int64_t finished_attempt = 0;
   std::string failure_cause;
   std::atomic<bool> task_stop{false};  // stops the running task
   bool stopping = false;          // Run() is ending
@@ -150,6 +153,7 @@ Lifecycle TaskExecutor::Impl::OnIdle() {
   if (leave.load() || assignment.attempt() == 0 || assignment.attempt() == last_attempt) return Lifecycle::kIdle;
   deploying = assignment;
   deploying_worker_id = worker_id;
+  finished_attempt = 0;
   task_stop.store(false);
   // Reported from now on, while the state is restored too: a restoring
   // worker is never taken for an idle one.
@@ -198,6 +202,8 @@ absl::Status TaskExecutor::Impl::DeployAndRun(bool* failure_recorded) {
     running_attempt = attempt;
   }
   absl::Status status = deployed_task->Run(task_stop);
+  // Stopped or cancelled tasks did not finish, even when their input did.
+  const bool finished = status.ok() && deployed_task->finished() && !task_stop.load();
   const int64_t run_ended_us = clock.SteadyUs();
   last_counters = deployed_task->counters();
   {
@@ -216,14 +222,16 @@ absl::Status TaskExecutor::Impl::DeployAndRun(bool* failure_recorded) {
       failure_cause = std::string(status.message());
       *failure_recorded = true;
     }
+    if (finished) finished_attempt = attempt;
     running_attempt = 0;
     heartbeat_now = true;  // report "idle" at once: the next deployment waits for it
     cv.notify_all();
   }
   deployed_task.reset();  // hands its state to be freed in the background
-  spdlog::info("attempt {} stopped: {} records in, {} invalid, {} late, {} features written (task closed in {} "
+  spdlog::info("attempt {} {}: {} records in, {} invalid, {} late, {} features written (task closed in {} "
                "ms; its state is freed in the background)",
-               attempt, last_counters.records_in, last_counters.records_invalid, last_counters.records_late,
+               attempt, finished ? "finished its bounded input" : "stopped", last_counters.records_in,
+               last_counters.records_invalid, last_counters.records_late,
                last_counters.redis_features_written, (clock.SteadyUs() - run_ended_us) / 1000);
   return status;
 }
@@ -258,6 +266,9 @@ void TaskExecutor::Impl::SendHeartbeat(std::unique_lock<std::mutex>& lock) {
   // report as "idle"); once a newer attempt runs here, the old one's failure
   // no longer matters (that attempt is over).
   if (failed_attempt != 0 && running_attempt != 0) failed_attempt = 0;
+  // Bounded: the finished attempt, while idle after it (the worker stays
+  // registered, as a TaskManager does after its job finished).
+  if (finished_attempt != 0 && running_attempt == 0) request.set_finished_attempt(finished_attempt);
   const int64_t reporting_failure = failed_attempt;
   if (reporting_failure != 0) {
     request.mutable_counters()->set_attempt(reporting_failure);

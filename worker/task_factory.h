@@ -29,6 +29,9 @@ class DeployedTask {
   // Stops the running task at once (FeatureTask::Cancel).
   virtual void Cancel() = 0;
   virtual TaskCounters counters() const = 0;
+  // After Run() returned OK: the task of a bounded attempt read all its
+  // input and had every feature acknowledged (FeatureTask::finished()).
+  virtual bool finished() const { return false; }
   // After Run() returned: closes the task's clients, so nothing of its
   // attempt reaches Redis or a peer any more. Its state stays until the
   // task is destroyed.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/edit_distance.h"
 
 namespace slipstream {
 
@@ -194,26 +195,11 @@ absl::StatusOr<int64_t> DefinitionParser::DurationMs(const YAML::Node& node, con
 }  // namespace features_internal
 
 std::string NearestName(std::string_view word, const std::vector<std::string>& candidates) {
-  // Levenshtein distance, one row at a time.
-  const auto distance = [](std::string_view a, std::string_view b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-      size_t diagonal = row[0];
-      row[0] = i;
-      for (size_t j = 1; j <= b.size(); ++j) {
-        const size_t above = row[j];
-        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-        diagonal = above;
-      }
-    }
-    return row[b.size()];
-  };
   std::string best;
   size_t best_distance = SIZE_MAX;
   const size_t limit = std::max<size_t>(2, word.size() / 3);
   for (const std::string& candidate : candidates) {
-    const size_t d = distance(word, candidate);
+    const size_t d = EditDistance(word, candidate);
     if (d <= limit && d < best_distance && d < std::max(word.size(), candidate.size())) {
       best = candidate;
       best_distance = d;

@@ -48,10 +48,21 @@ struct TaskControlClient::Tracker {
     live.emplace(rpc.get(), std::move(rpc));
     return true;
   }
+  // The call is destroyed here (outside the lock) when this held its last
+  // reference, and before WaitIdle() can see `live` empty.
   void End(RpcBase* rpc) {
-    std::lock_guard lock(mu);
-    live.erase(rpc);
-    if (live.empty()) cv.notify_all();
+    std::shared_ptr<RpcBase> ended;
+    std::unique_lock lock(mu);
+    auto it = live.find(rpc);
+    if (it == live.end()) return;
+    ended = std::move(it->second);
+    live.erase(it);
+    ++ending;
+    lock.unlock();
+    ended.reset();
+    lock.lock();
+    --ending;
+    if (live.empty() && ending == 0) cv.notify_all();
   }
   void CancelAll() {
     std::vector<std::shared_ptr<RpcBase>> calls;
@@ -65,7 +76,7 @@ struct TaskControlClient::Tracker {
   }
   void WaitIdle() {
     std::unique_lock lock(mu);
-    cv.wait(lock, [this] { return live.empty(); });
+    cv.wait(lock, [this] { return live.empty() && ending == 0; });
   }
 
   // Starts one unary call; `done` runs exactly once, on a gRPC thread
@@ -86,20 +97,30 @@ struct TaskControlClient::Tracker {
     Stub::async_interface* async = stub->async();
     if (async == nullptr) {  // a hand-written stub without the callback API
       done(((*stub).*sync_method)(&rpc->ctx, rpc->request, &rpc->response));
-      End(rpc.get());
+      RpcBase* const call = rpc.get();
+      rpc.reset();
+      End(call);
       return;
     }
     Rpc<Request, Response>* raw = rpc.get();
+    // The callback drops its reference before End(), so the call (its
+    // context and its stub, maybe the channel's last reference) is destroyed
+    // inside End(), before WaitIdle() can return: never later, on a gRPC
+    // thread, after the client is gone (a channel torn down then tripped
+    // gRPC's "prior > 0" reference-count assertion in a test's teardown).
     (async->*async_method)(&raw->ctx, &raw->request, &raw->response,
-                           [rpc = std::move(rpc), this, done = std::move(done)](grpc::Status status) {
+                           [rpc = std::move(rpc), this, done = std::move(done)](grpc::Status status) mutable {
                              done(status);
-                             End(rpc.get());
+                             RpcBase* const call = rpc.get();
+                             rpc.reset();
+                             End(call);
                            });
   }
 
   std::mutex mu;
   std::condition_variable cv;
   std::map<RpcBase*, std::shared_ptr<RpcBase>> live;
+  int ending = 0;  // calls End() took out of `live` and is still destroying
   bool cancelled = false;
 };
 

@@ -76,6 +76,17 @@ DeploymentPlan PlanDeployment(const DeploymentInput& input) {
     for (int p : plan.ranges[i].partitions) {
       if (input.discovered_partitions.count(p) && !offsets.count(p)) a.add_earliest_partitions(p);
     }
+    if (input.starting_timestamp_ms) a.set_starting_timestamp_ms(*input.starting_timestamp_ms);
+    if (input.bounded) {
+      a.set_bounded(true);
+      for (int p : plan.ranges[i].partitions) {
+        int64_t stop = 0;
+        if (input.stopping_offsets != nullptr) {
+          if (auto it = input.stopping_offsets->find(p); it != input.stopping_offsets->end()) stop = it->second;
+        }
+        (*a.mutable_stopping_offsets())[p] = stop;
+      }
+    }
   }
   return plan;
 }

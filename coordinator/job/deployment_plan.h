@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,6 +44,11 @@ struct DeploymentInput {
   // restore whose checkpoint was written under another (compatible) one
   // carries that one's too.
   const FeatureDefinition* features = nullptr;
+  // execution.runtime-mode=BATCH: each assignment carries its partitions'
+  // stopping offsets (a partition missing here has none: no input).
+  bool bounded = false;
+  const std::map<int, int64_t>* stopping_offsets = nullptr;
+  std::optional<int64_t> starting_timestamp_ms;  // kafka.starting-timestamp
 };
 
 struct DeploymentPlan {

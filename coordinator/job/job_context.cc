@@ -52,6 +52,7 @@ JobState JobContext::TryDeploy(JobState current, int64_t now) {
   if (workers.size() < options.min_workers) return current;
   if (now - workers.last_registration_ms() < options.stabilization_ms) return current;
   if (SteadyUs() < restart_at_us_) return current;
+  if (options.bounded && !stopping_offsets) return current;  // decided at the first registration
   const std::vector<std::string> busy = workers.Busy(attempt);
   if (!busy.empty()) {
     if (now - last_wait_log_ms_ >= kWaitLogIntervalMs) {
@@ -96,6 +97,9 @@ JobState JobContext::Deploy(int64_t now) {
   if (attempt > 1 && last_end_was_failure_) ++restarts;
   DeploymentInput input{options.job_id, options.topic, options.max_parallelism, attempt, num_partitions, {},
                         restore ? &*restore : nullptr, discovered_partitions, &features()};
+  input.bounded = options.bounded;
+  input.stopping_offsets = stopping_offsets ? &*stopping_offsets : nullptr;
+  input.starting_timestamp_ms = options.starting_timestamp_ms;
   for (const WorkerEntry* w : ordered) {
     input.workers.push_back({w->id, w->registration.host(), w->registration.data_port()});
   }
@@ -120,7 +124,10 @@ JobState JobContext::Deploy(int64_t now) {
                  restore->metadata.checkpoint_id(), restore->path, restore->metadata.workers_size(),
                  plan.restored_offsets);
   } else {
-    spdlog::info("attempt {} starts without a checkpoint: empty state, kafka.starting-offsets", attempt);
+    // A bounded job always starts here: it takes no checkpoints.
+    spdlog::info("attempt {} starts without a checkpoint: empty state, {}{}", attempt,
+                 options.starting_timestamp_ms ? "kafka.starting-timestamp" : "kafka.starting-offsets",
+                 options.bounded ? ", up to the stopping offsets (bounded)" : "");
   }
   for (size_t i = 0; i < ordered.size(); ++i) {
     spdlog::info("  worker {} {} (data {}:{}): partitions [{}], key groups {}", i, ordered[i]->id,
@@ -183,6 +190,21 @@ JobState JobContext::Finish(const std::string& savepoint_path, int64_t now) {
   if (checkpoints) checkpoints->OnJobTerminated(end_reason, /*delete_checkpoints=*/false);
   RecordEnded(JobState::kFinished);
   spdlog::info("{}; its {} workers stop their tasks and stay registered", end_reason, workers.size());
+  return JobState::kFinished;
+}
+
+JobState JobContext::FinishBounded(int64_t now) {
+  const int num_workers = workers.AttemptWorkerCount();
+  if (options.on_bounded_finished) {
+    if (absl::Status s = options.on_bounded_finished(attempt, num_workers); !s.ok()) {
+      return EndAttempt(absl::StrCat("finishing the bounded job failed: ", s.message()), /*failed=*/true, now);
+    }
+  }
+  end_reason = absl::StrCat("job ", options.job_id, " FINISHED: attempt ", attempt, " read its bounded input on ",
+                            num_workers, " workers");
+  EndAllTasks(now);
+  RecordEnded(JobState::kFinished);
+  spdlog::info("{} (every window fired, every feature acknowledged); the workers stay registered, idle", end_reason);
   return JobState::kFinished;
 }
 

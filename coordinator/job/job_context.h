@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -85,6 +86,10 @@ class JobContext {
   JobState FailJob(const std::string& cause);
   JobState Cancel(int64_t now);
   JobState Finish(const std::string& savepoint_path, int64_t now);
+  // Bounded: every worker of the attempt finished its input. Runs the
+  // on_bounded_finished hook, then FINISHED; the hook failing fails the
+  // attempt instead (RESTARTING or FAILED, per the restart strategy).
+  JobState FinishBounded(int64_t now);
   // Reactive scaling (workers joined) and partition discovery (the topic
   // grew): both take a checkpoint of the running attempt, then redeploy.
   RedeployDecision EvaluateRedeploy(int64_t now);
@@ -109,6 +114,10 @@ class JobContext {
   RedeployRequest rescale;  // workers joined (reactive mode)
   RedeployRequest grow;     // the topic grew
   std::string stop_request_id;  // the stop-with-savepoint a STOPPING job waits for
+  // Bounded: each partition's stopping offset, decided once before the
+  // first deployment (CoordinatorService::RegisterWorker); every attempt
+  // ships the same.
+  std::optional<std::map<int, int64_t>> stopping_offsets;
 
   std::string failure_cause;  // why the last attempt ended
   std::string end_reason;     // why workers have no assignment while RESTARTING or terminal

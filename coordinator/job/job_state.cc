@@ -76,6 +76,7 @@ const std::vector<JobTransition>& JobTransitions() {
       {S::kCreated, S::kFailed, "restore source unusable, or topic shrank"},
       {S::kRunning, S::kRescaling, "workers joined, or topic grew"},
       {S::kRunning, S::kStopping, "stop-with-savepoint"},
+      {S::kRunning, S::kFinished, "every worker finished its bounded input"},
       {S::kRunning, S::kRestarting, "attempt ended"},
       {S::kRunning, S::kCanceled, "cancel"},
       {S::kRunning, S::kFailed, "restarts exhausted, or topic shrank"},

@@ -4,7 +4,8 @@
 // docs/architecture.md draws them, and a test checks the drawing against it.
 //
 //  CREATED     waiting for cluster.min-workers workers (and stabilization)
-//  RUNNING     an attempt runs on the registered workers
+//  RUNNING     an attempt runs on the registered workers (bounded: until
+//              every worker finished its input, then FINISHED)
 //  RESCALING   the attempt runs, and a checkpoint is being taken to redeploy
 //              it: workers joined (reactive mode) or the topic grew
 //  STOPPING    the attempt runs until its stop-with-savepoint completes

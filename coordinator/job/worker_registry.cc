@@ -62,6 +62,10 @@ std::optional<WorkerRegistry::Heartbeat> WorkerRegistry::RecordHeartbeat(const v
   ReportChannelChanges(w, request.counters());
   const int64_t previous_attempt = w.counters.attempt();
   w.counters = request.counters();
+  if (request.finished_attempt() != 0 && request.finished_attempt() != w.finished_attempt) {
+    spdlog::info("worker {} finished its bounded input of attempt {}", w.id, request.finished_attempt());
+  }
+  w.finished_attempt = request.finished_attempt();
   // A failure report names the failed attempt in counters.attempt; its
   // task has ended by then (a worker reports a failure only after that),
   // so the worker runs nothing: kept as attempt 0, it is not taken for a
@@ -166,6 +170,16 @@ std::vector<std::string> WorkerRegistry::Busy(int64_t ended_attempt) const {
                        : absl::StrCat(id, " (no heartbeat since attempt ", ended_attempt, " ended)"));
   }
   return busy;
+}
+
+bool WorkerRegistry::AttemptFinished(int64_t attempt) const {
+  bool any = false;
+  for (const auto& [id, w] : workers_) {
+    if (!w.in_attempt() || w.assignment.attempt() != attempt) continue;
+    if (w.finished_attempt != attempt) return false;
+    any = true;
+  }
+  return any;
 }
 
 int WorkerRegistry::AttemptWorkerCount() const {

@@ -28,6 +28,7 @@ struct WorkerEntry {
   int64_t last_heartbeat_ms = 0;
   int64_t report_seq = 0;      // event sequence of its last registration or heartbeat
   int64_t stale_since_ms = 0;  // runs a task it should cancel since then (0: it does not)
+  int64_t finished_attempt = 0;  // bounded: the attempt whose input it finished (latest report)
   bool in_attempt() const { return assignment.attempt() != 0; }
   // Runs a task, and not the one it is assigned.
   bool runs_stale_task() const {
@@ -111,6 +112,9 @@ class WorkerRegistry {
 
   int size() const { return static_cast<int>(workers_.size()); }
   int AttemptWorkerCount() const;
+  // Bounded: the attempt has workers, and every one of them reported that
+  // its task of `attempt` finished its input.
+  bool AttemptFinished(int64_t attempt) const;
   // Workers registered but not in the running attempt that the next
   // deployment would use (it takes at most max_parallelism workers).
   int JoinedWorkerCount() const;

@@ -131,6 +131,8 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "kafka.group.id",
       "kafka.dlq.topic",
       "kafka.starting-offsets",
+      "kafka.starting-timestamp",
+      "kafka.stopping-timestamp",
       "kafka.partition-discovery.interval",
       "redis.host",
       "redis.port",
@@ -139,6 +141,8 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "redis.batch-size",
       "redis.timeout",
       "redis.ssl",
+      "sink.type",
+      "sink.path",
       "jobmanager.rpc.address",
       "jobmanager.rpc.port",
       "taskmanager.host",
@@ -149,6 +153,7 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "source.max-event-time-skew",
       "state.backend.type",
       "state.dir",
+      "execution.runtime-mode",
       "execution.checkpointing.interval",
       "execution.checkpointing.mode",
       "execution.checkpointing.timeout",
@@ -697,6 +702,49 @@ TEST(ConfigShippedFile, MentionsEveryRegistryKeyWithItsDefault) {
   }
   EXPECT_THAT(contents, HasSubstr("# kafka.security.protocol=SASL_SSL"));
   EXPECT_THAT(contents, HasSubstr("-Dkey=value"));
+}
+
+}  // namespace
+}  // namespace slipstream
+
+// --------------------------------------------------------------------------
+// Bounded runs: execution.runtime-mode and the start/stop timestamps
+
+namespace slipstream {
+namespace {
+
+TEST(ConfigBoundedRuns, RuntimeModeIsStreamingByDefaultAndBatchOnRequest) {
+  EXPECT_EQ(*FromPairs({})->GetString("execution.runtime-mode"), "STREAMING");
+  EXPECT_EQ(*FromPairs({{"execution.runtime-mode", "BATCH"}})->GetString("execution.runtime-mode"), "BATCH");
+  absl::StatusOr<Config> bad = FromPairs({{"execution.runtime-mode", "BOUNDED"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(StatusMessage(bad.status()), HasSubstr("execution.runtime-mode"));
+}
+
+TEST(ConfigBoundedRuns, TimestampsAreEpochMillisOrIso8601) {
+  EXPECT_FALSE(ParseTimestampSetting("kafka.starting-timestamp", "")->has_value());
+  EXPECT_EQ(ParseTimestampSetting("kafka.starting-timestamp", "1700000000000")->value_or(-1), 1700000000000);
+  EXPECT_EQ(ParseTimestampSetting("kafka.stopping-timestamp", "2023-11-14T22:13:20Z")->value_or(-1), 1700000000000);
+  EXPECT_EQ(ParseTimestampSetting("kafka.stopping-timestamp", "2023-11-14T23:13:20.5+01:00")->value_or(-1),
+            1700000000500);
+  absl::StatusOr<std::optional<int64_t>> bad = ParseTimestampSetting("kafka.stopping-timestamp", "yesterday");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(StatusMessage(bad.status()), HasSubstr("kafka.stopping-timestamp"));
+}
+
+TEST(ConfigBoundedRuns, ABadTimestampFailsAtLoadNamingTheKey) {
+  absl::StatusOr<Config> bad = FromPairs({{"kafka.starting-timestamp", "2024-13-01T00:00:00Z"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(StatusMessage(bad.status()), HasSubstr("kafka.starting-timestamp"));
+}
+
+TEST(ConfigBoundedRuns, TimestampsAreNotPassedToLibrdkafka) {
+  absl::StatusOr<Config> config =
+      FromPairs({{"kafka.starting-timestamp", "1000"}, {"kafka.stopping-timestamp", "2000"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  const auto properties = config->KafkaClientProperties();
+  EXPECT_FALSE(properties.contains("starting-timestamp"));
+  EXPECT_FALSE(properties.contains("stopping-timestamp"));
 }
 
 }  // namespace

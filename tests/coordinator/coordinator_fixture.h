@@ -122,6 +122,7 @@ class CoordinatorFixture : public ::testing::Test {
     options.access = access_;
     options.security = security_;
     options.rescale_on_join = rescale_on_join_;
+    if (customize_) customize_(options);
     auto server = CoordinatorServer::Start(options);
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
@@ -233,6 +234,8 @@ class CoordinatorFixture : public ::testing::Test {
   GrpcSecurity security_;        // server and stub_ credentials (plaintext)
   std::string stub_token_;       // sent by stub_ (the fake workers' calls go through it)
   bool rescale_on_join_ = false;  // CoordinatorOptions::rescale_on_join
+  // Any other CoordinatorOptions a test sets (bounded jobs, hooks).
+  std::function<void(CoordinatorOptions&)> customize_;
   // Time the test drives: set before StartServer, the lifecycle reads only
   // this clock and moves only on Tick (no background thread, no sleeps).
   // What still runs by itself: the CheckpointCoordinator's timer (on the

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <utility>
+#include <vector>
 #include <sstream>
 #include <string>
 
@@ -210,6 +213,119 @@ TEST_F(JobLifecycleTest, TopicGrowthWithoutCheckpointingRedeploysWithEveryPartit
   const WorkerEntry* first = job().workers.Find(a_);
   const WorkerEntry* second = job().workers.Find(b_);
   EXPECT_EQ(first->assignment.earliest_partitions_size() + second->assignment.earliest_partitions_size(), 2);
+}
+
+// --- Bounded jobs (execution.runtime-mode=BATCH) ------------------------------
+
+class BoundedJobLifecycleTest : public JobLifecycleTest {
+ protected:
+  BoundedJobLifecycleTest() {
+    options_.bounded = true;
+    options_.starting_timestamp_ms = 1'700'000'000'000;
+    options_.on_bounded_finished = [this](int64_t attempt, int num_workers) {
+      finished_calls_.push_back({attempt, num_workers});
+      return finish_result_;
+    };
+  }
+  // Decided by the coordinator service at the first registration.
+  void DecideStoppingOffsets() { job().stopping_offsets = std::map<int, int64_t>{{0, 10}, {1, 0}, {2, 7}, {3, 3}}; }
+  // The worker's heartbeat once its task of `attempt` finished: idle, and
+  // finished_attempt says so.
+  void ReportFinished(const std::string& id, int64_t attempt) {
+    v1::HeartbeatRequest request;
+    request.set_worker_id(id);
+    request.mutable_counters()->set_attempt(0);
+    request.set_finished_attempt(attempt);
+    ASSERT_TRUE(job().workers.RecordHeartbeat(request, now()).has_value()) << id;
+    Event(JobEventKind::kWorkersChanged);
+  }
+
+  std::vector<std::pair<int64_t, int>> finished_calls_;
+  absl::Status finish_result_;
+};
+
+TEST_F(BoundedJobLifecycleTest, NothingIsDeployedBeforeTheStoppingOffsetsAreDecided) {
+  a_ = Register(7001);
+  b_ = Register(7002);
+  AdvanceAndTick(options_.stabilization_ms);
+  EXPECT_EQ(lifecycle().state(), JobState::kCreated);
+  DecideStoppingOffsets();
+  AdvanceAndTick(1);
+  EXPECT_EQ(lifecycle().state(), JobState::kRunning);
+}
+
+TEST_F(BoundedJobLifecycleTest, EveryAssignmentCarriesItsPartitionsStoppingOffsets) {
+  DecideStoppingOffsets();
+  StartRunning();
+  std::map<int, int64_t> shipped;
+  for (const std::string& id : {a_, b_}) {
+    const v1::Assignment& a = job().workers.Find(id)->assignment;
+    EXPECT_TRUE(a.bounded());
+    ASSERT_TRUE(a.has_starting_timestamp_ms());
+    EXPECT_EQ(a.starting_timestamp_ms(), 1'700'000'000'000);
+    EXPECT_EQ(a.stopping_offsets_size(), a.partitions_size());
+    for (int p : a.partitions()) shipped[p] = a.stopping_offsets().at(p);
+  }
+  EXPECT_EQ(shipped, (std::map<int, int64_t>{{0, 10}, {1, 0}, {2, 7}, {3, 3}}));
+}
+
+TEST_F(BoundedJobLifecycleTest, FinishedOnceEveryWorkerFinishedItsInput) {
+  DecideStoppingOffsets();
+  StartRunning();
+  ReportFinished(a_, 1);
+  EXPECT_EQ(lifecycle().state(), JobState::kRunning) << "worker b still reads";
+  AdvanceAndTick(options_.heartbeat_timeout_ms / 2);
+  EXPECT_EQ(lifecycle().state(), JobState::kRunning);
+  EXPECT_TRUE(finished_calls_.empty());
+  ReportFinished(b_, 1);
+  EXPECT_EQ(lifecycle().state(), JobState::kFinished);
+  ASSERT_EQ(finished_calls_.size(), 1u);
+  EXPECT_EQ(finished_calls_[0], (std::pair<int64_t, int>{1, 2}));
+  EXPECT_NE(job().end_reason.find("bounded input"), std::string::npos) << job().end_reason;
+  EXPECT_EQ(job().workers.size(), 2) << "workers stay registered, idle";
+  EXPECT_FALSE(job().workers.Find(a_)->in_attempt());
+}
+
+TEST_F(BoundedJobLifecycleTest, AFinishReportOfAnOlderAttemptDoesNotCount) {
+  DecideStoppingOffsets();
+  StartRunning();
+  Event(JobEventKind::kAttemptEnded, "worker b failed");
+  ASSERT_EQ(lifecycle().state(), JobState::kRestarting);
+  Report(a_, 0);
+  Report(b_, 0);
+  AdvanceAndTick(options_.restart.fixed_delay_ms);
+  ASSERT_EQ(lifecycle().state(), JobState::kRunning);
+  ASSERT_EQ(job().attempt, 2);
+  EXPECT_FALSE(job().workers.Find(a_)->assignment.has_restore()) << "BATCH restarts from the start";
+  ReportFinished(a_, 1);
+  ReportFinished(b_, 1);
+  EXPECT_EQ(lifecycle().state(), JobState::kRunning);
+  ReportFinished(a_, 2);
+  ReportFinished(b_, 2);
+  EXPECT_EQ(lifecycle().state(), JobState::kFinished);
+}
+
+TEST_F(BoundedJobLifecycleTest, AFailingFinishHookFailsTheAttemptInstead) {
+  DecideStoppingOffsets();
+  finish_result_ = absl::UnavailableError("cannot commit the output");
+  StartRunning();
+  ReportFinished(a_, 1);
+  ReportFinished(b_, 1);
+  EXPECT_EQ(lifecycle().state(), JobState::kRestarting);
+  EXPECT_EQ(job().failures, 1);
+  EXPECT_NE(job().failure_cause.find("cannot commit the output"), std::string::npos) << job().failure_cause;
+}
+
+TEST_F(JobLifecycleTest, AStreamingJobIgnoresFinishReports) {
+  StartRunning();
+  v1::HeartbeatRequest request;
+  request.set_worker_id(a_);
+  request.set_finished_attempt(1);
+  ASSERT_TRUE(job().workers.RecordHeartbeat(request, now()).has_value());
+  request.set_worker_id(b_);
+  ASSERT_TRUE(job().workers.RecordHeartbeat(request, now()).has_value());
+  AdvanceAndTick(1);
+  EXPECT_EQ(lifecycle().state(), JobState::kRunning);
 }
 
 // docs/architecture.md draws the job's states; the drawing must be the code's.

@@ -103,7 +103,7 @@ void TestProducer::OnDelivery(rd_kafka_s*, const void* message, void* opaque) {
 }
 
 size_t TestProducer::Produce(const std::string& topic, const std::optional<std::string>& key,
-                             const std::string& value, int32_t partition) {
+                             const std::string& value, int32_t partition, int64_t timestamp_ms) {
   const size_t index = deliveries_.size();
   deliveries_.emplace_back();
   // Delivery callbacks run inside rd_kafka_poll/flush on this thread, so
@@ -118,7 +118,7 @@ size_t TestProducer::Produce(const std::string& topic, const std::optional<std::
     const rd_kafka_resp_err_t e = rd_kafka_producev(
         rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(target), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key_data, key_size), RD_KAFKA_V_VALUE(value_data, value_size), RD_KAFKA_V_OPAQUE(opaque),
-        RD_KAFKA_V_END);
+        RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(rk_, 50);

@@ -44,9 +44,10 @@ class TestProducer {
   ~TestProducer();
 
   // Enqueues one record; returns its index (for delivery()). `key` nullopt
-  // sends a null key; `partition` -1 lets the partitioner choose.
+  // sends a null key; `partition` -1 lets the partitioner choose;
+  // `timestamp_ms` is the record's CreateTime (0: now).
   size_t Produce(const std::string& topic, const std::optional<std::string>& key, const std::string& value,
-                 int32_t partition = -1);
+                 int32_t partition = -1, int64_t timestamp_ms = 0);
   // Waits for every delivery report; an error if any record failed.
   absl::Status Flush(int timeout_ms);
   const Delivery& delivery(size_t index) const { return deliveries_[index]; }

@@ -491,3 +491,109 @@ TEST(FeatureReference, DoubleSumsDoNotDependOnArrivalOrder) {
 
 }  // namespace
 }  // namespace slipstream
+
+namespace slipstream {
+namespace {
+
+using namespace testing_util;  // NOLINT
+
+// State written under the shipped definition, restored under one that adds a
+// feature to user_features and a whole group: the old accumulators carry
+// over (the restored windows count the events from before the restore), the
+// added feature and group start empty (they see only what comes after).
+TEST(FeatureRestore, AddedFeaturesAndGroupsStartEmptyAndTheRestCarriesOver) {
+  std::string text(DefaultFeaturesYaml());
+  const std::string anchor = "      - {name: avg_viewed_price_1h";
+  const size_t at = text.find(anchor);
+  ASSERT_NE(at, std::string::npos);
+  text.insert(at, "      - {name: spent_1h, aggregate: sum, field: price, filter: \"event_type == 'purchase'\"}\n");
+  text += R"yaml(
+  - name: activity
+    window: {type: tumbling, size: 1 h}
+    key: "activity:{user_id}"
+    ttl: 2 h
+    features: [{name: events, aggregate: count}, window_end]
+)yaml";
+  absl::StatusOr<FeatureDefinition> extended = ParseFeatureDefinition(text, "extended.yaml");
+  ASSERT_TRUE(extended.ok()) << extended.status();
+  std::vector<std::string> added;
+  ASSERT_TRUE(CheckRestoreCompatible(DefaultFeatureDefinition(), *extended, &added).ok());
+  EXPECT_EQ(added, std::vector<std::string>({"user_features.spent_1h", "activity"}));
+  auto program = FeatureProgram::Compile(std::make_shared<const FeatureDefinition>(*std::move(extended)));
+  ASSERT_TRUE(program.ok()) << program.status();
+
+  TempDir dir;
+  const int64_t t0 = 1'700'000'400'000 - 1'700'000'400'000 % kHour;  // an hour boundary
+  const std::string snapshot_file = dir.path() + "/kg-0-127.sst";
+  {
+    // A checkpoint of the shipped definition's state.
+    auto store = StateStore::Open(dir.path() + "/before", StateStoreOptions{});
+    ASSERT_TRUE(store.ok());
+    WindowEngine before(store->get(), KeyGroupRange{0, kMaxParallelism - 1});
+    for (int i = 0; i < 3; ++i) {
+      const Event e = MakeEvent("u", t0 + i * kMin, i == 0 ? EventType::kView : EventType::kPurchase, 10);
+      ASSERT_TRUE(*before.ProcessEvent(KeyGroupForKey("u", kMaxParallelism), e));
+    }
+    before.BeginSnapshot();
+    ASSERT_TRUE(before.Flush().ok());
+    std::unique_ptr<StateSnapshot> snapshot = before.TakeSnapshot();
+    ASSERT_NE(snapshot, nullptr);
+    ASSERT_TRUE(snapshot->WriteKeyGroups(snapshot_file, KeyGroupRange{0, kMaxParallelism - 1}).ok());
+  }
+  auto store = StateStore::Open(dir.path() + "/after", StateStoreOptions{});
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->IngestKeyGroups({snapshot_file}, KeyGroupRange{0, kMaxParallelism - 1}).ok());
+  WindowEngineOptions options;
+  options.program = *program;
+  options.restored_program = FeatureProgram::Default();
+  WindowEngine after(store->get(), KeyGroupRange{0, kMaxParallelism - 1}, options);
+  ASSERT_TRUE(after.Restore().ok());
+  EXPECT_EQ(after.stats().users, 1);
+  EXPECT_EQ(after.stats().timers, 2) << "the pane's window and the session";
+  const Event purchase = MakeEvent("u", t0 + 5 * kMin, EventType::kPurchase, 7.5);
+  ASSERT_TRUE(*after.ProcessEvent(KeyGroupForKey("u", kMaxParallelism), purchase));
+  std::vector<FeatureWrite> out;
+  ASSERT_TRUE(after.AdvanceWatermark(t0 + 10 * kMin - 1, &out).ok());
+  std::map<std::string, FeatureWrite> by_key;
+  for (const FeatureWrite& w : out) by_key.emplace(w.key, w);  // the first window of each key
+  ASSERT_TRUE(by_key.count("user_features:u")) << Describe(out);
+  const FeatureWrite& sliding = by_key["user_features:u"];
+  EXPECT_EQ(*Field(sliding, "view_count_1h"), "1") << "restored";
+  EXPECT_EQ(*Field(sliding, "purchase_count_1h"), "3") << "2 restored + 1 after";
+  EXPECT_EQ(*Field(sliding, "spent_1h"), "7.5") << "added: only the purchase after the restore";
+  EXPECT_EQ(*Field(sliding, "avg_viewed_price_1h"), "10");
+  // The session (restored) and the tumbling hour (added) fire later.
+  out.clear();
+  ASSERT_TRUE(after.AdvanceWatermark(t0 + 2 * kHour, &out).ok());
+  by_key.clear();
+  for (const FeatureWrite& w : out) by_key.emplace(w.key, w);
+  ASSERT_TRUE(by_key.count("activity:u")) << Describe(out);
+  EXPECT_EQ(*Field(by_key["activity:u"], "events"), "1") << "added group: only the event after the restore";
+  ASSERT_TRUE(by_key.count(absl::StrCat("session_features:u:", t0))) << Describe(out);
+  EXPECT_EQ(*Field(by_key[absl::StrCat("session_features:u:", t0)], "event_count"), "4");
+  // Written back in the new layout: the next checkpoint restores under the
+  // new program alone.
+  const Event later = MakeEvent("u", t0 + 3 * kHour, EventType::kCart, 1);
+  ASSERT_TRUE(*after.ProcessEvent(KeyGroupForKey("u", kMaxParallelism), later));  // state in all three groups
+  const int64_t users = after.stats().users;
+  ASSERT_EQ(users, 1);
+  after.BeginSnapshot();
+  ASSERT_TRUE(after.Flush().ok());
+  std::unique_ptr<StateSnapshot> snapshot = after.TakeSnapshot();
+  ASSERT_NE(snapshot, nullptr);
+  const std::string second_file = dir.path() + "/second.sst";
+  ASSERT_TRUE(snapshot->WriteKeyGroups(second_file, KeyGroupRange{0, kMaxParallelism - 1}).ok());
+  snapshot.reset();
+  auto again_store = StateStore::Open(dir.path() + "/again", StateStoreOptions{});
+  ASSERT_TRUE(again_store.ok());
+  ASSERT_TRUE((*again_store)->IngestKeyGroups({second_file}, KeyGroupRange{0, kMaxParallelism - 1}).ok());
+  WindowEngineOptions same;
+  same.program = *program;
+  WindowEngine again(again_store->get(), KeyGroupRange{0, kMaxParallelism - 1}, same);
+  ASSERT_TRUE(again.Restore().ok());
+  EXPECT_EQ(again.stats().users, users);
+  EXPECT_EQ(again.stats().timers, 3) << "a window, a session and an hour of the added group";
+}
+
+}  // namespace
+}  // namespace slipstream

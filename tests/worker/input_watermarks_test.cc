@@ -100,5 +100,19 @@ TEST(InputWatermarks, ChannelWatermarkNeverGoesBack) {
   EXPECT_EQ(w.Combined(), 1000);
 }
 
+TEST(InputWatermarks, BoundedInputEndsWhenEveryChannelEndedAtTheEndOfTime) {
+  constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
+  InputWatermarks w(2);
+  w.Update(0, 1000, false, false);
+  w.Update(1, 500, false, false);
+  w.Update(0, kEnd, false, true);  // this worker's source finished its partitions
+  EXPECT_TRUE(w.ended(0));
+  EXPECT_FALSE(w.AllEnded());
+  EXPECT_EQ(w.Combined(), 500);  // the peer still holds it
+  w.Update(1, kEnd, false, true);
+  EXPECT_TRUE(w.AllEnded());
+  EXPECT_EQ(w.Combined(), kEnd);  // every window fires
+}
+
 }  // namespace
 }  // namespace slipstream

@@ -128,6 +128,7 @@ struct FakeTaskProbe {
   std::atomic<bool> destroyed{false};
   std::mutex mu;
   std::optional<absl::Status> fail_with;  // Run() returns this at once
+  std::atomic<bool> finish_input{false};  // a bounded task: Run() returns OK, its input finished
 };
 
 class FakeTask final : public DeployedTask {
@@ -139,6 +140,10 @@ class FakeTask final : public DeployedTask {
     probe_->running = true;
     absl::Status result;
     while (!stop.load() && !probe_->cancelled.load()) {
+      if (probe_->finish_input.load()) {
+        input_finished_ = true;
+        break;
+      }
       {
         std::lock_guard lock(probe_->mu);
         if (probe_->fail_with) {
@@ -159,9 +164,11 @@ class FakeTask final : public DeployedTask {
     return counters;
   }
   void Close() override { probe_->closed = true; }
+  bool finished() const override { return input_finished_; }
 
  private:
   std::shared_ptr<FakeTaskProbe> probe_;
+  bool input_finished_ = false;
 };
 
 class FakeTaskFactory final : public TaskFactory {
@@ -473,6 +480,30 @@ TEST_F(TaskExecutorTest, FailedTaskIsReportedWithItsCause) {
   EXPECT_EQ(after.counters().attempt(), 0) << "reported once: idle from then on";
   EXPECT_EQ(after.failure_cause(), "");
   EXPECT_EQ(tasks_.Deployed(), 1u) << "a failed attempt is not deployed again";
+}
+
+TEST_F(TaskExecutorTest, AFinishedBoundedTaskIsReportedWhileIdleAndNotDeployedAgain) {
+  v1::Assignment bounded = AssignmentOf(1);
+  bounded.set_bounded(true);
+  AssignFromTheStart(bounded);
+  Start();
+  ASSERT_TRUE(Eventually([&] { return tasks_.Deployed() == 1 && tasks_.Task(0)->running; }));
+  EXPECT_EQ(Heartbeat().finished_attempt(), 0) << "still reading";
+  tasks_.Task(0)->finish_input = true;
+  ASSERT_TRUE(Eventually([&] { return tasks_.Task(0)->destroyed.load(); }));
+  ASSERT_TRUE(Idle());
+  // Until the coordinator ends the job, every heartbeat says so (a lost
+  // answer loses nothing); the worker stays registered and idle.
+  for (int i = 0; i < 2; ++i) {
+    const v1::HeartbeatRequest report = Heartbeat();
+    EXPECT_EQ(report.counters().attempt(), 0);
+    EXPECT_EQ(report.finished_attempt(), 1);
+    EXPECT_EQ(report.failure_cause(), "");
+  }
+  coordinator_.Assign(v1::Assignment());  // FINISHED: no assignment any more
+  EXPECT_EQ(Heartbeat().finished_attempt(), 1);
+  EXPECT_EQ(tasks_.Deployed(), 1u) << "a finished attempt is not deployed again";
+  EXPECT_EQ(coordinator_.Registrations(), 1);
 }
 
 TEST_F(TaskExecutorTest, FailedDeploymentIsReportedWithItsCause) {

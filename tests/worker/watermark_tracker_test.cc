@@ -249,5 +249,51 @@ TEST_F(WatermarkTrackerIdleness, IdlenessDoesNotChangeAPartitionsOwnWatermark) {
   EXPECT_EQ(t_.PartitionWatermark(0), 89'999);
 }
 
+// Bounded input (BATCH): Flink gives a finished split MAX_WATERMARK, so it
+// never holds the others back, and the end of all input fires everything.
+TEST(WatermarkTracker, AFinishedPartitionNoLongerHoldsTheWatermarkBack) {
+  WatermarkTracker t(kOoo, 0);
+  t.AddPartition(0, 0);
+  t.AddPartition(1, 0);
+  t.OnRecord(0, 1);
+  t.OnEventTime(0, 100'000);
+  EXPECT_EQ(t.Update(2), kMinWatermark);  // partition 1 has sent nothing yet
+  t.SetFinished(1);                        // ... and never will: it is empty
+  EXPECT_EQ(t.Update(3), 89'999);
+  EXPECT_TRUE(t.IsFinished(1));
+  EXPECT_FALSE(t.IsIdle(1));
+  EXPECT_FALSE(t.AllIdle());
+  EXPECT_FALSE(t.AllFinished());
+}
+
+TEST(WatermarkTracker, EveryPartitionFinishedIsTheEndOfTime) {
+  WatermarkTracker t(kOoo, 5'000);
+  t.AddPartition(0, 0);
+  t.AddPartition(1, 0);
+  t.OnRecord(0, 1);
+  t.OnEventTime(0, 100'000);
+  t.OnRecord(1, 1);
+  t.OnEventTime(1, 50'000);
+  EXPECT_EQ(t.Update(2), 39'999);
+  t.SetFinished(0);
+  t.SetFinished(1);
+  EXPECT_EQ(t.Update(3), kMaxWatermark);
+  EXPECT_TRUE(t.AllFinished());
+  EXPECT_FALSE(t.AllIdle());  // at its end, not idle: downstream must take the watermark
+  EXPECT_EQ(t.Update(1'000'000), kMaxWatermark);  // and it stays there
+}
+
+TEST(WatermarkTracker, IdlePartitionsBesideFinishedOnesMakeTheSourceIdle) {
+  WatermarkTracker t(kOoo, 5'000);
+  t.AddPartition(0, 0);
+  t.AddPartition(1, 0);
+  t.SetFinished(0);
+  t.SetCaughtUp(1, true);
+  t.Update(10'000);
+  EXPECT_TRUE(t.IsIdle(1));
+  EXPECT_TRUE(t.AllIdle());
+  EXPECT_FALSE(t.AllFinished());
+}
+
 }  // namespace
 }  // namespace slipstream

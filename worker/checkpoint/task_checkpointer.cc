@@ -9,13 +9,13 @@
 #include "worker/checkpoint/checkpoint_inbox.h"
 #include "worker/checkpoint/checkpoint_probe.h"
 #include "worker/sink/dead_letter_producer.h"
-#include "worker/sink/redis_sink.h"
+#include "worker/sink/feature_sink.h"
 #include "worker/state/state_store.h"
 #include "worker/window/window_engine.h"
 
 namespace slipstream {
 
-TaskCheckpointer::TaskCheckpointer(TaskCheckpointerOptions options, WindowEngine* engine, RedisSink* sink,
+TaskCheckpointer::TaskCheckpointer(TaskCheckpointerOptions options, WindowEngine* engine, FeatureSink* sink,
                                    DeadLetterProducer* dead_letters, const CheckpointInbox* inbox,
                                    const std::atomic<bool>* cancel, CheckpointProbe* probe)
     : options_(std::move(options)),

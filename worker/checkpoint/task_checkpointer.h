@@ -34,7 +34,7 @@ namespace slipstream {
 class CheckpointInbox;
 class CheckpointProbe;
 class DeadLetterProducer;
-class RedisSink;
+class FeatureSink;
 class StateSnapshot;
 class WindowEngine;
 
@@ -53,7 +53,7 @@ class TaskCheckpointer {
  public:
   // None of the pointers is owned; all outlive this object. `cancel`: the
   // attempt ended (an upload waiting for Redis gives up).
-  TaskCheckpointer(TaskCheckpointerOptions options, WindowEngine* engine, RedisSink* sink,
+  TaskCheckpointer(TaskCheckpointerOptions options, WindowEngine* engine, FeatureSink* sink,
                    DeadLetterProducer* dead_letters, const CheckpointInbox* inbox, const std::atomic<bool>* cancel,
                    CheckpointProbe* probe);
   ~TaskCheckpointer();  // joins the uploader
@@ -82,7 +82,7 @@ class TaskCheckpointer {
 
   const TaskCheckpointerOptions options_;
   WindowEngine* const engine_;
-  RedisSink* const sink_;
+  FeatureSink* const sink_;
   DeadLetterProducer* const dead_letters_;
   const CheckpointInbox* const inbox_;
   const std::atomic<bool>* const cancel_;

@@ -1,7 +1,7 @@
 #include "worker/pipeline/attempt_control.h"
 
 #include "worker/exchange/input_gate.h"
-#include "worker/sink/redis_sink.h"
+#include "worker/sink/feature_sink.h"
 
 namespace slipstream {
 

@@ -13,12 +13,12 @@
 namespace slipstream {
 
 class InputGate;
-class RedisSink;
+class FeatureSink;
 
 class AttemptControl {
  public:
   // Neither is owned; both outlive the attempt's threads.
-  AttemptControl(InputGate* gate, RedisSink* sink) : gate_(gate), sink_(sink) {}
+  AttemptControl(InputGate* gate, FeatureSink* sink) : gate_(gate), sink_(sink) {}
 
   // Stop now: the attempt failed or was cancelled. Nothing queued is
   // processed, no end of input is sent.
@@ -39,7 +39,7 @@ class AttemptControl {
 
  private:
   InputGate* const gate_;
-  RedisSink* const sink_;
+  FeatureSink* const sink_;
   mutable std::mutex failure_mu_;
   absl::Status failure_;  // guarded by failure_mu_
 };

@@ -18,7 +18,7 @@
 #include "worker/pipeline/source_probe.h"
 #include "worker/pipeline/source_runner.h"
 #include "worker/sink/dead_letter_producer.h"
-#include "worker/sink/redis_sink.h"
+#include "worker/sink/feature_sink.h"
 #include "worker/source/kafka_source.h"
 #include "worker/state/state_store.h"
 #include "worker/time/watermark_tracker.h"
@@ -45,7 +45,7 @@ struct FeatureTask::Impl {
   FeatureTaskOptions options;
   std::unique_ptr<KafkaSource> source;
   std::unique_ptr<DeadLetterProducer> dead_letters;
-  std::unique_ptr<RedisSink> sink;
+  std::unique_ptr<FeatureSink> sink;
   std::unique_ptr<StateStore> state;  // outlives the engine below
   std::unique_ptr<WindowEngine> engine;
   DataPlaneServer* data_plane = nullptr;
@@ -63,6 +63,7 @@ struct FeatureTask::Impl {
   std::unique_ptr<TaskCheckpointer> checkpointer;
   std::unique_ptr<SourceRunner> source_runner;
   std::unique_ptr<OperatorRunner> operator_runner;
+  bool finished = false;  // bounded: see FeatureTask::finished()
 
   // Connects the parts above (all set) into the task's runners.
   void BuildRunners();
@@ -197,7 +198,7 @@ FeatureTask::~FeatureTask() {
 absl::StatusOr<std::unique_ptr<FeatureTask>> FeatureTask::Create(const FeatureTaskOptions& options,
                                                                  std::unique_ptr<KafkaSource> source,
                                                                  std::unique_ptr<DeadLetterProducer> dead_letters,
-                                                                 std::unique_ptr<RedisSink> sink,
+                                                                 std::unique_ptr<FeatureSink> sink,
                                                                  std::unique_ptr<StateStore> state,
                                                                  DataPlaneServer* data_plane) {
   const int n = static_cast<int>(options.workers.size());
@@ -254,8 +255,17 @@ absl::Status FeatureTask::Run(const std::atomic<bool>& stop) {
   stop_watcher.join();
   operator_thread.join();
   if (s.data_plane) s.data_plane->Detach();
-  return s.Finish(s.control->FirstFailure());
+  absl::Status result = s.Finish(s.control->FirstFailure());
+  s.finished = result.ok() && s.options.bounded && s.source_runner->input_finished() &&
+               s.operator_runner->all_inputs_ended() && !s.control->cancel.load();
+  if (s.finished) {
+    spdlog::info("attempt {}: bounded input finished: every window fired, every feature acknowledged by Redis",
+                 s.options.attempt);
+  }
+  return result;
 }
+
+bool FeatureTask::finished() const { return impl_->finished; }
 
 absl::Status FeatureTask::Impl::Finish(absl::Status result) {
   if (!control->cancel.load()) {
@@ -276,7 +286,7 @@ absl::Status FeatureTask::Impl::Finish(absl::Status result) {
   // applied after the next attempt's writes would put older values back.
   if (control->cancel.load()) {
     const size_t dropped = sink->Discard();
-    if (dropped > 0) spdlog::info("cancelled: {} features not sent to Redis (the next attempt replays them)", dropped);
+    if (dropped > 0) spdlog::info("cancelled: {} features not written by the sink (the next attempt replays them)", dropped);
   }
   checkpointer->Join();
   if (data_plane) data_plane->SetTaskControl(nullptr);
@@ -296,7 +306,7 @@ TaskCounters FeatureTask::counters() const {
   // Read live what is thread-safe: the operator thread publishes the rest,
   // and it may be blocked in a full sink (slow Redis) for a long time; these
   // are exactly the numbers that show such a stall.
-  const RedisSinkStats sink_stats = s.sink->stats();
+  const FeatureSinkStats sink_stats = s.sink->stats();
   c.redis_features_written = sink_stats.features_written;
   c.redis_errors = sink_stats.error_replies + sink_stats.connection_errors;
   c.redis_pending_features = sink_stats.pending;

@@ -47,7 +47,7 @@ namespace slipstream {
 
 class KafkaSource;
 class DeadLetterProducer;
-class RedisSink;
+class FeatureSink;
 class StateStore;
 class WindowEngine;
 class DataPlaneServer;
@@ -92,6 +92,12 @@ struct FeatureTaskOptions {
   int poll_timeout_ms = 100;
   std::string job_id;
   int64_t attempt = 1;
+  // execution.runtime-mode=BATCH: the source's partitions end at their
+  // stopping offsets (KafkaSource::SetStoppingOffsets). Once all did, the
+  // source sends watermark INT64_MAX and end of input on every channel; the
+  // operator ends once every channel ended (every window fired), and Run()
+  // returns OK after the sink acknowledged every feature (finished()).
+  bool bounded = false;
   // Every worker of the attempt by index (their key-group ranges must cover
   // every key group exactly once); this worker is `worker_index`.
   std::vector<TaskPeer> workers;
@@ -131,7 +137,7 @@ class FeatureTask {
   static absl::StatusOr<std::unique_ptr<FeatureTask>> Create(const FeatureTaskOptions& options,
                                                              std::unique_ptr<KafkaSource> source,
                                                              std::unique_ptr<DeadLetterProducer> dead_letters,
-                                                             std::unique_ptr<RedisSink> sink,
+                                                             std::unique_ptr<FeatureSink> sink,
                                                              std::unique_ptr<StateStore> state,
                                                              DataPlaneServer* data_plane);
   ~FeatureTask();
@@ -154,6 +160,10 @@ class FeatureTask {
   std::unique_ptr<TaskState> TakeState();
 
   TaskCounters counters() const;
+
+  // After Run() returned OK: a bounded task read all its input, fired every
+  // window and had every feature acknowledged (not stopped or cancelled).
+  bool finished() const;
 
  private:
   struct Impl;

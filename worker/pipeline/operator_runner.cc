@@ -15,7 +15,7 @@
 #include "worker/pipeline/attempt_control.h"
 #include "worker/pipeline/operator_probe.h"
 #include "worker/sink/dead_letter_producer.h"
-#include "worker/sink/redis_sink.h"
+#include "worker/sink/feature_sink.h"
 #include "worker/state/state_store.h"
 #include "worker/window/window_engine.h"
 
@@ -44,8 +44,10 @@ void OperatorRunner::Run() {
 bool OperatorRunner::Step() {
   AttemptControl& control = *parts_.control;
   // After a graceful stop, everything this worker's source read has been
-  // processed once its end of input is through.
-  if (inputs_.ended(local_)) return false;
+  // processed once its end of input is through. Bounded input ends only
+  // when every channel ended: each peer's end carries watermark INT64_MAX,
+  // and the last windows fire once all have (Flink's end of input).
+  if (parts_.options->bounded ? inputs_.AllEnded() : inputs_.ended(local_)) return false;
   if (finished_at_ != 0) {
     // Finished at a stop-with-savepoint barrier (batches are set aside
     // below): the task stopping after the savepoint ends the loop.

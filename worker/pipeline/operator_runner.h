@@ -42,7 +42,7 @@ class OperatorRunner {
     std::string topic;  // the source topic, for dead letters
     WindowEngine* engine = nullptr;
     StateStore* state = nullptr;  // the engine's, for its size
-    RedisSink* sink = nullptr;
+    FeatureSink* sink = nullptr;
     DeadLetterProducer* dead_letters = nullptr;
     InputGate* gate = nullptr;
     const InboundEndpoint* inbound = nullptr;  // null with one worker
@@ -59,6 +59,8 @@ class OperatorRunner {
   void Run();
   // Operator thread (or once it ended).
   void PublishCounters();
+  // Every channel delivered its end of input (bounded: every window fired).
+  bool all_inputs_ended() const { return inputs_.AllEnded(); }
 
  private:
   // One turn of the loop; false when the loop ends.

@@ -16,7 +16,7 @@
 #include "worker/pipeline/operator_probe.h"
 #include "worker/pipeline/source_probe.h"
 #include "worker/sink/dead_letter_producer.h"
-#include "worker/sink/redis_sink.h"
+#include "worker/sink/feature_sink.h"
 #include "worker/source/kafka_source.h"
 #include "worker/window/window_math.h"
 
@@ -206,9 +206,19 @@ absl::Status SourceRunner::RouteBatch(const std::vector<SourceRecord>& records, 
     // emission), so this event cannot make later ones in the batch late.
     watermarks_.OnEventTime(record.partition, event.event_time_ms);
   }
-  for (int p : source_->partitions()) watermarks_.SetCaughtUp(p, source_->CaughtUp(p));
+  for (int p : source_->partitions()) {
+    watermarks_.SetCaughtUp(p, source_->CaughtUp(p));
+    if (source_->Finished(p)) watermarks_.SetFinished(p);
+  }
   source_watermark_ = watermarks_.Update(now_ms);
   source_idle_ = watermarks_.AllIdle();
+  // Bounded and every partition finished (also a worker without any):
+  // Flink's end of input, MAX_WATERMARK, which fires every window. It
+  // follows the records on every channel, as any watermark does.
+  if (source_->AllFinished()) {
+    source_watermark_ = kMaxWatermark;
+    source_idle_ = false;
+  }
   for (int i = 0; i < static_cast<int>(out_.size()); ++i) {
     const OutBuffer& b = out_[i];
     if (b.count > 0 || !b.sent_any || b.sent_watermark != source_watermark_ || b.sent_idle != source_idle_) {
@@ -291,6 +301,13 @@ bool SourceRunner::Step() {
     last_publish_ms_ = now;
   }
   LogProgress(now);
+  if (source_->AllFinished()) {
+    // The watermark INT64_MAX went out above; end of input follows (Run).
+    input_finished_ = true;
+    spdlog::info("bounded input: all {} partition(s) reached their stopping offsets; sending end of input",
+                 source_->partitions().size());
+    return false;
+  }
   return true;
 }
 
@@ -311,7 +328,10 @@ void SourceRunner::SendEndOfInput() {
   control_->stopping.store(true);
   std::atomic<bool> give_up{false};
   std::thread watchdog([&] {
-    const int64_t deadline = Clock::Real().SteadyMs() + options_.end_of_input_timeout_ms;
+    // Bounded: every peer needs this end of input to fire its last windows;
+    // a slow one is waited for (a cancel still ends the wait).
+    const int64_t deadline =
+        options_.bounded ? INT64_MAX : Clock::Real().SteadyMs() + options_.end_of_input_timeout_ms;
     while (!give_up.load() && Clock::Real().SteadyMs() < deadline && !control_->cancel.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

@@ -48,7 +48,7 @@ class SourceRunner {
     const std::vector<int>* owner_of_key_group = nullptr;  // key group -> worker index
     KafkaSource* source = nullptr;
     DeadLetterProducer* dead_letters = nullptr;
-    const RedisSink* sink = nullptr;  // for the progress log
+    const FeatureSink* sink = nullptr;  // for the progress log
     InputGate* gate = nullptr;
     CheckpointInbox* inbox = nullptr;
     AttemptControl* control = nullptr;
@@ -65,6 +65,9 @@ class SourceRunner {
   void Run(const std::atomic<bool>& stop);
   // Source thread (or once it ended).
   void PublishCounters();
+  // Bounded: every partition reached its stopping offset and end of input
+  // (watermark INT64_MAX) went out on every channel.
+  bool input_finished() const { return input_finished_; }
 
   // Any thread: the channels to peers, until CloseChannels().
   std::vector<v1::ChannelStatus> ChannelStatus() const;
@@ -100,7 +103,7 @@ class SourceRunner {
   const std::vector<int>& owner_of_key_group_;
   KafkaSource* const source_;
   DeadLetterProducer* const dead_letters_;
-  const RedisSink* const sink_;
+  const FeatureSink* const sink_;
   InputGate* const gate_;
   CheckpointInbox* const inbox_;
   AttemptControl* const control_;
@@ -125,6 +128,7 @@ class SourceRunner {
   // Stop-with-savepoint (TriggerCheckpointRequest.stop_after): the barrier
   // the source stopped after; 0: running. It resumes if the savepoint fails.
   int64_t stopped_at_ = 0;
+  bool input_finished_ = false;  // bounded: every partition finished
   int64_t last_publish_ms_ = 0;
   int64_t last_report_ms_ = 0;
   int64_t last_report_records_ = 0;

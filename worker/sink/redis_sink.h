@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/prometheus.h"
+#include "worker/sink/feature_sink.h"
 #include "worker/window/feature_write.h"
 
 namespace slipstream {
@@ -55,21 +56,10 @@ struct RedisSinkOptions {
   std::function<void(const FeatureWrite&, std::string_view error)> on_rejected;
 };
 
-struct RedisSinkStats {
-  int64_t features_written = 0;   // acknowledged: written, kept newer, or rejected
-  int64_t features_kept_newer = 0;  // the guard kept a newer stored version
-  int64_t features_rejected = 0;    // permanent error reply: handed to on_rejected
-  int64_t features_guarded = 0;     // sent through the guarded script
-  int64_t error_replies = 0;        // transient and permanent
-  int64_t connection_errors = 0;
-  int64_t queued = 0;   // waiting in the queue, not sent yet
-  int64_t pending = 0;  // accepted by Write and not acknowledged by Redis yet (queued + in flight)
-  std::string last_error;  // the latest error reply or connection problem ("" when none)
-  int64_t last_error_ms = 0;  // epoch ms of `last_error`
-  LatencyHistogram batch_latency;  // pipelined batch: first send to last reply
-};
+// The Redis sink reports every counter of FeatureSinkStats.
+using RedisSinkStats = FeatureSinkStats;
 
-class RedisSink {
+class RedisSink final : public FeatureSink {
  public:
   // Batches sent ahead of their replies: at most max_queued + this many
   // batches of batch_size features are pending at any time.
@@ -78,12 +68,12 @@ class RedisSink {
   // Starts the writer thread. Fails only on settings Redis rejects (AUTH,
   // SELECT); an unreachable Redis is retried in the background.
   static absl::StatusOr<std::unique_ptr<RedisSink>> Start(const RedisSinkOptions& options);
-  ~RedisSink();  // drains what is queued (bounded by retries), then stops
+  ~RedisSink() override;  // drains what is queued (bounded by retries), then stops
 
   // Queues features; blocks while the queue is full (backpressure).
-  void Write(std::vector<FeatureWrite>* features);
+  void Write(std::vector<FeatureWrite>* features) override;
   // Blocks until everything queued before the call is acknowledged by Redis.
-  void Flush();
+  void Flush() override;
   // For a cancelled attempt, whose successor replays what it wrote since its
   // checkpoint. DropQueued() (any thread, does not block): every queued
   // feature not sent yet is dropped, and so is everything written from now
@@ -92,18 +82,18 @@ class RedisSink {
   // already has (so none of them can land after a newer attempt's writes)
   // and stops the writer. No retries: a batch lost with the connection is
   // replayed too. Returns the features dropped in all.
-  void DropQueued();
-  size_t Discard();
+  void DropQueued() override;
+  size_t Discard() override;
   // Features accepted by Write so far (a mark for WaitUntilAcked).
-  uint64_t Enqueued() const;
+  uint64_t Enqueued() const override;
   // Waits up to `timeout_ms` until the first `mark` features are acknowledged
   // by Redis; true when they are.
-  bool WaitUntilAcked(uint64_t mark, int64_t timeout_ms);
+  bool WaitUntilAcked(uint64_t mark, int64_t timeout_ms) override;
   // The attempt that fenced this sink out, once it did: the sink has stopped
   // writing (as after DropQueued) and its task must end.
-  std::optional<int64_t> Superseded() const;
+  std::optional<int64_t> Superseded() const override;
 
-  RedisSinkStats stats() const;
+  RedisSinkStats stats() const override;
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 #include "worker/source/kafka_source.h"
 
 #include "common/clock.h"
+#include "common/kafka_admin.h"
 #include "common/kafka_handles.h"
 
 #include <algorithm>
@@ -72,8 +73,20 @@ struct KafkaSource::Impl {
   struct Progress {
     int64_t next_offset = -1;
     bool at_end = false;  // end of partition reported since the last record
+    int64_t end_offset = -1;  // the offset of that end-of-partition report
+    int64_t stopping_offset = -1;  // bounded: the partition ends before it
+    bool paused = false;           // bounded: finished, no longer fetched
   };
   std::map<int, Progress> progress;
+  bool bounded = false;
+
+  bool Finished(const Progress& p) const {
+    if (!bounded) return false;
+    return p.next_offset >= p.stopping_offset || (p.at_end && p.end_offset >= p.stopping_offset);
+  }
+  // Stops fetching the partitions that finished (their later records would
+  // only be dropped).
+  void PauseFinished();
   int64_t last_error_log_ms = 0;
   // Assigned (and so fetched) only at the first Poll: a restoring task
   // builds its state first, and a consumer prefetching up to 128 MiB
@@ -81,6 +94,21 @@ struct KafkaSource::Impl {
   // the restore, the pause of a rescale, needed.
   KafkaPartitionListPtr assignment;
 };
+
+void KafkaSource::Impl::PauseFinished() {
+  if (!bounded || assignment) return;  // nothing is fetched before the first Poll assigns
+  KafkaPartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  for (auto& [partition, p] : progress) {
+    if (p.paused || !Finished(p)) continue;
+    p.paused = true;
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
+  }
+  if (list->cnt == 0) return;
+  if (rd_kafka_resp_err_t e = rd_kafka_pause_partitions(consumer.get(), list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Harmless: records past the stopping offset are dropped anyway.
+    spdlog::warn("kafka source: pausing finished partitions of {}: {}", topic, rd_kafka_err2str(e));
+  }
+}
 
 KafkaSource::KafkaSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 KafkaSource::~KafkaSource() {
@@ -91,7 +119,8 @@ KafkaSource::~KafkaSource() {
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
     const std::map<std::string, std::string>& client_properties, const std::string& topic,
     const std::vector<int>& partitions, StartingOffsets starting_offsets,
-    const std::map<int, int64_t>& restored_offsets, const std::vector<int>& earliest_partitions) {
+    const std::map<int, int64_t>& restored_offsets, const std::vector<int>& earliest_partitions,
+    std::optional<int64_t> starting_timestamp_ms) {
   KafkaConfPtr conf(rd_kafka_conf_new());
   char err[512];
   auto set = [&](const std::string& k, const std::string& v) -> absl::Status {
@@ -155,7 +184,12 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(
   // before anything arrived stores that offset and a restore resumes there
   // instead of skipping to the end again.
   absl::StatusOr<std::map<int, int64_t>> resolved =
-      ResolveStartingOffsets(rk, topic, to_resolve, starting_offsets, /*timeout_ms=*/10000);
+      starting_timestamp_ms
+          ? OffsetsForTimestamp(rk, topic, to_resolve, *starting_timestamp_ms, /*timeout_ms=*/10000)
+          : ResolveStartingOffsets(rk, topic, to_resolve, starting_offsets, /*timeout_ms=*/10000);
+  if (!resolved.ok() && starting_timestamp_ms) {
+    return absl::UnavailableError(absl::StrCat("kafka.starting-timestamp: ", resolved.status().message()));
+  }
   if (!resolved.ok()) return resolved.status();
   for (const auto& [p, offset] : *resolved) impl->progress[p].next_offset = offset;
   absl::StatusOr<std::map<int, int64_t>> earliest =
@@ -179,6 +213,7 @@ absl::Status KafkaSource::Poll(int max_records, int timeout_ms, std::vector<Sour
           absl::StrCat("kafka: cannot assign partitions of ", impl_->topic, ": ", rd_kafka_err2str(e)));
     }
     impl_->assignment.reset();
+    impl_->PauseFinished();
   }
   impl_->batch.clear();
   impl_->raw_batch.resize(max_records);
@@ -189,7 +224,10 @@ absl::Status KafkaSource::Poll(int max_records, int timeout_ms, std::vector<Sour
     impl_->batch.emplace_back(m);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       auto it = impl_->progress.find(m->partition);
-      if (it != impl_->progress.end()) it->second.at_end = true;
+      if (it != impl_->progress.end()) {
+        it->second.at_end = true;
+        it->second.end_offset = m->offset;
+      }
       continue;
     }
     if (m->err) {
@@ -201,6 +239,9 @@ absl::Status KafkaSource::Poll(int max_records, int timeout_ms, std::vector<Sour
       continue;
     }
     Impl::Progress& p = impl_->progress[m->partition];
+    // Bounded: the records at and after the stopping offset belong to no
+    // run of this job (fetched before the partition was paused).
+    if (impl_->bounded && m->offset >= p.stopping_offset) continue;
     p.next_offset = m->offset + 1;
     p.at_end = false;
     out->push_back(SourceRecord{
@@ -208,7 +249,32 @@ absl::Status KafkaSource::Poll(int max_records, int timeout_ms, std::vector<Sour
         std::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0),
         std::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0)});
   }
+  impl_->PauseFinished();
   return absl::OkStatus();
+}
+
+void KafkaSource::SetStoppingOffsets(std::map<int, int64_t> stopping_offsets) {
+  impl_->bounded = true;
+  for (auto& [partition, p] : impl_->progress) {
+    auto it = stopping_offsets.find(partition);
+    // No stopping offset: no input (0 is never after the next offset).
+    p.stopping_offset = it == stopping_offsets.end() ? 0 : it->second;
+  }
+}
+
+bool KafkaSource::bounded() const { return impl_->bounded; }
+
+bool KafkaSource::Finished(int partition) const {
+  auto it = impl_->progress.find(partition);
+  return it != impl_->progress.end() && impl_->Finished(it->second);
+}
+
+bool KafkaSource::AllFinished() const {
+  if (!impl_->bounded) return false;
+  for (const auto& [partition, p] : impl_->progress) {
+    if (!impl_->Finished(p)) return false;
+  }
+  return true;
 }
 
 int64_t KafkaSource::HighWatermark(int partition) const {

@@ -38,6 +38,10 @@ void InputWatermarks::Recompute() {
   if (any && (!output_ || combined > *output_)) output_ = combined;
 }
 
+bool InputWatermarks::AllEnded() const {
+  return std::all_of(channels_.begin(), channels_.end(), [](const Channel& c) { return c.ended; });
+}
+
 std::optional<int64_t> InputWatermarks::Combined() const {
   if (!output_) {
     // Before any update: every channel is active at the minimum.

@@ -11,7 +11,9 @@
 // watermark is not aligned, and does not hold the others back, until its own
 // watermark catches up (its events in between are late, as in Flink). A
 // channel that has sent nothing yet counts with the minimum watermark, so an
-// operator never runs ahead of a peer it has not heard from.
+// operator never runs ahead of a peer it has not heard from. Bounded input
+// (BATCH) is where input does end: a source then sends INT64_MAX before its
+// end of input, as Flink does, and the operator ends once AllEnded().
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,7 @@ class InputWatermarks {
   std::optional<int64_t> Combined() const;
 
   bool ended(int channel) const { return channels_[channel].ended; }
+  bool AllEnded() const;
 
  private:
   struct Channel {

@@ -33,6 +33,12 @@ void WatermarkTracker::OnEventTime(int partition, int64_t event_time_ms) {
 
 void WatermarkTracker::SetCaughtUp(int partition, bool caught_up) { partitions_[partition].caught_up = caught_up; }
 
+void WatermarkTracker::SetFinished(int partition) {
+  PartitionState& p = partitions_[partition];
+  p.finished = true;
+  p.idle = false;
+}
+
 int64_t WatermarkTracker::PartitionWatermarkOf(const PartitionState& p) const {
   if (p.max_event_time == kMinWatermark) return kMinWatermark;
   // Flink: maxTimestamp - outOfOrdernessMillis - 1, saturating at MIN.
@@ -44,6 +50,9 @@ int64_t WatermarkTracker::Update(int64_t now_ms) {
   bool any_active = false;
   int64_t combined = std::numeric_limits<int64_t>::max();
   for (auto& [partition, p] : partitions_) {
+    // Flink: a finished split's watermark is MAX_WATERMARK, which never
+    // holds the minimum back.
+    if (p.finished) continue;
     // Not sticky: a partition that falls behind again (new data on the
     // broker, not yet fetched) holds the watermark back again.
     p.idle = idle_timeout_ms_ > 0 && p.caught_up && now_ms - p.last_activity_ms >= idle_timeout_ms_;
@@ -52,6 +61,7 @@ int64_t WatermarkTracker::Update(int64_t now_ms) {
     combined = std::min(combined, PartitionWatermarkOf(p));
   }
   if (any_active) watermark_ = std::max(watermark_, combined);
+  if (AllFinished()) watermark_ = kMaxWatermark;
   return watermark_;
 }
 
@@ -61,7 +71,25 @@ int64_t WatermarkTracker::PartitionWatermark(int partition) const {
 }
 
 bool WatermarkTracker::AllIdle() const {
-  return std::all_of(partitions_.begin(), partitions_.end(), [](const auto& entry) { return entry.second.idle; });
+  // Finished partitions are neither: the others decide; all finished is
+  // not idle (the watermark is at its end).
+  bool any_unfinished = false;
+  for (const auto& [partition, p] : partitions_) {
+    if (p.finished) continue;
+    any_unfinished = true;
+    if (!p.idle) return false;
+  }
+  return any_unfinished || partitions_.empty();
+}
+
+bool WatermarkTracker::IsFinished(int partition) const {
+  auto it = partitions_.find(partition);
+  return it != partitions_.end() && it->second.finished;
+}
+
+bool WatermarkTracker::AllFinished() const {
+  return !partitions_.empty() &&
+         std::all_of(partitions_.begin(), partitions_.end(), [](const auto& entry) { return entry.second.finished; });
 }
 
 bool WatermarkTracker::IsIdle(int partition) const {

@@ -10,6 +10,11 @@
 //    under backpressure, is never idle: Flink's timeout-only rule lost data.
 //  - when every partition is idle the watermark holds (Flink: the output is
 //    marked idle; downstream ignores it).
+//  - bounded input (execution.runtime-mode=BATCH): a partition that reached
+//    its stopping offset is finished. It no longer holds the watermark back
+//    (nor is it idle), and once every partition finished the watermark is
+//    kMaxWatermark: Flink's end of input, Watermark.MAX_WATERMARK, which
+//    fires every window.
 // Used from the task thread only.
 #pragma once
 
@@ -20,6 +25,7 @@
 namespace slipstream {
 
 inline constexpr int64_t kMinWatermark = std::numeric_limits<int64_t>::min();
+inline constexpr int64_t kMaxWatermark = std::numeric_limits<int64_t>::max();
 
 class WatermarkTracker {
  public:
@@ -36,6 +42,8 @@ class WatermarkTracker {
   void OnRecord(int partition, int64_t now_ms);
   void OnEventTime(int partition, int64_t event_time_ms);
   void SetCaughtUp(int partition, bool caught_up);
+  // Bounded input: the partition reached its stopping offset (for good).
+  void SetFinished(int partition);
 
   // Recomputes idleness and the combined watermark at `now_ms`.
   int64_t Update(int64_t now_ms);
@@ -46,6 +54,9 @@ class WatermarkTracker {
   bool AllIdle() const;
   int64_t PartitionWatermark(int partition) const;
   bool IsIdle(int partition) const;
+  bool IsFinished(int partition) const;
+  // At least one partition, and every one finished.
+  bool AllFinished() const;
 
  private:
   struct PartitionState {
@@ -53,6 +64,7 @@ class WatermarkTracker {
     int64_t last_activity_ms = 0;
     bool caught_up = false;
     bool idle = false;
+    bool finished = false;
   };
   int64_t PartitionWatermarkOf(const PartitionState& p) const;
 

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "common/event.h"
 #include "worker/window/feature_program.h"
 #include "worker/window/feature_write.h"
@@ -59,7 +60,11 @@ struct GroupWindowState {
 };
 
 struct UserWindowState {
-  std::vector<GroupWindowState> groups;  // one per program group (empty: no state)
+  // One per program group (fewer: the rest have no state). Inline for two
+  // groups, the default definition's: a user then costs no allocation for
+  // this vector (measured: the engine's per-event path was 9 % slower with a
+  // heap-allocated one).
+  absl::InlinedVector<GroupWindowState, 2> groups;
 
   bool empty() const;
 

@@ -2,7 +2,8 @@
 // workers is lost, fails or leaves, or checkpoints fail too often
 // (RESTARTING, or FAILED when the restart strategy gives up). Workers joining
 // in reactive mode, or partitions added to the topic, lead to RESCALING; a
-// stop-with-savepoint to STOPPING.
+// stop-with-savepoint to STOPPING. A bounded job (BATCH) is FINISHED once
+// every worker of the attempt reported its input finished.
 #include "coordinator/job/states/states.h"
 
 #include "common/absl_compat.h"
@@ -46,6 +47,14 @@ JobState OnRedeployTick(JobContext& job, int64_t now_ms) {
 }
 
 JobState OnRunning(JobContext& job, const JobEvent& event) {
+  // Bounded (BATCH): the job ends when every worker of the attempt read its
+  // input to the stopping offsets, fired every window and drained its sink
+  // (Flink: all tasks FINISHED -> job FINISHED).
+  if (job.options.bounded &&
+      (event.kind == JobEventKind::kTick || event.kind == JobEventKind::kWorkersChanged) &&
+      job.workers.AttemptFinished(job.attempt)) {
+    return job.FinishBounded(event.now_ms);
+  }
   if (event.kind != JobEventKind::kTick) return OnAttemptRunning(job, event, JobState::kRunning);
   return OnRedeployTick(job, event.now_ms);
 }
