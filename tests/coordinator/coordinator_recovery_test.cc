@@ -342,7 +342,9 @@ TEST_F(CoordinatorRecoveryTest, FailureReportLeavesTheWorkerIdle) {
   const v1::JobStatus job = GetJob();
   EXPECT_EQ(job.state(), "RESTARTING");
   for (const v1::WorkerStatus& worker : job.workers()) {
-    if (worker.worker_id() == w[1]) EXPECT_EQ(worker.counters().attempt(), 0) << "listed as running attempt 1";
+    if (worker.worker_id() == w[1]) {
+      EXPECT_EQ(worker.counters().attempt(), 0) << "listed as running attempt 1";
+    }
   }
   EXPECT_EQ(ReportIdle(w).attempt(), 2);
 }

@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <charconv>
+#include <chrono>
+#include <optional>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <string>
@@ -135,6 +138,111 @@ TEST_F(DeclaredFeatures, AGroupAddedToTheFileIsComputedWithoutARebuild) {
   EXPECT_EQ(job->features().groups(2).name(), "purchase_features");
   EXPECT_EQ(job->features().groups(2).window(), "sliding 1 d / 1 h");
   EXPECT_EQ(job->features().groups(2).features(1).definition(), "sum(price) where event_type == 'purchase'");
+}
+
+}  // namespace
+}  // namespace slipstream::it
+
+namespace slipstream::it {
+namespace {
+
+// A running job's definition changes through a restore, as in Flink: the
+// job runs with the shipped file and checkpoints; its coordinator and worker
+// stop; they start again on the same checkpoints with a file that adds a
+// group. The shipped groups carry their state over (a session spanning the
+// restart counts every event), the added group starts empty (it sums only
+// what came after). Then a file that changes a filter is refused, naming the
+// group and the feature.
+TEST_F(DeclaredFeatures, ARestoreAcceptsAddedGroupsAndRefusesChangedFeatures) {
+  ASSERT_TRUE(env_ok_) << "run through ./scripts/test.sh (needs Kafka and Redis)";
+  StartPrivateRedis();
+  const std::string shipped = ReadFile(env_.source_dir + "/conf/features.yaml");
+  const std::string extended_path = tmp_->path() + "/extended.yaml";
+  const std::string changed_path = tmp_->path() + "/changed.yaml";
+  {
+    std::ofstream(extended_path) << shipped << kAddedGroup;
+    std::string changed = shipped + kAddedGroup;  // the last checkpoint's file, one filter changed
+    const std::string from = "filter: \"event_type == 'cart'\"";
+    ASSERT_NE(changed.find(from), std::string::npos);
+    changed.replace(changed.find(from), from.size(), "filter: \"event_type in ('cart', 'purchase')\"");
+    std::ofstream(changed_path) << changed;
+  }
+  ASSERT_TRUE(CreateTopic(env_.kafka, topic_, 1).ok());
+  absl::StatusOr<std::unique_ptr<TestProducer>> producer = TestProducer::Create(env_.kafka);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  const int64_t t0 = EpochMs(2026, 3, 1, 12, 0, 0, 0);
+  auto produce = [&](int64_t at, EventKind kind, int64_t cents) {
+    (*producer)->Produce(topic_, "u0", CanonicalEventJson("u0", at, kind, cents), 0);
+  };
+  // Before the restart: two purchases of 10.00.
+  produce(t0, EventKind::kPurchase, 1000);
+  produce(t0 + 60000, EventKind::kPurchase, 1000);
+  ASSERT_TRUE((*producer)->Flush(30000).ok());
+
+  const std::vector<std::string> checkpointing = {"-Dexecution.checkpointing.interval=300 ms"};
+  CoordinatorClient coordinator(CoordinatorAddress());
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, checkpointing));
+  Process* first_coordinator = processes_.back().get();
+  Process& first_worker = Start("worker", "slipstream-worker", 0, checkpointing);
+  // A checkpoint completed after both records were read holds them.
+  int64_t completed_after_read = -1;
+  std::optional<v1::JobStatus> read = WaitForJob(
+      coordinator, "both records read and a checkpoint after that", 60000, {first_coordinator, &first_worker},
+      [&](const v1::JobStatus& j) {
+        absl::StatusOr<v1::WorkerCounters> c = JobCounters(j, 1);
+        if (!c.ok() || c->records_in() < 2) return false;
+        if (completed_after_read < 0) completed_after_read = j.checkpoints().completed();
+        return j.checkpoints().completed() > completed_after_read;
+      });
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(first_worker.Stop(), 0);
+  ASSERT_EQ(first_coordinator->Stop(), 0);
+
+  // After the restart, under the extended file: two purchases of 1.00, then
+  // an event far ahead that closes every window and the session.
+  produce(t0 + 120000, EventKind::kPurchase, 100);
+  produce(t0 + 180000, EventKind::kPurchase, 100);
+  ProduceClosingEvents(**producer, topic_, 1);
+  ASSERT_TRUE((*producer)->Flush(30000).ok());
+  const std::vector<std::string> extended = {"-Dexecution.checkpointing.interval=300 ms",
+                                             "-Dpipeline.features=" + extended_path};
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, extended, "coordinator-extended"));
+  Process* second_coordinator = processes_.back().get();
+  Process& second_worker = Start("worker-extended", "slipstream-worker", 0, extended);
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis = RedisClient::Connect(env_.redis_host, env_.redis_port, 0);
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  std::map<std::string, std::string> session, purchases;
+  const int64_t deadline = SteadyNowMs() + 60000;
+  while (SteadyNowMs() < deadline && second_worker.Running()) {
+    absl::StatusOr<std::map<std::string, std::string>> s = (*redis)->HGetAll(absl::StrCat("session_features:u0:", t0));
+    absl::StatusOr<std::map<std::string, std::string>> p = (*redis)->HGetAll("purchase_features:u0");
+    ASSERT_TRUE(s.ok() && p.ok());
+    session = *s;
+    purchases = *p;
+    // The newest 24 h window holding the purchases ends at t0's hour + 24 h.
+    if (!session.empty() && purchases["window_end"] == absl::StrCat(t0 + 24 * 3600000LL)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(session["event_count"], "4") << "the session carries its state over the restore";
+  EXPECT_EQ(purchases["purchases_24h"], "2") << "the added group starts empty: only the purchases after";
+  EXPECT_EQ(purchases["purchase_amount_24h"], "2");
+  absl::StatusOr<v1::JobStatus> job = coordinator.GetJob();
+  ASSERT_TRUE(job.ok());
+  EXPECT_GE(job->checkpoints().restored(), 1);
+  ASSERT_EQ(second_worker.Stop(), 0);
+  ASSERT_EQ(second_coordinator->Stop(), 0);
+
+  // A changed filter cannot restore: the job fails naming what changed.
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(coordinator, 0, {"-Dpipeline.features=" + changed_path},
+                                           "coordinator-changed"));
+  Process* third_coordinator = processes_.back().get();
+  Process& third_worker = Start("worker-changed", "slipstream-worker", 0, {"-Dpipeline.features=" + changed_path});
+  std::optional<v1::JobStatus> failed =
+      WaitForJob(coordinator, "the restore under a changed filter to fail", 60000, {third_coordinator, &third_worker},
+                 [](const v1::JobStatus& j) { return j.state() == "FAILED"; });
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_NE(failed->failure_cause().find("cart_count_1h"), std::string::npos) << failed->failure_cause();
+  EXPECT_NE(failed->failure_cause().find("user_features"), std::string::npos) << failed->failure_cause();
 }
 
 }  // namespace
