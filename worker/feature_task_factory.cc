@@ -195,8 +195,6 @@ FeatureTaskOptions FeatureTaskFactory::Impl::TaskOptions(const v1::Assignment& a
   FeatureTaskOptions task_options;
   task_options.program = programs.current;
   task_options.restored_program = programs.restored;
-  // The definition lives as long as the program that holds it.
-  task_options.features = std::shared_ptr<const FeatureDefinition>(programs.current, &programs.current->definition());
   task_options.max_parallelism = assignment.max_parallelism();
   task_options.idle_timeout_ms = options.idle_timeout_ms;
   task_options.max_event_time_skew_ms = options.max_event_time_skew_ms;

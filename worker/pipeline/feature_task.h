@@ -76,9 +76,8 @@ struct TaskPeer {
 
 struct FeatureTaskOptions {
   // What the job reads and computes (the deployment's definition, compiled);
-  // the source parses records with `features->input`, which is
-  // `program->definition()`. Null: the built-in default.
-  std::shared_ptr<const FeatureDefinition> features;
+  // the source parses records with `program->definition().input`. Null: the
+  // built-in default.
   std::shared_ptr<const FeatureProgram> program;
   // The definition the restored checkpoint's state was written under, when
   // the job's only added groups or features to it (null: the same).

@@ -28,7 +28,7 @@ std::string WatermarkText(int64_t watermark_ms) {
 }
 
 const InputSchema& InputOf(const FeatureTaskOptions& options) {
-  return options.features ? options.features->input : DefaultFeatureDefinition().input;
+  return options.program ? options.program->definition().input : DefaultFeatureDefinition().input;
 }
 }  // namespace
 
