@@ -121,6 +121,9 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       // Redis feature sink.
       StringKey("redis.host", "localhost", "Host of the Redis server the feature sink writes to."),
       IntKey("redis.port", 6379, 1, kMaxPort, "Port of the Redis server."),
+      StringKey("redis.user", "",
+                "ACL user: AUTH <redis.user> <redis.password> after connecting (Redis 6+, managed "
+                "services). Empty: the default user (AUTH <redis.password>)."),
       StringKey("redis.password", "",
                 "Password sent with AUTH after connecting; empty means no AUTH."),
       IntKey("redis.db", 0, 0, 15, "Redis logical database number (SELECT) to write to."),
@@ -128,8 +131,22 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
              "Maximum number of Redis commands pipelined per network round trip."),
       DurationKey("redis.timeout", "5 s", "Connect and I/O timeout for Redis operations."),
       BoolKey("redis.ssl", false,
-              "TLS to Redis. Not supported: the hiredis in Debian bookworm (0.14) has no TLS, so "
-              "true fails at start. Reach a TLS-only Redis through a local TLS tunnel (stunnel)."),
+              "TLS to Redis (and to every node of a cluster). The server's certificate is verified "
+              "against redis.ssl.ca and its name against redis.ssl.server-name."),
+      StringKey("redis.ssl.ca", "",
+                "PEM file of the CA certificates that sign the Redis server's certificate; empty: "
+                "the system's trust store (managed services with public CAs)."),
+      StringKey("redis.ssl.cert", "",
+                "PEM client certificate for mutual TLS (with redis.ssl.key); empty: none."),
+      StringKey("redis.ssl.key", "", "PEM private key of redis.ssl.cert."),
+      StringKey("redis.ssl.server-name", "",
+                "Name sent as SNI and expected in the server's certificate; empty: redis.host (or "
+                "each cluster node's address)."),
+      StringKey("redis.cluster.nodes", "",
+                "Seed nodes of a Redis Cluster, host:port,host:port,...: the sink reads the slot "
+                "map from them and writes each key to the master of its slot (redis.host, "
+                "redis.port and redis.db are then unused). Empty: the single Redis at "
+                "redis.host:redis.port."),
 
       // Where features go.
       EnumKey("sink.type", "redis", {"redis", "file"},

@@ -26,6 +26,7 @@
 #include "worker/exchange/data_plane.h"
 #include "worker/feature_task_factory.h"
 #include "worker/metrics/worker_metrics.h"
+#include "worker/sink/redis_tls.h"
 #include "worker/state/state_dir_lock.h"
 #include "worker/task_executor.h"
 
@@ -73,21 +74,35 @@ absl::StatusOr<WorkerSettings> LoadWorkerSettings(const Config& config) {
   RedisSinkOptions& redis = s.tasks.redis;
   redis.host = settings.String("redis.host");
   redis.port = static_cast<int>(settings.Int("redis.port"));
+  redis.user = settings.String("redis.user");
   redis.password = settings.String("redis.password");
   redis.db = static_cast<int>(settings.Int("redis.db"));
   redis.batch_size = static_cast<int>(settings.Int("redis.batch-size"));
   redis.timeout_ms = settings.DurationMs("redis.timeout");
-  const bool redis_ssl = settings.Bool("redis.ssl");
+  redis.tls.enabled = settings.Bool("redis.ssl");
+  redis.tls.ca_file = settings.String("redis.ssl.ca");
+  redis.tls.cert_file = settings.String("redis.ssl.cert");
+  redis.tls.key_file = settings.String("redis.ssl.key");
+  redis.tls.server_name = settings.String("redis.ssl.server-name");
+  redis.cluster_nodes = settings.String("redis.cluster.nodes");
   const std::string sink_type = settings.String("sink.type");
   const std::string sink_path = settings.String("sink.path");
   s.metrics_port = static_cast<int>(settings.Int("metrics.port"));
   if (!settings.status().ok()) return settings.status();
-  // Said plainly rather than connecting in clear text to a server the user
-  // expects to reach over TLS.
-  if (redis_ssl) {
-    return absl::InvalidArgumentError(
-        "redis.ssl=true is not supported: this build's hiredis (Debian's 0.14) has no TLS; reach a TLS-only "
-        "Redis through a local TLS tunnel (e.g. stunnel) and point redis.host/redis.port at it");
+  if (!redis.cluster_nodes.empty() && redis.db != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("redis.db=", redis.db,
+                                                   " with redis.cluster.nodes: a Redis Cluster has database 0 only"));
+  }
+  // Files that cannot be read fail the worker now, not its first task.
+  if (redis.tls.enabled) {
+    if (absl::StatusOr<std::shared_ptr<const redis::TlsContext>> tls = redis::TlsContext::Create(redis.tls);
+        !tls.ok()) {
+      return tls.status();
+    }
+  }
+  if (!redis.tls.enabled && (!redis.tls.ca_file.empty() || !redis.tls.cert_file.empty())) {
+    return absl::InvalidArgumentError("redis.ssl.ca / redis.ssl.cert are set but redis.ssl=false: set redis.ssl=true "
+                                      "to use TLS, or remove them");
   }
   if (sink_type == "file") {
     if (sink_path.empty()) {

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/free_port.h"
 #include "worker/sink/redis_sink.h"
 
 namespace slipstream {
@@ -28,17 +29,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+using test_support::FreeTcpPort;
 
 // A redis-server child process on a private port, without persistence.
 class RedisProcess {
@@ -171,7 +162,7 @@ RedisSinkOptions LocalOptions(int port) {
 }
 
 TEST(RedisSink, WritesEveryFeatureWithItsTtl) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
@@ -194,7 +185,7 @@ TEST(RedisSink, WritesEveryFeatureWithItsTtl) {
 // password gets every feature written; a wrong one, or none, is refused at
 // start with an error naming the key (a configuration error, not a retry).
 TEST(RedisSink, WritesWithTheRightPasswordAndNamesTheKeyWhenItIsWrong) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port, "s3cret-pass");
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
@@ -223,7 +214,7 @@ TEST(RedisSink, WritesWithTheRightPasswordAndNamesTheKeyWhenItIsWrong) {
 }
 
 TEST(RedisSink, LosesNothingWhenRedisStartsLateOrRestarts) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   RedisSinkOptions options = LocalOptions(port);
   options.batch_size = 100;
@@ -256,7 +247,7 @@ TEST(RedisSink, LosesNothingWhenRedisStartsLateOrRestarts) {
 }
 
 TEST(RedisSink, FullQueueBlocksTheWriterUntilRedisDrainsIt) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
@@ -287,7 +278,7 @@ TEST(RedisSink, DiscardDropsWhatWasNotSentAndWaitsForWhatRedisHas) {
   // before the next attempt may write (or it could land after, and older
   // values overwrite newer ones); what is only queued is dropped, and a
   // writer blocked on the full queue is let go at once.
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
@@ -351,7 +342,7 @@ bool WaitFor(const std::function<bool()>& done, int64_t timeout_ms = 20000) {
 // features are not acknowledged (a checkpoint would wait) but retried until
 // Redis takes them again; then every one is there, with its TTL.
 TEST(RedisSink, ErrorRepliesAreRetriedUntilRedisAcceptsTheWrites) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
@@ -391,7 +382,7 @@ TEST(RedisSink, ErrorRepliesAreRetriedUntilRedisAcceptsTheWrites) {
 // good and handed to on_rejected with Redis' error; the others are written
 // and the job goes on.
 TEST(RedisSink, AKeyOfTheWrongTypeIsRejectedAndTheRestWritten) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
@@ -420,7 +411,7 @@ TEST(RedisSink, AKeyOfTheWrongTypeIsRejectedAndTheRestWritten) {
 // checkpoint: its older windows must not replace the stored newer ones,
 // while its newer windows are written.
 TEST(RedisSink, AReplayNeverPutsAnOlderWindowOverANewerOne) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions first = LocalOptions(port);
@@ -460,7 +451,7 @@ TEST(RedisSink, AReplayNeverPutsAnOlderWindowOverANewerOne) {
 // fails; attempt 3 replays again. The marks attempt 2 left must still cover
 // attempt 1's writes, or attempt 3 would write plain over newer windows.
 TEST(RedisSink, MarksNeverGoDownSoTheNextReplayIsGuardedToo) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
@@ -483,7 +474,7 @@ TEST(RedisSink, MarksNeverGoDownSoTheNextReplayIsGuardedToo) {
 // again, every feature of it counts as acknowledged, so a checkpoint that
 // waits for them completes.
 TEST(RedisSink, AGuardedBatchRefusedAsAWholeIsAcknowledgedOnceWritten) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions options = LocalOptions(port);
@@ -519,7 +510,7 @@ TEST(RedisSink, AGuardedBatchRefusedAsAWholeIsAcknowledgedOnceWritten) {
 // coordinator): attempt 1's connection is closed at once, it finds the
 // fence when it reconnects, stops, and none of its later writes lands.
 TEST(RedisSink, AStartingAttemptFencesTheOlderOneOut) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   RedisProcess redis(port);
   redis.Start();
   RedisSinkOptions old_options = LocalOptions(port);

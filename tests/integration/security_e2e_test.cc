@@ -13,8 +13,8 @@
 //    over TLS, checkpoints complete, Redis ends up equal to the reference
 //    model; the CLI needs the CA, its certificate and a token; plaintext and
 //    certificate-less clients are refused.
-//  SecurityEndToEnd.RedisSslIsRefusedAtStartSayingWhy
-//    redis.ssl=true: the worker exits at once saying hiredis has no TLS.
+//  SecurityEndToEnd.RedisSslWithAnUnreadableCaFailsAtStartNamingTheKey
+//    redis.ssl=true with an unreadable redis.ssl.ca: the worker exits at once naming the key.
 //  SecurityEndToEnd.KafkaSaslPlainLogsInThroughThePassThroughOrFailsClearly
 //    the test broker's SASL_PLAINTEXT listener (PLAIN; scripts/test.sh):
 //    with a wrong password the worker's task fails at once with an error
@@ -402,18 +402,19 @@ TEST_F(SecurityEndToEnd, KafkaSaslPlainLogsInThroughThePassThroughOrFailsClearly
 }
 
 
-// hiredis 0.14 has no TLS: redis.ssl=true must fail at start and say so,
-// not connect in clear text.
-TEST_F(SecurityEndToEnd, RedisSslIsRefusedAtStartSayingWhy) {
+// A TLS setting that cannot work fails the worker at start, naming the key,
+// instead of its first task (tests/integration/redis_sink_tls_test.cc has
+// the sink over TLS against a real TLS Redis).
+TEST_F(SecurityEndToEnd, RedisSslWithAnUnreadableCaFailsAtStartNamingTheKey) {
   ASSERT_TRUE(env_ok_);
-  Process& worker = Start("worker-redis-ssl", "slipstream-worker", kRedisDbTokens, {"-Dredis.ssl=true"});
+  Process& worker = Start("worker-redis-ssl", "slipstream-worker", kRedisDbTokens,
+                          {"-Dredis.ssl=true", "-Dredis.ssl.ca=/nonexistent/redis-ca.pem"});
   const std::optional<int> status = worker.WaitForExit(10000);
-  ASSERT_TRUE(status.has_value()) << "a worker with redis.ssl=true keeps running";
+  ASSERT_TRUE(status.has_value()) << "a worker with an unreadable redis.ssl.ca keeps running";
   EXPECT_NE(*status, 0);
   const std::string err = worker.ReadStderr();
-  EXPECT_NE(err.find("redis.ssl"), std::string::npos) << err;
-  EXPECT_NE(err.find("not supported"), std::string::npos) << err;
-  EXPECT_NE(err.find("hiredis"), std::string::npos) << err;
+  EXPECT_NE(err.find("redis.ssl.ca"), std::string::npos) << err;
+  EXPECT_NE(err.find("/nonexistent/redis-ca.pem"), std::string::npos) << err;
 }
 
 }  // namespace

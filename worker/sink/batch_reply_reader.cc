@@ -15,76 +15,46 @@ namespace slipstream {
 BatchReplyReader::BatchReplyReader(RedisSinkProbe& probe, OnRejected on_rejected)
     : probe_(probe), on_rejected_(std::move(on_rejected)) {}
 
-BatchReplyReader::Outcome BatchReplyReader::Read(redisContext* ctx, std::vector<FeatureWrite>* features,
-                                                 bool guarded) {
-  Outcome outcome;
-  if (!guarded) {
-    outcome.kind = ReadPlainReplies(ctx, *features, &outcome);
-    return outcome;
-  }
-  redis::ReplyPtr reply = redis::NextReply(ctx);
-  if (!reply) {
-    outcome.kind = Outcome::Kind::kConnectionLost;
-    return outcome;
-  }
-  ReadScriptReply(*reply, features, &outcome);
+namespace {
+
+BatchReplyReader::Outcome ConnectionLost() {
+  BatchReplyReader::Outcome outcome;
+  outcome.kind = BatchReplyReader::Outcome::Kind::kConnectionLost;
   return outcome;
 }
 
-void BatchReplyReader::ReadScriptReply(const redisReply& r, std::vector<FeatureWrite>* features, Outcome* outcome) {
-  if (r.type == REDIS_REPLY_ERROR) {
-    // The whole script was refused (OOM, READONLY, NOSCRIPT, ...).
-    const std::string text = redis::ReplyText(r);
-    probe_.ErrorReply();
-    const RedisErrorKind kind = ClassifyRedisError(text);
-    if (kind == RedisErrorKind::kScriptMissing) {
-      NoteError(text, "loading the script again");
-      outcome->kind = Outcome::Kind::kScriptMissing;
-    } else if (kind == RedisErrorKind::kPermanent) {
-      // Not about one key (a script error): every feature is affected.
-      NoteError(text, "to the dead-letter topic");
-      for (const FeatureWrite& f : *features) Reject(f, text);
-    } else {
-      NoteError(text, "retrying");
-      if (kind == RedisErrorKind::kTransientReconnect) outcome->reconnect_before_retry = true;
-      outcome->again = std::move(*features);
-    }
-  } else if (r.type != REDIS_REPLY_ARRAY || r.elements != features->size()) {
-    NoteError(absl::StrCat("unexpected reply to the write script (type ", r.type, ")"), "retrying");
-    outcome->again = std::move(*features);
-  } else {
-    for (size_t i = 0; i < features->size(); ++i) SettleScriptReply((*features)[i], *r.element[i], outcome);
-  }
-}
+}  // namespace
 
-BatchReplyReader::Outcome::Kind BatchReplyReader::ReadPlainReplies(redisContext* ctx,
-                                                                   const std::vector<FeatureWrite>& features,
-                                                                   Outcome* outcome) {
-  redis::ReplyPtr mark = redis::NextReply(ctx);
-  redis::ReplyPtr mark_ttl = redis::NextReply(ctx);
-  if (!mark || !mark_ttl) return Outcome::Kind::kConnectionLost;
+BatchReplyReader::Outcome BatchReplyReader::Read(redis::Connection& conn, std::vector<FeatureWrite>* features,
+                                                 bool guarded) {
+  Outcome outcome;
+  redis::ReplyPtr mark = conn.NextReply();
+  redis::ReplyPtr mark_ttl = mark ? conn.NextReply() : nullptr;
+  if (!mark || !mark_ttl) return ConnectionLost();
   // Without its mark a plain write could be newer than the marks say:
   // resend the batch through the guard (harmless for what did land).
   const bool unmarked = mark->type == REDIS_REPLY_ERROR;
   if (unmarked) {
+    const std::string text = redis::ReplyText(*mark);
     probe_.ErrorReply();
-    NoteError(redis::ReplyText(*mark), "retrying");
-    if (ClassifyRedisError(redis::ReplyText(*mark)) == RedisErrorKind::kTransientReconnect) {
-      outcome->reconnect_before_retry = true;
-    }
+    NoteError(text, "retrying");
+    const RedisErrorKind kind = ClassifyRedisError(text);
+    if (kind == RedisErrorKind::kTransientReconnect) outcome.reconnect_before_retry = true;
   }
-  for (const FeatureWrite& f : features) {
-    redis::ReplyPtr hset = redis::NextReply(ctx);
-    redis::ReplyPtr expire = hset ? redis::NextReply(ctx) : nullptr;
-    if (!hset || !expire) return Outcome::Kind::kConnectionLost;
+  for (const FeatureWrite& f : *features) {
+    redis::ReplyPtr first = conn.NextReply();
+    redis::ReplyPtr second = first && !guarded ? conn.NextReply() : nullptr;
+    if (!first || (!guarded && !second)) return ConnectionLost();
     if (unmarked) {
-      if (hset->type == REDIS_REPLY_ERROR) probe_.ErrorReply();
-      outcome->again.push_back(f);
-      continue;
+      if (first->type == REDIS_REPLY_ERROR) probe_.ErrorReply();
+      outcome.again.push_back(f);
+    } else if (guarded) {
+      SettleScriptReply(f, *first, &outcome);
+    } else {
+      SettlePlain(f, first.get(), second.get(), &outcome);
     }
-    SettlePlain(f, hset.get(), expire.get(), outcome);
   }
-  return Outcome::Kind::kRead;
+  return outcome;
 }
 
 // One feature of a plain batch: its HSET and EXPIRE replies.
@@ -108,20 +78,31 @@ void BatchReplyReader::SettlePlain(const FeatureWrite& f, const redisReply* hset
   }
 }
 
-// One feature of a guarded batch: the script's reply for it.
+// One feature of a guarded batch: its script call's reply.
 void BatchReplyReader::SettleScriptReply(const FeatureWrite& f, const redisReply& r, Outcome* outcome) {
   if (r.type == REDIS_REPLY_INTEGER) {
     if (r.integer == 0) probe_.KeptNewer();
     return;
   }
-  const std::string text = redis::ReplyText(r);
+  const std::string text =
+      r.type == REDIS_REPLY_ERROR ? redis::ReplyText(r) : absl::StrCat("unexpected reply to the write script (type ", r.type, ")");
   probe_.ErrorReply();
-  if (ClassifyRedisError(text) == RedisErrorKind::kPermanent) {
+  const RedisErrorKind kind = ClassifyRedisError(text);
+  if (kind == RedisErrorKind::kScriptMissing) {
+    // Redis lost its script cache (a restart, SCRIPT FLUSH): the
+    // reconnection loads it again; the feature goes again meanwhile.
+    NoteError(text, "loading the script again");
+    outcome->reconnect_before_retry = true;
+    outcome->again.push_back(f);
+    return;
+  }
+  if (kind == RedisErrorKind::kPermanent && r.type == REDIS_REPLY_ERROR) {
     NoteError(text, "to the dead-letter topic");
     Reject(f, text);
     return;
   }
   NoteError(text, "retrying");
+  if (kind == RedisErrorKind::kTransientReconnect) outcome->reconnect_before_retry = true;
   outcome->again.push_back(f);
 }
 

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "worker/sink/redis_connection.h"
 #include "worker/sink/redis_sink.h"
 #include "worker/sink/redis_sink_probe.h"
 
-struct redisContext;
 struct redisReply;
 
 namespace slipstream {
@@ -28,24 +28,23 @@ class BatchReplyReader {
     enum class Kind {
       kRead,            // every reply read: the batch is done but for `again`
       kConnectionLost,  // resend the whole batch on a new connection
-      kScriptMissing,   // NOSCRIPT: reconnect (loads the scripts), resend
     };
     Kind kind = Kind::kRead;
     // Features that met a transient error reply: resend them, guarded.
     std::vector<FeatureWrite> again;
-    // An error reply said the connection must change first (READONLY, ...);
-    // set even when the batch was not read to the end.
+    // An error reply said the connection must change first (READONLY,
+    // NOSCRIPT: the reconnection loads the scripts again, a cluster's MOVED:
+    // it reads the slot map again); set even when the batch was not read to
+    // the end.
     bool reconnect_before_retry = false;
   };
 
-  // The replies to `features` sent guarded (one script reply) or plain
-  // (the mark's HSET and EXPIRE, then HSET and EXPIRE per feature). May move
-  // the features into Outcome::again.
-  Outcome Read(redisContext* ctx, std::vector<FeatureWrite>* features, bool guarded);
+  // The replies to `features` sent guarded or plain (redis_batch_encoding.h:
+  // the mark's HSET and EXPIRE, then one script reply, or HSET and EXPIRE,
+  // per feature).
+  Outcome Read(redis::Connection& conn, std::vector<FeatureWrite>* features, bool guarded);
 
  private:
-  void ReadScriptReply(const redisReply& reply, std::vector<FeatureWrite>* features, Outcome* outcome);
-  Outcome::Kind ReadPlainReplies(redisContext* ctx, const std::vector<FeatureWrite>& features, Outcome* outcome);
   void SettlePlain(const FeatureWrite& f, const redisReply* hset, const redisReply* expire, Outcome* outcome);
   void SettleScriptReply(const FeatureWrite& f, const redisReply& r, Outcome* outcome);
   void Reject(const FeatureWrite& f, const std::string& error);

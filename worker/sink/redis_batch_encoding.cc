@@ -21,24 +21,34 @@ int GuardCount(const FeatureWrite& f) {
   return n;
 }
 
+void EncodeMark(const HighWaterMark& mark, std::string* resp) {
+  // The mark goes first in the pipeline: Redis never holds a version newer
+  // than the marks say.
+  AppendRespArrayHeader(4, resp);
+  AppendRespBulk("HSET", resp);
+  AppendRespBulk(mark.key, resp);
+  AppendRespBulk(mark.field, resp);
+  AppendRespBulk(mark.value, resp);
+  AppendRespArrayHeader(3, resp);
+  AppendRespBulk("EXPIRE", resp);
+  AppendRespBulk(mark.key, resp);
+  AppendRespBulk(absl::StrCat(kWritersKeyTtlSeconds), resp);
+}
+
 }  // namespace
 
 void EncodeGuardedBatch(std::span<const FeatureWrite> features, std::string_view script_sha,
                         const HighWaterMark& mark, std::string* resp) {
-  size_t args = 3;
-  for (const FeatureWrite& f : features) args += 3 + 2 * GuardCount(f) + f.fields.size();
-  AppendRespArrayHeader(3 + 1 + features.size() + args, resp);
-  AppendRespBulk("EVALSHA", resp);
-  AppendRespBulk(script_sha, resp);
-  AppendRespBulk(absl::StrCat(1 + features.size()), resp);
-  AppendRespBulk(kWritersKey, resp);
-  for (const FeatureWrite& f : features) AppendRespBulk(f.key, resp);
-  AppendRespBulk(mark.field, resp);
-  AppendRespBulk(mark.value, resp);
-  AppendRespBulk(absl::StrCat(kWritersKeyTtlSeconds), resp);
+  EncodeMark(mark, resp);
   for (const FeatureWrite& f : features) {
+    const int guards = GuardCount(f);
+    AppendRespArrayHeader(3 + 1 + 3 + 2 * guards + f.fields.size(), resp);
+    AppendRespBulk("EVALSHA", resp);
+    AppendRespBulk(script_sha, resp);
+    AppendRespBulk("1", resp);
+    AppendRespBulk(f.key, resp);
     AppendRespBulk(absl::StrCat(f.ttl_seconds), resp);
-    AppendRespBulk(absl::StrCat(GuardCount(f)), resp);
+    AppendRespBulk(absl::StrCat(guards), resp);
     for (int index : f.guard_fields) {
       if (index < 0) continue;
       AppendRespBulk(f.fields[index], resp);
@@ -50,17 +60,7 @@ void EncodeGuardedBatch(std::span<const FeatureWrite> features, std::string_view
 }
 
 void EncodePlainBatch(std::span<const FeatureWrite> features, const HighWaterMark& mark, std::string* resp) {
-  // The mark goes first in the pipeline: Redis never holds a version newer
-  // than the marks say.
-  AppendRespArrayHeader(4, resp);
-  AppendRespBulk("HSET", resp);
-  AppendRespBulk(kWritersKey, resp);
-  AppendRespBulk(mark.field, resp);
-  AppendRespBulk(mark.value, resp);
-  AppendRespArrayHeader(3, resp);
-  AppendRespBulk("EXPIRE", resp);
-  AppendRespBulk(kWritersKey, resp);
-  AppendRespBulk(absl::StrCat(kWritersKeyTtlSeconds), resp);
+  EncodeMark(mark, resp);
   for (const FeatureWrite& f : features) {
     AppendRespArrayHeader(2 + f.fields.size(), resp);
     AppendRespBulk("HSET", resp);

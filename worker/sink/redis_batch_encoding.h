@@ -12,18 +12,20 @@
 
 namespace slipstream {
 
-// The writer's high-water mark: its field in kWritersKey and the value.
+// The writer's high-water mark: its writers key (kWritersKey, or a cluster
+// shard's), its field there and the value.
 struct HighWaterMark {
+  std::string_view key;
   std::string field;
   std::string value;
 };
 
-// One EVALSHA of the guarded write script (kGuardedWriteScript's ARGV
-// layout): a feature is written only if no stored version is newer.
+// Both forms: HSET + EXPIRE of the mark (two replies), then per feature
+// either one EVALSHA of the guarded write script (one reply: a feature is
+// written only if no stored version is newer) or HSET (all fields) +
+// EXPIRE (two replies).
 void EncodeGuardedBatch(std::span<const FeatureWrite> features, std::string_view script_sha,
                         const HighWaterMark& mark, std::string* resp);
-
-// HSET + EXPIRE of the mark, then HSET (all fields) + EXPIRE per feature.
 void EncodePlainBatch(std::span<const FeatureWrite> features, const HighWaterMark& mark, std::string* resp);
 
 }  // namespace slipstream

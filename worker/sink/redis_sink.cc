@@ -13,8 +13,8 @@ namespace slipstream {
 // thread; the writer (and its connection) belongs to the writer thread once
 // it runs.
 struct RedisSink::Impl {
-  explicit Impl(const RedisSinkOptions& options)
-      : queue(options.max_queued), writer(options, queue, probe) {}
+  Impl(const RedisSinkOptions& options, ShardRouter router, std::shared_ptr<const redis::TlsContext> tls)
+      : queue(options.max_queued), writer(options, std::move(router), std::move(tls), queue, probe) {}
 
   RedisSinkQueue queue;
   RedisSinkProbe probe;
@@ -25,11 +25,19 @@ struct RedisSink::Impl {
 RedisSink::RedisSink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 absl::StatusOr<std::unique_ptr<RedisSink>> RedisSink::Start(const RedisSinkOptions& options) {
-  // hiredis writes with write(2), which raises SIGPIPE when Redis has gone
-  // away; the sink handles EPIPE as a lost connection, so the signal must
-  // not kill the process.
+  // A TLS connection writes with write(2), which raises SIGPIPE when Redis
+  // has gone away; the sink handles EPIPE as a lost connection, so the
+  // signal must not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
-  auto impl = std::make_unique<Impl>(options);
+  std::shared_ptr<const redis::TlsContext> tls;
+  if (options.tls.enabled) {
+    absl::StatusOr<std::shared_ptr<const redis::TlsContext>> created = redis::TlsContext::Create(options.tls);
+    if (!created.ok()) return created.status();
+    tls = std::move(*created);
+  }
+  absl::StatusOr<ShardRouter> router = ShardRouter::Create(options);
+  if (!router.ok()) return router.status();
+  auto impl = std::make_unique<Impl>(options, std::move(*router), std::move(tls));
   if (absl::Status s = impl->writer.ConnectAtStart(); !s.ok()) return s;
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->writer.Run(); });

@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "common/prometheus.h"
 #include "worker/sink/feature_sink.h"
+#include "worker/sink/redis_tls.h"
 #include "worker/window/feature_write.h"
 
 namespace slipstream {
@@ -41,8 +42,13 @@ namespace slipstream {
 struct RedisSinkOptions {
   std::string host = "localhost";
   int port = 6379;
+  std::string user;      // ACL user (AUTH user password); empty: the default user
   std::string password;  // empty: no AUTH
-  int db = 0;
+  int db = 0;            // a single Redis only: a cluster has database 0
+  redis::TlsOptions tls;
+  // Seed nodes "host:port,host:port" of a Redis Cluster; empty: the single
+  // Redis at host:port.
+  std::string cluster_nodes;
   int batch_size = 1000;
   int64_t timeout_ms = 5000;
   size_t max_queued = 100000;

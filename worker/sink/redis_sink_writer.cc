@@ -12,8 +12,12 @@
 
 namespace slipstream {
 
-RedisSinkWriter::RedisSinkWriter(const RedisSinkOptions& options, RedisSinkQueue& queue, RedisSinkProbe& probe)
+RedisSinkWriter::RedisSinkWriter(const RedisSinkOptions& options, ShardRouter router,
+                                 std::shared_ptr<const redis::TlsContext> tls, RedisSinkQueue& queue,
+                                 RedisSinkProbe& probe)
     : options_(options),
+      router_(std::move(router)),
+      tls_(std::move(tls)),
       queue_(queue),
       probe_(probe),
       handshake_(options),
@@ -21,24 +25,21 @@ RedisSinkWriter::RedisSinkWriter(const RedisSinkOptions& options, RedisSinkQueue
       mark_field_(HighWaterField(options.job_id, options.writer_index)) {}
 
 absl::Status RedisSinkWriter::ConnectAtStart() {
-  absl::StatusOr<redis::ContextPtr> c = Connect();
-  if (c.ok()) {
-    connection_ = std::move(*c);
-  } else if (absl::IsUnavailable(c.status())) {
+  absl::Status s = ConnectAll();
+  if (absl::IsUnavailable(s)) {
     // Redis may come up after us: the writer keeps retrying and holds the
     // pipeline back meanwhile, exactly as after a connection loss.
-    spdlog::warn("redis sink: {}; retrying in the background", c.status().message());
-  } else {
-    // AUTH or SELECT refused (a configuration error), or fenced out.
-    return c.status();
+    spdlog::warn("redis sink: {}; retrying in the background", s.message());
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  // OK, or AUTH, SELECT or TLS refused (a configuration error), or fenced out.
+  return s;
 }
 
 void RedisSinkWriter::Run() {
   for (;;) {
     Step step = Step::kContinue;
-    if (!connection_ && in_flight_.empty()) {
+    if (connections_.empty() && in_flight_.empty()) {
       step = ConnectForWork();
     } else {
       if (retry_.empty()) {
@@ -65,8 +66,9 @@ RedisSinkWriter::Step RedisSinkWriter::ConnectForWork() {
 RedisSinkWriter::Step RedisSinkWriter::FillPipeline() {
   while (in_flight_.size() < RedisSink::kMaxBatchesInFlight) {
     Batch batch;
+    std::vector<FeatureWrite> features;
     switch (queue_.TakeBatch(static_cast<size_t>(options_.batch_size), in_flight_.empty(),
-                             handshake_.guard_up_to(), &batch.features, &batch.guarded)) {
+                             handshake_.guard_up_to(), &features, &batch.guarded)) {
       case RedisSinkQueue::Take::kStop:
         return Step::kStop;
       case RedisSinkQueue::Take::kNothingNow:
@@ -74,6 +76,8 @@ RedisSinkWriter::Step RedisSinkWriter::FillPipeline() {
       case RedisSinkQueue::Take::kBatch:
         break;
     }
+    batch.features = features.size();
+    Split(std::move(features), &batch);
     batch.first_sent = std::chrono::steady_clock::now();
     in_flight_.push_back(std::move(batch));
     if (!Send(in_flight_.back()) && !Recover()) return Step::kGiveUp;
@@ -92,7 +96,8 @@ RedisSinkWriter::Step RedisSinkWriter::ResendRefused() {
     if (!Recover()) return Step::kGiveUp;
   }
   Batch batch;
-  batch.features = retry_;  // kept in `retry_` until the replies are read
+  batch.features = retry_.size();
+  Split(retry_, &batch);  // kept in `retry_` until the replies are read
   batch.guarded = true;
   batch.retry = true;
   batch.first_sent = std::chrono::steady_clock::now();
@@ -103,33 +108,30 @@ RedisSinkWriter::Step RedisSinkWriter::ResendRefused() {
 
 RedisSinkWriter::Step RedisSinkWriter::ReadOldestBatch() {
   Batch& batch = in_flight_.front();
-  // Counted before reading: the reader may move the features into `again`.
-  const size_t features = batch.features.size();
-  BatchReplyReader::Outcome outcome = replies_.Read(connection_.get(), &batch.features, batch.guarded);
-  reconnect_before_retry_ = reconnect_before_retry_ || outcome.reconnect_before_retry;
-  switch (outcome.kind) {
-    case BatchReplyReader::Outcome::Kind::kConnectionLost:
+  while (!batch.parts.empty()) {
+    Part& part = batch.parts.front();
+    BatchReplyReader::Outcome outcome = replies_.Read(*connections_[part.shard], &part.features, batch.guarded);
+    reconnect_before_retry_ = reconnect_before_retry_ || outcome.reconnect_before_retry;
+    // The unread parts (this one included) are resent on the new connections.
+    if (outcome.kind == BatchReplyReader::Outcome::Kind::kConnectionLost) {
       return Recover() ? Step::kContinue : Step::kGiveUp;
-    case BatchReplyReader::Outcome::Kind::kScriptMissing:
-      // Redis lost its script cache (a restart, SCRIPT FLUSH): reconnect,
-      // which loads the scripts again and resends.
-      return Recover() ? Step::kContinue : Step::kGiveUp;
-    case BatchReplyReader::Outcome::Kind::kRead:
-      break;
+    }
+    for (FeatureWrite& f : outcome.again) batch.again.push_back(std::move(f));
+    batch.parts.erase(batch.parts.begin());
   }
-  SettleBatch(batch, features, std::move(outcome.again));
+  SettleBatch(batch);
   in_flight_.pop_front();
   return Step::kContinue;
 }
 
 // A batch's replies are read: what Redis refused for now joins `retry_`, and
 // the features before it are acknowledged once nothing waits to be resent.
-void RedisSinkWriter::SettleBatch(const Batch& batch, size_t features, std::vector<FeatureWrite> again) {
+void RedisSinkWriter::SettleBatch(Batch& batch) {
   const double latency_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - batch.first_sent).count();
-  if (!batch.retry) settled_ += features;
+  if (!batch.retry) settled_ += batch.features;
   if (batch.retry) retry_.clear();
-  for (FeatureWrite& f : again) retry_.push_back(std::move(f));
+  for (FeatureWrite& f : batch.again) retry_.push_back(std::move(f));
   if (retry_.empty()) {
     retry_backoff_ms_ = 0;
     retry_rounds_ = 0;
@@ -140,52 +142,81 @@ void RedisSinkWriter::SettleBatch(const Batch& batch, size_t features, std::vect
   queue_.Acknowledge(acknowledged);
 }
 
-absl::StatusOr<redis::ContextPtr> RedisSinkWriter::Connect() {
-  absl::StatusOr<redis::ContextPtr> ctx = redis::Connect(options_);
-  if (!ctx.ok()) return ctx;
-  if (absl::Status s = handshake_.Run(ctx->get()); !s.ok()) return s;
+absl::Status RedisSinkWriter::ConnectAll() {
+  connections_.clear();
+  if (absl::Status s = router_.Refresh(options_, tls_.get()); !s.ok()) return s;
+  std::vector<std::unique_ptr<redis::Connection>> connections;
+  for (const ShardRouter::Shard& shard : router_.shards()) {
+    absl::StatusOr<std::unique_ptr<redis::Connection>> c =
+        redis::Connect(options_, shard.node.host, shard.node.port, tls_.get());
+    if (!c.ok()) return c.status();
+    if (absl::Status s = handshake_.Run(**c, shard.writers_key); !s.ok()) return s;
+    connections.push_back(std::move(*c));
+  }
+  connections_ = std::move(connections);
   // Our mark starts at the marks read: a replay's batches are older than
   // what an earlier attempt of this writer index marked, and lowering that
   // field would let the attempt after us write plain over newer data.
   high_water_ = std::max(high_water_, handshake_.highest_mark_read());
-  return ctx;
+  return absl::OkStatus();
+}
+
+void RedisSinkWriter::Split(std::vector<FeatureWrite> features, Batch* batch) const {
+  batch->parts.clear();
+  const size_t shards = router_.shards().size();
+  if (shards <= 1) {
+    batch->parts.push_back({0, std::move(features)});
+    return;
+  }
+  std::vector<Part> parts(shards);
+  for (FeatureWrite& f : features) parts[router_.ShardOf(f.key)].features.push_back(std::move(f));
+  for (size_t i = 0; i < shards; ++i) {
+    if (parts[i].features.empty()) continue;
+    parts[i].shard = static_cast<int>(i);
+    batch->parts.push_back(std::move(parts[i]));
+  }
 }
 
 bool RedisSinkWriter::Send(Batch& batch) {
   int64_t order = high_water_;
-  for (const FeatureWrite& f : batch.features) order = std::max(order, f.order);
-  high_water_ = order;
-  const HighWaterMark mark{mark_field_, absl::StrCat(order)};
-  resp_.clear();
-  if (batch.guarded) {
-    EncodeGuardedBatch(batch.features, handshake_.guarded_script_sha(), mark, &resp_);
-    probe_.Guarded(static_cast<int64_t>(batch.features.size()));
-  } else {
-    EncodePlainBatch(batch.features, mark, &resp_);
+  for (const Part& part : batch.parts) {
+    for (const FeatureWrite& f : part.features) order = std::max(order, f.order);
   }
-  return redis::SendPipelined(connection_.get(), resp_);
+  high_water_ = order;
+  const std::string mark_value = absl::StrCat(order);
+  for (const Part& part : batch.parts) {
+    const HighWaterMark mark{router_.shards()[part.shard].writers_key, mark_field_, mark_value};
+    resp_.clear();
+    if (batch.guarded) {
+      EncodeGuardedBatch(part.features, handshake_.guarded_script_sha(), mark, &resp_);
+      probe_.Guarded(static_cast<int64_t>(part.features.size()));
+    } else {
+      EncodePlainBatch(part.features, mark, &resp_);
+    }
+    if (!connections_[part.shard]->Send(resp_)) return false;
+  }
+  return true;
 }
 
 bool RedisSinkWriter::Recover() {
-  if (connection_) DropConnection();
+  if (!connections_.empty()) DropConnection();
   int64_t backoff_ms = 100;
   for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<redis::ContextPtr> c = Connect();
+    absl::Status c = ConnectAll();
     if (c.ok()) {
-      connection_ = std::move(*c);
       if (ResendInFlight()) {
-        if (attempt > 0) spdlog::info("redis sink: reconnected to {}:{}", options_.host, options_.port);
+        if (attempt > 0) spdlog::info("redis sink: reconnected to {}", router_.Describe());
         return true;
       }
-      connection_.reset();
-    } else if (absl::IsFailedPrecondition(c.status())) {
-      spdlog::error("redis sink: fenced out: {}; this attempt writes nothing more", c.status().message());
+      connections_.clear();
+    } else if (absl::IsFailedPrecondition(c)) {
+      spdlog::error("redis sink: fenced out: {}; this attempt writes nothing more", c.message());
       queue_.FencedOut(handshake_.fenced_by());
       return false;
     } else {
       probe_.ConnectionError();
-      probe_.LastError(std::string(c.status().message()), Clock::Real().WallMs());
-      spdlog::warn("redis sink: {} (retrying in {} ms)", c.status().message(), backoff_ms);
+      probe_.LastError(std::string(c.message()), Clock::Real().WallMs());
+      spdlog::warn("redis sink: {} (retrying in {} ms)", c.message(), backoff_ms);
     }
     // Give up only when stopping and Redis stays away for long, or at once
     // when discarding.
@@ -198,14 +229,23 @@ bool RedisSinkWriter::Recover() {
 
 void RedisSinkWriter::DropConnection() {
   probe_.ConnectionError();
-  const std::string problem = redis::ConnectionProblem(*connection_);
+  std::string problem = "reconnecting";
+  for (const auto& c : connections_) {
+    if (c->failed()) problem = c->Problem();
+  }
   spdlog::warn("redis sink: connection lost ({}); resending {} unacknowledged batches", problem, in_flight_.size());
   probe_.LastError(absl::StrCat("connection lost: ", problem), Clock::Real().WallMs());
-  connection_.reset();
+  connections_.clear();
 }
 
 bool RedisSinkWriter::ResendInFlight() {
   for (Batch& batch : in_flight_) {
+    // The slot map may have changed: split the unread parts again.
+    std::vector<FeatureWrite> unread;
+    for (Part& part : batch.parts) {
+      for (FeatureWrite& f : part.features) unread.push_back(std::move(f));
+    }
+    Split(std::move(unread), &batch);
     // Some of it may have landed, and newer writes after it: only the
     // guard may put it there again.
     batch.guarded = true;
@@ -216,7 +256,7 @@ bool RedisSinkWriter::ResendInFlight() {
 
 void RedisSinkWriter::GiveUp() {
   size_t lost = retry_.size();
-  for (const Batch& batch : in_flight_) lost += batch.retry ? 0 : batch.features.size();
+  for (const Batch& batch : in_flight_) lost += batch.retry ? 0 : batch.features;
   if (queue_.flags().discarding) {
     spdlog::info("redis sink: {} features of a cancelled or superseded attempt not acknowledged (its successor "
                  "replays them)",

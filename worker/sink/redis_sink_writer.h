@@ -1,7 +1,9 @@
 // RedisSinkWriter: the Redis sink's writer thread. It takes batches from the
-// queue, keeps up to RedisSink::kMaxBatchesInFlight of them pipelined ahead
-// of their replies, and settles each batch from its replies. It owns the
-// connection: a lost one is retried with backoff (100 ms .. 5 s) and the
+// queue, splits each over the shards (one Redis, or a cluster's masters:
+// redis_shards.h), keeps up to RedisSink::kMaxBatchesInFlight of them
+// pipelined ahead of their replies on every shard's connection, and settles
+// each batch from its replies. It owns the connections: a lost one is
+// retried with backoff (100 ms .. 5 s), the slot map read again, and the
 // batches in flight are resent guarded; features Redis refused for now wait
 // (50 ms .. 2 s backoff) and are resent guarded, and nothing newer is
 // acknowledged meanwhile. It ends when stopped (after draining, bounded by
@@ -12,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,13 +25,16 @@
 #include "worker/sink/redis_sink.h"
 #include "worker/sink/redis_sink_probe.h"
 #include "worker/sink/redis_sink_queue.h"
+#include "worker/sink/redis_shards.h"
+#include "worker/sink/redis_tls.h"
 #include "worker/sink/writer_handshake.h"
 
 namespace slipstream {
 
 class RedisSinkWriter {
  public:
-  RedisSinkWriter(const RedisSinkOptions& options, RedisSinkQueue& queue, RedisSinkProbe& probe);
+  RedisSinkWriter(const RedisSinkOptions& options, ShardRouter router, std::shared_ptr<const redis::TlsContext> tls,
+                  RedisSinkQueue& queue, RedisSinkProbe& probe);
 
   // The first connection, on the caller's thread before Run: OK also when
   // Redis is unreachable (Run keeps trying); an error for settings Redis
@@ -38,8 +44,16 @@ class RedisSinkWriter {
   void Run();
 
  private:
-  struct Batch {
+  // A batch's features for one shard.
+  struct Part {
+    int shard = 0;
     std::vector<FeatureWrite> features;
+  };
+  struct Batch {
+    std::vector<Part> parts;  // the parts whose replies are not read yet
+    size_t features = 0;      // in all parts, as taken
+    // Features of parts already read that met a transient error reply.
+    std::vector<FeatureWrite> again;
     bool guarded = false;
     bool retry = false;  // features already counted in `settled_`
     std::chrono::steady_clock::time_point first_sent;
@@ -51,11 +65,13 @@ class RedisSinkWriter {
   Step FillPipeline();
   Step ResendRefused();
   Step ReadOldestBatch();
-  // `features`: how many the batch held when it was sent.
-  void SettleBatch(const Batch& batch, size_t features, std::vector<FeatureWrite> again);
+  void SettleBatch(Batch& batch);
 
-  // Connects and runs the handshake.
-  absl::StatusOr<redis::ContextPtr> Connect();
+  // Reads the slot map (a cluster), connects to every shard and runs the
+  // handshake on each.
+  absl::Status ConnectAll();
+  // Splits `features` over the shards.
+  void Split(std::vector<FeatureWrite> features, Batch* batch) const;
   bool Send(Batch& batch);
   // Reconnects with backoff and resends every batch in flight (guarded);
   // false when stopping and Redis stays away, when discarding, or when
@@ -66,12 +82,15 @@ class RedisSinkWriter {
   void GiveUp();
 
   const RedisSinkOptions options_;
+  ShardRouter router_;
+  const std::shared_ptr<const redis::TlsContext> tls_;
   RedisSinkQueue& queue_;
   RedisSinkProbe& probe_;
   WriterHandshake handshake_;
   BatchReplyReader replies_;
   const std::string mark_field_;
-  redis::ContextPtr connection_;
+  // One per shard of router_, all present or none.
+  std::vector<std::unique_ptr<redis::Connection>> connections_;
   // Our own mark: never below the marks read at the start, nor below any
   // order we sent (it only grows).
   int64_t high_water_ = std::numeric_limits<int64_t>::min();

@@ -6,55 +6,33 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
+#include "worker/sink/redis_cluster_slots.h"
 
 namespace slipstream {
 
 // `#!lua` (no flags: it may write) makes Redis 7 check OOM, MISCONF and
-// READONLY before the script runs: the whole batch is refused (and retried)
-// or none of it is.
+// READONLY before the script runs. One key per call, so that it runs on a
+// Redis Cluster too (a script's keys must share a slot there).
 const char* const kGuardedWriteScript = R"lua(#!lua
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-local result = {}
-local a = 4
-for i = 2, #KEYS do
-  local key = KEYS[i]
-  local ttl = ARGV[a]
-  local guards = tonumber(ARGV[a + 1])
-  a = a + 2
-  local apply = true
-  local err = nil
-  if guards > 0 then
-    local names = {}
-    for g = 1, guards do names[g] = ARGV[a + 2 * (g - 1)] end
-    local stored = redis.pcall('HMGET', key, unpack(names))
-    if stored.err then
-      err = stored.err
-    else
-      for g = 1, guards do
-        local old = tonumber(stored[g])
-        if old ~= nil and old > tonumber(ARGV[a + 2 * (g - 1) + 1]) then apply = false end
-      end
-    end
-    a = a + 2 * guards
+local key = KEYS[1]
+local guards = tonumber(ARGV[2])
+local a = 3
+if guards > 0 then
+  local names = {}
+  for g = 1, guards do names[g] = ARGV[a + 2 * (g - 1)] end
+  local stored = redis.pcall('HMGET', key, unpack(names))
+  if stored.err then return stored end
+  for g = 1, guards do
+    local old = tonumber(stored[g])
+    if old ~= nil and old > tonumber(ARGV[a + 2 * (g - 1) + 1]) then return 0 end
   end
-  local fields = tonumber(ARGV[a])
-  if err then
-    result[i - 1] = err
-  elseif apply then
-    local r = redis.pcall('HSET', key, unpack(ARGV, a + 1, a + fields))
-    if type(r) == 'table' and r.err then
-      result[i - 1] = r.err
-    else
-      redis.call('EXPIRE', key, ttl)
-      result[i - 1] = 1
-    end
-  else
-    result[i - 1] = 0
-  end
-  a = a + 1 + fields
+  a = a + 2 * guards
 end
-return result
+local fields = tonumber(ARGV[a])
+local r = redis.pcall('HSET', key, unpack(ARGV, a + 1, a + fields))
+if type(r) == 'table' and r.err then return r end
+redis.call('EXPIRE', key, ARGV[1])
+return 1
 )lua";
 
 const char* const kFenceScript = R"lua(#!lua
@@ -66,6 +44,10 @@ redis.call('HSET', KEYS[1], field, ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return attempt
 )lua";
+
+std::string ShardWritersKey(uint16_t slot) {
+  return absl::StrCat(ToAbsl(kWritersKey), ":{", ToAbsl(redis::TagForSlot(slot)), "}");
+}
 
 std::string FenceField(std::string_view job_id) { return absl::StrCat("fence:", ToAbsl(job_id)); }
 
@@ -95,7 +77,9 @@ RedisErrorKind ClassifyRedisError(std::string_view error_text) {
   for (std::string_view t : kTransient) {
     if (code == t) return RedisErrorKind::kTransient;
   }
-  if (code == "READONLY" || code == "NOAUTH" || code == "MASTERDOWN") {
+  // MOVED / ASK: a Redis Cluster's slot moved (a failover, a reshard): the
+  // reconnection reads the slot map again.
+  if (code == "READONLY" || code == "NOAUTH" || code == "MASTERDOWN" || code == "MOVED" || code == "ASK") {
     return RedisErrorKind::kTransientReconnect;
   }
   if (code == "NOSCRIPT") return RedisErrorKind::kScriptMissing;

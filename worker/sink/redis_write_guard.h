@@ -22,7 +22,10 @@
 //
 // Both live in one small hash per Redis database, kWritersKey (fields
 // "fence:<job>" and "high-water:<job>:<writer>"), kept for a day after the
-// last write.
+// last write. On a Redis Cluster each master has its own
+// (ShardWritersKey): a mark must reach the shard of the writes it covers
+// before them, in the same connection, and a failover carries both to the
+// replica in that order.
 #pragma once
 
 #include <cstdint>
@@ -33,15 +36,17 @@ namespace slipstream {
 
 inline constexpr std::string_view kWritersKey = "slipstream:writers";
 inline constexpr int kWritersKeyTtlSeconds = 86400;
+// "slipstream:writers:{<tag>}", the tag hashing to `slot`: a Redis Cluster
+// master's writers key, in its lowest slot.
+std::string ShardWritersKey(uint16_t slot);
 
-// EVALSHA <sha> <n> key... ARGV: high-water field, high-water value, writers-key
-// ttl, then per key: ttl, guard count g, g x (field, value), field count f,
-// f x field-or-value. The first KEYS entry is kWritersKey. Returns one reply
-// per feature: 1 written, 0 kept (a newer version is stored), or the error
-// text Redis gave for that key (e.g. WRONGTYPE).
+// EVALSHA <sha> 1 <key> <ttl> <g> g x (field, value) <f> f x field-or-value:
+// the feature is written (HSET + EXPIRE) unless a stored guard field is
+// newer. Returns 1 written, 0 kept (a newer version is stored), or the
+// error Redis gave for that key (e.g. WRONGTYPE) as an error reply.
 extern const char* const kGuardedWriteScript;
 
-// EVALSHA <sha> 1 <kWritersKey> <job> <attempt> <ttl>: raises the job's
+// EVALSHA <sha> 1 <writers key> <job> <attempt> <ttl>: raises the job's
 // fence to `attempt` unless it is already higher. Returns the fence.
 extern const char* const kFenceScript;
 
@@ -56,7 +61,7 @@ int64_t AttemptOfWriterClient(std::string_view client_name, std::string_view job
 // How the sink treats an error reply.
 enum class RedisErrorKind {
   kTransient,          // retried with backoff (OOM, MISCONF, LOADING, BUSY, TRYAGAIN, ...)
-  kTransientReconnect, // retried on a new connection (READONLY, NOAUTH, MASTERDOWN)
+  kTransientReconnect, // retried on a new connection (READONLY, NOAUTH, MASTERDOWN; a cluster's MOVED, ASK)
   kScriptMissing,      // NOSCRIPT: load the script again, then retry
   kPermanent,          // the feature goes to the dead-letter topic (WRONGTYPE, ...)
 };

@@ -11,7 +11,6 @@
 #include "absl/strings/str_split.h"
 #include "common/absl_compat.h"
 #include "spdlog/spdlog.h"
-#include "worker/sink/redis_connection.h"
 #include "worker/sink/redis_write_guard.h"
 
 namespace slipstream {
@@ -32,34 +31,35 @@ WriterHandshake::WriterHandshake(const RedisSinkOptions& options)
       attempt_(options.attempt),
       client_name_(WriterClientName(options.job_id, options.attempt, options.writer_index)) {}
 
-absl::Status WriterHandshake::Run(redisContext* ctx) {
+absl::Status WriterHandshake::Run(redis::Connection& conn, std::string_view writers_key) {
+  const std::string key(writers_key);
   for (auto step : {&WriterHandshake::NameConnection, &WriterHandshake::LoadScripts, &WriterHandshake::RaiseFence,
                     &WriterHandshake::CloseOlderAttempts, &WriterHandshake::ReadHighWaterMarks}) {
-    if (absl::Status s = (this->*step)(ctx); !s.ok()) return s;
+    if (absl::Status s = (this->*step)(conn, key); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
-absl::Status WriterHandshake::NameConnection(redisContext* ctx) {
-  if (absl::StatusOr<redis::ReplyPtr> r = redis::Command(ctx, {"CLIENT", "SETNAME", client_name_}); !r.ok()) {
+absl::Status WriterHandshake::NameConnection(redis::Connection& conn, const std::string& writers_key) {
+  if (absl::StatusOr<redis::ReplyPtr> r = conn.Command({"CLIENT", "SETNAME", client_name_}); !r.ok()) {
     if (absl::IsUnavailable(r.status())) return r.status();
     spdlog::warn("redis sink: CLIENT SETNAME refused ({}): older attempts cannot be cut off", r.status().message());
   }
   return absl::OkStatus();
 }
 
-absl::Status WriterHandshake::LoadScripts(redisContext* ctx) {
+absl::Status WriterHandshake::LoadScripts(redis::Connection& conn, const std::string& writers_key) {
   for (auto [script, sha] : {std::pair{kGuardedWriteScript, &guarded_sha_}, std::pair{kFenceScript, &fence_sha_}}) {
-    absl::StatusOr<redis::ReplyPtr> r = redis::Command(ctx, {"SCRIPT", "LOAD", script});
+    absl::StatusOr<redis::ReplyPtr> r = conn.Command({"SCRIPT", "LOAD", script});
     if (!r.ok()) return Transient(r.status());
     *sha = redis::ReplyText(**r);
   }
   return absl::OkStatus();
 }
 
-absl::Status WriterHandshake::RaiseFence(redisContext* ctx) {
+absl::Status WriterHandshake::RaiseFence(redis::Connection& conn, const std::string& writers_key) {
   absl::StatusOr<redis::ReplyPtr> fence =
-      redis::Command(ctx, {"EVALSHA", fence_sha_, "1", std::string(kWritersKey), job_id_, absl::StrCat(attempt_),
+      conn.Command({"EVALSHA", fence_sha_, "1", writers_key, job_id_, absl::StrCat(attempt_),
                            absl::StrCat(kWritersKeyTtlSeconds)});
   if (!fence.ok()) return Transient(fence.status());
   if ((*fence)->type == REDIS_REPLY_INTEGER && (*fence)->integer > attempt_) {
@@ -72,8 +72,8 @@ absl::Status WriterHandshake::RaiseFence(redisContext* ctx) {
 
 // Cuts off the older attempts' connections: whatever they still send is
 // dropped with them, and they find the fence when they reconnect.
-absl::Status WriterHandshake::CloseOlderAttempts(redisContext* ctx) {
-  absl::StatusOr<redis::ReplyPtr> list = redis::Command(ctx, {"CLIENT", "LIST", "TYPE", "normal"});
+absl::Status WriterHandshake::CloseOlderAttempts(redis::Connection& conn, const std::string& writers_key) {
+  absl::StatusOr<redis::ReplyPtr> list = conn.Command({"CLIENT", "LIST", "TYPE", "normal"});
   if (absl::IsUnavailable(list.status())) return list.status();
   if (!list.ok()) {
     spdlog::warn("redis sink: CLIENT LIST refused ({}): older attempts are fenced when they reconnect only",
@@ -89,17 +89,17 @@ absl::Status WriterHandshake::CloseOlderAttempts(redisContext* ctx) {
     }
     const int64_t attempt = AttemptOfWriterClient(ToStd(name), job_id_);
     if (attempt < 0 || attempt >= attempt_ || id.empty()) continue;
-    if (redis::Command(ctx, {"CLIENT", "KILL", "ID", std::string(id)}).ok()) {
+    if (conn.Command({"CLIENT", "KILL", "ID", std::string(id)}).ok()) {
       spdlog::info("redis sink: closed the connection of attempt {} ({})", attempt, name);
     }
   }
   return absl::OkStatus();
 }
 
-// Once per sink: later connections keep what the first one read.
-absl::Status WriterHandshake::ReadHighWaterMarks(redisContext* ctx) {
-  if (marks_read_) return absl::OkStatus();
-  absl::StatusOr<redis::ReplyPtr> marks = redis::Command(ctx, {"HGETALL", std::string(kWritersKey)});
+// Once per writers key: later connections keep what the first one read.
+absl::Status WriterHandshake::ReadHighWaterMarks(redis::Connection& conn, const std::string& writers_key) {
+  if (marks_read_.contains(writers_key)) return absl::OkStatus();
+  absl::StatusOr<redis::ReplyPtr> marks = conn.Command({"HGETALL", writers_key});
   if (absl::IsUnavailable(marks.status())) return marks.status();
   if (marks.ok() && (*marks)->type == REDIS_REPLY_ARRAY) {
     int64_t highest = std::numeric_limits<int64_t>::min();
@@ -111,17 +111,20 @@ absl::Status WriterHandshake::ReadHighWaterMarks(redisContext* ctx) {
         highest = std::max(highest, value);
       }
     }
-    guard_up_to_ = highest;
-    highest_mark_read_ = highest;
-    spdlog::info("redis sink: {}", highest == std::numeric_limits<int64_t>::min()
-                                       ? std::string("no earlier writes recorded: every write is plain")
-                                       : absl::StrCat("writes up to order ", highest,
-                                                      " are guarded against newer stored versions"));
+    highest_mark_read_ = std::max(highest_mark_read_, highest);
+    if (!marks_unreadable_) guard_up_to_ = highest_mark_read_;
+    spdlog::info("redis sink: {}: {}", writers_key,
+                 highest_mark_read_ == std::numeric_limits<int64_t>::min()
+                     ? std::string("no earlier writes recorded: every write is plain")
+                     : absl::StrCat("writes up to order ", highest_mark_read_,
+                                    " are guarded against newer stored versions"));
   } else {
-    spdlog::warn("redis sink: cannot read the high-water marks in {} ({}): every write is guarded", kWritersKey,
+    spdlog::warn("redis sink: cannot read the high-water marks in {} ({}): every write is guarded", writers_key,
                  marks.ok() ? "not a hash" : std::string(marks.status().message()));
+    marks_unreadable_ = true;
+    guard_up_to_ = std::numeric_limits<int64_t>::max();
   }
-  marks_read_ = true;
+  marks_read_.insert(writers_key);
   return absl::OkStatus();
 }
 

@@ -1,0 +1,82 @@
+#include "worker/sink/redis_shards.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "worker/sink/redis_connection.h"
+#include "worker/sink/redis_write_guard.h"
+
+namespace slipstream {
+
+absl::StatusOr<ShardRouter> ShardRouter::Create(const RedisSinkOptions& options) {
+  ShardRouter router;
+  if (options.cluster_nodes.empty()) {
+    router.shards_.push_back({redis::NodeAddress{options.host, options.port}, std::string(kWritersKey)});
+    return router;
+  }
+  absl::StatusOr<std::vector<redis::NodeAddress>> seeds = redis::ParseSeedNodes(options.cluster_nodes);
+  if (!seeds.ok()) return seeds.status();
+  router.seeds_ = std::move(*seeds);
+  return router;
+}
+
+absl::Status ShardRouter::Refresh(const RedisSinkOptions& options, const redis::TlsContext* tls) {
+  if (!cluster()) return absl::OkStatus();
+  // The masters known last first: after a failover the seeds may be the
+  // ones that are gone.
+  std::vector<redis::NodeAddress> candidates;
+  for (const Shard& s : shards_) candidates.push_back(s.node);
+  for (const redis::NodeAddress& seed : seeds_) {
+    if (std::find(candidates.begin(), candidates.end(), seed) == candidates.end()) candidates.push_back(seed);
+  }
+  std::string problems;
+  for (const redis::NodeAddress& node : candidates) {
+    absl::StatusOr<std::unique_ptr<redis::Connection>> conn = redis::Connect(options, node.host, node.port, tls);
+    if (!conn.ok()) {
+      if (!absl::IsUnavailable(conn.status())) return conn.status();
+      absl::StrAppend(&problems, problems.empty() ? "" : "; ", conn.status().message());
+      continue;
+    }
+    absl::StatusOr<redis::ReplyPtr> reply = (*conn)->Command({"CLUSTER", "SLOTS"});
+    if (absl::IsInvalidArgument(reply.status())) {
+      return absl::InvalidArgumentError(absl::StrCat("redis.cluster.nodes: ", node.ToString(),
+                                                     " is not a Redis Cluster node (", reply.status().message(),
+                                                     "); for a single Redis use redis.host and redis.port"));
+    }
+    if (!reply.ok()) {
+      absl::StrAppend(&problems, problems.empty() ? "" : "; ", reply.status().message());
+      continue;
+    }
+    absl::StatusOr<redis::SlotMap> map = redis::SlotMap::FromClusterSlots(**reply, node);
+    if (!map.ok()) {
+      absl::StrAppend(&problems, problems.empty() ? "" : "; ", node.ToString(), ": ", map.status().message());
+      continue;
+    }
+    if (!map->CoversAllSlots()) {
+      absl::StrAppend(&problems, problems.empty() ? "" : "; ", node.ToString(),
+                      ": not every slot is served (", map->Describe(), ")");
+      continue;
+    }
+    std::vector<Shard> shards;
+    for (int i = 0; i < static_cast<int>(map->masters().size()); ++i) {
+      shards.push_back({map->masters()[i], ShardWritersKey(map->FirstSlotOf(i))});
+    }
+    slots_ = std::move(*map);
+    shards_ = std::move(shards);
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(absl::StrCat("redis cluster: no slot map (", problems, ")"));
+}
+
+int ShardRouter::ShardOf(std::string_view key) const {
+  if (!slots_) return 0;
+  return slots_->MasterOf(redis::KeySlot(key));
+}
+
+std::string ShardRouter::Describe() const {
+  if (!slots_) return shards_.empty() ? "no shards" : shards_[0].node.ToString();
+  return slots_->Describe();
+}
+
+}  // namespace slipstream
