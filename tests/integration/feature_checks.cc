@@ -310,10 +310,26 @@ void CheckFeatureWrites(const ReferenceModel& model, const std::vector<RedisMoni
 
 // The final state of the job's Redis database against the model: exactly the
 // expected keys, each with the expected content and a TTL in range.
-void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model) {
+absl::StatusOr<StoredFeatures> ReadStoredFeatures(RedisClient& redis) {
   absl::StatusOr<std::vector<std::string>> keys = redis.FeatureKeys();
-  ASSERT_TRUE(keys.ok()) << keys.status();
-  std::set<std::string> actual(keys->begin(), keys->end());
+  if (!keys.ok()) return keys.status();
+  std::vector<std::map<std::string, std::string>> hashes;
+  std::vector<int64_t> ttls;
+  if (absl::Status s = redis.HGetAllMany(*keys, &hashes, &ttls); !s.ok()) return s;
+  StoredFeatures stored;
+  for (size_t i = 0; i < keys->size(); ++i) stored[(*keys)[i]] = {std::move(hashes[i]), ttls[i]};
+  return stored;
+}
+
+void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model) {
+  absl::StatusOr<StoredFeatures> stored = ReadStoredFeatures(redis);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  CheckStoredFeatures(*stored, model);
+}
+
+void CheckStoredFeatures(const StoredFeatures& stored, const ReferenceModel& model) {
+  std::set<std::string> actual;
+  for (const auto& [key, hash] : stored) actual.insert(key);
   std::set<std::string> expected;
   for (const auto& [user, f] : model.user_features()) expected.insert(kUserPrefix + user);
   for (const auto& [key, s] : model.sessions()) expected.insert(key);
@@ -326,24 +342,21 @@ void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model) {
   }
   key_set.Report();
 
-  std::vector<std::string> ordered(expected.begin(), expected.end());
-  std::vector<std::map<std::string, std::string>> hashes;
-  std::vector<int64_t> ttls;
-  ASSERT_TRUE(redis.HGetAllMany(ordered, &hashes, &ttls).ok());
   Mismatches user_mismatches("user_features hashes (final state)");
   Mismatches session_mismatches("session_features hashes (final state)");
-  for (size_t i = 0; i < ordered.size(); ++i) {
-    const std::string& key = ordered[i];
-    const std::map<std::string, std::string>& h = hashes[i];
-    if (h.empty()) continue;  // reported as missing above
+  for (const std::string& key : expected) {
+    auto found = stored.find(key);
+    if (found == stored.end() || found->second.fields.empty()) continue;  // reported as missing above
+    const std::map<std::string, std::string>& h = found->second.fields;
+    const int64_t ttl = found->second.ttl_seconds;
     if (key.rfind(kUserPrefix, 0) == 0) {
       const std::string user = key.substr(kUserPrefix.size());
       std::vector<std::string> problems = UserFeatureProblems(user, model.user_features().at(user), h);
-      if (!(ttls[i] > 3600 && ttls[i] <= 7200)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (3600, 7200]");
+      if (!(ttl > 3600 && ttl <= 7200)) problems.push_back("TTL " + std::to_string(ttl) + " not in (3600, 7200]");
       if (!problems.empty()) user_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
     } else {
       std::vector<std::string> problems = SessionProblems(model.sessions().at(key), h);
-      if (!(ttls[i] > 0 && ttls[i] <= 3600)) problems.push_back("TTL " + std::to_string(ttls[i]) + " not in (0, 3600]");
+      if (!(ttl > 0 && ttl <= 3600)) problems.push_back("TTL " + std::to_string(ttl) + " not in (0, 3600]");
       if (!problems.empty()) session_mismatches.Add(Printable(key) + ": " + absl::StrJoin(problems, "; ") + " | actual:" + FieldsText(h));
     }
   }

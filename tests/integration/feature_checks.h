@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -93,5 +94,16 @@ void CheckDeadLettersAtLeastOnce(const std::string& bootstrap, const std::string
 // The final state of the job's Redis database against the model: exactly the
 // expected keys, each with the expected content and a TTL in range.
 void CheckFinalRedisState(RedisClient& redis, const ReferenceModel& model);
+
+// The feature keys one Redis (or every master of a cluster, merged) holds:
+// each hash and its TTL in seconds.
+struct StoredHash {
+  std::map<std::string, std::string> fields;
+  int64_t ttl_seconds = -2;
+};
+using StoredFeatures = std::map<std::string, StoredHash>;
+absl::StatusOr<StoredFeatures> ReadStoredFeatures(RedisClient& redis);
+// CheckFinalRedisState's checks on keys read already.
+void CheckStoredFeatures(const StoredFeatures& stored, const ReferenceModel& model);
 
 }  // namespace slipstream::it
