@@ -124,6 +124,19 @@ int Process::Stop(int64_t grace_ms) {
   return exit_status_.value_or(-1);
 }
 
+int Process::Kill() {
+  if (!started()) return -1;
+  if (exit_status_) return *exit_status_;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid_, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r == pid_) exit_status_ = DecodeStatus(status);
+  return exit_status_.value_or(-1);
+}
+
 std::string Process::ReadStdout() const { return ReadFileOrEmpty(stdout_path_); }
 std::string Process::ReadStderr() const { return ReadFileOrEmpty(stderr_path_); }
 

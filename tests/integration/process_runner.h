@@ -33,6 +33,9 @@ class Process {
   std::optional<int> WaitForExit(int64_t timeout_ms);
   // SIGTERM, wait up to `grace_ms`, then SIGKILL. Returns the exit status.
   int Stop(int64_t grace_ms = 10000);
+  // SIGKILL now and reap: a crash, or a teardown that need not be graceful.
+  // Returns the exit status.
+  int Kill();
   // Exit status once exited.
   std::optional<int> exit_status() const { return exit_status_; }
 

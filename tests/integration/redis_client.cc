@@ -303,4 +303,38 @@ absl::StatusOr<std::vector<RedisMonitor::Command>> RedisMonitor::Finish(RedisCli
   return std::move(state_->commands);
 }
 
+absl::StatusOr<std::vector<RedisMonitor::Command>> RedisMonitor::FinishAfterServerDied(int timeout_ms) {
+  std::unique_lock lock(state_->mu);
+  if (!state_->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return state_->stopped; })) {
+    return absl::FailedPreconditionError("redis MONITOR: the connection is still open (the server runs)");
+  }
+  return std::move(state_->commands);
+}
+
+int64_t MonitorTimeUs(const std::string& origin) {
+  // "1700000000.123456 [0 127.0.0.1:50000]": Redis prints the microseconds
+  // with six digits.
+  const size_t dot = origin.find('.');
+  if (dot == std::string::npos || dot == 0 || dot + 7 > origin.size()) return -1;
+  int64_t seconds = 0;
+  for (size_t i = 0; i < dot; ++i) {
+    if (origin[i] < '0' || origin[i] > '9') return -1;
+    seconds = seconds * 10 + (origin[i] - '0');
+  }
+  int64_t micros = 0;
+  for (size_t i = dot + 1; i < dot + 7; ++i) {
+    if (origin[i] < '0' || origin[i] > '9') return -1;
+    micros = micros * 10 + (origin[i] - '0');
+  }
+  return seconds * 1000000 + micros;
+}
+
+std::string MonitorClient(const std::string& origin) {
+  const size_t open = origin.find('[');
+  const size_t space = origin.find(' ', open == std::string::npos ? 0 : open);
+  const size_t close = origin.find(']', space == std::string::npos ? 0 : space);
+  if (open == std::string::npos || space == std::string::npos || close == std::string::npos) return "";
+  return origin.substr(space + 1, close - space - 1);
+}
+
 }  // namespace slipstream::it

@@ -58,6 +58,13 @@ class RedisMonitor {
   static absl::StatusOr<std::unique_ptr<RedisMonitor>> Start(const std::string& host, int port, int db);
   ~RedisMonitor();
   absl::StatusOr<std::vector<Command>> Finish(RedisClient& client, int timeout_ms);
+  // For a server that has gone (killed, so no ECHO can mark the end): waits
+  // up to `timeout_ms` for the MONITOR connection to close and returns what
+  // it recorded before. FailedPrecondition when it is still open. A command
+  // the server ran in its last moment may be missing: Redis writes MONITOR
+  // lines and replies from one loop, so a client may get its reply while
+  // the MONITOR line is still in the killed server's buffer.
+  absl::StatusOr<std::vector<Command>> FinishAfterServerDied(int timeout_ms);
 
  private:
   struct State;
@@ -68,5 +75,11 @@ class RedisMonitor {
 // Parses one MONITOR line: `<time> [<db> <client>] "arg" "arg" ...` (args in
 // Redis' sdscatrepr quoting). False when the line is not in that form.
 bool ParseMonitorLine(const std::string& line, int* db, std::vector<std::string>* args);
+
+// The parts of a MONITOR origin "<unix time> [<db> <client>]": the time in
+// microseconds since the epoch (-1 when malformed), and the client: an
+// address "ip:port", "lua" for a command a script ran, "unix:<path>".
+int64_t MonitorTimeUs(const std::string& origin);
+std::string MonitorClient(const std::string& origin);
 
 }  // namespace slipstream::it

@@ -68,7 +68,6 @@ std::optional<NodeAddress> ParseHostPort(std::string_view text, bool allow_unbra
     const size_t close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
     node.host = std::string(text.substr(1, close - 1));
-    if (node.host.empty()) return std::nullopt;
     port = text.substr(close + 2);
   } else {
     const size_t colon = text.rfind(':');
@@ -77,7 +76,7 @@ std::optional<NodeAddress> ParseHostPort(std::string_view text, bool allow_unbra
     if (!allow_unbracketed_v6 && node.host.find(':') != std::string::npos) return std::nullopt;
     port = text.substr(colon + 1);
   }
-  if (node.host.find_first_of(" \t[]") != std::string::npos) return std::nullopt;
+  if (node.host.empty() || node.host.find_first_of(" \t[]") != std::string::npos) return std::nullopt;
   const std::optional<int> p = ParsePort(port);
   if (!p) return std::nullopt;
   node.port = *p;
@@ -148,15 +147,15 @@ absl::StatusOr<std::vector<NodeAddress>> ParseSeedNodes(std::string_view list) {
   size_t begin = 0;
   for (;;) {
     const size_t comma = list.find(',', begin);
-    const std::string_view entry =
-        ToStd(absl::StripAsciiWhitespace(ToAbsl(list.substr(begin, comma == std::string_view::npos ? comma : comma - begin))));
+    const size_t length = comma == std::string_view::npos ? comma : comma - begin;
+    const std::string_view entry = ToStd(absl::StripAsciiWhitespace(ToAbsl(list.substr(begin, length))));
     if (entry.empty()) {
       if (comma == std::string_view::npos && nodes.empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
             ToAbsl(kSeedNodesKey), ": no nodes given (expected host:port,host:port,..., e.g. 127.0.0.1:7000)"));
       }
-      return absl::InvalidArgumentError(
-          absl::StrCat(ToAbsl(kSeedNodesKey), ": empty entry in \"", ToAbsl(list), "\" (expected host:port,host:port,...)"));
+      return absl::InvalidArgumentError(absl::StrCat(ToAbsl(kSeedNodesKey), ": empty entry in \"", ToAbsl(list),
+                                                     "\" (expected host:port,host:port,...)"));
     }
     std::optional<NodeAddress> node = ParseHostPort(entry, /*allow_unbracketed_v6=*/false);
     if (!node) {
@@ -213,8 +212,9 @@ absl::StatusOr<SlotMap> SlotMap::FromClusterSlots(const redisReply& reply, const
     if (it == map.masters_.end()) map.masters_.push_back(std::move(node));
     for (long long slot = start; slot <= end; ++slot) {
       if (map.owner_[slot] != -1) {
-        return Malformed(queried, absl::StrCat("slot ", slot, " is served by ", map.masters_[map.owner_[slot]].ToString(),
-                                               " and ", map.masters_[index].ToString()));
+        return Malformed(queried, absl::StrCat("slot ", slot, " is served by ",
+                                               map.masters_[map.owner_[slot]].ToString(), " and ",
+                                               map.masters_[index].ToString()));
       }
       map.owner_[slot] = static_cast<int16_t>(index);
     }
