@@ -83,14 +83,19 @@ absl::Status RedisClient::FlushDb() { return RunCommand(ctx_, {"FLUSHDB"}).statu
 absl::StatusOr<int64_t> RedisClient::FeatureKeyCount() {
   absl::StatusOr<ReplyPtr> size = RunCommand(ctx_, {"DBSIZE"});
   if (!size.ok()) return size.status();
-  absl::StatusOr<ReplyPtr> bookkeeping = RunCommand(ctx_, {"EXISTS", "slipstream:writers"});
+  // slipstream:writers, or on a cluster master slipstream:writers:{<tag>}.
+  absl::StatusOr<std::vector<std::string>> bookkeeping = Keys("slipstream:writers*");
   if (!bookkeeping.ok()) return bookkeeping.status();
-  return (*size)->integer - (*bookkeeping)->integer;
+  return (*size)->integer - static_cast<int64_t>(bookkeeping->size());
 }
 
 absl::StatusOr<std::vector<std::string>> RedisClient::FeatureKeys() {
   absl::StatusOr<std::vector<std::string>> keys = Keys("*");
-  if (keys.ok()) keys->erase(std::remove(keys->begin(), keys->end(), "slipstream:writers"), keys->end());
+  if (keys.ok()) {
+    keys->erase(std::remove_if(keys->begin(), keys->end(),
+                               [](const std::string& k) { return k.rfind("slipstream:writers", 0) == 0; }),
+                keys->end());
+  }
   return keys;
 }
 

@@ -23,12 +23,13 @@ class RedisClient {
   absl::Status FlushDb();
   // Any command (e.g. CONFIG SET); its reply as text (integers in decimal).
   absl::StatusOr<std::string> Command(const std::vector<std::string>& args);
-  // DBSIZE without the sink's own bookkeeping key (slipstream:writers, see
+  // DBSIZE without the sink's own bookkeeping keys (slipstream:writers, or a
+  // cluster shard's slipstream:writers:{tag}, see
   // worker/sink/redis_write_guard.h): the number of feature keys.
   absl::StatusOr<int64_t> FeatureKeyCount();
   // Every key matching `pattern` (SCAN, so it is safe on a shared server).
   absl::StatusOr<std::vector<std::string>> Keys(const std::string& pattern);
-  // Every key but the sink's bookkeeping key.
+  // Every key but the sink's bookkeeping keys.
   absl::StatusOr<std::vector<std::string>> FeatureKeys();
   absl::StatusOr<std::map<std::string, std::string>> HGetAll(const std::string& key);
   // TTL in seconds (-1 no expiry, -2 no key).
