@@ -77,9 +77,13 @@ RedisErrorKind ClassifyRedisError(std::string_view error_text) {
   for (std::string_view t : kTransient) {
     if (code == t) return RedisErrorKind::kTransient;
   }
-  // MOVED / ASK: a Redis Cluster's slot moved (a failover, a reshard): the
-  // reconnection reads the slot map again.
-  if (code == "READONLY" || code == "NOAUTH" || code == "MASTERDOWN" || code == "MOVED" || code == "ASK") {
+  // A Redis Cluster's ASK: the slot is migrating and the key has left;
+  // retried (on the same node) until the slot has moved, when the node
+  // answers MOVED.
+  if (code == "ASK") return RedisErrorKind::kTransient;
+  // MOVED: a slot moved (a failover, a reshard): the reconnection reads the
+  // slot map again.
+  if (code == "READONLY" || code == "NOAUTH" || code == "MASTERDOWN" || code == "MOVED") {
     return RedisErrorKind::kTransientReconnect;
   }
   if (code == "NOSCRIPT") return RedisErrorKind::kScriptMissing;

@@ -60,8 +60,8 @@ int64_t AttemptOfWriterClient(std::string_view client_name, std::string_view job
 
 // How the sink treats an error reply.
 enum class RedisErrorKind {
-  kTransient,          // retried with backoff (OOM, MISCONF, LOADING, BUSY, TRYAGAIN, ...)
-  kTransientReconnect, // retried on a new connection (READONLY, NOAUTH, MASTERDOWN; a cluster's MOVED, ASK)
+  kTransient,          // retried with backoff (OOM, MISCONF, LOADING, BUSY, TRYAGAIN, a cluster's ASK, ...)
+  kTransientReconnect, // retried on a new connection (READONLY, NOAUTH, MASTERDOWN; a cluster's MOVED)
   kScriptMissing,      // NOSCRIPT: load the script again, then retry
   kPermanent,          // the feature goes to the dead-letter topic (WRONGTYPE, ...)
 };

@@ -1,0 +1,198 @@
+// RedisSink against a real Redis Cluster (LocalRedisCluster: Debian's
+// redis-server in cluster mode, joined by redis-cli --cluster create):
+//
+//  RedisSinkCluster.WritesEveryKeyToTheMasterOfItsSlot
+//    rounds of versions of the same keys; every key ends on the master that
+//    serves its slot with its newest version, each master holds its own
+//    bookkeeping key, and the writes are spread over all masters.
+//  RedisSinkCluster.ASlotsMovingWhileWritingLosesNothing
+//    redis-cli --cluster reshard moves a third of the slots from one master
+//    to another while the sink writes: it meets MOVED and ASK, reads the
+//    slot map again, and every key still ends with its newest version.
+//
+// Plus the sink's pure cluster pieces: error classification of MOVED, ASK,
+// CLUSTERDOWN and TRYAGAIN, and the shard writers keys.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tests/integration/redis_client.h"
+#include "tests/integration/redis_cluster.h"
+#include "tests/support/free_port.h"
+#include "worker/sink/redis_cluster_slots.h"
+#include "worker/sink/redis_sink.h"
+#include "worker/sink/redis_write_guard.h"
+
+namespace slipstream {
+namespace {
+
+using it::LocalRedisCluster;
+
+// Version `round` of key `i`: window_end is the guard field, as for
+// user_features.
+FeatureWrite Version(int i, int round) {
+  FeatureWrite f;
+  f.key = absl::StrCat("user_features:", i);
+  f.fields = {"user_id", absl::StrCat(i), "window_end", absl::StrCat(1000 * round), "value", absl::StrCat(i * round)};
+  f.ttl_seconds = 7200;
+  f.guard_fields = {2, -1};
+  f.order = 1000 * round;
+  return f;
+}
+
+std::string Shell(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+class RedisSinkCluster : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = absl::StrCat(testing::TempDir(), "/slipstream-sink-cluster-", getpid(), "-",
+                        testing::UnitTest::GetInstance()->current_test_info()->name());
+    absl::StatusOr<std::unique_ptr<LocalRedisCluster>> cluster =
+        LocalRedisCluster::Start(dir_, LocalRedisCluster::FreePortRange(3), 3, 0);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(*cluster);
+  }
+  void TearDown() override {
+    cluster_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  RedisSinkOptions ClusterOptions() const {
+    RedisSinkOptions o;
+    o.cluster_nodes = cluster_->SeedNodes();
+    o.batch_size = 500;
+    o.job_id = "cluster-test";
+    return o;
+  }
+
+  // Writes `rounds` versions of keys [0, keys), `per_write` features per
+  // Write call, calling `between_rounds(round)` after each round.
+  static void WriteRounds(RedisSink& sink, int keys, int rounds, const std::function<void(int)>& between_rounds) {
+    for (int round = 1; round <= rounds; ++round) {
+      std::vector<FeatureWrite> batch;
+      for (int i = 0; i < keys; ++i) batch.push_back(Version(i, round));
+      sink.Write(&batch);
+      between_rounds(round);
+    }
+    sink.Flush();
+  }
+
+  // Every key holds version `round`, on the master of its slot.
+  void ExpectNewest(int keys, int round) {
+    int wrong = 0;
+    for (int i = 0; i < keys; ++i) {
+      std::map<std::string, std::string> fields;
+      for (auto& [k, v] : cluster_->HGetAll(absl::StrCat("user_features:", i))) fields[k] = v;
+      if (fields["window_end"] != absl::StrCat(1000 * round) || fields["value"] != absl::StrCat(i * round)) {
+        if (++wrong <= 5) ADD_FAILURE() << "user_features:" << i << " window_end=" << fields["window_end"];
+      }
+    }
+    EXPECT_EQ(wrong, 0);
+  }
+
+  std::string dir_;
+  std::unique_ptr<LocalRedisCluster> cluster_;
+};
+
+TEST_F(RedisSinkCluster, WritesEveryKeyToTheMasterOfItsSlot) {
+  absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(ClusterOptions());
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  constexpr int kKeys = 3000, kRounds = 4;
+  WriteRounds(**sink, kKeys, kRounds, [](int) {});
+  const RedisSinkStats stats = (*sink)->stats();
+  EXPECT_EQ(stats.features_written, kKeys * kRounds);
+  EXPECT_EQ(stats.error_replies, 0);
+  sink->reset();
+  ExpectNewest(kKeys, kRounds);
+
+  // Each master holds a share of the keys and its own bookkeeping key, in
+  // a slot it serves.
+  for (int port : cluster_->MasterPorts()) {
+    absl::StatusOr<std::unique_ptr<it::RedisClient>> client = it::RedisClient::Connect("127.0.0.1", port, 0);
+    ASSERT_TRUE(client.ok()) << client.status();
+    absl::StatusOr<int64_t> features = (*client)->FeatureKeyCount();
+    ASSERT_TRUE(features.ok());
+    EXPECT_GT(*features, kKeys / 5) << "master " << port;
+    absl::StatusOr<std::vector<std::string>> bookkeeping = (*client)->Keys("slipstream:writers*");
+    ASSERT_TRUE(bookkeeping.ok());
+    ASSERT_EQ(bookkeeping->size(), 1u) << "master " << port;
+    EXPECT_EQ(cluster_->PortOfKey((*bookkeeping)[0]), port);
+  }
+}
+
+TEST_F(RedisSinkCluster, ASlotsMovingWhileWritingLosesNothing) {
+  absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(ClusterOptions());
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  const std::vector<int> masters = cluster_->MasterPorts();
+  ASSERT_EQ(masters.size(), 3u);
+  auto node_id = [](int port) {
+    std::string id = Shell(absl::StrCat("redis-cli -p ", port, " CLUSTER MYID"));
+    while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
+    return id;
+  };
+  const std::string from = node_id(masters[0]), to = node_id(masters[1]);
+  ASSERT_FALSE(from.empty());
+  std::atomic<bool> resharded = false;
+  std::string reshard_output;
+  std::thread reshard;
+  constexpr int kKeys = 3000, kRounds = 30;
+  WriteRounds(**sink, kKeys, kRounds, [&](int round) {
+    if (round != 3) return;
+    reshard = std::thread([&] {
+      reshard_output = Shell(absl::StrCat("redis-cli --cluster reshard 127.0.0.1:", masters[0], " --cluster-from ",
+                                          from, " --cluster-to ", to,
+                                          " --cluster-slots 1800 --cluster-yes --cluster-pipeline 20 2>&1"));
+      resharded = true;
+    });
+  });
+  reshard.join();
+  ASSERT_TRUE(resharded);
+  // The writes after the last round, once the slots have moved for good.
+  WriteRounds(**sink, kKeys, kRounds + 1, [](int) {});
+  const RedisSinkStats stats = (*sink)->stats();
+  sink->reset();
+  EXPECT_EQ(stats.features_rejected, 0) << stats.last_error;
+  ExpectNewest(kKeys, kRounds + 1);
+  // The slots did move, and the sink met the cluster's redirections.
+  EXPECT_NE(cluster_->PortOfKey("user_features:0"), -1);
+  EXPECT_GT(stats.error_replies + stats.connection_errors, 0)
+      << "no MOVED or ASK seen: did the reshard happen while writing?\n" << reshard_output.substr(0, 2000);
+}
+
+TEST(RedisClusterErrors, RedirectionsAndAClusterDownAreRetried) {
+  EXPECT_EQ(ClassifyRedisError("MOVED 3999 127.0.0.1:7001"), RedisErrorKind::kTransientReconnect);
+  EXPECT_EQ(ClassifyRedisError("ASK 3999 127.0.0.1:7001"), RedisErrorKind::kTransient);
+  EXPECT_EQ(ClassifyRedisError("CLUSTERDOWN The cluster is down"), RedisErrorKind::kTransient);
+  EXPECT_EQ(ClassifyRedisError("TRYAGAIN Multiple keys request during rehashing of slot"), RedisErrorKind::kTransient);
+  EXPECT_EQ(ClassifyRedisError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            RedisErrorKind::kPermanent);
+}
+
+TEST(RedisClusterErrors, EachShardsWritersKeyLivesInTheSlotItNames) {
+  for (uint16_t slot : {0, 1, 5460, 5461, 10922, 10923, 16383}) {
+    const std::string key = ShardWritersKey(slot);
+    EXPECT_EQ(redis::KeySlot(key), slot) << key;
+    EXPECT_EQ(key.rfind("slipstream:writers:{", 0), 0u) << key;
+  }
+}
+
+}  // namespace
+}  // namespace slipstream
