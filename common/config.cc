@@ -142,6 +142,10 @@ std::vector<ConfigKeyInfo> BuildRegistry() {
       StringKey("redis.ssl.server-name", "",
                 "Name sent as SNI and expected in the server's certificate; empty: redis.host (or "
                 "each cluster node's address)."),
+      IntKey("redis.replica-acks", -1, -1, 16,
+             "Replicas that must hold a batch (WAIT) before it counts as written, so that a "
+             "failover loses nothing acknowledged. -1: one on a Redis Cluster (for each master that "
+             "has a replica), none for a single Redis; 0: never wait."),
       StringKey("redis.cluster.nodes", "",
                 "Seed nodes of a Redis Cluster, host:port,host:port,...: the sink reads the slot "
                 "map from them and writes each key to the master of its slot (redis.host, "

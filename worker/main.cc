@@ -85,6 +85,7 @@ absl::StatusOr<WorkerSettings> LoadWorkerSettings(const Config& config) {
   redis.tls.key_file = settings.String("redis.ssl.key");
   redis.tls.server_name = settings.String("redis.ssl.server-name");
   redis.cluster_nodes = settings.String("redis.cluster.nodes");
+  redis.replica_acks = static_cast<int>(settings.Int("redis.replica-acks"));
   const std::string sink_type = settings.String("sink.type");
   const std::string sink_path = settings.String("sink.path");
   s.metrics_port = static_cast<int>(settings.Int("metrics.port"));

@@ -146,6 +146,7 @@ TEST(ConfigRegistry, HasExactlyTheDocumentedKeys) {
       "redis.ssl.cert",
       "redis.ssl.key",
       "redis.ssl.server-name",
+      "redis.replica-acks",
       "redis.cluster.nodes",
       "sink.type",
       "sink.path",

@@ -9,12 +9,21 @@
 //    redis-cli --cluster reshard moves a third of the slots from one master
 //    to another while the sink writes: it meets MOVED and ASK, reads the
 //    slot map again, and every key still ends with its newest version.
+//  RedisSinkClusterReplicas.AWriteCountsOnlyOnceAReplicaHasIt
+//    with redis.replica-acks=1, a batch is acknowledged only after WAIT
+//    says a replica has it: a stopped replica holds its master's writes
+//    back until it runs again.
 //
 // Plus the sink's pure cluster pieces: error classification of MOVED, ASK,
 // CLUSTERDOWN and TRYAGAIN, and the shard writers keys.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <iostream>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -175,6 +184,56 @@ TEST_F(RedisSinkCluster, ASlotsMovingWhileWritingLosesNothing) {
   EXPECT_NE(cluster_->PortOfKey("user_features:0"), -1);
   EXPECT_GT(stats.error_replies + stats.connection_errors, 0)
       << "no MOVED or ASK seen: did the reshard happen while writing?\n" << reshard_output.substr(0, 2000);
+}
+
+// With redis.replica-acks=1 a batch counts as written only once a replica
+// has it (WAIT): while one replica is stopped, the writes to its master stay
+// unacknowledged, and they are once it runs again. (The default, -1, waits
+// for the replicas CLUSTER SLOTS lists: one the cluster marked failed is not
+// waited for.)
+TEST(RedisSinkClusterReplicas, AWriteCountsOnlyOnceAReplicaHasIt) {
+  const std::string dir = absl::StrCat(testing::TempDir(), "/slipstream-sink-cluster-replicas-", getpid());
+  absl::StatusOr<std::unique_ptr<LocalRedisCluster>> cluster =
+      LocalRedisCluster::Start(dir, LocalRedisCluster::FreePortRange(6), 3, 1);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  RedisSinkOptions o;
+  o.cluster_nodes = (*cluster)->SeedNodes();
+  o.timeout_ms = 1000;  // WAIT gives up after 500 ms
+  o.replica_acks = 1;
+  absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(o);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  std::vector<FeatureWrite> first;
+  for (int i = 0; i < 300; ++i) first.push_back(Version(i, 1));
+  (*sink)->Write(&first);
+  ASSERT_TRUE((*sink)->WaitUntilAcked((*sink)->Enqueued(), 10000));
+
+  // Stop one replica (SIGSTOP: its master still sees the link).
+  const std::vector<int> masters = (*cluster)->MasterPorts();
+  int replica = -1;
+  for (int port : (*cluster)->AllPorts()) {
+    if (std::find(masters.begin(), masters.end(), port) == masters.end()) replica = port;
+  }
+  ASSERT_NE(replica, -1);
+  std::string info = Shell(absl::StrCat("redis-cli -p ", replica, " INFO server | grep process_id"));
+  const pid_t pid = static_cast<pid_t>(std::atoll(info.substr(info.find(':') + 1).c_str()));
+  ASSERT_GT(pid, 0) << info;
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  std::vector<FeatureWrite> second;
+  for (int i = 0; i < 300; ++i) second.push_back(Version(i, 2));
+  (*sink)->Write(&second);
+  const bool acked_while_stopped = (*sink)->WaitUntilAcked((*sink)->Enqueued(), 2500);
+  const RedisSinkStats stopped = (*sink)->stats();
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  EXPECT_FALSE(acked_while_stopped) << "acknowledged while a replica could not have the writes";
+  EXPECT_GT(stopped.error_replies, 0);
+  EXPECT_NE(stopped.last_error.find("WAIT"), std::string::npos) << stopped.last_error;
+  EXPECT_TRUE((*sink)->WaitUntilAcked((*sink)->Enqueued(), 30000));
+  EXPECT_EQ((*sink)->stats().features_written, 600);
+  sink->reset();
+  if (HasFailure()) std::cerr << (*cluster)->Logs(40);
+  cluster->reset();
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
 }
 
 TEST(RedisClusterErrors, RedirectionsAndAClusterDownAreRetried) {

@@ -26,7 +26,7 @@ BatchReplyReader::Outcome ConnectionLost() {
 }  // namespace
 
 BatchReplyReader::Outcome BatchReplyReader::Read(redis::Connection& conn, std::vector<FeatureWrite>* features,
-                                                 bool guarded) {
+                                                 bool guarded, int replica_acks) {
   Outcome outcome;
   redis::ReplyPtr mark = conn.NextReply();
   redis::ReplyPtr mark_ttl = mark ? conn.NextReply() : nullptr;
@@ -41,10 +41,15 @@ BatchReplyReader::Outcome BatchReplyReader::Read(redis::Connection& conn, std::v
     const RedisErrorKind kind = ClassifyRedisError(text);
     if (kind == RedisErrorKind::kTransientReconnect) outcome.reconnect_before_retry = true;
   }
+  // The features Redis took (written, or kept a newer version): they count
+  // only once the replicas have them too.
+  std::vector<const FeatureWrite*> landed;
   for (const FeatureWrite& f : *features) {
     redis::ReplyPtr first = conn.NextReply();
     redis::ReplyPtr second = first && !guarded ? conn.NextReply() : nullptr;
     if (!first || (!guarded && !second)) return ConnectionLost();
+    const size_t again_before = outcome.again.size();
+    const int64_t rejected_before = rejected_;
     if (unmarked) {
       if (first->type == REDIS_REPLY_ERROR) probe_.ErrorReply();
       outcome.again.push_back(f);
@@ -52,6 +57,24 @@ BatchReplyReader::Outcome BatchReplyReader::Read(redis::Connection& conn, std::v
       SettleScriptReply(f, *first, &outcome);
     } else {
       SettlePlain(f, first.get(), second.get(), &outcome);
+    }
+    if (outcome.again.size() == again_before && rejected_ == rejected_before) landed.push_back(&f);
+  }
+  if (replica_acks > 0) {
+    redis::ReplyPtr wait = conn.NextReply();
+    if (!wait) return ConnectionLost();
+    if (wait->type != REDIS_REPLY_INTEGER || wait->integer < replica_acks) {
+      // Acknowledged by the master alone: a failover now could lose them.
+      // Sent again (guarded) on a new connection, which reads the slot map
+      // and the replicas again.
+      probe_.ErrorReply();
+      NoteError(wait->type == REDIS_REPLY_INTEGER
+                    ? absl::StrCat("WAIT: ", wait->integer, " of ", replica_acks, " replicas have the writes of ",
+                                   conn.address())
+                    : absl::StrCat("WAIT on ", conn.address(), ": ", redis::ReplyText(*wait)),
+                "retrying");
+      for (const FeatureWrite* f : landed) outcome.again.push_back(*f);
+      outcome.reconnect_before_retry = true;
     }
   }
   return outcome;
@@ -107,6 +130,7 @@ void BatchReplyReader::SettleScriptReply(const FeatureWrite& f, const redisReply
 }
 
 void BatchReplyReader::Reject(const FeatureWrite& f, const std::string& error) {
+  ++rejected_;
   probe_.Rejected();
   if (on_rejected_) on_rejected_(f, error);
 }

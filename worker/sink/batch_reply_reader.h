@@ -41,8 +41,9 @@ class BatchReplyReader {
 
   // The replies to `features` sent guarded or plain (redis_batch_encoding.h:
   // the mark's HSET and EXPIRE, then one script reply, or HSET and EXPIRE,
-  // per feature).
-  Outcome Read(redis::Connection& conn, std::vector<FeatureWrite>* features, bool guarded);
+  // per feature), and with `replica_acks` > 0 the WAIT's: when fewer
+  // replicas than that have the writes, every feature goes again.
+  Outcome Read(redis::Connection& conn, std::vector<FeatureWrite>* features, bool guarded, int replica_acks);
 
  private:
   void SettlePlain(const FeatureWrite& f, const redisReply* hset, const redisReply* expire, Outcome* outcome);
@@ -52,6 +53,7 @@ class BatchReplyReader {
 
   RedisSinkProbe& probe_;
   OnRejected on_rejected_;
+  int64_t rejected_ = 0;  // features handed to on_rejected so far
   int64_t errors_since_log_ = 0;
   int64_t next_error_log_ms_ = 0;
 };

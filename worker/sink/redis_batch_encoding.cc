@@ -59,6 +59,13 @@ void EncodeGuardedBatch(std::span<const FeatureWrite> features, std::string_view
   }
 }
 
+void EncodeWaitForReplicas(int replicas, int64_t timeout_ms, std::string* resp) {
+  AppendRespArrayHeader(3, resp);
+  AppendRespBulk("WAIT", resp);
+  AppendRespBulk(absl::StrCat(replicas), resp);
+  AppendRespBulk(absl::StrCat(timeout_ms), resp);
+}
+
 void EncodePlainBatch(std::span<const FeatureWrite> features, const HighWaterMark& mark, std::string* resp) {
   EncodeMark(mark, resp);
   for (const FeatureWrite& f : features) {

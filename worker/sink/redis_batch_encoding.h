@@ -4,6 +4,7 @@
 // (redis_write_guard.h says why).
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -26,6 +27,10 @@ struct HighWaterMark {
 // EXPIRE (two replies).
 void EncodeGuardedBatch(std::span<const FeatureWrite> features, std::string_view script_sha,
                         const HighWaterMark& mark, std::string* resp);
+// WAIT <replicas> <timeout ms>: its reply says how many replicas have every
+// write sent before it on this connection.
+void EncodeWaitForReplicas(int replicas, int64_t timeout_ms, std::string* resp);
+
 void EncodePlainBatch(std::span<const FeatureWrite> features, const HighWaterMark& mark, std::string* resp);
 
 }  // namespace slipstream

@@ -209,7 +209,11 @@ absl::StatusOr<SlotMap> SlotMap::FromClusterSlots(const redisReply& reply, const
     if (node.host.empty() || node.host == "?") node.host = queried.host;
     auto it = std::find(map.masters_.begin(), map.masters_.end(), node);
     const int index = static_cast<int>(it - map.masters_.begin());
-    if (it == map.masters_.end()) map.masters_.push_back(std::move(node));
+    if (it == map.masters_.end()) {
+      map.masters_.push_back(std::move(node));
+      map.replicas_.push_back(0);
+    }
+    map.replicas_[index] = std::max(map.replicas_[index], static_cast<int>(entry.elements) - 3);
     for (long long slot = start; slot <= end; ++slot) {
       if (map.owner_[slot] != -1) {
         return Malformed(queried, absl::StrCat("slot ", slot, " is served by ",
@@ -229,12 +233,15 @@ absl::StatusOr<SlotMap> SlotMap::FromClusterSlots(const redisReply& reply, const
   std::sort(order.begin(), order.end(), [&](int a, int b) { return first[a] < first[b]; });
   std::vector<int16_t> new_index(order.size());
   std::vector<NodeAddress> masters;
+  std::vector<int> replicas;
   for (size_t i = 0; i < order.size(); ++i) {
     new_index[order[i]] = static_cast<int16_t>(i);
     masters.push_back(std::move(map.masters_[order[i]]));
+    replicas.push_back(map.replicas_[order[i]]);
     map.first_slot_.push_back(first[order[i]]);
   }
   map.masters_ = std::move(masters);
+  map.replicas_ = std::move(replicas);
   for (int16_t& owner : map.owner_) {
     if (owner >= 0) owner = new_index[owner];
   }
@@ -248,6 +255,8 @@ bool SlotMap::CoversAllSlots() const {
 }
 
 uint16_t SlotMap::FirstSlotOf(int master) const { return first_slot_.at(master); }
+
+int SlotMap::ReplicasOf(int master) const { return replicas_.at(master); }
 
 std::string SlotMap::Describe() const {
   // A resharded cluster can split a master's slots into many ranges: the

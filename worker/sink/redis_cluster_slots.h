@@ -77,6 +77,9 @@ class SlotMap {
   bool CoversAllSlots() const;
   // The lowest slot `master` (an index into masters()) serves.
   uint16_t FirstSlotOf(int master) const;
+  // How many replicas the reply lists for `master` (the most of its ranges).
+  // Redis lists a replica only once it has replicated something.
+  int ReplicasOf(int master) const;
   // One line for the log: "3 masters: 127.0.0.1:7000 0-5460, 127.0.0.1:7001
   // 5461-10922, 127.0.0.1:7002 10923-16383" (plus how many slots have no
   // master, when some have none).
@@ -87,6 +90,7 @@ class SlotMap {
 
   std::vector<NodeAddress> masters_;
   std::vector<uint16_t> first_slot_;  // per master
+  std::vector<int> replicas_;         // per master
   std::vector<int16_t> owner_;        // per slot: index into masters_, or -1
 };
 

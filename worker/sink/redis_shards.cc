@@ -12,7 +12,7 @@ namespace slipstream {
 absl::StatusOr<ShardRouter> ShardRouter::Create(const RedisSinkOptions& options) {
   ShardRouter router;
   if (options.cluster_nodes.empty()) {
-    router.shards_.push_back({redis::NodeAddress{options.host, options.port}, std::string(kWritersKey)});
+    router.shards_.push_back({redis::NodeAddress{options.host, options.port}, std::string(kWritersKey), 0});
     return router;
   }
   absl::StatusOr<std::vector<redis::NodeAddress>> seeds = redis::ParseSeedNodes(options.cluster_nodes);
@@ -60,7 +60,7 @@ absl::Status ShardRouter::Refresh(const RedisSinkOptions& options, const redis::
     }
     std::vector<Shard> shards;
     for (int i = 0; i < static_cast<int>(map->masters().size()); ++i) {
-      shards.push_back({map->masters()[i], ShardWritersKey(map->FirstSlotOf(i))});
+      shards.push_back({map->masters()[i], ShardWritersKey(map->FirstSlotOf(i)), map->ReplicasOf(i)});
     }
     slots_ = std::move(*map);
     shards_ = std::move(shards);

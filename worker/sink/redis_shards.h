@@ -25,6 +25,8 @@ class ShardRouter {
     redis::NodeAddress node;
     // Its fence and high-water marks (redis_write_guard.h), on this shard.
     std::string writers_key;
+    // Replicas the slot map lists for it (0 for a single Redis: unknown).
+    int replicas = 0;
   };
 
   // InvalidArgument naming redis.cluster.nodes when the seed list is bad.

@@ -49,6 +49,10 @@ struct RedisSinkOptions {
   // Seed nodes "host:port,host:port" of a Redis Cluster; empty: the single
   // Redis at host:port.
   std::string cluster_nodes;
+  // Replicas that must have a batch (WAIT) before it counts as written, so
+  // that a failover loses nothing acknowledged. -1: one on a cluster
+  // whose master lists a replica, none for a single Redis.
+  int replica_acks = -1;
   int batch_size = 1000;
   int64_t timeout_ms = 5000;
   size_t max_queued = 100000;

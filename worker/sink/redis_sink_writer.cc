@@ -110,7 +110,8 @@ RedisSinkWriter::Step RedisSinkWriter::ReadOldestBatch() {
   Batch& batch = in_flight_.front();
   while (!batch.parts.empty()) {
     Part& part = batch.parts.front();
-    BatchReplyReader::Outcome outcome = replies_.Read(*connections_[part.shard], &part.features, batch.guarded);
+    BatchReplyReader::Outcome outcome =
+        replies_.Read(*connections_[part.shard], &part.features, batch.guarded, part.replica_acks);
     reconnect_before_retry_ = reconnect_before_retry_ || outcome.reconnect_before_retry;
     // The unread parts (this one included) are resent on the new connections.
     if (outcome.kind == BatchReplyReader::Outcome::Kind::kConnectionLost) {
@@ -184,8 +185,9 @@ bool RedisSinkWriter::Send(Batch& batch) {
   }
   high_water_ = order;
   const std::string mark_value = absl::StrCat(order);
-  for (const Part& part : batch.parts) {
-    const HighWaterMark mark{router_.shards()[part.shard].writers_key, mark_field_, mark_value};
+  for (Part& part : batch.parts) {
+    const ShardRouter::Shard& shard = router_.shards()[part.shard];
+    const HighWaterMark mark{shard.writers_key, mark_field_, mark_value};
     resp_.clear();
     if (batch.guarded) {
       EncodeGuardedBatch(part.features, handshake_.guarded_script_sha(), mark, &resp_);
@@ -193,9 +195,17 @@ bool RedisSinkWriter::Send(Batch& batch) {
     } else {
       EncodePlainBatch(part.features, mark, &resp_);
     }
+    part.replica_acks = ReplicaAcksFor(shard);
+    // Half the I/O timeout: WAIT answers before our read gives up on it.
+    if (part.replica_acks > 0) EncodeWaitForReplicas(part.replica_acks, std::max<int64_t>(options_.timeout_ms / 2, 100), &resp_);
     if (!connections_[part.shard]->Send(resp_)) return false;
   }
   return true;
+}
+
+int RedisSinkWriter::ReplicaAcksFor(const ShardRouter::Shard& shard) const {
+  if (options_.replica_acks >= 0) return options_.replica_acks;
+  return router_.cluster() ? std::min(shard.replicas, 1) : 0;
 }
 
 bool RedisSinkWriter::Recover() {
@@ -229,12 +239,18 @@ bool RedisSinkWriter::Recover() {
 
 void RedisSinkWriter::DropConnection() {
   probe_.ConnectionError();
-  std::string problem = "reconnecting";
+  std::string problem;
   for (const auto& c : connections_) {
     if (c->failed()) problem = c->Problem();
   }
-  spdlog::warn("redis sink: connection lost ({}); resending {} unacknowledged batches", problem, in_flight_.size());
-  probe_.LastError(absl::StrCat("connection lost: ", problem), Clock::Real().WallMs());
+  if (problem.empty()) {
+    // A reconnection asked for by an error reply (READONLY, MOVED, WAIT,
+    // NOSCRIPT): that reply stays the last error.
+    spdlog::warn("redis sink: reconnecting; resending {} unacknowledged batches", in_flight_.size());
+  } else {
+    spdlog::warn("redis sink: connection lost ({}); resending {} unacknowledged batches", problem, in_flight_.size());
+    probe_.LastError(absl::StrCat("connection lost: ", problem), Clock::Real().WallMs());
+  }
   connections_.clear();
 }
 

@@ -48,6 +48,7 @@ class RedisSinkWriter {
   struct Part {
     int shard = 0;
     std::vector<FeatureWrite> features;
+    int replica_acks = 0;  // the WAIT sent after it (0: none)
   };
   struct Batch {
     std::vector<Part> parts;  // the parts whose replies are not read yet
@@ -73,6 +74,8 @@ class RedisSinkWriter {
   // Splits `features` over the shards.
   void Split(std::vector<FeatureWrite> features, Batch* batch) const;
   bool Send(Batch& batch);
+  // How many replicas must have a part for `shard` (redis.replica-acks).
+  int ReplicaAcksFor(const ShardRouter::Shard& shard) const;
   // Reconnects with backoff and resends every batch in flight (guarded);
   // false when stopping and Redis stays away, when discarding, or when
   // fenced out.
