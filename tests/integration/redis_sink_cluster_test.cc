@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <cstdio>
@@ -234,6 +235,28 @@ TEST(RedisSinkClusterReplicas, AWriteCountsOnlyOnceAReplicaHasIt) {
   cluster->reset();
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
+}
+
+TEST(RedisClusterErrors, ASeedThatIsNoClusterNodeFailsTheStartNamingTheKey) {
+  const int port = test_support::FreeTcpPort();
+  Shell(absl::StrCat("redis-server --port ", port, " --bind 127.0.0.1 --save '' --daemonize yes --dir ",
+                     testing::TempDir(), " >/dev/null"));
+  for (int i = 0; i < 50 && Shell(absl::StrCat("redis-cli -p ", port, " PING 2>/dev/null")) != "PONG\n"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  RedisSinkOptions o;
+  o.cluster_nodes = absl::StrCat("127.0.0.1:", port);
+  absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(o);
+  Shell(absl::StrCat("redis-cli -p ", port, " SHUTDOWN NOSAVE 2>/dev/null"));
+  ASSERT_FALSE(sink.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(sink.status())) << sink.status();
+  EXPECT_NE(sink.status().message().find("redis.cluster.nodes"), std::string::npos) << sink.status();
+  EXPECT_NE(sink.status().message().find("not a Redis Cluster node"), std::string::npos) << sink.status();
+
+  o.cluster_nodes = "127.0.0.1:7000,,";
+  sink = RedisSink::Start(o);
+  ASSERT_FALSE(sink.ok());
+  EXPECT_NE(sink.status().message().find("redis.cluster.nodes"), std::string::npos) << sink.status();
 }
 
 TEST(RedisClusterErrors, RedirectionsAndAClusterDownAreRetried) {

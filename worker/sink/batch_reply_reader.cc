@@ -34,13 +34,7 @@ BatchReplyReader::Outcome BatchReplyReader::Read(redis::Connection& conn, std::v
   // Without its mark a plain write could be newer than the marks say:
   // resend the batch through the guard (harmless for what did land).
   const bool unmarked = mark->type == REDIS_REPLY_ERROR;
-  if (unmarked) {
-    const std::string text = redis::ReplyText(*mark);
-    probe_.ErrorReply();
-    NoteError(text, "retrying");
-    const RedisErrorKind kind = ClassifyRedisError(text);
-    if (kind == RedisErrorKind::kTransientReconnect) outcome.reconnect_before_retry = true;
-  }
+  if (unmarked) NoteRefusedMark(*mark, &outcome);
   // The features Redis took (written, or kept a newer version): they count
   // only once the replicas have them too.
   std::vector<const FeatureWrite*> landed;
@@ -63,21 +57,31 @@ BatchReplyReader::Outcome BatchReplyReader::Read(redis::Connection& conn, std::v
   if (replica_acks > 0) {
     redis::ReplyPtr wait = conn.NextReply();
     if (!wait) return ConnectionLost();
-    if (wait->type != REDIS_REPLY_INTEGER || wait->integer < replica_acks) {
-      // Acknowledged by the master alone: a failover now could lose them.
-      // Sent again (guarded) on a new connection, which reads the slot map
-      // and the replicas again.
-      probe_.ErrorReply();
-      NoteError(wait->type == REDIS_REPLY_INTEGER
-                    ? absl::StrCat("WAIT: ", wait->integer, " of ", replica_acks, " replicas have the writes of ",
-                                   conn.address())
-                    : absl::StrCat("WAIT on ", conn.address(), ": ", redis::ReplyText(*wait)),
-                "retrying");
-      for (const FeatureWrite* f : landed) outcome.again.push_back(*f);
-      outcome.reconnect_before_retry = true;
-    }
+    SettleWait(*wait, replica_acks, conn.address(), landed, &outcome);
   }
   return outcome;
+}
+
+void BatchReplyReader::NoteRefusedMark(const redisReply& mark, Outcome* outcome) {
+  const std::string text = redis::ReplyText(mark);
+  probe_.ErrorReply();
+  NoteError(text, "retrying");
+  if (ClassifyRedisError(text) == RedisErrorKind::kTransientReconnect) outcome->reconnect_before_retry = true;
+}
+
+void BatchReplyReader::SettleWait(const redisReply& wait, int replica_acks, const std::string& address,
+                                  const std::vector<const FeatureWrite*>& landed, Outcome* outcome) {
+  if (wait.type == REDIS_REPLY_INTEGER && wait.integer >= replica_acks) return;
+  // Acknowledged by the master alone: a failover now could lose them. Sent
+  // again (guarded) on a new connection, which reads the slot map and the
+  // replicas again.
+  probe_.ErrorReply();
+  NoteError(wait.type == REDIS_REPLY_INTEGER
+                ? absl::StrCat("WAIT: ", wait.integer, " of ", replica_acks, " replicas have the writes of ", address)
+                : absl::StrCat("WAIT on ", address, ": ", redis::ReplyText(wait)),
+            "retrying");
+  for (const FeatureWrite* f : landed) outcome->again.push_back(*f);
+  outcome->reconnect_before_retry = true;
 }
 
 // One feature of a plain batch: its HSET and EXPIRE replies.

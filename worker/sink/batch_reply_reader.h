@@ -46,6 +46,9 @@ class BatchReplyReader {
   Outcome Read(redis::Connection& conn, std::vector<FeatureWrite>* features, bool guarded, int replica_acks);
 
  private:
+  void NoteRefusedMark(const redisReply& mark, Outcome* outcome);
+  void SettleWait(const redisReply& wait, int replica_acks, const std::string& address,
+                  const std::vector<const FeatureWrite*>& landed, Outcome* outcome);
   void SettlePlain(const FeatureWrite& f, const redisReply* hset, const redisReply* expire, Outcome* outcome);
   void SettleScriptReply(const FeatureWrite& f, const redisReply& r, Outcome* outcome);
   void Reject(const FeatureWrite& f, const std::string& error);

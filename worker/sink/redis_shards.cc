@@ -1,5 +1,6 @@
 #include "worker/sink/redis_shards.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -21,6 +22,32 @@ absl::StatusOr<ShardRouter> ShardRouter::Create(const RedisSinkOptions& options)
   return router;
 }
 
+namespace {
+
+// The slot map as `node` sees it. Unavailable: ask another node;
+// InvalidArgument: `node` is no cluster node (a configuration error).
+absl::StatusOr<redis::SlotMap> ReadSlotMap(const RedisSinkOptions& options, const redis::TlsContext* tls,
+                                           const redis::NodeAddress& node) {
+  absl::StatusOr<std::unique_ptr<redis::Connection>> conn = redis::Connect(options, node.host, node.port, tls);
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<redis::ReplyPtr> reply = (*conn)->Command({"CLUSTER", "SLOTS"});
+  // Any other error reply (LOADING, ...) passes: ask again or elsewhere.
+  if (absl::IsInvalidArgument(reply.status()) && absl::StrContains(reply.status().message(), "cluster support disabled")) {
+    return absl::InvalidArgumentError(absl::StrCat("redis.cluster.nodes: ", node.ToString(),
+                                                   " is not a Redis Cluster node (", reply.status().message(),
+                                                   "); for a single Redis use redis.host and redis.port"));
+  }
+  if (!reply.ok()) return absl::UnavailableError(absl::StrCat(node.ToString(), ": ", reply.status().message()));
+  absl::StatusOr<redis::SlotMap> map = redis::SlotMap::FromClusterSlots(**reply, node);
+  if (!map.ok()) return absl::UnavailableError(absl::StrCat(node.ToString(), ": ", map.status().message()));
+  if (!map->CoversAllSlots()) {
+    return absl::UnavailableError(absl::StrCat(node.ToString(), ": not every slot is served (", map->Describe(), ")"));
+  }
+  return map;
+}
+
+}  // namespace
+
 absl::Status ShardRouter::Refresh(const RedisSinkOptions& options, const redis::TlsContext* tls) {
   if (!cluster()) return absl::OkStatus();
   // The masters known last first: after a failover the seeds may be the
@@ -32,30 +59,10 @@ absl::Status ShardRouter::Refresh(const RedisSinkOptions& options, const redis::
   }
   std::string problems;
   for (const redis::NodeAddress& node : candidates) {
-    absl::StatusOr<std::unique_ptr<redis::Connection>> conn = redis::Connect(options, node.host, node.port, tls);
-    if (!conn.ok()) {
-      if (!absl::IsUnavailable(conn.status())) return conn.status();
-      absl::StrAppend(&problems, problems.empty() ? "" : "; ", conn.status().message());
-      continue;
-    }
-    absl::StatusOr<redis::ReplyPtr> reply = (*conn)->Command({"CLUSTER", "SLOTS"});
-    if (absl::IsInvalidArgument(reply.status())) {
-      return absl::InvalidArgumentError(absl::StrCat("redis.cluster.nodes: ", node.ToString(),
-                                                     " is not a Redis Cluster node (", reply.status().message(),
-                                                     "); for a single Redis use redis.host and redis.port"));
-    }
-    if (!reply.ok()) {
-      absl::StrAppend(&problems, problems.empty() ? "" : "; ", reply.status().message());
-      continue;
-    }
-    absl::StatusOr<redis::SlotMap> map = redis::SlotMap::FromClusterSlots(**reply, node);
+    absl::StatusOr<redis::SlotMap> map = ReadSlotMap(options, tls, node);
     if (!map.ok()) {
-      absl::StrAppend(&problems, problems.empty() ? "" : "; ", node.ToString(), ": ", map.status().message());
-      continue;
-    }
-    if (!map->CoversAllSlots()) {
-      absl::StrAppend(&problems, problems.empty() ? "" : "; ", node.ToString(),
-                      ": not every slot is served (", map->Describe(), ")");
+      if (!absl::IsUnavailable(map.status())) return map.status();
+      absl::StrAppend(&problems, problems.empty() ? "" : "; ", map.status().message());
       continue;
     }
     std::vector<Shard> shards;
