@@ -291,7 +291,9 @@ absl::StatusOr<std::unique_ptr<LocalRedisCluster>> LocalRedisCluster::Start(std:
                                      "--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1",
                                      "--save", "", "--appendonly", "no",
                                      "--dir", node_dir, "--daemonize", "no"};
-    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    for (const std::string& arg : extra_args) {
+      argv.push_back(arg == kTlsPortArg ? absl::StrCat(std::stoi(port) + kTlsPortOffset) : arg);
+    }
     node->process = std::make_unique<Process>("redis-" + port, std::move(argv), node_dir);
     if (!node->process->started()) return absl::InternalError(absl::StrCat("cannot start redis-server on ", port));
     cluster->nodes_.push_back(std::move(node));

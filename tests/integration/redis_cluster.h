@@ -31,6 +31,13 @@ namespace slipstream::it {
 
 class LocalRedisCluster {
  public:
+  // In `extra_args`, kTlsPortArg stands for each node's TLS port: its port
+  // + kTlsPortOffset (e.g. {"--tls-port", kTlsPortArg, "--tls-cluster",
+  // "yes", ...}: the harness keeps the plain ports, TLS clients are told the
+  // TLS ports by CLUSTER SLOTS).
+  static constexpr std::string_view kTlsPortArg = "{tls-port}";
+  static constexpr int kTlsPortOffset = 1000;
+
   // Starts masters * (1 + replicas_per_master) redis-server processes on
   // 127.0.0.1:first_port, first_port + 1, ... (cluster bus: port + 10000),
   // each with its directory, nodes.conf and log under `dir`/<port>; creates

@@ -9,6 +9,8 @@
 //    redis-cli --cluster reshard moves a third of the slots from one master
 //    to another while the sink writes: it meets MOVED and ASK, reads the
 //    slot map again, and every key still ends with its newest version.
+//  RedisSinkClusterTls.WritesToEveryMasterOverTls
+//    the slot map and every write over TLS (tls-cluster nodes).
 //  RedisSinkClusterReplicas.AWriteCountsOnlyOnceAReplicaHasIt
 //    with redis.replica-acks=1, a batch is acknowledged only after WAIT
 //    says a replica has it: a stopped replica holds its master's writes
@@ -38,6 +40,7 @@
 #include "tests/integration/redis_client.h"
 #include "tests/integration/redis_cluster.h"
 #include "tests/support/free_port.h"
+#include "tests/support/test_certs.h"
 #include "worker/sink/redis_cluster_slots.h"
 #include "worker/sink/redis_sink.h"
 #include "worker/sink/redis_write_guard.h"
@@ -192,6 +195,55 @@ TEST_F(RedisSinkCluster, ASlotsMovingWhileWritingLosesNothing) {
 // unacknowledged, and they are once it runs again. (The default, -1, waits
 // for the replicas CLUSTER SLOTS lists: one the cluster marked failed is not
 // waited for.)
+// Every node with a TLS port (tls-cluster: CLUSTER SLOTS over TLS names the
+// TLS ports), certificates made here: the sink reads the slot map and
+// writes to every master over TLS only.
+TEST(RedisSinkClusterTls, WritesToEveryMasterOverTls) {
+  const std::string dir = absl::StrCat(testing::TempDir(), "/slipstream-sink-cluster-tls-", getpid());
+  absl::StatusOr<test_support::TestCertificates> ca = test_support::TestCertificates::Create(dir + "/certs");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  absl::StatusOr<test_support::CertPaths> server = ca->Issue("server");
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string tls_port(LocalRedisCluster::kTlsPortArg);
+  absl::StatusOr<std::unique_ptr<LocalRedisCluster>> cluster = LocalRedisCluster::Start(
+      dir + "/nodes", LocalRedisCluster::FreePortRange(3), 3, 0,
+      {"--tls-port", tls_port, "--tls-cert-file", server->cert, "--tls-key-file", server->key, "--tls-ca-cert-file",
+       ca->ca_path(), "--tls-auth-clients", "no", "--tls-cluster", "yes", "--tls-replication", "yes"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  RedisSinkOptions o;
+  for (int port : (*cluster)->MasterPorts()) {
+    absl::StrAppend(&o.cluster_nodes, o.cluster_nodes.empty() ? "" : ",", "127.0.0.1:",
+                    port + LocalRedisCluster::kTlsPortOffset);
+  }
+  o.tls.enabled = true;
+  o.tls.ca_file = ca->ca_path();
+  absl::StatusOr<std::unique_ptr<RedisSink>> sink = RedisSink::Start(o);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  std::vector<FeatureWrite> features;
+  for (int i = 0; i < 1000; ++i) features.push_back(Version(i, 3));
+  (*sink)->Write(&features);
+  (*sink)->Flush();
+  EXPECT_EQ((*sink)->stats().features_written, 1000);
+  sink->reset();
+  int wrong = 0;
+  for (int i = 0; i < 1000; i += 7) {
+    std::map<std::string, std::string> fields;
+    for (auto& [k, v] : (*cluster)->HGetAll(absl::StrCat("user_features:", i))) fields[k] = v;
+    wrong += fields["window_end"] == "3000" ? 0 : 1;
+  }
+  EXPECT_EQ(wrong, 0);
+  for (int port : (*cluster)->MasterPorts()) {
+    absl::StatusOr<std::unique_ptr<it::RedisClient>> client = it::RedisClient::Connect("127.0.0.1", port, 0);
+    ASSERT_TRUE(client.ok());
+    absl::StatusOr<int64_t> keys = (*client)->FeatureKeyCount();
+    ASSERT_TRUE(keys.ok());
+    EXPECT_GT(*keys, 200) << "master " << port << " got too few keys over TLS";
+  }
+  cluster->reset();
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
+
 TEST(RedisSinkClusterReplicas, AWriteCountsOnlyOnceAReplicaHasIt) {
   const std::string dir = absl::StrCat(testing::TempDir(), "/slipstream-sink-cluster-replicas-", getpid());
   absl::StatusOr<std::unique_ptr<LocalRedisCluster>> cluster =
