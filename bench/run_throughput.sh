@@ -17,7 +17,7 @@
 #                     have written newer windows): a high-water mark above every
 #                     window is set in slipstream:writers before the job starts.
 #                     Without it the job starts from no marks: plain HSET + EXPIRE
-#   --redis-cluster   write to a private Redis Cluster (3 masters + 3 replicas,
+#   --redis-cluster   write to a private Redis Cluster (3 masters + 3 replicas by default,
 #                     scripts/redis-cluster.sh on ports $BENCH_REDIS_CLUSTER_PORT..+5,
 #                     cluster bus +10000) instead of the single Redis: the
 #                     coordinator and the worker get -Dredis.cluster.nodes=...,
@@ -72,7 +72,7 @@
 #   BENCH_REDIS_CLUSTER_PORT=18000 (--redis-cluster: 18000..18005, bus 28000..28005:
 #   all below the kernel's ephemeral ports (32768..), which an outgoing
 #   connection could hold, and clear of the tests' clusters at 20000..22700)
-#   BENCH_REDIS_CLUSTER_MASTERS=3 BENCH_REDIS_CLUSTER_REPLICAS=1
+#   BENCH_REDIS_CLUSTER_MASTERS=3 BENCH_REDIS_CLUSTER_REPLICAS=1 (0: masters only)
 #   BENCH_SLOW_REDIS_AFTER_MS=1000 (--slow-redis: when the pause starts)
 #   BENCH_TIMEOUT=600 (give up when the worker makes no progress for this many s)
 #   BENCH_PERF_SECONDS=5 (with --perf; recording stops early when caught up)
@@ -576,8 +576,10 @@ RSS_REDIS="$(hwm_mib "${REDIS_PID:-0}")"
 if [[ "$REDIS_CLUSTER" -eq 1 ]]; then
   RSS_REDIS="masters"
   for pid in "${MASTER_PIDS[@]}"; do RSS_REDIS+=" $(hwm_mib "$pid")"; done
-  RSS_REDIS+=", replicas"
-  for pid in "${REPLICA_PIDS[@]}"; do RSS_REDIS+=" $(hwm_mib "$pid")"; done
+  if ((${#REPLICA_PIDS[@]} > 0)); then
+    RSS_REDIS+=", replicas"
+    for pid in "${REPLICA_PIDS[@]}"; do RSS_REDIS+=" $(hwm_mib "$pid")"; done
+  fi
 fi
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -608,9 +610,14 @@ per_feature() { # per_feature CPU_S: µs of CPU per feature written
 }
 REDIS_US="$(per_feature "$CPU_REDIS_S")"
 if [[ "$REDIS_CLUSTER" -eq 1 ]]; then
-  REDIS_DESC="a Redis Cluster of $REDIS_CLUSTER_MASTERS masters + $((REDIS_CLUSTER_MASTERS * REDIS_CLUSTER_REPLICAS)) replicas (masters :${MASTER_PORTS[*]}; replicas :${REPLICA_PORTS[*]})"
-  REDIS_CPU_DESC="Redis masters $CPU_MASTERS_S s ($CPU_MASTERS_LIST), replicas $CPU_REPLICAS_S s ($CPU_REPLICAS_LIST)"
-  REDIS_US_ROW="masters **$(per_feature "$CPU_MASTERS_S") µs**, replicas $(per_feature "$CPU_REPLICAS_S") µs (CPU over the interval summed over the masters / replicas, / features written)"
+  REDIS_DESC="a Redis Cluster of $REDIS_CLUSTER_MASTERS masters + $((REDIS_CLUSTER_MASTERS * REDIS_CLUSTER_REPLICAS)) replicas (masters :${MASTER_PORTS[*]}${REPLICA_PORTS[*]:+; replicas :${REPLICA_PORTS[*]}})"
+  replicas_cpu="none" replicas_us="none"
+  if [[ -n "$CPU_REPLICAS_LIST" ]]; then
+    replicas_cpu="$CPU_REPLICAS_S s ($CPU_REPLICAS_LIST)"
+    replicas_us="$(per_feature "$CPU_REPLICAS_S") µs"
+  fi
+  REDIS_CPU_DESC="Redis masters $CPU_MASTERS_S s ($CPU_MASTERS_LIST), replicas $replicas_cpu"
+  REDIS_US_ROW="masters **$(per_feature "$CPU_MASTERS_S") µs**, replicas $replicas_us (CPU over the interval summed over the masters / replicas, / features written)"
 else
   REDIS_DESC="one Redis"
   REDIS_CPU_DESC="Redis $CPU_REDIS_S s"
