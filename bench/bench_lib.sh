@@ -3,7 +3,8 @@
 
 # bench_finish STATUS: the end of a run's EXIT trap, once its processes are
 # stopped. Stops the Kafka and Redis the script started (STARTED_KAFKA,
-# STARTED_REDIS, KAFKA_SH, REDIS_SH), removes state, checkpoints, savepoints
+# STARTED_REDIS, KAFKA_SH, REDIS_SH; a Redis Cluster with STARTED_REDIS_CLUSTER
+# and REDIS_CLUSTER_SH), removes state, checkpoints, savepoints
 # and the copied binaries from $RUN, then keeps the logs on failure (printing
 # their tails) or with --keep-logs (KEEP_LOGS=1), else removes $RUN; exits
 # with STATUS.
@@ -12,6 +13,7 @@ bench_finish() {
   # Kafka's data (this run's topics) goes with it; nothing else uses that dir.
   if [[ "$STARTED_KAFKA" -eq 1 ]]; then "$KAFKA_SH" clean >/dev/null; fi
   if [[ "$STARTED_REDIS" -eq 1 ]]; then "$REDIS_SH" stop >/dev/null; fi
+  if [[ "${STARTED_REDIS_CLUSTER:-0}" -eq 1 ]]; then "$REDIS_CLUSTER_SH" stop >/dev/null; fi
   find "$RUN" -maxdepth 2 \( -name 'state*' -o -name checkpoints -o -name savepoints \) -exec rm -rf {} + 2>/dev/null
   rm -rf "${RUN:?}/bin"
   if [[ "$status" -ne 0 ]]; then
@@ -80,7 +82,7 @@ running() { # running PID: alive and not a zombie
 }
 cpu_ticks() { # cpu_ticks PID: utime + stime (clock ticks), 0 if gone
   local stat fields
-  read -r stat <"/proc/$1/stat" 2>/dev/null || {
+  read -r stat 2>/dev/null <"/proc/$1/stat" || {
     echo 0
     return
   }

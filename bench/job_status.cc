@@ -5,7 +5,10 @@
 //   records_invalid=... records_late=... dlq_delivery_failures=... features_emitted=...
 //   redis_features_written=... redis_errors=... watermark_ms=... sliding_windows_fired=...
 //   sessions_fired=... redis_features_guarded=... redis_features_kept_newer=...
-//   lag=<sum over partitions of high_watermark - next_offset>
+//   lag=<sum over partitions of high_watermark - next_offset> redis_pending_features=...
+//
+// redis_pending_features = features handed to the sink and not yet
+// acknowledged (queued + in flight), as of the worker's last heartbeat.
 //
 // With no worker registered it prints `job=<id> topic=<topic> state=CREATED workers=0`.
 //
@@ -19,7 +22,7 @@
 //   redis_features_kept_newer=... sliding_windows_fired=...
 //   sessions_fired=... watermark_min_ms=... lag=... channel_records_out=... channel_records_in=...
 //   channel_batches_out=... channel_bytes_out=... backpressure_ms=... records_shuffled_out=...
-//   records_shuffled_in=... records_in_by_worker=a,b
+//   records_shuffled_in=... records_in_by_worker=a,b redis_pending_features=...
 //
 // current = workers whose counters belong to the job's attempt (a worker's
 // first heartbeat after the deployment may still carry none); watermark_min_ms
@@ -59,7 +62,7 @@ void PrintTotal(const slipstream::v1::JobStatus& job) {
   long long workers = 0, current = 0, records_in = 0, events_valid = 0, records_invalid = 0, records_late = 0,
             dlq_failures = 0, features_emitted = 0, written = 0, redis_errors = 0, sliding = 0, sessions = 0,
             lag = 0, shuffled_out = 0, shuffled_in = 0, records_out = 0, records_in_channels = 0, batches_out = 0,
-            bytes_out = 0, backpressure = 0, guarded = 0, kept_newer = 0;
+            bytes_out = 0, backpressure = 0, guarded = 0, kept_newer = 0, pending = 0;
   long long watermark_min = std::numeric_limits<long long>::max();
   bool lag_known = true;
   std::string by_worker;
@@ -84,6 +87,7 @@ void PrintTotal(const slipstream::v1::JobStatus& job) {
     redis_errors += c.redis_errors();
     guarded += c.redis_features_guarded();
     kept_newer += c.redis_features_kept_newer();
+    pending += c.redis_pending_features();
     sliding += c.sliding_windows_fired();
     sessions += c.sessions_fired();
     shuffled_out += c.records_shuffled_out();
@@ -118,13 +122,13 @@ void PrintTotal(const slipstream::v1::JobStatus& job) {
       "sliding_windows_fired=%lld sessions_fired=%lld "
       "watermark_min_ms=%lld lag=%lld channel_records_out=%lld channel_records_in=%lld channel_batches_out=%lld "
       "channel_bytes_out=%lld backpressure_ms=%lld records_shuffled_out=%lld records_shuffled_in=%lld "
-      "records_in_by_worker=%s\n",
+      "records_in_by_worker=%s redis_pending_features=%lld\n",
       job.job_id().c_str(), job.topic().c_str(), job.state().c_str(), static_cast<long long>(job.attempt()),
       static_cast<long long>(job.failures()), workers, current, records_in, events_valid, records_invalid,
       records_late, dlq_failures, features_emitted, written, redis_errors, guarded, kept_newer, sliding, sessions,
       watermark_min,
       lag_known ? lag : -1LL, records_out, records_in_channels, batches_out, bytes_out, backpressure,
-      shuffled_out, shuffled_in, by_worker.empty() ? "-" : by_worker.c_str());
+      shuffled_out, shuffled_in, by_worker.empty() ? "-" : by_worker.c_str(), pending);
   std::fflush(stdout);
 }
 
@@ -177,7 +181,8 @@ int Run(int argc, char** argv) {
         "job=%s topic=%s state=%s workers=%d worker=%s heartbeat_age_ms=%lld records_in=%lld events_valid=%lld "
         "records_invalid=%lld records_late=%lld dlq_delivery_failures=%lld features_emitted=%lld "
         "redis_features_written=%lld redis_errors=%lld watermark_ms=%lld sliding_windows_fired=%lld "
-        "sessions_fired=%lld redis_features_guarded=%lld redis_features_kept_newer=%lld lag=%lld\n",
+        "sessions_fired=%lld redis_features_guarded=%lld redis_features_kept_newer=%lld lag=%lld "
+        "redis_pending_features=%lld\n",
         job.job_id().c_str(), job.topic().c_str(), job.state().c_str(), job.workers_size(), w.worker_id().c_str(),
         static_cast<long long>(w.heartbeat_age_ms()), static_cast<long long>(c.records_in()),
         static_cast<long long>(c.events_valid()), static_cast<long long>(c.records_invalid()),
@@ -186,7 +191,7 @@ int Run(int argc, char** argv) {
         static_cast<long long>(c.redis_errors()), static_cast<long long>(c.watermark_ms()),
         static_cast<long long>(c.sliding_windows_fired()), static_cast<long long>(c.sessions_fired()),
         static_cast<long long>(c.redis_features_guarded()), static_cast<long long>(c.redis_features_kept_newer()),
-        lag_known ? static_cast<long long>(lag) : -1LL);
+        lag_known ? static_cast<long long>(lag) : -1LL, static_cast<long long>(c.redis_pending_features()));
   }
   std::fflush(stdout);
   return 0;

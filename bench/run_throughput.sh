@@ -4,7 +4,7 @@
 #
 # Usage: bench/run_throughput.sh [--events N] [--users N] [--step DURATION]
 #                                [--ceiling-runs N] [--guarded] [--features FILE] [--perf] [--build]
-#                                [--keep-logs]
+#                                [--redis-cluster] [--slow-redis SECONDS] [--keep-logs]
 #                                [-Dkey=value ...]
 #
 #   --events N        events to preload (default 2000000; 4 flush records follow)
@@ -17,6 +17,28 @@
 #                     have written newer windows): a high-water mark above every
 #                     window is set in slipstream:writers before the job starts.
 #                     Without it the job starts from no marks: plain HSET + EXPIRE
+#   --redis-cluster   write to a private Redis Cluster (3 masters + 3 replicas by default,
+#                     scripts/redis-cluster.sh on ports $BENCH_REDIS_CLUSTER_PORT..+5,
+#                     cluster bus +10000) instead of the single Redis: the
+#                     coordinator and the worker get -Dredis.cluster.nodes=...,
+#                     every master is flushed (FLUSHALL) before the job starts,
+#                     Redis CPU is reported summed over the masters and over the
+#                     replicas, and per node. The cluster is stopped at the end,
+#                     unless it already ran (started by scripts/redis-cluster.sh
+#                     with the same REDIS_CLUSTER_PORT / REDIS_CLUSTER_DIR): then
+#                     it is only flushed and left running. Not with --guarded
+#                     (its marks live in one writers key per shard)
+#   --slow-redis SECONDS
+#                     $BENCH_SLOW_REDIS_AFTER_MS (default 1000) ms after the
+#                     first record is consumed, pause the writes of the single
+#                     Redis, or of the first cluster master, for SECONDS
+#                     (CLIENT PAUSE <ms> WRITE: writes and scripts wait, nothing
+#                     fails, a cluster does not fail over) and report how the
+#                     worker held back: its peak RSS and the largest sink
+#                     backlog seen (redis_pending_features: queued + in flight,
+#                     bounded by the sink's queue of 100,000 features + 2
+#                     batches in flight). Keep SECONDS below redis.timeout
+#                     (5 s) to measure a slow Redis rather than a reconnect
 #   --features FILE   the feature definition the job computes (pipeline.features;
 #                     default: conf/features.yaml, the shipped two groups);
 #                     bench/features-4-groups.yaml is the 4-group, 20-feature load
@@ -47,11 +69,16 @@
 #
 # Environment (defaults): BENCH_KAFKA_PORT=29092 BENCH_CONTROLLER_PORT=29093
 #   BENCH_REDIS_PORT=26379 BENCH_COORDINATOR_PORT=26123
+#   BENCH_REDIS_CLUSTER_PORT=18000 (--redis-cluster: 18000..18005, bus 28000..28005:
+#   all below the kernel's ephemeral ports (32768..), which an outgoing
+#   connection could hold, and clear of the tests' clusters at 20000..22700)
+#   BENCH_REDIS_CLUSTER_MASTERS=3 BENCH_REDIS_CLUSTER_REPLICAS=1 (0: masters only)
+#   BENCH_SLOW_REDIS_AFTER_MS=1000 (--slow-redis: when the pause starts)
 #   BENCH_TIMEOUT=600 (give up when the worker makes no progress for this many s)
 #   BENCH_PERF_SECONDS=5 (with --perf; recording stops early when caught up)
 #   SLIPSTREAM_RUN_DIR=/tmp/slipstream-run (Kafka data in bench-kafka, Redis in
-#   bench-redis, logs of each run in bench-<date>-<time>-XXXX, deleted after a
-#   successful run unless --keep-logs)
+#   bench-redis, a cluster in redis-cluster-<port>, logs of each run in
+#   bench-<date>-<time>-XXXX, deleted after a successful run unless --keep-logs)
 set -euo pipefail
 # shellcheck disable=SC2034  # read by scripts/lib.sh
 SLIPSTREAM_TAG="bench"
@@ -74,6 +101,8 @@ BUILD=0
 KEEP_LOGS=0
 WORKER_EXTRA=()
 FEATURES=""
+REDIS_CLUSTER=0
+SLOW_REDIS_S=0
 need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -86,6 +115,8 @@ while [[ $# -gt 0 ]]; do
     --features) need_value "$@"; FEATURES="$(readlink -f "$2")"; [[ -f "$FEATURES" ]] || die "--features: no file $2"; shift 2 ;;
     --build) BUILD=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
+    --redis-cluster) REDIS_CLUSTER=1; shift ;;
+    --slow-redis) need_value "$@"; SLOW_REDIS_S="$2"; shift 2 ;;
     -D?*=*) WORKER_EXTRA+=("$1"); shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -94,6 +125,10 @@ done
 [[ "$EVENTS" =~ ^[1-9][0-9]*$ ]] || die "--events must be a positive integer, got '$EVENTS'"
 [[ "$USERS" =~ ^[1-9][0-9]*$ ]] || die "--users must be a positive integer, got '$USERS'"
 [[ "$CEILING_RUNS" =~ ^[1-9][0-9]*$ ]] || die "--ceiling-runs must be a positive integer, got '$CEILING_RUNS'"
+[[ "$SLOW_REDIS_S" =~ ^[0-9]+$ ]] || die "--slow-redis must be a whole number of seconds, got '$SLOW_REDIS_S'"
+if [[ "$REDIS_CLUSTER" -eq 1 && "$GUARDED" -eq 1 ]]; then
+  die "--guarded with --redis-cluster is not supported: each master keeps its high-water marks in its own writers key"
+fi
 
 PARTITIONS=4
 export KAFKA_PORT="${BENCH_KAFKA_PORT:-29092}"
@@ -104,11 +139,30 @@ export REDIS_DIR="$SLIPSTREAM_RUN_DIR/bench-redis"
 COORDINATOR_PORT="${BENCH_COORDINATOR_PORT:-26123}"
 TIMEOUT="${BENCH_TIMEOUT:-600}"
 PERF_SECONDS="${BENCH_PERF_SECONDS:-5}"
+SLOW_REDIS_AFTER_MS="${BENCH_SLOW_REDIS_AFTER_MS:-1000}"
+[[ "$SLOW_REDIS_AFTER_MS" =~ ^[0-9]+$ ]] || die "BENCH_SLOW_REDIS_AFTER_MS must be a whole number, got '$SLOW_REDIS_AFTER_MS'"
+if [[ "$REDIS_CLUSTER" -eq 1 ]]; then
+  export REDIS_CLUSTER_PORT="${BENCH_REDIS_CLUSTER_PORT:-18000}"
+  export REDIS_CLUSTER_MASTERS="${BENCH_REDIS_CLUSTER_MASTERS:-3}"
+  export REDIS_CLUSTER_REPLICAS="${BENCH_REDIS_CLUSTER_REPLICAS:-1}"
+  export REDIS_CLUSTER_DIR="${REDIS_CLUSTER_DIR:-$SLIPSTREAM_RUN_DIR/redis-cluster-$REDIS_CLUSTER_PORT}"
+  [[ "$REDIS_CLUSTER_PORT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REDIS_CLUSTER_PORT must be a port, got '$REDIS_CLUSTER_PORT'"
+  CLUSTER_PORTS=()
+  for ((i = 0; i < REDIS_CLUSTER_MASTERS * (1 + REDIS_CLUSTER_REPLICAS); i++)); do
+    CLUSTER_PORTS+=($((REDIS_CLUSTER_PORT + i)))
+  done
+  read -r ephemeral_first _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_first=32768
+  if ((CLUSTER_PORTS[-1] + 10000 >= ephemeral_first)); then
+    warn "cluster bus ports up to $((CLUSTER_PORTS[-1] + 10000)) reach the ephemeral port range ($ephemeral_first..):" \
+      "an outgoing connection of another program may hold one and the node fail to start"
+  fi
+fi
 [[ "$TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_TIMEOUT must be a positive integer, got '$TIMEOUT'"
 [[ "$PERF_SECONDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_PERF_SECONDS must be a positive integer, got '$PERF_SECONDS'"
 BIN="$SLIPSTREAM_BUILD_DIR/bin"
 KAFKA_SH="$SLIPSTREAM_SCRIPTS/kafka.sh"
 REDIS_SH="$SLIPSTREAM_SCRIPTS/redis.sh"
+REDIS_CLUSTER_SH="$SLIPSTREAM_SCRIPTS/redis-cluster.sh"
 
 # ------------------------------------------------------------------ build
 BINARIES=(slipstream-gen slipstream-coordinator slipstream-worker slipstream-bench-consumer slipstream-bench-status)
@@ -131,6 +185,7 @@ DLQ_TOPIC="$TOPIC-dlq"
 
 STARTED_KAFKA=0
 STARTED_REDIS=0
+STARTED_REDIS_CLUSTER=0
 COORDINATOR_PID=""
 WORKER_PID=""
 PERF_PID=""
@@ -163,21 +218,75 @@ log "run dir $RUN; load average at start $LOADAVG_START ($NPROC CPUs)"
 
 # ------------------------------------------------------------------ Kafka, Redis
 # The benchmark needs its own, fresh Kafka and Redis: never reuse (and never
-# stop) something it did not start.
-for port in "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "$COORDINATOR_PORT"; do
+# stop) something it did not start; the one exception is a Redis Cluster of
+# scripts/redis-cluster.sh on the bench's cluster ports (below).
+OWN_PORTS=("$KAFKA_PORT" "$CONTROLLER_PORT" "$COORDINATOR_PORT")
+if [[ "$REDIS_CLUSTER" -eq 0 ]]; then OWN_PORTS+=("$REDIS_PORT"); fi
+for port in "${OWN_PORTS[@]}"; do
   if port_open 127.0.0.1 "$port"; then
     die "port $port is in use (a benchmark run by an older script, or an interrupted one?" \
       "see: ss -ltnp 'sport = :$port'); stop it, or choose other BENCH_*_PORT values"
   fi
 done
+# A cluster of scripts/redis-cluster.sh on these ports (every node's pid file
+# names a live redis-server) was started by the user: reuse it (flushed) and
+# leave it running. Anything else on its ports: refuse.
+cluster_node_pid() { # cluster_node_pid PORT: the pid of the node scripts/redis-cluster.sh started there
+  local pid
+  pid="$(read_pid "$REDIS_CLUSTER_DIR/redis-$1.pid")" && pid_alive "$pid" && pid_cmdline_has "$pid" "redis-server" &&
+    printf '%s\n' "$pid"
+}
+if [[ "$REDIS_CLUSTER" -eq 1 ]]; then
+  own_nodes=0
+  for port in "${CLUSTER_PORTS[@]}"; do
+    if cluster_node_pid "$port" >/dev/null; then own_nodes=$((own_nodes + 1)); fi
+  done
+  if ((own_nodes == ${#CLUSTER_PORTS[@]})); then
+    log "reusing the Redis Cluster already running on 127.0.0.1:${CLUSTER_PORTS[0]}..${CLUSTER_PORTS[-1]} (left running at the end)"
+  else
+    for port in "${CLUSTER_PORTS[@]}"; do
+      if port_open 127.0.0.1 "$port" || port_open 127.0.0.1 $((port + 10000)); then
+        die "port $port or its cluster bus port $((port + 10000)) is in use (see: ss -ltnp 'sport = :$port');" \
+          "stop it (REDIS_CLUSTER_PORT=$REDIS_CLUSTER_PORT scripts/redis-cluster.sh stop, if it is a partial cluster of that script)," \
+          "or choose another BENCH_REDIS_CLUSTER_PORT"
+      fi
+    done
+    STARTED_REDIS_CLUSTER=1
+  fi
+fi
 STARTED_KAFKA=1
 # A data dir left by an interrupted run: start from a fresh broker.
 "$KAFKA_SH" clean >/dev/null
 "$KAFKA_SH" start 8>&- # the broker and redis-server outlive a killed script: no lock for them
 KAFKA_PID="$(read_pid "$KAFKA_DATA_DIR/kafka.pid" || true)"
-STARTED_REDIS=1
-"$REDIS_SH" start 8>&-
-REDIS_PID="$(read_pid "$REDIS_DIR/redis.pid" || true)"
+REDIS_PID=""
+MASTER_PORTS=()
+MASTER_PIDS=()
+REPLICA_PORTS=()
+REPLICA_PIDS=()
+if [[ "$REDIS_CLUSTER" -eq 0 ]]; then
+  STARTED_REDIS=1
+  "$REDIS_SH" start 8>&-
+  REDIS_PID="$(read_pid "$REDIS_DIR/redis.pid" || true)"
+else
+  "$REDIS_CLUSTER_SH" start 8>&- >"$RUN/redis-cluster.log" 2>&1 ||
+    die "scripts/redis-cluster.sh start failed (log: $RUN/redis-cluster.log)"
+  CLUSTER_NODES="$("$REDIS_CLUSTER_SH" nodes)"
+  for port in "${CLUSTER_PORTS[@]}"; do
+    pid="$(cluster_node_pid "$port")" || die "no pid for the cluster node on :$port (dir $REDIS_CLUSTER_DIR)"
+    role="$(redis-cli -p "$port" ROLE | head -n 1)"
+    if [[ "$role" == "master" ]]; then
+      MASTER_PORTS+=("$port")
+      MASTER_PIDS+=("$pid")
+    else
+      REPLICA_PORTS+=("$port")
+      REPLICA_PIDS+=("$pid")
+    fi
+  done
+  ((${#MASTER_PORTS[@]} == REDIS_CLUSTER_MASTERS)) ||
+    die "expected $REDIS_CLUSTER_MASTERS masters, found ${#MASTER_PORTS[@]} (${MASTER_PORTS[*]}): a failover in an earlier run?"
+  log "Redis Cluster: masters ${MASTER_PORTS[*]}, replicas ${REPLICA_PORTS[*]}"
+fi
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
 # ------------------------------------------------------------------ preload
@@ -219,11 +328,20 @@ COMMON=(--config "$SLIPSTREAM_ROOT/conf/application.properties"
   "-Dstate.savepoints.dir=file://$RUN/savepoints"
   "-Dheartbeat.interval=200 ms" "-Dlog.level=info"
   "-Dpipeline.features=${FEATURES:-$SLIPSTREAM_ROOT/conf/features.yaml}")
+if [[ "$REDIS_CLUSTER" -eq 1 ]]; then COMMON+=("-Dredis.cluster.nodes=$CLUSTER_NODES"); fi
 status_line() { "$BIN/slipstream-bench-status" --coordinator "127.0.0.1:$COORDINATOR_PORT" --timeout-ms 1000 2>/dev/null; }
 
 # The sink's marks from an earlier run would make this one guarded: start
 # from none, or (--guarded) from one above every window.
-redis-cli -p "$REDIS_PORT" DEL slipstream:writers >/dev/null
+# A cluster (which may be reused) is flushed: every master's writers key and
+# features of an earlier run go.
+if [[ "$REDIS_CLUSTER" -eq 0 ]]; then
+  redis-cli -p "$REDIS_PORT" DEL slipstream:writers >/dev/null
+else
+  for port in "${MASTER_PORTS[@]}"; do
+    [[ "$(redis-cli -p "$port" FLUSHALL | tr -d '\r')" == "OK" ]] || die "FLUSHALL on the master :$port failed"
+  done
+fi
 if [[ "$GUARDED" -eq 1 ]]; then
   redis-cli -p "$REDIS_PORT" HSET slipstream:writers high-water:bench-guarded:0 9223372036854775807 >/dev/null
 fi
@@ -253,6 +371,9 @@ cpu_snapshot() {
   printf -v "SNAP_$1_IDLE" '%s' $((idle + iowait))
   printf -v "SNAP_$1_WORKER" '%s' "$(cpu_ticks "$WORKER_PID")"
   printf -v "SNAP_$1_REDIS" '%s' "$(cpu_ticks "${REDIS_PID:-0}")"
+  local i
+  for i in "${!MASTER_PIDS[@]}"; do printf -v "SNAP_$1_MASTER_$i" '%s' "$(cpu_ticks "${MASTER_PIDS[$i]}")"; done
+  for i in "${!REPLICA_PIDS[@]}"; do printf -v "SNAP_$1_REPLICA_$i" '%s' "$(cpu_ticks "${REPLICA_PIDS[$i]}")"; done
   printf -v "SNAP_$1_KAFKA" '%s' "$(cpu_ticks "${KAFKA_PID:-0}")"
 }
 TASK_SCHEDSTAT_OK=1
@@ -282,6 +403,14 @@ FIRST_RECORDS=0
 prev_records=0
 prev_records_ms=""
 prev_written=0
+PEAK_PENDING=0
+PEAK_PENDING_MS=""
+SLOW_PORT=""
+SLOW_AT_MS=""
+SLOW_DONE=0
+if [[ "$SLOW_REDIS_S" -gt 0 ]]; then
+  if [[ "$REDIS_CLUSTER" -eq 1 ]]; then SLOW_PORT="${MASTER_PORTS[0]}"; else SLOW_PORT="$REDIS_PORT"; fi
+fi
 INGEST_MS=""
 INGEST_RECORDS=0
 INGEST_WRITTEN=0
@@ -293,6 +422,7 @@ progress_ms=$NOW_MS
 records_in=0
 emitted=0
 written=0
+pending=""
 : >"$RUN/status.log"
 while :; do
   running "$WORKER_PID" || die "slipstream-worker exited (log: $RUN/worker.log)"
@@ -305,6 +435,21 @@ while :; do
     records_in="$(kv records_in "$line")"
     emitted="$(kv features_emitted "$line")"
     written="$(kv redis_features_written "$line")"
+    pending="$(kv redis_pending_features "$line")"
+    if [[ -n "$pending" && "$pending" -gt "$PEAK_PENDING" ]]; then
+      PEAK_PENDING="$pending"
+      PEAK_PENDING_MS=$NOW_MS
+    fi
+    if [[ -n "$SLOW_PORT" && "$SLOW_DONE" -eq 0 && -n "$FIRST_MS" ]] && ((NOW_MS - FIRST_MS >= SLOW_REDIS_AFTER_MS)); then
+      SLOW_DONE=1
+      reply="$(redis-cli -p "$SLOW_PORT" CLIENT PAUSE $((SLOW_REDIS_S * 1000)) WRITE 2>&1 | tr -d '\r')"
+      [[ "$reply" == "OK" ]] || die "CLIENT PAUSE on :$SLOW_PORT failed: $reply"
+      clock_ms
+      SLOW_AT_MS=$NOW_MS
+      SLOW_AT_RECORDS="$records_in"
+      SLOW_AT_PENDING="${pending:-?}"
+      log "paused the writes of Redis :$SLOW_PORT for ${SLOW_REDIS_S}s (CLIENT PAUSE WRITE; $records_in records in, $written features written, ${pending:-?} pending)"
+    fi
     if [[ -z "$FIRST_MS" && "$records_in" -gt 0 ]]; then
       FIRST_MS=$NOW_MS
       FIRST_RECORDS="$records_in"
@@ -350,7 +495,7 @@ while :; do
   clock_ms
   if ((NOW_MS - progress_ms >= 5000)); then
     progress_ms=$NOW_MS
-    log "  $records_in / $EXPECTED records, $written / $emitted features written"
+    log "  $records_in / $EXPECTED records, $written / $emitted features written, ${pending:-?} pending"
   fi
   if ((NOW_MS - last_change_ms >= TIMEOUT * 1000)); then
     die "no progress for ${TIMEOUT}s: ${last:-no status} (logs: $RUN)"
@@ -376,6 +521,27 @@ CPU_REDIS_S="$(ticks_s "$SNAP_FIRST_REDIS" "$SNAP_DONE_REDIS")"
 CPU_KAFKA_S="$(ticks_s "$SNAP_FIRST_KAFKA" "$SNAP_DONE_KAFKA")"
 CPU_BUSY_S="$(ticks_s "$SNAP_FIRST_BUSY" "$SNAP_DONE_BUSY")"
 CPU_IDLE_S="$(ticks_s "$SNAP_FIRST_IDLE" "$SNAP_DONE_IDLE")"
+# A cluster: each node's CPU, and the sums over the masters and the replicas
+# (CPU_REDIS_S becomes the sum over every node).
+CPU_MASTERS_LIST=""
+CPU_REPLICAS_LIST=""
+CPU_MASTERS_S=0
+CPU_REPLICAS_S=0
+if [[ "$REDIS_CLUSTER" -eq 1 ]]; then
+  for i in "${!MASTER_PIDS[@]}"; do
+    a="SNAP_FIRST_MASTER_$i" b="SNAP_DONE_MASTER_$i"
+    c="$(ticks_s "${!a}" "${!b}")"
+    CPU_MASTERS_LIST+="${CPU_MASTERS_LIST:+ / }$c"
+    CPU_MASTERS_S="$(awk -v x="$CPU_MASTERS_S" -v y="$c" 'BEGIN { printf "%.1f", x + y }')"
+  done
+  for i in "${!REPLICA_PIDS[@]}"; do
+    a="SNAP_FIRST_REPLICA_$i" b="SNAP_DONE_REPLICA_$i"
+    c="$(ticks_s "${!a}" "${!b}")"
+    CPU_REPLICAS_LIST+="${CPU_REPLICAS_LIST:+ / }$c"
+    CPU_REPLICAS_S="$(awk -v x="$CPU_REPLICAS_S" -v y="$c" 'BEGIN { printf "%.1f", x + y }')"
+  done
+  CPU_REDIS_S="$(awk -v x="$CPU_MASTERS_S" -v y="$CPU_REPLICAS_S" 'BEGIN { printf "%.1f", x + y }')"
+fi
 CPU_OTHER_S="$(awk -v b="$CPU_BUSY_S" -v w="$CPU_S" -v r="$CPU_REDIS_S" -v k="$CPU_KAFKA_S" 'BEGIN { o = b - w - r - k; printf "%.1f", (o > 0 ? o : 0) }')"
 # The main thread (tid = pid) is the source since the scale-out change: Kafka
 # polling, parsing and routing by key group (windows and RocksDB run on the
@@ -407,6 +573,14 @@ RSS_WORKER="$(hwm_mib "$WORKER_PID")"
 RSS_COORDINATOR="$(hwm_mib "$COORDINATOR_PID")"
 RSS_KAFKA="$(hwm_mib "${KAFKA_PID:-0}")"
 RSS_REDIS="$(hwm_mib "${REDIS_PID:-0}")"
+if [[ "$REDIS_CLUSTER" -eq 1 ]]; then
+  RSS_REDIS="masters"
+  for pid in "${MASTER_PIDS[@]}"; do RSS_REDIS+=" $(hwm_mib "$pid")"; done
+  if ((${#REPLICA_PIDS[@]} > 0)); then
+    RSS_REDIS+=", replicas"
+    for pid in "${REPLICA_PIDS[@]}"; do RSS_REDIS+=" $(hwm_mib "$pid")"; done
+  fi
+fi
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 PERF_TOP=""
@@ -431,17 +605,54 @@ COORDINATOR_PID=""
 # ------------------------------------------------------------------ report
 fmt() { LC_ALL=C awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
 met() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b ? "met" : "**not met**") }'; }
+per_feature() { # per_feature CPU_S: µs of CPU per feature written
+  awk -v c="$1" -v n="$(kv redis_features_written "$DONE_LINE")" 'BEGIN { printf "%.2f", (n > 0 ? c * 1e6 / n : 0) }'
+}
+REDIS_US="$(per_feature "$CPU_REDIS_S")"
+if [[ "$REDIS_CLUSTER" -eq 1 ]]; then
+  REDIS_DESC="a Redis Cluster of $REDIS_CLUSTER_MASTERS masters + $((REDIS_CLUSTER_MASTERS * REDIS_CLUSTER_REPLICAS)) replicas (masters :${MASTER_PORTS[*]}${REPLICA_PORTS[*]:+; replicas :${REPLICA_PORTS[*]}})"
+  replicas_cpu="none" replicas_us="none"
+  if [[ -n "$CPU_REPLICAS_LIST" ]]; then
+    replicas_cpu="$CPU_REPLICAS_S s ($CPU_REPLICAS_LIST)"
+    replicas_us="$(per_feature "$CPU_REPLICAS_S") µs"
+  fi
+  REDIS_CPU_DESC="Redis masters $CPU_MASTERS_S s ($CPU_MASTERS_LIST), replicas $replicas_cpu"
+  REDIS_US_ROW="masters **$(per_feature "$CPU_MASTERS_S") µs**, replicas $replicas_us (CPU over the interval summed over the masters / replicas, / features written)"
+else
+  REDIS_DESC="one Redis"
+  REDIS_CPU_DESC="Redis $CPU_REDIS_S s"
+  REDIS_US_ROW="**$REDIS_US µs** (Redis CPU over the interval / features written); target ≤ 3 µs: $(awk -v u="$REDIS_US" 'BEGIN { print (u <= 3 ? "met" : "**not met**") }')"
+fi
+MODE=""
+if [[ "$REDIS_CLUSTER" -eq 1 ]]; then MODE+=" --redis-cluster"; fi
+if [[ "$GUARDED" -eq 1 ]]; then MODE+=" --guarded"; fi
+if [[ "$SLOW_REDIS_S" -gt 0 ]]; then MODE+=" --slow-redis $SLOW_REDIS_S"; fi
+MAX_PENDING_BOUND=""
+# The sink's bound: its queue (max_queued, 100,000) + kMaxBatchesInFlight (2)
+# batches of redis.batch-size (1,000 unless -Dredis.batch-size=).
+batch_size=1000
+for d in ${WORKER_EXTRA[@]+"${WORKER_EXTRA[@]}"}; do
+  if [[ "$d" == -Dredis.batch-size=* ]]; then batch_size="${d#*=}"; fi
+done
+MAX_PENDING_BOUND=$((100000 + 2 * batch_size))
+BACKLOG_ROW="$(fmt "$PEAK_PENDING") features$(if [[ -n "$PEAK_PENDING_MS" ]]; then echo " ($(ms_to_s $((PEAK_PENDING_MS - FIRST_MS))) s after the first record)"; fi); the sink's bound is $(fmt "$MAX_PENDING_BOUND") (queue of 100,000 + 2 batches of $(fmt "$batch_size") in flight)"
+SLOW_ROW=""
+if [[ -n "$SLOW_AT_MS" ]]; then
+  SLOW_ROW=$'\n'"| slow Redis (--slow-redis) | \`CLIENT PAUSE $((SLOW_REDIS_S * 1000)) WRITE\` on :$SLOW_PORT$(if [[ "$REDIS_CLUSTER" -eq 1 ]]; then echo " (one master of $REDIS_CLUSTER_MASTERS)"; fi) $(ms_to_s $((SLOW_AT_MS - FIRST_MS))) s after the first record ($(fmt "$SLOW_AT_RECORDS") records in, $(fmt "$SLOW_AT_PENDING") features pending then) |"
+elif [[ -n "$SLOW_PORT" ]]; then
+  SLOW_ROW=$'\n'"| slow Redis (--slow-redis) | **never paused**: caught up within ${SLOW_REDIS_AFTER_MS} ms of the first record (use more --events) |"
+fi
 HALF_CEILING=$((CEILING / 2))
 ceiling_list=""
 for r in "${CEILING_ALL[@]}"; do ceiling_list+="${ceiling_list:+, }$(fmt "$r")"; done
 
 cat <<EOF
 
-### $(date -u '+%Y-%m-%d %H:%M UTC'): --events $EVENTS --users $USERS --step "$STEP"${FEATURES:+ --features $(basename "$FEATURES")}${WORKER_EXTRA[@]+ ${WORKER_EXTRA[*]}}
+### $(date -u '+%Y-%m-%d %H:%M UTC'): --events $EVENTS --users $USERS --step "$STEP"$MODE${FEATURES:+ --features $(basename "$FEATURES")}${WORKER_EXTRA[@]+ ${WORKER_EXTRA[*]}}
 
 | | |
 |---|---|
-| machine | $NPROC × $CPU_MODEL, $MEM_GIB GiB RAM; Kafka and Redis on the same machine |
+| machine | $NPROC × $CPU_MODEL, $MEM_GIB GiB RAM; Kafka and $REDIS_DESC on the same machine |
 | load average (1/5/15 min) | at start $LOADAVG_START, at end $LOADAVG_END |
 | build | $BUILD_TYPE, sanitizers ${SANITIZE:-OFF}, commit $COMMIT |
 | topic | $(fmt "$EXPECTED") records ($EVENTS events + $PARTITIONS flush records), $PARTITIONS partitions, $(awk -v b="${TOPIC_BYTES:-0}" 'BEGIN { printf "%.1f", b / 1048576 }') MiB of payload |
@@ -449,12 +660,13 @@ cat <<EOF
 | pipeline: one worker | **$(fmt "$PIPELINE_RATE") events/s** ($EVENTS events in $PIPELINE_S s, first record seen → caught up and sink drained; worker start → caught up $TOTAL_S s) |
 | pipeline / ceiling | **$RATIO** |
 | phases | ingest: $(fmt "$INGEST_RECORDS") records after $INGEST_S s ($(fmt "$INGEST_RATE") events/s, $(fmt "$INGEST_WRITTEN") features written by then); then the last batch, whose flush records fire every open window, and the sink's drain: $DRAIN_S s |
-| CPU time over that interval | worker $CPU_S s, Redis $CPU_REDIS_S s, Kafka $CPU_KAFKA_S s, everything else on the machine $CPU_OTHER_S s, idle $CPU_IDLE_S s (of $NPROC × $PIPELINE_S s) |
+| CPU time over that interval | worker $CPU_S s, $REDIS_CPU_DESC, Kafka $CPU_KAFKA_S s, everything else on the machine $CPU_OTHER_S s, idle $CPU_IDLE_S s (of $NPROC × $PIPELINE_S s) |
 | source thread (main) over that interval | $(if [[ "$TASK_SCHEDSTAT_OK" -eq 1 ]]; then echo "on a CPU $TASK_ON_S s, waiting for a CPU $TASK_WAIT_S s, blocked $TASK_BLOCKED_S s: $(fmt "$TASK_RATE") events per second of its CPU time"; else echo "(no /proc schedstat)"; fi) |
 | features written to Redis | $(fmt "$(kv redis_features_written "$DONE_LINE")") ($(fmt "$(kv sliding_windows_fired "$DONE_LINE")") sliding windows, $(fmt "$(kv sessions_fired "$DONE_LINE")") sessions; redis errors $(kv redis_errors "$DONE_LINE"); late $(kv records_late "$DONE_LINE"), invalid $(kv records_invalid "$DONE_LINE")) |
 | monotonic guard | $(if [[ "$GUARDED" -eq 1 ]]; then echo "**on for every write** (--guarded)"; else echo "off (no earlier writes: plain HSET + EXPIRE)"; fi): $(fmt "$(kv redis_features_guarded "$DONE_LINE")") features through the guard script, $(fmt "$(kv redis_features_kept_newer "$DONE_LINE")") kept out by it |
-| Redis CPU per feature | **$(awk -v c="$CPU_REDIS_S" -v n="$(kv redis_features_written "$DONE_LINE")" 'BEGIN { printf "%.2f", (n > 0 ? c * 1e6 / n : 0) }') µs** (Redis CPU over the interval / features written) |
-| peak RSS (VmHWM) | worker $RSS_WORKER MiB, coordinator $RSS_COORDINATOR MiB, Kafka $RSS_KAFKA MiB, Redis $RSS_REDIS MiB |
+| Redis CPU per feature | $REDIS_US_ROW |
+| peak RSS (VmHWM) | **worker $RSS_WORKER MiB**, coordinator $RSS_COORDINATOR MiB, Kafka $RSS_KAFKA MiB, Redis $RSS_REDIS MiB |
+| largest sink backlog seen (redis_pending_features: queued + in flight; polls 100 ms apart) | $BACKLOG_ROW |${SLOW_ROW}
 | target ≥ 250,000 events/s | $(met "$PIPELINE_RATE" 250000) |
 | target ≥ ½ ceiling ($(fmt "$HALF_CEILING") events/s) | $(met "$PIPELINE_RATE" "$HALF_CEILING") |
 EOF
