@@ -528,18 +528,21 @@ CPU_REPLICAS_LIST=""
 CPU_MASTERS_S=0
 CPU_REPLICAS_S=0
 if [[ "$REDIS_CLUSTER" -eq 1 ]]; then
-  for i in "${!MASTER_PIDS[@]}"; do
-    a="SNAP_FIRST_MASTER_$i" b="SNAP_DONE_MASTER_$i"
-    c="$(ticks_s "${!a}" "${!b}")"
-    CPU_MASTERS_LIST+="${CPU_MASTERS_LIST:+ / }$c"
-    CPU_MASTERS_S="$(awk -v x="$CPU_MASTERS_S" -v y="$c" 'BEGIN { printf "%.1f", x + y }')"
-  done
-  for i in "${!REPLICA_PIDS[@]}"; do
-    a="SNAP_FIRST_REPLICA_$i" b="SNAP_DONE_REPLICA_$i"
-    c="$(ticks_s "${!a}" "${!b}")"
-    CPU_REPLICAS_LIST+="${CPU_REPLICAS_LIST:+ / }$c"
-    CPU_REPLICAS_S="$(awk -v x="$CPU_REPLICAS_S" -v y="$c" 'BEGIN { printf "%.1f", x + y }')"
-  done
+  # sum_role_cpu MASTER|REPLICA COUNT: sets CPU_<ROLE>S_LIST (per node) and
+  # CPU_<ROLE>S_S (their sum) from the SNAP_FIRST_/SNAP_DONE_<ROLE>_<i> snapshots.
+  sum_role_cpu() {
+    local role="$1" count="$2" list="" sum=0 i a b c
+    for ((i = 0; i < count; i++)); do
+      a="SNAP_FIRST_${role}_$i" b="SNAP_DONE_${role}_$i"
+      c="$(ticks_s "${!a}" "${!b}")"
+      list+="${list:+ / }$c"
+      sum="$(awk -v x="$sum" -v y="$c" 'BEGIN { printf "%.1f", x + y }')"
+    done
+    printf -v "CPU_${role}S_LIST" '%s' "$list"
+    printf -v "CPU_${role}S_S" '%s' "$sum"
+  }
+  sum_role_cpu MASTER "${#MASTER_PIDS[@]}"
+  sum_role_cpu REPLICA "${#REPLICA_PIDS[@]}"
   CPU_REDIS_S="$(awk -v x="$CPU_MASTERS_S" -v y="$CPU_REPLICAS_S" 'BEGIN { printf "%.1f", x + y }')"
 fi
 CPU_OTHER_S="$(awk -v b="$CPU_BUSY_S" -v w="$CPU_S" -v r="$CPU_REDIS_S" -v k="$CPU_KAFKA_S" 'BEGIN { o = b - w - r - k; printf "%.1f", (o > 0 ? o : 0) }')"

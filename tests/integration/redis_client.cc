@@ -16,6 +16,16 @@
 
 namespace slipstream::it {
 
+redisReply* CommandArgv(redisContext* ctx, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+}
+
 namespace {
 struct ReplyDeleter {
   void operator()(redisReply* r) const {
@@ -25,14 +35,7 @@ struct ReplyDeleter {
 using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 
 absl::StatusOr<ReplyPtr> RunCommand(redisContext* ctx, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  ReplyPtr reply(static_cast<redisReply*>(
-      redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data())));
+  ReplyPtr reply(CommandArgv(ctx, args));
   if (!reply) return absl::UnavailableError(absl::StrCat("redis: ", ctx->errstr));
   if (reply->type == REDIS_REPLY_ERROR) {
     return absl::InternalError(absl::StrCat("redis ", args[0], ": ", std::string(reply->str, reply->len)));

@@ -11,8 +11,13 @@
 #include "absl/status/statusor.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace slipstream::it {
+
+// hiredis's redisCommandArgv on `args` (binary-safe); null when the
+// connection failed (its errstr says why). The caller frees the reply.
+redisReply* CommandArgv(redisContext* ctx, const std::vector<std::string>& args);
 
 class RedisClient {
  public:

@@ -57,14 +57,7 @@ absl::StatusOr<ReplyPtr> Query(int port, const std::vector<std::string>& args, i
     return absl::UnavailableError(absl::StrCat(kHost, ":", port, ": ", ctx ? ctx->errstr : "out of memory"));
   }
   redisSetTimeout(ctx.get(), tv);
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  ReplyPtr reply(static_cast<redisReply*>(
-      redisCommandArgv(ctx.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
+  ReplyPtr reply(CommandArgv(ctx.get(), args));
   if (!reply) return absl::UnavailableError(absl::StrCat(kHost, ":", port, " ", args[0], ": ", ctx->errstr));
   if (reply->type == REDIS_REPLY_ERROR) {
     return absl::InternalError(absl::StrCat(kHost, ":", port, " ", absl::StrJoin(args, " "), ": ", Text(*reply)));
