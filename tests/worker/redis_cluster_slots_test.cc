@@ -317,48 +317,6 @@ TEST(TagForSlot, NamesEverySlotWithAShortBracelessTag) {
   EXPECT_EQ(TagForSlot(12182).data(), TagForSlot(12182).data());
 }
 
-// ---- ParseRedirect ----
-
-TEST(ParseRedirect, ReadsMovedAndAsk) {
-  std::optional<Redirect> r = ParseRedirect("MOVED 3999 127.0.0.1:6381");
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->kind, Redirect::Kind::kMoved);
-  EXPECT_EQ(r->slot, 3999);
-  EXPECT_EQ(r->node, (NodeAddress{"127.0.0.1", 6381}));
-
-  r = ParseRedirect("ASK 0 redis-2.local:7001");
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->kind, Redirect::Kind::kAsk);
-  EXPECT_EQ(r->slot, 0);
-  EXPECT_EQ(r->node, (NodeAddress{"redis-2.local", 7001}));
-
-  // Redis prints IPv6 addresses without brackets; accept them both ways.
-  r = ParseRedirect("MOVED 16383 2001:db8::1:7000");
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->node, (NodeAddress{"2001:db8::1", 7000}));
-  r = ParseRedirect("MOVED 16383 [2001:db8::1]:7000");
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->node, (NodeAddress{"2001:db8::1", 7000}));
-
-  // An unknown endpoint: the same host as the connection, said as "".
-  r = ParseRedirect("MOVED 3999 :6381");
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->node, (NodeAddress{"", 6381}));
-  r = ParseRedirect("ASK 3999 ?:6381");
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->node, (NodeAddress{"", 6381}));
-}
-
-TEST(ParseRedirect, IgnoresOtherErrorsAndMalformedRedirects) {
-  for (const char* text :
-       {"", "ERR unknown command", "READONLY You can't write against a read only replica.",
-        "TRYAGAIN Multiple keys request during rehashing of slot", "CLUSTERDOWN Hash slot not served", "MOVED",
-        "MOVED 3999", "MOVED 3999 ", "MOVED x 127.0.0.1:6381", "MOVED 16384 127.0.0.1:6381", "MOVED -1 127.0.0.1:6381",
-        "MOVED 3999 127.0.0.1", "MOVED 3999 127.0.0.1:0", "MOVED 3999 127.0.0.1:99999", "moved 3999 127.0.0.1:6381",
-        "ASKING 3999 127.0.0.1:6381"}) {
-    EXPECT_FALSE(ParseRedirect(text).has_value()) << "\"" << text << "\"";
-  }
-}
 
 }  // namespace
 }  // namespace slipstream::redis

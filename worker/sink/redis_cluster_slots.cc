@@ -57,11 +57,9 @@ std::optional<int> ParsePort(std::string_view text) {
   return port;
 }
 
-// "host:port" or "[v6]:port". `allow_unbracketed_v6`: the last ':' separates
-// the port even when the host has colons (Redis prints IPv6 addresses
-// unbracketed in redirects); otherwise a host with a colon is refused, so a
-// user who forgets the brackets hears about it.
-std::optional<NodeAddress> ParseHostPort(std::string_view text, bool allow_unbracketed_v6) {
+// "host:port" or "[v6]:port". A host with a colon outside brackets is
+// refused, so a user who forgets the brackets hears about it.
+std::optional<NodeAddress> ParseHostPort(std::string_view text) {
   NodeAddress node;
   std::string_view port;
   if (!text.empty() && text.front() == '[') {
@@ -73,7 +71,7 @@ std::optional<NodeAddress> ParseHostPort(std::string_view text, bool allow_unbra
     const size_t colon = text.rfind(':');
     if (colon == std::string_view::npos) return std::nullopt;
     node.host = std::string(text.substr(0, colon));
-    if (!allow_unbracketed_v6 && node.host.find(':') != std::string::npos) return std::nullopt;
+    if (node.host.find(':') != std::string::npos) return std::nullopt;
     port = text.substr(colon + 1);
   }
   if (node.host.empty() || node.host.find_first_of(" \t[]") != std::string::npos) return std::nullopt;
@@ -157,7 +155,7 @@ absl::StatusOr<std::vector<NodeAddress>> ParseSeedNodes(std::string_view list) {
       return absl::InvalidArgumentError(absl::StrCat(ToAbsl(kSeedNodesKey), ": empty entry in \"", ToAbsl(list),
                                                      "\" (expected host:port,host:port,...)"));
     }
-    std::optional<NodeAddress> node = ParseHostPort(entry, /*allow_unbracketed_v6=*/false);
+    std::optional<NodeAddress> node = ParseHostPort(entry);
     if (!node) {
       return absl::InvalidArgumentError(absl::StrCat(ToAbsl(kSeedNodesKey), ": \"", ToAbsl(entry),
                                                      "\" is not host:port with a port in 1..65535 (e.g. "
@@ -292,39 +290,6 @@ std::string_view TagForSlot(uint16_t slot) {
   static const std::vector<SlotTag> tags = ComputeSlotTags();
   const SlotTag& tag = tags.at(slot);
   return std::string_view(tag.chars.data(), tag.size);
-}
-
-std::optional<Redirect> ParseRedirect(std::string_view error_text) {
-  Redirect redirect;
-  std::string_view rest;
-  if (error_text.substr(0, 6) == "MOVED ") {
-    redirect.kind = Redirect::Kind::kMoved;
-    rest = error_text.substr(6);
-  } else if (error_text.substr(0, 4) == "ASK ") {
-    redirect.kind = Redirect::Kind::kAsk;
-    rest = error_text.substr(4);
-  } else {
-    return std::nullopt;
-  }
-  const size_t space = rest.find(' ');
-  if (space == std::string_view::npos) return std::nullopt;
-  int slot = 0;
-  if (!absl::SimpleAtoi(ToAbsl(rest.substr(0, space)), &slot) || slot < 0 || slot >= kClusterSlotCount) {
-    return std::nullopt;
-  }
-  redirect.slot = static_cast<uint16_t>(slot);
-  std::string_view address = ToStd(absl::StripAsciiWhitespace(ToAbsl(rest.substr(space + 1))));
-  // ":6381" (Redis's unknown endpoint) and "?:6381": the connection's host.
-  if (address.substr(0, 1) == ":" || address.substr(0, 2) == "?:") {
-    const std::optional<int> port = ParsePort(address.substr(address.find(':') + 1));
-    if (!port) return std::nullopt;
-    redirect.node = NodeAddress{"", *port};
-    return redirect;
-  }
-  std::optional<NodeAddress> node = ParseHostPort(address, /*allow_unbracketed_v6=*/true);
-  if (!node) return std::nullopt;
-  redirect.node = *std::move(node);
-  return redirect;
 }
 
 }  // namespace slipstream::redis

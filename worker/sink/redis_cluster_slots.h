@@ -1,14 +1,13 @@
 // Redis Cluster's addressing, as the Redis sink needs it (issue 16): which of
 // the 16384 hash slots a key lives in (KeySlot, Redis's CRC16 with its
 // hash-tag rule), the seed nodes of `redis.cluster.nodes`, the slot map a
-// CLUSTER SLOTS reply describes, the MOVED / ASK redirects a master answers
-// with when the map has changed, and a short hash tag per slot so that the
+// CLUSTER SLOTS reply describes, and a short hash tag per slot so that the
 // sink's per-shard bookkeeping keys (`slipstream:writers:{<tag>}`) can be
 // placed on the shard that owns a given slot.
 //
 // Pure functions and values, no I/O and no locks: any thread may use them.
-// A SlotMap is a snapshot; the connection layer replaces it when a redirect
-// says it is stale.
+// A SlotMap is a snapshot; the sink reads a new one when a MOVED (or a lost
+// master) says it is stale.
 #pragma once
 
 #include <compare>
@@ -99,23 +98,5 @@ class SlotMap {
 // process (the table is computed once, on first use). `slot` must be below
 // kClusterSlotCount.
 std::string_view TagForSlot(uint16_t slot);
-
-// A redirect error reply of a cluster master.
-struct Redirect {
-  enum class Kind {
-    kMoved,  // the slot has moved for good: refresh the slot map
-    kAsk,    // the slot is migrating: send this one command to `node`, after ASKING
-  };
-  Kind kind = Kind::kMoved;
-  uint16_t slot = 0;
-  // Where to go. An empty host (the reply said ":6381") means the host of the
-  // connection that received the redirect.
-  NodeAddress node;
-};
-
-// Parses an error reply's text (without hiredis's leading '-'), e.g.
-// "MOVED 3999 127.0.0.1:6381" or "ASK 3999 redis-2.local:6381"; nullopt for
-// any other error or a malformed redirect.
-std::optional<Redirect> ParseRedirect(std::string_view error_text);
 
 }  // namespace slipstream::redis
