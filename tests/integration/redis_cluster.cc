@@ -285,7 +285,13 @@ absl::StatusOr<std::unique_ptr<LocalRedisCluster>> LocalRedisCluster::Start(std:
                                      "--save", "", "--appendonly", "no",
                                      "--dir", node_dir, "--daemonize", "no"};
     for (const std::string& arg : extra_args) {
-      argv.push_back(arg == kTlsPortArg ? absl::StrCat(std::stoi(port) + kTlsPortOffset) : arg);
+      if (arg == kTlsPortArg) {
+        argv.push_back(absl::StrCat(std::stoi(port) + kTlsPortOffset));
+      } else if (arg == kClusterPortArg) {
+        argv.push_back(absl::StrCat(std::stoi(port) + 10000));
+      } else {
+        argv.push_back(arg);
+      }
     }
     node->process = std::make_unique<Process>("redis-" + port, std::move(argv), node_dir);
     if (!node->process->started()) return absl::InternalError(absl::StrCat("cannot start redis-server on ", port));

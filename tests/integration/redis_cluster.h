@@ -37,6 +37,10 @@ class LocalRedisCluster {
   // TLS ports by CLUSTER SLOTS).
   static constexpr std::string_view kTlsPortArg = "{tls-port}";
   static constexpr int kTlsPortOffset = 1000;
+  // Each node's cluster bus port, the one FreePortRange checked (port +
+  // 10000). With tls-cluster, Redis's default is the TLS port + 10000, which
+  // may be taken: pass {"--cluster-port", kClusterPortArg} then.
+  static constexpr std::string_view kClusterPortArg = "{cluster-port}";
 
   // Starts masters * (1 + replicas_per_master) redis-server processes on
   // 127.0.0.1:first_port, first_port + 1, ... (cluster bus: port + 10000),

@@ -207,7 +207,7 @@ TEST(RedisSinkClusterTls, WritesToEveryMasterOverTls) {
   const std::string tls_port(LocalRedisCluster::kTlsPortArg);
   absl::StatusOr<std::unique_ptr<LocalRedisCluster>> cluster = LocalRedisCluster::Start(
       dir + "/nodes", LocalRedisCluster::FreePortRange(3), 3, 0,
-      {"--tls-port", tls_port, "--tls-cert-file", server->cert, "--tls-key-file", server->key, "--tls-ca-cert-file",
+      {"--tls-port", tls_port, "--cluster-port", std::string(LocalRedisCluster::kClusterPortArg), "--tls-cert-file", server->cert, "--tls-key-file", server->key, "--tls-ca-cert-file",
        ca->ca_path(), "--tls-auth-clients", "no", "--tls-cluster", "yes", "--tls-replication", "yes"});
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   RedisSinkOptions o;
