@@ -286,7 +286,7 @@ absl::StatusOr<std::unique_ptr<LocalRedisCluster>> LocalRedisCluster::Start(std:
                                      "--dir", node_dir, "--daemonize", "no"};
     for (const std::string& arg : extra_args) {
       if (arg == kTlsPortArg) {
-        argv.push_back(absl::StrCat(std::stoi(port) + kTlsPortOffset));
+        argv.push_back(absl::StrCat(std::stoi(port) + masters * (1 + replicas_per_master)));
       } else if (arg == kClusterPortArg) {
         argv.push_back(absl::StrCat(std::stoi(port) + 10000));
       } else {

@@ -32,11 +32,12 @@ namespace slipstream::it {
 class LocalRedisCluster {
  public:
   // In `extra_args`, kTlsPortArg stands for each node's TLS port: its port
-  // + kTlsPortOffset (e.g. {"--tls-port", kTlsPortArg, "--tls-cluster",
-  // "yes", ...}: the harness keeps the plain ports, TLS clients are told the
-  // TLS ports by CLUSTER SLOTS).
+  // + the number of nodes, so a range of twice the nodes from
+  // FreePortRange holds both (e.g. {"--tls-port", kTlsPortArg,
+  // "--tls-cluster", "yes", ...}: the harness keeps the plain ports, TLS
+  // clients are told the TLS ports by CLUSTER SLOTS).
   static constexpr std::string_view kTlsPortArg = "{tls-port}";
-  static constexpr int kTlsPortOffset = 1000;
+  int TlsPortOf(int port) const { return port + static_cast<int>(nodes_.size()); }
   // Each node's cluster bus port, the one FreePortRange checked (port +
   // 10000). With tls-cluster, Redis's default is the TLS port + 10000, which
   // may be taken: pass {"--cluster-port", kClusterPortArg} then.

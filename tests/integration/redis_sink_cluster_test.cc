@@ -206,14 +206,14 @@ TEST(RedisSinkClusterTls, WritesToEveryMasterOverTls) {
   ASSERT_TRUE(server.ok()) << server.status();
   const std::string tls_port(LocalRedisCluster::kTlsPortArg);
   absl::StatusOr<std::unique_ptr<LocalRedisCluster>> cluster = LocalRedisCluster::Start(
-      dir + "/nodes", LocalRedisCluster::FreePortRange(3), 3, 0,
+      dir + "/nodes", LocalRedisCluster::FreePortRange(6), 3, 0,  // 3 plain ports, then 3 TLS ports
       {"--tls-port", tls_port, "--cluster-port", std::string(LocalRedisCluster::kClusterPortArg), "--tls-cert-file", server->cert, "--tls-key-file", server->key, "--tls-ca-cert-file",
        ca->ca_path(), "--tls-auth-clients", "no", "--tls-cluster", "yes", "--tls-replication", "yes"});
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   RedisSinkOptions o;
   for (int port : (*cluster)->MasterPorts()) {
     absl::StrAppend(&o.cluster_nodes, o.cluster_nodes.empty() ? "" : ",", "127.0.0.1:",
-                    port + LocalRedisCluster::kTlsPortOffset);
+                    (*cluster)->TlsPortOf(port));
   }
   o.tls.enabled = true;
   o.tls.ca_file = ca->ca_path();
