@@ -104,7 +104,7 @@ struct TaskControlClient::Tracker {
     }
     Rpc<Request, Response>* raw = rpc.get();
     // The callback drops its reference before End(), so the call (its
-    // context and its stub, maybe the channel's last reference) is destroyed
+    // context and its generated gRPC client, maybe the channel's last reference) is destroyed
     // inside End(), before WaitIdle() can return: never later, on a gRPC
     // thread, after the client is gone (a channel torn down then tripped
     // gRPC's "prior > 0" reference-count assertion in a test's teardown).
